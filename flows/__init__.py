@@ -1,0 +1,1 @@
+"""Prefect flows and the `mlpipe` command line that starts them."""

@@ -1,0 +1,198 @@
+"""`mlpipe`: the command line. Heavy libraries load inside the commands that need them."""
+
+import json
+import os
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="mlpipe",
+    help="Validate, train, evaluate and register models with Prefect, Great Expectations, Lightning, MLflow and DVC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+DatasetOption = Annotated[str, typer.Option("--dataset", "-d", help="Data set name (built in: digits)")]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors")] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    dataset: DatasetOption = "digits",
+    models: Annotated[str, typer.Option(help="Comma-separated model families to train (cnn)")] = "cnn",
+    max_epochs: Annotated[int | None, typer.Option(help="Most epochs per candidate [default: params.yaml]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: params.yaml]")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate [default: params.yaml]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed [default: params.yaml]")] = None,
+) -> None:
+    """Run the training pipeline: validate, train candidates, evaluate, register the best."""
+    from flows.parameters import PipelineParams
+
+    params = _parse(
+        PipelineParams,
+        dataset=dataset,
+        models=[m.strip() for m in models.split(",") if m.strip()],
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+    )
+    from flows.training import training_pipeline
+
+    if not ctx.obj["debug"]:
+        _hide_tracebacks_on_console()
+    registration = training_pipeline(params)
+    _print_leaderboard(params.dataset, limit=10)
+    typer.echo(
+        f"\nRegistered model '{registration.dataset}' version {registration.version} "
+        f"({registration.best_family}); {registration.reason}."
+    )
+    _print_where_to_look()
+
+
+@app.command()
+def compare(
+    dataset: DatasetOption = "digits",
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json")] = OutputFormat.table,
+) -> None:
+    """Compare the candidate runs of a data set, best first."""
+    from tasks.registry import leaderboard
+    from tasks.settings import get_settings
+
+    rows = leaderboard(dataset, get_settings())
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+
+
+def _print_leaderboard(dataset: str, limit: int) -> None:
+    from tasks.registry import leaderboard
+    from tasks.settings import get_settings
+
+    typer.echo(f"\nLeaderboard for {dataset} (best first):")
+    _print_table(leaderboard(dataset, get_settings())[:limit])
+
+
+def _print_table(rows: list[dict]) -> None:
+    header = ("family", "test_accuracy", "test_f1_macro", "version", "aliases", "run_id")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row["family"] or "?",
+                _number(row["test_accuracy"]),
+                _number(row["test_f1_macro"]),
+                str(row["registered_version"] or "-"),
+                ",".join(row["aliases"]) or "-",
+                row["run_id"],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _print_where_to_look() -> None:
+    from tasks.settings import get_settings
+
+    typer.echo(f"Browse runs and the registry: mlflow ui --backend-store-uri {get_settings().tracking_uri}")
+
+
+def _hide_tracebacks_on_console() -> None:
+    """Prefect logs a failed run's traceback; the console keeps its first line (the API keeps it all)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    class DropTraceback(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            message = record.getMessage()
+            if "Traceback (most recent call last)" in message or record.exc_info:
+                # Python 3.11 filters cannot swap the record; the API handler has already sent it.
+                record.msg, record.args = message.split("\n", 1)[0], None
+                record.exc_info = record.exc_text = None
+            return True
+
+    for handler in logging.getLogger().handlers + logging.getLogger("prefect").handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(DropTraceback())
+
+
+def _parse(model, **values):
+    """Build a pydantic model; a bad value becomes one line naming the parameter."""
+    from pydantic import ValidationError
+
+    from tasks.errors import MlpipeError
+
+    try:
+        return model(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None
+
+
+def main() -> None:
+    """Console entry point: one line and a non-zero exit code for every error."""
+    # No network here, and telemetry should never slow a run.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    # Prefect's temporary API server needs ~15 s to start on a 2-core machine; its default wait is 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    debug = "--debug" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:
+        if _is_usage_error(error):
+            ctx = getattr(error, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx else ""
+            typer.echo(f"error: {error.format_message()}{hint}", err=True)
+            sys.exit(2)
+        if debug:
+            raise
+        typer.echo(f"error: {_one_line(error)}", err=True)
+        sys.exit(1)
+    sys.exit(code or 0)
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """Typer vendors click, whose UsageError is private there; BadParameter is its public subclass."""
+    usage_error = typer.BadParameter.__mro__[1]
+    return isinstance(error, usage_error)
+
+
+def _one_line(error: Exception) -> str:
+    from tasks.errors import MlpipeError
+
+    message = " ".join(str(error).split())
+    if isinstance(error, MlpipeError):
+        return message
+    return f"{type(error).__name__}: {message} (run with --debug for the traceback)"

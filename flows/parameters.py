@@ -1,0 +1,39 @@
+"""The training flow's parameters: one pydantic model, which the Prefect UI renders as a form."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Family = Literal["cnn"]
+FAMILIES: tuple[str, ...] = ("cnn",)
+
+
+class PipelineParams(BaseModel):
+    """Unset values (None) take their defaults from params.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field("digits", description="Built-in data set name (digits)")
+    models: list[Family] = Field(
+        default_factory=lambda: list(FAMILIES), min_length=1, description="Model families to train as candidates"
+    )
+    max_epochs: int | None = Field(
+        None, ge=1, le=10_000, description="Most epochs per candidate (early stopping may end sooner)"
+    )
+    batch_size: int | None = Field(None, ge=1, le=65_536, description="Samples per training batch")
+    learning_rate: float | None = Field(None, gt=0, lt=10, description="Peak learning rate of the one-cycle schedule")
+    seed: int | None = Field(None, ge=0, description="Training seed (weights, shuffling, train/val split)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from tasks.datasets import BUILT_IN
+
+        if name not in BUILT_IN:
+            raise ValueError(f"unknown data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}")
+        return name
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        return list(dict.fromkeys(models))

@@ -1,0 +1,76 @@
+"""The training pipeline: load -> validate -> train candidates -> evaluate -> register."""
+
+from prefect import flow, get_run_logger, runtime
+
+from flows.parameters import PipelineParams
+from tasks.datasets import load_dataset, split
+from tasks.errors import MlpipeError
+from tasks.evaluation import evaluate_model
+from tasks.lineage import code_version
+from tasks.params import family_params, load_params
+from tasks.registry import Registration, register_model
+from tasks.settings import get_settings
+from tasks.training import TrainConfig, train_model
+from tasks.validation import validate_dataset
+
+
+@flow(name="training_pipeline")
+def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration:  # noqa: B008
+    logger = get_run_logger()
+    settings = get_settings()
+    defaults = load_params(settings)
+    seed = params.seed if params.seed is not None else defaults["seed"]
+    run_dir = settings.outputs_dir / params.dataset / _run_name()
+
+    dataset = load_dataset(params.dataset)
+    report_path = run_dir / "validation.json"
+    report = validate_dataset(dataset.frame, dataset.name, report_path)
+    parts = split(
+        dataset.frame[dataset.label_column].to_numpy(),
+        defaults["split"]["test_fraction"],
+        defaults["split"]["val_fraction"],
+        defaults["split"]["seed"],
+        seed,
+    )
+    candidates = []
+    for family in params.models:
+        config = _train_config(params, defaults, dataset.modality, family, seed)
+        model = train_model(dataset, parts, config, run_dir / family)
+        evaluation = evaluate_model(model, dataset, parts, run_dir / family)
+        metrics = evaluation.metrics
+        logger.info("%s: test accuracy %.4f, f1_macro %.4f", family, metrics["test/accuracy"], metrics["test/f1_macro"])
+        candidates.append((model, evaluation))
+    lineage = {**code_version(), "prefect_flow_run_id": str(runtime.flow_run.id or "none")}
+    registration = register_model(dataset, parts, report, report_path, candidates, lineage)
+    logger.info(
+        "registered %s v%s (%s); %s",
+        params.dataset,
+        registration.version,
+        registration.best_family,
+        registration.reason,
+    )
+    return registration
+
+
+def _train_config(params: PipelineParams, defaults: dict, modality: str, family: str, seed: int) -> TrainConfig:
+    optimiser, network = family_params(defaults, modality, family)
+    if params.learning_rate is not None:
+        optimiser["learning_rate"] = params.learning_rate
+    train = defaults["train"]
+    return TrainConfig(
+        family=family,
+        max_epochs=params.max_epochs or train["max_epochs"],
+        batch_size=params.batch_size or train["batch_size"],
+        patience=train["patience"],
+        seed=seed,
+        optimiser=optimiser,
+        network=network,
+    )
+
+
+def _run_name() -> str:
+    """A folder name per flow run: its Prefect name when there is one."""
+    name = runtime.flow_run.name
+    if not name:
+        raise MlpipeError("training_pipeline must run as a Prefect flow")
+    return f"{runtime.flow_run.scheduled_start_time:%Y%m%dT%H%M%S}-{name}"

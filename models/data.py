@@ -1,0 +1,43 @@
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """Train/val/test loaders over in-memory arrays (features already normalised)."""
+
+    def __init__(
+        self,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        x_test: np.ndarray | None = None,
+        y_test: np.ndarray | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.train = _tensors(x_train, y_train)
+        self.val = _tensors(x_val, y_val)
+        self.test = _tensors(x_test, y_test) if x_test is not None else None
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, generator=generator)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val, batch_size=4 * self.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test is None:
+            raise ValueError("this data module has no test split")
+        return DataLoader(self.test, batch_size=4 * self.batch_size)
+
+
+def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+    # torch.tensor copies: arrays from pandas may be read-only views.
+    return TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long))

@@ -1,0 +1,1 @@
+"""Pipeline stages: plain functions plus the thin Prefect tasks that wrap them."""

@@ -1,0 +1,72 @@
+"""Score a trained network on the held-out test rows."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.datasets import Dataset, Split, arrays
+from tasks.training import TrainedModel
+
+
+@dataclass
+class Evaluation:
+    family: str
+    metrics: dict[str, float]  # test/accuracy, test/f1_macro
+    confusion_matrix_path: Path
+    predictions: np.ndarray  # class indices of the test rows
+
+
+def predict_classes(network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    import torch
+
+    network.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = network(torch.as_tensor(x[start : start + batch_size]))  # (B, num_classes)
+            outputs.append(logits.argmax(dim=1).numpy())
+    return np.concatenate(outputs)
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "test/accuracy": float(accuracy_score(y_true, y_pred)),
+        "test/f1_macro": float(f1_score(y_true, y_pred, average="macro")),
+    }
+
+
+def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list, title: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=range(len(classes)), display_labels=classes, ax=ax, colorbar=False
+    )
+    ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def evaluate(model: TrainedModel, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
+    x_test, y_test = arrays(dataset, split.test)
+    y_pred = predict_classes(model.network, x_test)
+    metrics = score(y_test, y_pred)
+    title = f"{dataset.name} / {model.family}: accuracy {metrics['test/accuracy']:.3f}"
+    plot = plot_confusion_matrix(y_test, y_pred, dataset.classes, title, out_dir / "confusion_matrix.png")
+    return Evaluation(family=model.family, metrics=metrics, confusion_matrix_path=plot, predictions=y_pred)
+
+
+@task(name="evaluate_model", cache_policy=NO_CACHE)
+def evaluate_model(model: TrainedModel, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
+    return evaluate(model, dataset, split, out_dir)

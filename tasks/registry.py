@@ -1,0 +1,266 @@
+"""MLflow: log every candidate, register the best and move @champion only when it is better."""
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.datasets import Dataset, Split
+from tasks.errors import MlpipeError
+from tasks.evaluation import Evaluation
+from tasks.settings import CODE_ROOT, Settings, get_settings
+from tasks.training import TrainedModel
+from tasks.validation import ValidationReport
+
+PRIMARY_METRIC = "test/accuracy"
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+@dataclass
+class Registration:
+    dataset: str
+    parent_run_id: str
+    candidate_run_ids: dict[str, str]  # family -> run id
+    best_family: str
+    version: str
+    champion_version: str
+    promoted: bool
+    reason: str
+
+
+def connect(settings: Settings, experiment: str, create: bool = True) -> str | None:
+    """Point MLflow at the store and return the experiment's id (None if absent and not created)."""
+    import logging
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # schema migration chatter
+    # The served model's inputs are read by column name; these hints do not apply to it.
+    warnings.filterwarnings("ignore", ".*Inferred schema contains integer column.*")
+    warnings.filterwarnings("ignore", ".*Add type hints to the `predict` method.*")
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        if not create and not Path(uri.removeprefix("sqlite:///")).exists():
+            return None  # reading must not create an empty store
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    if not create:
+        return None
+    return mlflow.create_experiment(experiment, artifact_location=f"{settings.artifact_location}/{experiment}")
+
+
+def register(
+    dataset: Dataset,
+    split: Split,
+    report: ValidationReport,
+    report_path: Path,
+    candidates: list[tuple[TrainedModel, Evaluation]],
+    lineage: dict[str, str],
+    settings: Settings,
+) -> Registration:
+    import mlflow
+
+    experiment_id = connect(settings, dataset.name)
+    tags = {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage}
+    validation = f"{'passed' if report.success else 'failed'}: {report_path}"
+    with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
+        mlflow.set_tag("validation", validation)
+        mlflow.log_params(
+            {
+                "split_seed": split.seeds["split"],
+                "seed": split.seeds["seed"],
+                "families": ",".join(m.family for m, _ in candidates),
+            }
+        )
+        mlflow.log_artifact(str(report_path), artifact_path="validation")
+        run_ids = {}
+        for model, evaluation in candidates:
+            run_ids[model.family] = _log_candidate(model, evaluation, {**tags, "validation": validation}, experiment_id)
+
+        best_model, best_eval = max(
+            candidates, key=lambda c: (c[1].metrics[PRIMARY_METRIC], c[1].metrics["test/f1_macro"])
+        )
+        mlflow.log_metrics({f"best_{PRIMARY_METRIC}": best_eval.metrics[PRIMARY_METRIC]})
+        mlflow.set_tag("best_family", best_model.family)
+        version = _log_and_register(dataset, split, best_model, run_ids[best_model.family])
+
+    version_tags = {
+        **tags,
+        "family": best_model.family,
+        "validation": validation,
+        PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
+    }
+    client = mlflow.MlflowClient()
+    for key, value in version_tags.items():
+        client.set_model_version_tag(dataset.name, version, key, value)
+    client.set_registered_model_alias(dataset.name, "challenger", version)
+    promoted, reason, champion = _decide_champion(client, dataset.name, version, best_eval.metrics[PRIMARY_METRIC])
+    client.set_model_version_tag(dataset.name, version, "promotion", reason)
+    if promoted:
+        client.set_registered_model_alias(dataset.name, "champion", version)
+    return Registration(
+        dataset=dataset.name,
+        parent_run_id=parent.info.run_id,
+        candidate_run_ids=run_ids,
+        best_family=best_model.family,
+        version=version,
+        champion_version=version if promoted else champion,
+        promoted=promoted,
+        reason=reason,
+    )
+
+
+def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, experiment_id: str) -> str:
+    import mlflow
+
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=model.family,
+        nested=True,
+        tags={**tags, "mlpipe.role": "candidate", "family": model.family},
+    ) as run:
+        config = model.config
+        mlflow.log_params(
+            {
+                "family": model.family,
+                "max_epochs": config.max_epochs,
+                "batch_size": config.batch_size,
+                "patience": config.patience,
+                "seed": config.seed,
+                **config.optimiser,
+                **{f"network.{k}": v for k, v in model.network_kwargs.items()},
+            }
+        )
+        for epoch in model.history:
+            mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
+        mlflow.log_metrics({**evaluation.metrics, "best_epoch": model.best_epoch, "fit_seconds": model.fit_seconds})
+        mlflow.set_tag("accelerator", model.accelerator)
+        mlflow.log_artifact(str(evaluation.confusion_matrix_path), artifact_path="evaluation")
+        return run.info.run_id
+
+
+def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_id: str) -> str:
+    """Log the best network as a pyfunc model in its candidate run and register it."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from mlflow.models import infer_signature
+
+    import mlflow
+    from tasks.datasets import arrays
+    from tasks.evaluation import predict_classes
+
+    example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns].astype("float64")
+    x_example, _ = arrays(dataset, split.test[:5])
+    classes = np.asarray(dataset.classes)
+    output = pd.DataFrame({"label": classes[predict_classes(model.network, x_example)], "probability": 1.0})
+    requirements = [
+        f"mlflow=={mlflow.__version__}",
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+    with TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id, nested=True):
+        weights, spec = Path(tmp, "weights.pt"), Path(tmp, "spec.json")
+        torch.save(model.network.state_dict(), weights)
+        spec.write_text(
+            json.dumps(
+                {
+                    "family": model.family,
+                    "network_kwargs": model.network_kwargs,
+                    "preprocessing": dataset.preprocessing(),
+                }
+            )
+        )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_FILE),
+            artifacts={"weights": str(weights), "spec": str(spec)},
+            code_paths=[str(CODE_ROOT / "models")],
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=requirements,
+        )
+        version = mlflow.register_model(info.model_uri, dataset.name)
+    return str(version.version)
+
+
+def _decide_champion(client, name: str, version: str, score: float) -> tuple[bool, str, str | None]:
+    """(promote?, the reason in words, the current champion's version)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return True, f"champion: first version ({PRIMARY_METRIC} {score:.4f})", None
+    champion_score = float(champion.tags.get(PRIMARY_METRIC, "-inf"))  # tagged at registration
+    if score > champion_score:
+        return True, f"champion: {PRIMARY_METRIC} {score:.4f} > v{champion.version}'s {champion_score:.4f}", None
+    return (
+        False,
+        f"not promoted: {PRIMARY_METRIC} {score:.4f} <= champion v{champion.version}'s {champion_score:.4f}",
+        str(champion.version),
+    )
+
+
+def leaderboard(dataset: str, settings: Settings) -> list[dict]:
+    """One row per candidate run of the data set, best first (the `mlpipe compare` contract)."""
+    import mlflow
+
+    experiment_id = connect(settings, dataset, create=False)
+    if experiment_id is None:
+        raise MlpipeError(
+            f"no runs for data set {dataset!r} in {settings.tracking_uri}: run `mlpipe run --dataset {dataset}` first"
+        )
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id], filter_string="tags.`mlpipe.role` = 'candidate'", output_format="list"
+    )
+    client = mlflow.MlflowClient()
+    versions, aliases = {}, {}
+    if runs:
+        try:
+            model = client.get_registered_model(dataset)
+        except mlflow.exceptions.MlflowException:
+            model = None  # runs exist but nothing was registered yet
+        if model is not None:
+            versions = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{dataset}'")}
+            for alias, version in model.aliases.items():
+                aliases.setdefault(int(version), []).append(alias)
+    rows = []
+    for run in runs:
+        version = versions.get(run.info.run_id)
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "dataset": dataset,
+                "family": run.data.tags.get("family"),
+                "test_accuracy": run.data.metrics.get("test/accuracy"),
+                "test_f1_macro": run.data.metrics.get("test/f1_macro"),
+                "registered_version": version,
+                "aliases": sorted(aliases.get(version, [])),
+                "data_hash": run.data.tags.get("data_hash"),
+                "git_sha": run.data.tags.get("git_sha"),
+            }
+        )
+    return sorted(rows, key=lambda r: r["test_accuracy"] or 0.0, reverse=True)
+
+
+@task(name="register_model", cache_policy=NO_CACHE)
+def register_model(
+    dataset: Dataset,
+    split: Split,
+    report: ValidationReport,
+    report_path: Path,
+    candidates: list[tuple[TrainedModel, Evaluation]],
+    lineage: dict[str, str],
+) -> Registration:
+    return register(dataset, split, report, report_path, candidates, lineage, get_settings())

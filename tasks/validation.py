@@ -1,0 +1,102 @@
+"""Great Expectations: run a data set's suite and turn the result into a verdict people can read."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.errors import MlpipeError, ValidationFailed
+from tasks.settings import get_settings
+
+
+@dataclass
+class ValidationReport:
+    dataset: str
+    success: bool
+    evaluated: int
+    failures: list[str]  # one readable line per failed expectation
+    result: dict  # Great Expectations' own description of the run
+
+    def summary(self) -> str:
+        if self.success:
+            return f"{self.dataset}: all {self.evaluated} expectations passed"
+        return f"{self.dataset}: {len(self.failures)} of {self.evaluated} expectations failed: " + "; ".join(
+            self.failures
+        )
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"summary": self.summary(), **self.result}, indent=2, default=str))
+        return path
+
+
+def load_suite(path: Path):
+    import great_expectations as gx
+
+    if not path.exists():
+        raise MlpipeError(f"no expectation suite at {path}")
+    try:
+        return gx.ExpectationSuite(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise MlpipeError(f"expectation suite {path} is malformed: {error}") from None
+
+
+def run_suite(frame: pd.DataFrame, suite, dataset: str) -> ValidationReport:
+    import logging
+
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX pins this module's logger to INFO and announces a temporary docs folder on every context.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas("pandas")
+        .add_dataframe_asset(dataset)
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    result = batch.validate(suite)
+    failures = [_describe_failure(r) for r in result.results if not r.success]
+    return ValidationReport(
+        dataset=dataset,
+        success=bool(result.success),
+        evaluated=len(result.results),
+        failures=failures,
+        result=result.describe_dict(),
+    )
+
+
+def _describe_failure(result) -> str:
+    config = result.expectation_config
+    column = config.kwargs.get("column")
+    where = f"({column})" if column else ""
+    observed = result.result or {}
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        detail = result.exception_info.get("exception_message", "raised an exception")
+    elif "unexpected_count" in observed:
+        examples = observed.get("partial_unexpected_list", [])[:3]
+        detail = f"{observed['unexpected_count']} unexpected, e.g. {examples}"
+    else:
+        detail = f"observed {observed.get('observed_value')!r}"
+    return f"{config.type}{where} {detail}"
+
+
+def validate(frame: pd.DataFrame, dataset: str, suite_path: Path, report_path: Path) -> ValidationReport:
+    report = run_suite(frame, load_suite(suite_path), dataset)
+    report.write(report_path)
+    return report
+
+
+@task(name="validate_dataset", cache_policy=NO_CACHE)
+def validate_dataset(frame: pd.DataFrame, dataset: str, report_path: Path) -> ValidationReport:
+    """Raise ValidationFailed (which fails the flow run) when any expectation fails."""
+    settings = get_settings()
+    report = validate(frame, dataset, settings.expectation_suite_path(dataset), report_path)
+    if not report.success:
+        raise ValidationFailed(f"validation failed for {report.summary()} (report: {report_path})")
+    return report

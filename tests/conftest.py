@@ -1,0 +1,78 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Set before Prefect, GX or DVC load: there is no network, and telemetry would only wait on it.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def make_workspace(root: Path) -> Path:
+    """A fresh project root: a git + DVC repository whose MLflow store is its own."""
+    import subprocess
+
+    from dvc.repo import Repo
+
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    Repo.init(str(root)).close()
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workspace(tmp_path / "project")
+    monkeypatch.setenv("MLPIPE_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workspace for tests that only read what an expensive fixture made in it."""
+    return make_workspace(tmp_path_factory.mktemp("shared") / "project")
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """Prefect's test harness: a real API server on a temporary database, started once (~15 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def digits(shared_workspace: Path):
+    from tasks.datasets import load
+    from tasks.settings import Settings
+
+    return load("digits", Settings(root=shared_workspace))
+
+
+@pytest.fixture(scope="session")
+def digits_split(digits):
+    from tasks.datasets import split
+
+    return split(digits.frame["label"].to_numpy(), 0.2, 0.1, split_seed=0, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits, digits_split, shared_workspace: Path):
+    """A CNN trained for three epochs: enough to beat chance by far, quick on a CPU."""
+    from tasks.training import TrainConfig, train
+
+    config = TrainConfig(
+        family="cnn",
+        max_epochs=3,
+        batch_size=64,
+        patience=5,
+        seed=1,
+        optimiser={"learning_rate": 0.005},
+        network={"channels": 16},
+    )
+    return train(digits, digits_split, config, shared_workspace / "outputs" / "cnn")

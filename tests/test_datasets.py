@@ -1,0 +1,56 @@
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from tasks.datasets import load, split
+from tasks.errors import MlpipeError
+from tasks.settings import Settings
+
+
+def test_digits_are_written_as_parquet_and_tracked_by_dvc(workspace):
+    dataset = load("digits", Settings(root=workspace))
+
+    assert (workspace / "data" / "digits" / "digits.parquet").exists()
+    dvc_file = yaml.safe_load((workspace / "data" / "digits.dvc").read_text())
+    assert dvc_file["outs"][0]["md5"] == f"{dataset.data_hash}.dir"
+    assert re.fullmatch(r"[0-9a-f]{32}", dataset.data_hash)
+    assert dataset.frame.shape == (1797, 65)
+    assert dataset.classes == list(range(10))
+    assert dataset.image_shape == (1, 8, 8)
+
+
+def test_data_hash_is_stable_and_changes_with_the_data(workspace):
+    settings = Settings(root=workspace)
+    first = load("digits", settings).data_hash
+    assert load("digits", settings).data_hash == first
+
+    table = workspace / "data" / "digits" / "digits.parquet"
+    frame = load("digits", settings).frame.head(1000)
+    frame.to_parquet(table, index=False)
+    changed = load("digits", settings)
+    assert changed.data_hash != first
+    assert len(changed.frame) == 1000
+
+
+def test_unknown_dataset_is_named_in_the_error(workspace):
+    with pytest.raises(MlpipeError, match="unknown data set 'nope'"):
+        load("nope", Settings(root=workspace))
+
+
+def test_a_folder_without_dvc_is_refused(tmp_path):
+    with pytest.raises(MlpipeError, match="not a DVC repository"):
+        load("digits", Settings(root=tmp_path))
+
+
+def test_split_is_stratified_disjoint_and_keeps_the_test_rows_across_seeds():
+    labels = np.repeat(np.arange(4), 50)
+    a = split(labels, 0.2, 0.25, split_seed=0, seed=1)
+    b = split(labels, 0.2, 0.25, split_seed=0, seed=2)
+
+    assert len(a.test) == 40 and len(a.val) == 40 and len(a.train) == 120
+    assert set(a.train).isdisjoint(a.val) and set(a.train).isdisjoint(a.test) and set(a.val).isdisjoint(a.test)
+    assert np.bincount(labels[a.test]).tolist() == [10, 10, 10, 10]
+    np.testing.assert_array_equal(a.test, b.test)
+    assert not np.array_equal(a.val, b.val)

@@ -1,0 +1,41 @@
+import torch
+
+from tasks.training import TrainConfig, train, trainer_settings
+
+
+def test_training_keeps_the_best_checkpoint_and_learning_curves(trained_cnn):
+    assert trained_cnn.checkpoint_path.exists()
+    assert trained_cnn.checkpoint_path.name == "best.ckpt"
+    assert len(trained_cnn.history) == trained_cnn.epochs_run == 3
+    for epoch in trained_cnn.history:
+        assert {"train/loss", "val/loss", "val/accuracy", "val/f1_macro"} <= set(epoch)
+    best = min(trained_cnn.history, key=lambda e: e["val/loss"])
+    assert trained_cnn.best_epoch == best["epoch"]
+    assert trained_cnn.history[-1]["val/loss"] < trained_cnn.history[0]["train/loss"]
+    assert not trained_cnn.network.training
+
+
+def test_the_kept_network_holds_the_best_checkpoint_weights(trained_cnn):
+    checkpoint = torch.load(trained_cnn.checkpoint_path, map_location="cpu", weights_only=True)
+    saved = {k.removeprefix("network."): v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
+    for name, value in trained_cnn.network.state_dict().items():
+        torch.testing.assert_close(value, saved[name])
+
+
+def test_a_seeded_run_on_the_cpu_is_repeatable(digits, digits_split, tmp_path):
+    config = TrainConfig(family="cnn", max_epochs=1, batch_size=128, patience=1, seed=7, network={"channels": 8})
+    first = train(digits, digits_split, config, tmp_path / "a")
+    second = train(digits, digits_split, config, tmp_path / "b")
+
+    for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert first.history == second.history
+
+
+def test_the_accelerator_is_chosen_automatically():
+    settings = trainer_settings()
+    assert settings["accelerator"] == "auto"
+    if torch.cuda.is_available():
+        assert settings["precision"] in ("bf16-mixed", "16-mixed")
+    else:
+        assert settings["precision"] == "32-true" and settings["deterministic"] is True

@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import pytest
+
+from tasks.errors import MlpipeError, ValidationFailed
+from tasks.settings import CODE_ROOT
+from tasks.validation import validate, validate_dataset
+
+SUITE = CODE_ROOT / "expectations" / "digits.json"
+
+
+def test_digits_pass_their_suite(digits, tmp_path):
+    report = validate(digits.frame, "digits", SUITE, tmp_path / "validation.json")
+
+    assert report.success, report.summary()
+    assert report.evaluated == 2 + 2 + 64 * 2
+    saved = json.loads((tmp_path / "validation.json").read_text())
+    assert saved["success"] is True
+
+
+def test_broken_digits_name_each_failed_expectation(digits, tmp_path):
+    frame = digits.frame.copy()
+    frame.loc[0, "pixel_5"] = 17
+    frame.loc[1, "label"] = 11
+    frame["pixel_9"] = frame["pixel_9"].astype("float64")
+    frame.loc[2, "pixel_9"] = np.nan
+
+    report = validate(frame, "digits", SUITE, tmp_path / "validation.json")
+
+    assert not report.success
+    text = report.summary()
+    assert "expect_column_values_to_be_between(pixel_5) 1 unexpected, e.g. [17]" in text
+    assert "expect_column_values_to_be_in_set(label) 1 unexpected, e.g. [11]" in text
+    assert "expect_column_values_to_not_be_null(pixel_9)" in text
+    assert len(report.failures) == 3
+
+
+def test_a_missing_column_fails_the_column_set(digits, tmp_path):
+    report = validate(digits.frame.drop(columns=["pixel_63"]), "digits", SUITE, tmp_path / "v.json")
+
+    assert not report.success
+    assert any(f.startswith("expect_table_columns_to_match_set") for f in report.failures)
+
+
+def test_the_task_raises_so_the_flow_stops(digits, workspace, tmp_path):
+    frame = digits.frame.copy()
+    frame.loc[0, "label"] = 42
+    with pytest.raises(ValidationFailed, match=r"validation failed for digits: 1 of 132 expectations failed"):
+        validate_dataset.fn(frame, "digits", tmp_path / "validation.json")
+    assert (tmp_path / "validation.json").exists()
+
+
+def test_a_malformed_suite_is_a_clear_error(digits, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "digits", "expectations": [{"type": "expect_nothing", "kwargs": {}}]}))
+    with pytest.raises(MlpipeError, match="bad.json is malformed"):
+        validate(digits.frame, "digits", bad, tmp_path / "v.json")
