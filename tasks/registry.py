@@ -159,7 +159,7 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
     from tasks.datasets import arrays
     from tasks.evaluation import predict_classes
 
-    example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns].astype("float64")
+    example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
     x_example, _ = arrays(dataset, split.test[:5])
     classes = np.asarray(dataset.classes)
     output = pd.DataFrame({"label": classes[predict_classes(model.network, x_example)], "probability": 1.0})

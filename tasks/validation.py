@@ -34,14 +34,31 @@ class ValidationReport:
 
 
 def load_suite(path: Path):
+    """Read a suite from JSON. Every expectation must be valid: GX itself would skip a bad one
+    with only a log line, and a suite that silently checks less is worse than none."""
     import great_expectations as gx
+    from great_expectations.exceptions import GreatExpectationsError
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     if not path.exists():
         raise MlpipeError(f"no expectation suite at {path}")
     try:
-        return gx.ExpectationSuite(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as error:
-        raise MlpipeError(f"expectation suite {path} is malformed: {error}") from None
+        raw = json.loads(path.read_text())
+        name, configs = raw["name"], raw.get("expectations", [])
+    except (ValueError, TypeError, KeyError) as error:
+        raise MlpipeError(f"expectation suite {path} is malformed: {error!r}") from None
+    expectations = []
+    for index, config in enumerate(configs):
+        try:
+            expectations.append(ExpectationConfiguration(**config).to_domain_obj())
+        except (GreatExpectationsError, ValueError, TypeError, KeyError) as error:
+            kind = config.get("type") if isinstance(config, dict) else config
+            message = " ".join(str(error).split())
+            raise MlpipeError(
+                f"expectation suite {path} is malformed: expectation {index} ({kind}): {message}"
+            ) from None
+    suite = gx.ExpectationSuite(name=name, expectations=expectations, meta=raw.get("meta"))
+    return suite
 
 
 def run_suite(frame: pd.DataFrame, suite, dataset: str) -> ValidationReport:

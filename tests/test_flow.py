@@ -29,7 +29,7 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     settings = Settings(root=workspace)
     client = mlflow.MlflowClient(settings.tracking_uri)
     version = client.get_model_version_by_alias("digits", "champion")
-    assert registration.version == version.version == "1"
+    assert registration.version == str(version.version) == "1"
     assert registration.promoted and registration.best_family == "cnn"
 
     run = client.get_run(registration.candidate_run_ids["cnn"])

@@ -38,8 +38,8 @@ def test_champion_moves_only_to_a_better_version(registered):
     assert worse.champion_version == "1"
     assert "not promoted: test/accuracy 0.9000 <= champion v1's 0.9500" in worse.reason
     assert client.get_model_version("digits", "2").tags["promotion"] == worse.reason
-    assert client.get_model_version_by_alias("digits", "champion").version == "3"
-    assert client.get_model_version_by_alias("digits", "challenger").version == "3"
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == "3"
+    assert str(client.get_model_version_by_alias("digits", "challenger").version) == "3"
 
 
 def test_versions_carry_lineage_tags(registered, digits):
@@ -111,9 +111,9 @@ print(json.dumps(model.predict(frame)["label"].tolist()))
         input=json.dumps(features),
         capture_output=True,
         text=True,
-        check=True,
         cwd="/",  # not the checkout: the model must bring its own code
     )
+    assert done.returncode == 0, done.stderr
     served = json.loads(done.stdout.strip().splitlines()[-1])
 
     from tasks.datasets import arrays
