@@ -3,7 +3,7 @@
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PipelineParams
-from tasks.datasets import load_dataset, split
+from tasks.datasets import load_dataset, split_dataset
 from tasks.errors import MlpipeError
 from tasks.evaluation import evaluate_model
 from tasks.lineage import code_version
@@ -25,13 +25,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     dataset = load_dataset(params.dataset)
     report_path = run_dir / "validation.json"
     report = validate_dataset(dataset.frame, dataset.name, report_path)
-    parts = split(
-        dataset.frame[dataset.label_column].to_numpy(),
-        defaults["split"]["test_fraction"],
-        defaults["split"]["val_fraction"],
-        defaults["split"]["seed"],
-        seed,
-    )
+    parts = split_dataset(dataset, defaults["split"], seed)
     candidates = []
     for family in params.models:
         config = _train_config(params, defaults, dataset.modality, family, seed)

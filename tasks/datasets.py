@@ -112,3 +112,9 @@ def arrays(dataset: Dataset, positions: np.ndarray) -> tuple[np.ndarray, np.ndar
 @task(name="load_dataset", cache_policy=NO_CACHE)
 def load_dataset(name: str) -> Dataset:
     return load(name, get_settings())
+
+
+@task(name="split_dataset", cache_policy=NO_CACHE)
+def split_dataset(dataset: Dataset, split_params: dict, seed: int) -> Split:
+    labels = dataset.frame[dataset.label_column].to_numpy()
+    return split(labels, split_params["test_fraction"], split_params["val_fraction"], split_params["seed"], seed)
