@@ -29,7 +29,7 @@ class TorchClassifier(mlflow.pyfunc.PythonModel):
         self.network.load_state_dict(weights)
         self.network.eval()
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         import torch
 
         from models.preprocessing import images_from_table

@@ -91,17 +91,15 @@ def register(
         )
         mlflow.log_metrics({f"best_{PRIMARY_METRIC}": best_eval.metrics[PRIMARY_METRIC]})
         mlflow.set_tag("best_family", best_model.family)
-        version = _log_and_register(dataset, split, best_model, run_ids[best_model.family])
+        version_tags = {
+            **tags,
+            "family": best_model.family,
+            "validation": validation,
+            PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
+        }
+        version = _log_and_register(dataset, split, best_model, run_ids[best_model.family], version_tags)
 
-    version_tags = {
-        **tags,
-        "family": best_model.family,
-        "validation": validation,
-        PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
-    }
     client = mlflow.MlflowClient()
-    for key, value in version_tags.items():
-        client.set_model_version_tag(dataset.name, version, key, value)
     client.set_registered_model_alias(dataset.name, "challenger", version)
     promoted, reason, champion = _decide_champion(client, dataset.name, version, best_eval.metrics[PRIMARY_METRIC])
     client.set_model_version_tag(dataset.name, version, "promotion", reason)
@@ -148,7 +146,7 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
         return run.info.run_id
 
 
-def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_id: str) -> str:
+def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_id: str, tags: dict) -> str:
     """Log the best network as a pyfunc model in its candidate run and register it."""
     import numpy as np
     import pandas as pd
@@ -190,7 +188,7 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
             input_example=example,
             pip_requirements=requirements,
         )
-        version = mlflow.register_model(info.model_uri, dataset.name)
+        version = mlflow.register_model(info.model_uri, dataset.name, tags=tags)
     return str(version.version)
 
 
