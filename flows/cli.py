@@ -17,7 +17,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-DatasetOption = Annotated[str, typer.Option("--dataset", "-d", help="Data set name (built in: digits)")]
+DatasetOption = Annotated[
+    str, typer.Option("--dataset", "-d", help="Data set: a name (built in: digits) or the path of a spec .yaml")
+]
 
 
 class OutputFormat(StrEnum):
@@ -37,11 +39,15 @@ def main_options(
 def run(
     ctx: typer.Context,
     dataset: DatasetOption = "digits",
-    models: Annotated[str, typer.Option(help="Comma-separated model families to train (cnn)")] = "cnn",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model families to train: cnn, rnn, transformer")
+    ] = "cnn,rnn,transformer",
     max_epochs: Annotated[int | None, typer.Option(help="Most epochs per candidate [default: params.yaml]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: params.yaml]")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate [default: params.yaml]")] = None,
     seed: Annotated[int | None, typer.Option(help="Training seed [default: params.yaml]")] = None,
+    devices: Annotated[str, typer.Option(help="Devices per candidate: a number, or auto")] = "auto",
+    strategy: Annotated[str, typer.Option(help="auto, or ddp to train on several devices")] = "auto",
 ) -> None:
     """Run the training pipeline: validate, train candidates, evaluate, register the best."""
     from flows.parameters import PipelineParams
@@ -54,13 +60,15 @@ def run(
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
     )
     from flows.training import training_pipeline
 
     if not ctx.obj["debug"]:
         _hide_tracebacks_on_console()
     registration = training_pipeline(params)
-    _print_leaderboard(params.dataset, limit=10)
+    _print_leaderboard(registration.dataset, limit=10)
     typer.echo(
         f"\nRegistered model '{registration.dataset}' version {registration.version} "
         f"({registration.best_family}); {registration.reason}."

@@ -1,11 +1,11 @@
 """The training flow's parameters: one pydantic model, which the Prefect UI renders as a form."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Family = Literal["cnn"]
-FAMILIES: tuple[str, ...] = ("cnn",)
+Family = Literal["cnn", "rnn", "transformer"]
+FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")
 
 
 class PipelineParams(BaseModel):
@@ -13,7 +13,7 @@ class PipelineParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field("digits", description="Built-in data set name (digits)")
+    dataset: str = Field("digits", description="Built-in data set name (digits) or the path of a data set spec (.yaml)")
     models: list[Family] = Field(
         default_factory=lambda: list(FAMILIES), min_length=1, description="Model families to train as candidates"
     )
@@ -23,14 +23,24 @@ class PipelineParams(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=65_536, description="Samples per training batch")
     learning_rate: float | None = Field(None, gt=0, lt=10, description="Peak learning rate of the one-cycle schedule")
     seed: int | None = Field(None, ge=0, description="Training seed (weights, shuffling, train/val split)")
+    devices: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        "auto", description="Devices (GPUs, or CPU processes with ddp) per candidate"
+    )
+    strategy: Literal["auto", "ddp"] = Field("auto", description="ddp trains on several devices at once")
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         from tasks.datasets import BUILT_IN
+        from tasks.settings import get_settings
+        from tasks.spec import is_spec_path
 
-        if name not in BUILT_IN:
-            raise ValueError(f"unknown data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}")
+        named_spec = get_settings().data_dir / f"{name}.yaml"
+        if name not in BUILT_IN and not is_spec_path(name) and not named_spec.exists():
+            raise ValueError(
+                f"unknown data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}; "
+                "otherwise pass the path of a data set spec (.yaml)"
+            )
         return name
 
     @field_validator("models")

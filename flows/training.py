@@ -20,9 +20,8 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     settings = get_settings()
     defaults = load_params(settings)
     seed = params.seed if params.seed is not None else defaults["seed"]
-    run_dir = settings.outputs_dir / params.dataset / _run_name()
-
     dataset = load_dataset(params.dataset)
+    run_dir = settings.outputs_dir / dataset.name / _run_name()
     report_path = run_dir / "validation.json"
     report = validate_dataset(dataset.frame, dataset.name, report_path)
     parts = split_dataset(dataset, defaults["split"], seed)
@@ -38,7 +37,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     registration = register_model(dataset, parts, report, report_path, candidates, lineage)
     logger.info(
         "registered %s v%s (%s); %s",
-        params.dataset,
+        dataset.name,
         registration.version,
         registration.best_family,
         registration.reason,
@@ -47,18 +46,21 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
 
 
 def _train_config(params: PipelineParams, defaults: dict, modality: str, family: str, seed: int) -> TrainConfig:
-    optimiser, network = family_params(defaults, modality, family)
+    sections = family_params(defaults, modality, family)
+    optimiser, trainer = sections["optimiser"], sections["trainer"]
     if params.learning_rate is not None:
         optimiser["learning_rate"] = params.learning_rate
-    train = defaults["train"]
     return TrainConfig(
         family=family,
-        max_epochs=params.max_epochs or train["max_epochs"],
-        batch_size=params.batch_size or train["batch_size"],
-        patience=train["patience"],
+        max_epochs=params.max_epochs or trainer["max_epochs"],
+        batch_size=params.batch_size or trainer["batch_size"],
+        patience=trainer["patience"],
         seed=seed,
         optimiser=optimiser,
-        network=network,
+        network=sections["network"],
+        text=sections["text"],
+        devices=params.devices,
+        strategy=params.strategy,
     )
 
 

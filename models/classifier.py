@@ -16,7 +16,6 @@ class Classifier(L.LightningModule):
         num_classes: int,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
-        max_epochs: int = 30,
         class_weights: Tensor | None = None,
     ) -> None:
         super().__init__()

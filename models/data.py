@@ -39,5 +39,6 @@ class ArrayDataModule(L.LightningDataModule):
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
-    # torch.tensor copies: arrays from pandas may be read-only views.
-    return TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long))
+    # torch.tensor copies: arrays from pandas may be read-only views. Token ids stay integers.
+    x_type = torch.long if np.issubdtype(x.dtype, np.integer) else torch.float32
+    return TensorDataset(torch.tensor(x, dtype=x_type), torch.tensor(y, dtype=torch.long))

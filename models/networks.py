@@ -1,4 +1,4 @@
-"""Build a network from its family name and keyword arguments.
+"""Build a network from its modality, family and keyword arguments.
 
 The registered MLflow model stores (family, kwargs, state_dict) and rebuilds the network with
 `build_network`, so serving needs torch and this package, not Lightning.
@@ -9,11 +9,42 @@ from typing import Any
 from torch import nn
 
 from models.cnn import ImageCNN
+from models.image import ImageRNN, ImageTransformer
+from models.sequence import SequenceCNN, SequenceRNN, SequenceTransformer
+from models.text import TextCNN, TextRNN, TextTransformer
+
+FAMILIES = ("cnn", "rnn", "transformer")
 
 # (modality, family) -> network class
 NETWORKS: dict[tuple[str, str], type[nn.Module]] = {
     ("image", "cnn"): ImageCNN,
+    ("image", "rnn"): ImageRNN,
+    ("image", "transformer"): ImageTransformer,
+    ("sequence", "cnn"): SequenceCNN,
+    ("sequence", "rnn"): SequenceRNN,
+    ("sequence", "transformer"): SequenceTransformer,
+    ("text", "cnn"): TextCNN,
+    ("text", "rnn"): TextRNN,
+    ("text", "transformer"): TextTransformer,
 }
+
+
+def shape_kwargs(info: dict, family: str, num_classes: int) -> dict[str, Any]:
+    """The keyword arguments fixed by the data rather than chosen as hyper-parameters."""
+    modality = info["modality"]
+    if modality == "image":
+        channels, height, width = info["image_shape"]
+        kwargs = {"in_channels": channels, "num_classes": num_classes}
+        if family == "rnn":
+            kwargs["width"] = width
+        if family == "transformer":
+            kwargs |= {"height": height, "width": width}
+        return kwargs
+    if modality == "sequence":
+        return {"in_channels": info.get("channels", 1), "num_classes": num_classes}
+    if modality == "text":
+        return {"vocab_size": info["vocab_size"], "num_classes": num_classes}
+    raise ValueError(f"unknown modality {modality!r}")
 
 
 def build_network(modality: str, family: str, **kwargs: Any) -> nn.Module:

@@ -1,8 +1,44 @@
-"""Raw inputs -> network inputs. Shared by training and the served model so they never drift."""
+"""Raw rows -> network inputs. Shared by training and the served model so they never drift.
+
+`info` is the JSON-able description a trained model carries: modality, feature or text column,
+image shape and pixel scale, or the tokenizer trained on the training split.
+"""
 
 import numpy as np
+import pandas as pd
 
 
 def images_from_table(values: np.ndarray, image_shape: tuple[int, int, int], scale: float) -> np.ndarray:
     """(N, C*H*W) raw pixel values -> (N, C, H, W) float32 in [0, 1]."""
     return (np.asarray(values, dtype=np.float32) / scale).reshape(-1, *image_shape)
+
+
+def sequences_from_table(values: np.ndarray, channels: int = 1) -> np.ndarray:
+    """(N, T*C) raw values -> (N, T, C) float32, each series and channel z-normalised."""
+    x = np.asarray(values, dtype=np.float32).reshape(len(values), -1, channels)
+    mean = x.mean(axis=1, keepdims=True)
+    std = x.std(axis=1, keepdims=True)
+    return (x - mean) / np.maximum(std, 1e-6)
+
+
+def token_ids(texts: list[str], tokenizer_json: str, max_length: int) -> np.ndarray:
+    """Strings -> (N, max_length) int64 token ids, 0-padded, truncated at max_length."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=max_length)
+    return np.asarray([e.ids for e in tokenizer.encode_batch([str(t) for t in texts])], dtype=np.int64)
+
+
+def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
+    modality = info["modality"]
+    if modality == "image":
+        return images_from_table(
+            frame[info["feature_columns"]].to_numpy(), tuple(info["image_shape"]), info["pixel_scale"]
+        )
+    if modality == "sequence":
+        return sequences_from_table(frame[info["feature_columns"]].to_numpy(), info.get("channels", 1))
+    if modality == "text":
+        return token_ids(frame[info["text_column"]].tolist(), info["tokenizer"], info["max_length"])
+    raise ValueError(f"unknown modality {modality!r}")

@@ -1,5 +1,6 @@
-"""Load a data set, version it with DVC and split it into train/val/test."""
+"""Load a data set (built in, or described by a spec), version it and split it."""
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,32 +20,38 @@ BUILT_IN = ("digits",)
 class Dataset:
     name: str
     modality: str  # image | sequence | text
-    frame: pd.DataFrame  # one row per sample: the features and the label
+    frame: pd.DataFrame  # one row per sample: the features (or text) and the label
     label_column: str
-    feature_columns: list[str]
+    feature_columns: list[str]  # for text: the one text column
     path: Path
-    data_hash: str  # the DVC hash of `path`: the data version
-    image_shape: tuple[int, int, int] | None = None  # (C, H, W) for image tables
+    data_hash: str  # the data version: DVC's hash for built-in data, else the files' md5
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) for images
     pixel_scale: float = 1.0  # raw pixel value that maps to 1.0
+    test_positions: np.ndarray | None = None  # rows of an explicit test file
+    test_fraction: float = 0.2
 
     @property
     def classes(self) -> list:
         return sorted(self.frame[self.label_column].unique().tolist())
 
+    def class_indices(self, positions: np.ndarray) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes)}
+        return self.frame[self.label_column].iloc[positions].map(index).to_numpy(dtype=np.int64)
+
     def preprocessing(self) -> dict:
-        """What the served model needs to turn raw rows into network inputs."""
-        return {
-            "modality": self.modality,
-            "feature_columns": self.feature_columns,
-            "image_shape": list(self.image_shape) if self.image_shape else None,
-            "pixel_scale": self.pixel_scale,
-            "classes": self.classes,
-        }
+        """What turns raw rows into network inputs (text adds its tokenizer when trained)."""
+        info = {"modality": self.modality, "classes": self.classes}
+        if self.modality == "text":
+            return info | {"text_column": self.feature_columns[0]}
+        info["feature_columns"] = self.feature_columns
+        if self.modality == "image":
+            info |= {"image_shape": list(self.image_shape), "pixel_scale": self.pixel_scale}
+        return info
 
 
 @dataclass
 class Split:
-    """Row positions of each part; the test part depends only on `split_seed`."""
+    """Row positions of each part; the test part depends only on the data and `split_seed`."""
 
     train: np.ndarray
     val: np.ndarray
@@ -65,17 +72,64 @@ def write_digits(folder: Path) -> Path:
     return path
 
 
-def load(name: str, settings: Settings) -> Dataset:
-    if name not in BUILT_IN:
-        raise MlpipeError(f"unknown data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}")
-    folder = settings.data_dir / name
+def load(dataset: str, settings: Settings) -> Dataset:
+    """A built-in name, the path of a spec, or the name of a spec in data/<name>.yaml."""
+    from tasks.spec import is_spec_path
+
+    if dataset in BUILT_IN:
+        return _load_digits(settings)
+    path = Path(dataset) if is_spec_path(dataset) else settings.data_dir / f"{dataset}.yaml"
+    if not is_spec_path(dataset) and not path.exists():
+        raise MlpipeError(
+            f"unknown data set {dataset!r}: built-in data sets are {', '.join(BUILT_IN)}; "
+            "otherwise pass the path of a data set spec (.yaml)"
+        )
+    return load_spec(path if path.is_absolute() else settings.root / path)
+
+
+def load_spec(path: Path) -> Dataset:
+    from tasks.readers import read_part
+    from tasks.spec import read_spec
+
+    spec = read_spec(path)
+    train = read_part(spec, spec.train)
+    frame, test_positions = train.frame, None
+    if spec.test is not None:
+        test = read_part(spec, spec.test)
+        if list(test.frame.columns) != list(train.frame.columns):
+            raise MlpipeError(f"{spec.test} has other columns than {spec.train}")
+        frame = pd.concat([train.frame, test.frame], ignore_index=True)
+        test_positions = np.arange(len(train.frame), len(frame))
+    labels = frame[spec.label_column]
+    if labels.isna().any():
+        raise MlpipeError(f"{path}: {int(labels.isna().sum())} rows have no {spec.label_column!r}")
+    if labels.iloc[: len(train.frame)].nunique() < 2:
+        raise MlpipeError(f"{spec.train}: a single class ({labels.iloc[0]!r}); a classifier needs at least two")
+    pixel_scale = spec.pixel_scale or _pixel_scale(frame, train.feature_columns, spec.modality)
+    return Dataset(
+        name=spec.name,
+        modality=spec.modality,
+        frame=frame,
+        label_column=spec.label_column,
+        feature_columns=train.feature_columns,
+        path=spec.train,
+        data_hash=_files_hash([p for p in (spec.train, spec.test) if p is not None]),
+        image_shape=train.image_shape,
+        pixel_scale=pixel_scale,
+        test_positions=test_positions,
+        test_fraction=spec.test_fraction,
+    )
+
+
+def _load_digits(settings: Settings) -> Dataset:
+    folder = settings.data_dir / "digits"
     table = folder / "digits.parquet"
     if not table.exists():
         write_digits(folder)
     data_hash = track_with_dvc(settings.root, folder)
     frame = pd.read_parquet(table)
     return Dataset(
-        name=name,
+        name="digits",
         modality="image",
         frame=frame,
         label_column="label",
@@ -87,34 +141,54 @@ def load(name: str, settings: Settings) -> Dataset:
     )
 
 
-def split(labels: np.ndarray, test_fraction: float, val_fraction: float, split_seed: int, seed: int) -> Split:
-    """Stratified split. The test part is fixed by `split_seed` so every run is scored on the
-    same rows; the train/val part follows the training `seed`."""
+def _pixel_scale(frame: pd.DataFrame, columns: list[str], modality: str) -> float:
+    if modality != "image":
+        return 1.0
+    return 1.0 if float(frame[columns].to_numpy().max()) <= 1.0 else 255.0
+
+
+def _files_hash(paths: list[Path]) -> str:
+    """md5 of the files' bytes (a single file's equals DVC's hash of it)."""
+    digest = hashlib.md5()
+    files = [f for p in paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p]) if f.is_file()]
+    for file in files:
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def split(
+    labels: np.ndarray,
+    test_fraction: float,
+    val_fraction: float,
+    split_seed: int,
+    seed: int,
+    test_positions: np.ndarray | None = None,
+) -> Split:
+    """Stratified split. The test part is fixed (an explicit test file, or `split_seed`) so
+    every run is scored on the same rows; the train/val part follows the training `seed`."""
     from sklearn.model_selection import train_test_split
 
     positions = np.arange(len(labels))
-    rest, test = train_test_split(positions, test_size=test_fraction, stratify=labels, random_state=split_seed)
+    if test_positions is not None:
+        test = test_positions
+        rest = np.setdiff1d(positions, test_positions)
+    else:
+        rest, test = train_test_split(positions, test_size=test_fraction, stratify=labels, random_state=split_seed)
     train, val = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed)
     return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test), seeds={"split": split_seed, "seed": seed})
 
 
-def arrays(dataset: Dataset, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs and class indices of the given rows."""
-    from models.preprocessing import images_from_table
-
-    rows = dataset.frame.iloc[positions]
-    x = images_from_table(rows[dataset.feature_columns].to_numpy(), dataset.image_shape, dataset.pixel_scale)
-    class_index = {c: i for i, c in enumerate(dataset.classes)}
-    y = rows[dataset.label_column].map(class_index).to_numpy(dtype=np.int64)
-    return x, y
-
-
 @task(name="load_dataset", cache_policy=NO_CACHE)
-def load_dataset(name: str) -> Dataset:
-    return load(name, get_settings())
+def load_dataset(dataset: str) -> Dataset:
+    return load(dataset, get_settings())
 
 
 @task(name="split_dataset", cache_policy=NO_CACHE)
 def split_dataset(dataset: Dataset, split_params: dict, seed: int) -> Split:
     labels = dataset.frame[dataset.label_column].to_numpy()
-    return split(labels, split_params["test_fraction"], split_params["val_fraction"], split_params["seed"], seed)
+    test_fraction = split_params["test_fraction"] if dataset.name in BUILT_IN else dataset.test_fraction
+    return split(
+        labels, test_fraction, split_params["val_fraction"], split_params["seed"], seed, dataset.test_positions
+    )

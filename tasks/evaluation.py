@@ -7,7 +7,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.datasets import Dataset, Split, arrays
+from tasks.datasets import Dataset, Split
 from tasks.training import TrainedModel
 
 
@@ -59,7 +59,12 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list,
 
 
 def evaluate(model: TrainedModel, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
-    x_test, y_test = arrays(dataset, split.test)
+    from models.preprocessing import model_inputs
+
+    x_test, y_test = (
+        model_inputs(dataset.frame.iloc[split.test], model.preprocessing),
+        dataset.class_indices(split.test),
+    )
     y_pred = predict_classes(model.network, x_test)
     metrics = score(y_test, y_pred)
     title = f"{dataset.name} / {model.family}: accuracy {metrics['test/accuracy']:.3f}"

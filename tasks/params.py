@@ -7,8 +7,11 @@ import yaml
 from tasks.errors import MlpipeError
 from tasks.settings import CODE_ROOT, Settings
 
-# Keys of a family's section that configure the optimiser; every other key goes to the network.
+# Keys of a family's section that configure the optimiser or the trainer, or the tokenizer;
+# every other key goes to the network.
 OPTIMISER_KEYS = ("learning_rate", "weight_decay")
+TRAINER_KEYS = ("max_epochs", "batch_size", "patience")
+TEXT_KEYS = ("vocab_size", "max_length")
 
 
 def load_params(settings: Settings) -> dict:
@@ -18,14 +21,17 @@ def load_params(settings: Settings) -> dict:
     raise MlpipeError(f"no params.yaml in {settings.root} or {CODE_ROOT}")
 
 
-def family_params(params: dict, modality: str, family: str) -> tuple[dict, dict]:
-    """(optimiser kwargs, network kwargs) for one family on one modality."""
+def family_params(params: dict, modality: str, family: str) -> dict[str, dict]:
+    """One family's settings on one modality, split into optimiser, trainer, text and network.
+    Trainer settings start from the `train` section and the family may override them."""
     try:
-        section = dict(params["families"][modality][family])
-    except KeyError:
+        section = dict(params["families"][modality][family] or {})
+    except (KeyError, TypeError):
         raise MlpipeError(f"params.yaml has no section families.{modality}.{family}") from None
     optimiser = {k: section.pop(k) for k in OPTIMISER_KEYS if k in section}
-    return optimiser, section
+    trainer = dict(params["train"]) | {k: section.pop(k) for k in TRAINER_KEYS if k in section}
+    text = {k: section.pop(k) for k in TEXT_KEYS if k in section}
+    return {"optimiser": optimiser, "trainer": trainer, "text": text, "network": section}
 
 
 def _read(path: Path) -> dict:

@@ -15,7 +15,7 @@ import mlflow
 
 
 class TorchClassifier(mlflow.pyfunc.PythonModel):
-    """Raw rows in (the data set's feature columns), a label and its probability out."""
+    """Raw rows in (pixel or time-step columns, or a text column), a label and its probability out."""
 
     def load_context(self, context):
         import torch
@@ -32,11 +32,10 @@ class TorchClassifier(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         import torch
 
-        from models.preprocessing import images_from_table
+        from models.preprocessing import model_inputs
 
         pre = self.preprocessing
-        frame = pd.DataFrame(model_input)
-        x = images_from_table(frame[pre["feature_columns"]].to_numpy(), tuple(pre["image_shape"]), pre["pixel_scale"])
+        x = model_inputs(pd.DataFrame(model_input), pre)
         with torch.no_grad():
             probabilities = torch.softmax(self.network(torch.from_numpy(x)), dim=1).numpy()  # (N, classes)
         classes = np.asarray(pre["classes"])

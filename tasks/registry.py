@@ -154,11 +154,11 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
     from mlflow.models import infer_signature
 
     import mlflow
-    from tasks.datasets import arrays
+    from models.preprocessing import model_inputs
     from tasks.evaluation import predict_classes
 
     example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
-    x_example, _ = arrays(dataset, split.test[:5])
+    x_example = model_inputs(example, model.preprocessing)
     classes = np.asarray(dataset.classes)
     output = pd.DataFrame({"label": classes[predict_classes(model.network, x_example)], "probability": 1.0})
     requirements = [
@@ -175,7 +175,7 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
                 {
                     "family": model.family,
                     "network_kwargs": model.network_kwargs,
-                    "preprocessing": dataset.preprocessing(),
+                    "preprocessing": model.preprocessing,
                 }
             )
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.datasets import Dataset, Split, arrays
+from tasks.datasets import Dataset, Split
 
 
 @dataclass
@@ -22,6 +22,9 @@ class TrainConfig:
     seed: int
     optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
     network: dict = field(default_factory=dict)  # the family's own keyword arguments
+    text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
+    devices: int | str = "auto"
+    strategy: str = "auto"  # "ddp" for several devices (or CPU processes)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class TrainedModel:
     family: str
     network: object  # torch.nn.Module on the CPU, in eval mode, with the best weights
     network_kwargs: dict
+    preprocessing: dict  # raw rows -> inputs, as the served model will do it
     config: TrainConfig
     checkpoint_path: Path
     best_epoch: int
@@ -38,15 +42,19 @@ class TrainedModel:
     accelerator: str
 
 
-def trainer_settings() -> dict:
+def trainer_settings(devices: int | str = "auto", strategy: str = "auto") -> dict:
     """Accelerator and precision: bf16 on a CUDA device that supports it, fp32 elsewhere."""
     import torch
 
+    if strategy == "ddp":
+        # Forked workers keep the flow in this process; CUDA needs fresh (spawned) ones.
+        strategy = "ddp_spawn" if torch.cuda.is_available() else "ddp_fork"
+    settings = {"accelerator": "auto", "devices": devices, "strategy": strategy}
     if torch.cuda.is_available():
         precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        return {"accelerator": "auto", "devices": "auto", "precision": precision, "deterministic": False}
+        return settings | {"precision": precision, "deterministic": False}
     # Deterministic kernels on the CPU make a seeded run repeatable.
-    return {"accelerator": "auto", "devices": "auto", "precision": "32-true", "deterministic": True}
+    return settings | {"precision": "32-true", "deterministic": True}
 
 
 def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) -> TrainedModel:
@@ -57,22 +65,33 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
     from models.classifier import Classifier
     from models.data import ArrayDataModule
     from models.history import MetricHistory
-    from models.networks import build_network
+    from models.networks import build_network, shape_kwargs
+    from models.preprocessing import model_inputs
+    from tasks.features import class_weights, fit_preprocessing
 
     _quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
-    x_train, y_train = arrays(dataset, split.train)
-    x_val, y_val = arrays(dataset, split.val)
-    data = ArrayDataModule(x_train, y_train, x_val, y_val, batch_size=config.batch_size, seed=config.seed)
-
+    info = fit_preprocessing(dataset, split, config.text)
     num_classes = len(dataset.classes)
-    network_kwargs = {**_shape_kwargs(dataset, num_classes), **config.network}
-    network = build_network(dataset.modality, config.family, **network_kwargs)
-    module = Classifier(network, num_classes=num_classes, max_epochs=config.max_epochs, **config.optimiser)
+    y_train = dataset.class_indices(split.train)
+    data = ArrayDataModule(
+        model_inputs(dataset.frame.iloc[split.train], info),
+        y_train,
+        model_inputs(dataset.frame.iloc[split.val], info),
+        dataset.class_indices(split.val),
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
 
+    network_kwargs = {**shape_kwargs(info, config.family, num_classes), **config.network}
+    network = build_network(dataset.modality, config.family, **network_kwargs)
+    weights = torch.from_numpy(class_weights(y_train, num_classes))
+    module = Classifier(network, num_classes=num_classes, class_weights=weights, **config.optimiser)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor="val/loss", mode="min")
-    history = MetricHistory()
-    settings = trainer_settings()
+    history = MetricHistory(out_dir / "history.json")
+    settings = trainer_settings(config.devices, config.strategy)
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         callbacks=[checkpoint, EarlyStopping("val/loss", patience=config.patience), history],
@@ -94,20 +113,15 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
         family=config.family,
         network=module.network.cpu().eval(),
         network_kwargs=network_kwargs,
+        preprocessing=info,
         config=config,
         checkpoint_path=best_path,
         best_epoch=int(best["epoch"]),
         epochs_run=trainer.current_epoch,
-        history=history.epochs,
+        history=history.read(),
         fit_seconds=fit_seconds,
         accelerator=type(trainer.accelerator).__name__,
     )
-
-
-def _shape_kwargs(dataset: Dataset, num_classes: int) -> dict:
-    if dataset.modality == "image":
-        return {"in_channels": dataset.image_shape[0], "num_classes": num_classes}
-    raise ValueError(f"unsupported modality {dataset.modality!r}")
 
 
 def _quiet_lightning() -> None:

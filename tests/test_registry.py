@@ -116,8 +116,8 @@ print(json.dumps(model.predict(frame)["label"].tolist()))
     assert done.returncode == 0, done.stderr
     served = json.loads(done.stdout.strip().splitlines()[-1])
 
-    from tasks.datasets import arrays
+    from models.preprocessing import model_inputs
     from tasks.evaluation import predict_classes
 
-    x, _ = arrays(digits, digits_split.test[:20])
+    x = model_inputs(rows, trained_cnn.preprocessing)
     assert served == predict_classes(trained_cnn.network, x).tolist()

@@ -1,0 +1,102 @@
+"""Networks over token ids (0 is padding)."""
+
+import torch
+from torch import Tensor, nn
+
+from models.layers import SinusoidalPositions, encoder, masked_max, masked_mean
+
+
+class TextCNN(nn.Module):
+    """Embeddings, parallel 1-D convolutions of several widths, max over time (Kim, 2014).
+
+    Input: (B, L) token ids. Output: (B, num_classes) logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int = 128,
+        channels: int = 128,
+        kernels: tuple[int, ...] = (2, 3, 4, 5),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernels)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * len(kernels), num_classes))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        mask = tokens != 0  # (B, L)
+        x = self.embed(tokens).transpose(1, 2)  # (B, E, L)
+        pooled = []
+        for conv in self.convs:
+            features = torch.relu(conv(x))[..., : tokens.shape[1]].transpose(1, 2)  # (B, L, channels)
+            pooled.append(masked_max(features, mask))
+        return self.head(torch.cat(pooled, dim=1))
+
+
+class TextRNN(nn.Module):
+    """Embeddings and a bidirectional LSTM or GRU, max- and mean-pooled over real tokens.
+
+    Input: (B, L) token ids. Output: (B, num_classes) logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int = 128,
+        hidden: int = 128,
+        layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = True,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = rnn_class(
+            embed_dim,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        out = hidden * (2 if bidirectional else 1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * out, num_classes))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        mask = tokens != 0  # (B, L)
+        out, _ = self.rnn(self.embed(tokens))  # (B, L, out)
+        return self.head(torch.cat([masked_max(out, mask), masked_mean(out, mask)], dim=1))
+
+
+class TextTransformer(nn.Module):
+    """Transformer encoder with sinusoidal positions and a padding mask, mean-pooled.
+
+    Input: (B, L) token ids. Output: (B, num_classes) logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        dim: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.positions = SinusoidalPositions(dim)
+        self.encoder = encoder(dim, heads, layers, dropout)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        mask = tokens != 0  # (B, L)
+        x = self.positions(self.embed(tokens))  # (B, L, dim)
+        encoded = self.encoder(x, src_key_padding_mask=~mask)
+        return self.head(self.norm(masked_mean(encoded, mask)))
