@@ -4,6 +4,7 @@ import json
 import os
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,8 +47,6 @@ def run(
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: params.yaml]")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate [default: params.yaml]")] = None,
     seed: Annotated[int | None, typer.Option(help="Training seed [default: params.yaml]")] = None,
-    devices: Annotated[str, typer.Option(help="Devices per candidate: a number, or auto")] = "auto",
-    strategy: Annotated[str, typer.Option(help="auto, or ddp to train on several devices")] = "auto",
 ) -> None:
     """Run the training pipeline: validate, train candidates, evaluate, register the best."""
     from flows.parameters import PipelineParams
@@ -60,8 +59,6 @@ def run(
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
-        devices=int(devices) if devices.isdigit() else devices,
-        strategy=strategy,
     )
     from flows.training import training_pipeline
 
@@ -84,8 +81,10 @@ def compare(
     """Compare the candidate runs of a data set, best first."""
     from tasks.registry import leaderboard
     from tasks.settings import get_settings
+    from tasks.spec import is_spec_path, read_spec
 
-    rows = leaderboard(dataset, get_settings())
+    name = read_spec(Path(dataset)).name if is_spec_path(dataset) else dataset
+    rows = leaderboard(name, get_settings())
     if output_format is OutputFormat.json:
         typer.echo(json.dumps(rows, indent=2))
     else:

@@ -1,6 +1,6 @@
 """The training flow's parameters: one pydantic model, which the Prefect UI renders as a form."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,10 +23,6 @@ class PipelineParams(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=65_536, description="Samples per training batch")
     learning_rate: float | None = Field(None, gt=0, lt=10, description="Peak learning rate of the one-cycle schedule")
     seed: int | None = Field(None, ge=0, description="Training seed (weights, shuffling, train/val split)")
-    devices: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
-        "auto", description="Devices (GPUs, or CPU processes with ddp) per candidate"
-    )
-    strategy: Literal["auto", "ddp"] = Field("auto", description="ddp trains on several devices at once")
 
     @field_validator("dataset")
     @classmethod

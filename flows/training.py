@@ -23,7 +23,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     dataset = load_dataset(params.dataset)
     run_dir = settings.outputs_dir / dataset.name / _run_name()
     report_path = run_dir / "validation.json"
-    report = validate_dataset(dataset.frame, dataset.name, report_path)
+    report = validate_dataset(dataset, report_path)
     parts = split_dataset(dataset, defaults["split"], seed)
     candidates = []
     for family in params.models:
@@ -59,8 +59,6 @@ def _train_config(params: PipelineParams, defaults: dict, modality: str, family:
         optimiser=optimiser,
         network=sections["network"],
         text=sections["text"],
-        devices=params.devices,
-        strategy=params.strategy,
     )
 
 

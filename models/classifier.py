@@ -46,7 +46,7 @@ class Classifier(L.LightningModule):
         loss = self.loss(logits, y)
         metrics = self.metrics[f"{stage}_metrics"]
         metrics.update(logits.argmax(dim=1), y)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss
 

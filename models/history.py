@@ -7,8 +7,8 @@ import lightning as L
 class MetricHistory(L.Callback):
     """Writes each epoch's logged metrics to a JSON file.
 
-    A file, not an attribute, because with a spawned or forked DDP strategy the callback runs
-    in worker processes and only what rank zero writes to disk comes back.
+    A file, not only an attribute, so that the curves outlive the process (and, with a
+    multi-process strategy, come back from rank zero's worker).
     """
 
     def __init__(self, path: Path) -> None:

@@ -2,6 +2,7 @@
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from models.layers import SinusoidalPositions, encoder, masked_max, masked_mean
 
@@ -69,7 +70,11 @@ class TextRNN(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
-        out, _ = self.rnn(self.embed(tokens))  # (B, L, out)
+        # Packing makes the backward direction start at each text's last real token, not at padding.
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])  # (B, L, out)
         return self.head(torch.cat([masked_max(out, mask), masked_mean(out, mask)], dim=1))
 
 

@@ -8,10 +8,9 @@ code_paths), not mlpipe, Prefect or Lightning.
 import json
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
-
-import mlflow
 
 
 class TorchClassifier(mlflow.pyfunc.PythonModel):

@@ -49,6 +49,8 @@ def _read_table(spec: DatasetSpec, path: Path) -> Table:
     else:
         frame = pd.read_csv(path, encoding="utf-8")
     if spec.modality == "text":
+        if spec.label_column not in frame.columns:
+            return Table(frame, [])  # read_part names the missing label column
         if spec.text_column not in frame.columns:
             raise MlpipeError(f"{path} has no text column {spec.text_column!r} (columns: {list(frame.columns)[:8]})")
         frame[spec.text_column] = frame[spec.text_column].fillna("").astype(str)

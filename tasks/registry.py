@@ -148,12 +148,12 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
 
 def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_id: str, tags: dict) -> str:
     """Log the best network as a pyfunc model in its candidate run and register it."""
+    import mlflow
     import numpy as np
     import pandas as pd
     import torch
     from mlflow.models import infer_signature
 
-    import mlflow
     from models.preprocessing import model_inputs
     from tasks.evaluation import predict_classes
 

@@ -23,8 +23,6 @@ class TrainConfig:
     optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
     network: dict = field(default_factory=dict)  # the family's own keyword arguments
     text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
-    devices: int | str = "auto"
-    strategy: str = "auto"  # "ddp" for several devices (or CPU processes)
 
 
 @dataclass
@@ -42,14 +40,12 @@ class TrainedModel:
     accelerator: str
 
 
-def trainer_settings(devices: int | str = "auto", strategy: str = "auto") -> dict:
-    """Accelerator and precision: bf16 on a CUDA device that supports it, fp32 elsewhere."""
+def trainer_settings() -> dict:
+    """Accelerator and precision: bf16 on a CUDA device that supports it, fp32 elsewhere.
+    One device: several would make Lightning re-launch this process (see the README)."""
     import torch
 
-    if strategy == "ddp":
-        # Forked workers keep the flow in this process; CUDA needs fresh (spawned) ones.
-        strategy = "ddp_spawn" if torch.cuda.is_available() else "ddp_fork"
-    settings = {"accelerator": "auto", "devices": devices, "strategy": strategy}
+    settings = {"accelerator": "auto", "devices": 1}
     if torch.cuda.is_available():
         precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
         return settings | {"precision": precision, "deterministic": False}
@@ -91,7 +87,7 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor="val/loss", mode="min")
     history = MetricHistory(out_dir / "history.json")
-    settings = trainer_settings(config.devices, config.strategy)
+    settings = trainer_settings()
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         callbacks=[checkpoint, EarlyStopping("val/loss", patience=config.patience), history],

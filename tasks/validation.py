@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from prefect import task
@@ -10,6 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import MlpipeError, ValidationFailed
 from tasks.settings import get_settings
+
+if TYPE_CHECKING:
+    from tasks.datasets import Dataset
 
 
 @dataclass
@@ -103,6 +107,22 @@ def _describe_failure(result) -> str:
     return f"{config.type}{where} {detail}"
 
 
+def default_suite(dataset: "Dataset"):
+    """The checks every data set gets until it has a suite of its own in expectations/."""
+    import great_expectations as gx
+    from great_expectations import expectations as gxe
+
+    columns = [*dataset.feature_columns, dataset.label_column]
+    checks = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True),
+        gxe.ExpectTableRowCountToBeBetween(min_value=10),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns),
+    ]
+    if dataset.modality == "text":
+        checks.append(gxe.ExpectColumnValueLengthsToBeBetween(column=dataset.feature_columns[0], min_value=1))
+    return gx.ExpectationSuite(name=dataset.name, expectations=checks, meta={"notes": "mlpipe default checks"})
+
+
 def validate(frame: pd.DataFrame, dataset: str, suite_path: Path, report_path: Path) -> ValidationReport:
     report = run_suite(frame, load_suite(suite_path), dataset)
     report.write(report_path)
@@ -110,10 +130,12 @@ def validate(frame: pd.DataFrame, dataset: str, suite_path: Path, report_path: P
 
 
 @task(name="validate_dataset", cache_policy=NO_CACHE)
-def validate_dataset(frame: pd.DataFrame, dataset: str, report_path: Path) -> ValidationReport:
+def validate_dataset(dataset: "Dataset", report_path: Path) -> ValidationReport:
     """Raise ValidationFailed (which fails the flow run) when any expectation fails."""
-    settings = get_settings()
-    report = validate(frame, dataset, settings.expectation_suite_path(dataset), report_path)
+    suite_path = get_settings().expectation_suite_path(dataset.name)
+    suite = load_suite(suite_path) if suite_path.exists() else default_suite(dataset)
+    report = run_suite(dataset.frame, suite, dataset.name)
+    report.write(report_path)
     if not report.success:
         raise ValidationFailed(f"validation failed for {report.summary()} (report: {report_path})")
     return report

@@ -30,7 +30,10 @@ def test_every_command_has_help(command):
             ["run", "--max-epochs", "0"],
             "error: bad value for max_epochs (0): Input should be greater than or equal to 1",
         ),
-        (["run", "--models", "cnn,svm"], "error: bad value for models.1 ('svm'): Input should be 'cnn'"),
+        (
+            ["run", "--models", "cnn,svm"],
+            "error: bad value for models.1 ('svm'): Input should be 'cnn', 'rnn' or 'transformer'",
+        ),
         (["run", "--max-epochs", "many"], "error: Invalid value for '--max-epochs': Input should be a valid integer"),
         (
             ["run", "--dataset", "nope", "--max-epochs", "1"],

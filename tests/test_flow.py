@@ -1,12 +1,19 @@
 """The whole training flow under Prefect's test harness, with real GX, Lightning, MLflow and DVC."""
 
 import asyncio
+import csv
+import json
+import subprocess
+import sys
 import uuid
-
-import pytest
-import yaml
+from pathlib import Path
 
 import mlflow
+import pandas as pd
+import pytest
+import yaml
+from conftest import SHARED_DATASETS
+
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
 from tasks.errors import ValidationFailed
@@ -61,3 +68,37 @@ def test_broken_data_stops_the_flow_before_training(prefect_api, workspace, digi
 
     assert not list((workspace / "outputs" / "digits").glob("*/cnn"))  # nothing trained
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing logged or registered
+
+
+def _sms_spec(folder: Path) -> Path:
+    sms = pd.read_csv(SHARED_DATASETS / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE)
+    sms.groupby("Label").head(200).to_csv(folder / "sms.csv", index=False)
+    spec = {
+        "name": "sms_small",
+        "modality": "text",
+        "format": "csv",
+        "train": "sms.csv",
+        "label_column": "Label",
+        "text_column": "SMS",
+    }
+    (folder / "sms.yaml").write_text(yaml.safe_dump(spec))
+    return folder / "sms.yaml"
+
+
+def test_a_text_spec_is_trained_and_served_on_raw_strings(prefect_api, workspace, tmp_path):
+    spec = _sms_spec(tmp_path)
+    registration = training_pipeline(PipelineParams(dataset=str(spec), models=["cnn", "rnn"], max_epochs=2))
+
+    assert registration.dataset == "sms_small" and registration.version == "1"
+    assert set(registration.candidate_run_ids) == {"cnn", "rnn"}
+    script = f"""
+import json, mlflow, pandas as pd
+mlflow.set_tracking_uri({Settings(root=workspace).tracking_uri!r})
+model = mlflow.pyfunc.load_model("models:/sms_small@champion")
+texts = ["WINNER!! You have won a free prize, call 09061701461 to claim now", "ok see you at lunch"]
+print(json.dumps(model.predict(pd.DataFrame({{"SMS": texts}}))["label"].tolist()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr
+    labels = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(labels) == 2 and set(labels) <= {"ham", "spam"}

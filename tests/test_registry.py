@@ -3,9 +3,9 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import mlflow
 import pytest
 
-import mlflow
 from tasks.errors import MlpipeError
 from tasks.evaluation import evaluate
 from tasks.registry import leaderboard, register

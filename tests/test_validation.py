@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_the_task_raises_so_the_flow_stops(digits, workspace, tmp_path):
     frame = digits.frame.copy()
     frame.loc[0, "label"] = 42
     with pytest.raises(ValidationFailed, match=r"validation failed for digits: 1 of 132 expectations failed"):
-        validate_dataset.fn(frame, "digits", tmp_path / "validation.json")
+        validate_dataset.fn(replace(digits, frame=frame), tmp_path / "validation.json")
     assert (tmp_path / "validation.json").exists()
 
 

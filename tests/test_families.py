@@ -1,0 +1,113 @@
+"""Every family on every modality trains, evaluates and keeps its preprocessing (small data)."""
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import SHARED_DATASETS
+
+from models.networks import FAMILIES, build_network, shape_kwargs
+from models.preprocessing import model_inputs
+from tasks.datasets import load_spec, split
+from tasks.evaluation import evaluate
+from tasks.features import class_weights, train_tokenizer
+from tasks.training import TrainConfig, train
+
+
+@pytest.fixture(scope="session")
+def small_datasets(tmp_path_factory, digits):
+    folder = tmp_path_factory.mktemp("small")
+    sms = pd.read_csv(SHARED_DATASETS / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE)
+    sms.groupby("Label").head(150).to_csv(folder / "sms.csv", index=False)
+    specs = {
+        "image": {
+            "name": "digits_small",
+            "modality": "image",
+            "format": "parquet",
+            "train": "digits.parquet",
+            "image_shape": [1, 8, 8],
+            "pixel_scale": 16,
+        },
+        "sequence": {
+            "name": "ecg",
+            "modality": "sequence",
+            "format": "ucr",
+            "train": str(SHARED_DATASETS / "ecg200_train.txt"),
+        },
+        "text": {
+            "name": "sms",
+            "modality": "text",
+            "format": "csv",
+            "train": "sms.csv",
+            "label_column": "Label",
+            "text_column": "SMS",
+        },
+    }
+    digits.frame.head(300).to_parquet(folder / "digits.parquet", index=False)
+    loaded = {}
+    for modality, spec in specs.items():
+        (folder / f"{modality}.yaml").write_text(yaml.safe_dump(spec))
+        loaded[modality] = load_spec(folder / f"{modality}.yaml")
+    return loaded
+
+
+@pytest.mark.parametrize("modality", ["image", "sequence", "text"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_trains_on_each_modality(small_datasets, modality, family, tmp_path):
+    dataset = small_datasets[modality]
+    parts = split(dataset.frame[dataset.label_column].to_numpy(), 0.25, 0.2, 0, 0)
+    config = TrainConfig(family=family, max_epochs=2, batch_size=32, patience=5, seed=0, text={"vocab_size": 500})
+
+    model = train(dataset, parts, config, tmp_path)
+    evaluation = evaluate(model, dataset, parts, tmp_path)
+
+    assert len(model.history) == 2
+    assert np.isfinite(model.history[-1]["val/loss"])
+    assert evaluation.predictions.shape == (len(parts.test),)
+    assert 0.0 <= evaluation.metrics["test/accuracy"] <= 1.0
+    # The network rebuilt from what the registry stores gives the same outputs.
+    rebuilt = build_network(modality, family, **model.network_kwargs)
+    rebuilt.load_state_dict(model.network.state_dict())
+    rebuilt.eval()
+    x = torch.as_tensor(model_inputs(dataset.frame.iloc[parts.test[:4]], model.preprocessing))
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model.network(x))
+
+
+def test_network_shapes_follow_the_docstrings():
+    image = build_network(
+        "image", "transformer", **shape_kwargs({"modality": "image", "image_shape": [3, 8, 12]}, "transformer", 5)
+    )
+    assert image(torch.zeros(2, 3, 8, 12)).shape == (2, 5)
+    sequence = build_network("sequence", "transformer", **shape_kwargs({"modality": "sequence"}, "transformer", 2))
+    assert sequence(torch.zeros(3, 97, 1)).shape == (3, 2)  # a length the patch size does not divide
+    text = build_network("text", "rnn", **shape_kwargs({"modality": "text", "vocab_size": 50}, "rnn", 4))
+    assert text(torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])).shape == (2, 4)
+
+
+def test_padding_does_not_change_a_text_prediction():
+    torch.manual_seed(0)
+    for family in FAMILIES:
+        network = build_network("text", family, vocab_size=30, num_classes=2).eval()
+        short = torch.tensor([[3, 4, 5]])
+        padded = torch.tensor([[3, 4, 5, 0, 0, 0, 0]])
+        with torch.no_grad():
+            torch.testing.assert_close(network(short), network(padded), atol=1e-5, rtol=1e-4, msg=family)
+
+
+def test_the_tokenizer_learns_from_training_texts_only():
+    info = train_tokenizer(["free prize call now", "call me later", "free free prize"] * 5, vocab_size=60)
+    ids = model_inputs(pd.DataFrame({"t": ["free prize", "zyzzyva"]}), {"modality": "text", "text_column": "t", **info})
+
+    assert ids.shape == (2, info["max_length"]) and ids.dtype == np.int64
+    assert ids[0, 0] > 1 and ids[0, 2] == 0  # known word pieces, then padding
+    assert 1 in ids[1]  # [UNK] for characters never seen in training
+
+
+def test_class_weights_favour_the_rare_class():
+    weights = class_weights(np.array([0] * 90 + [1] * 10), 2)
+    assert weights[1] == pytest.approx(3 * weights[0])
+    assert weights.mean() == pytest.approx(1.0)

@@ -1,0 +1,127 @@
+"""Data set specs and the file formats they read; every bad input is one clear MlpipeError."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import SHARED_DATASETS
+
+from tasks.datasets import load_spec, split
+from tasks.errors import MlpipeError
+
+
+def write_spec(folder, **keys):
+    path = folder / f"{keys['name']}.yaml"
+    path.write_text(yaml.safe_dump(keys))
+    return path
+
+
+def test_ucr_with_an_official_test_file(tmp_path):
+    spec = write_spec(
+        tmp_path,
+        name="ecg200",
+        modality="sequence",
+        format="ucr",
+        train=str(SHARED_DATASETS / "ecg200_train.txt"),
+        test=str(SHARED_DATASETS / "ecg200_test.txt"),
+    )
+    dataset = load_spec(spec)
+
+    assert len(dataset.frame) == 200 and len(dataset.feature_columns) == 96
+    assert dataset.classes == [-1, 1]
+    parts = split(dataset.frame["label"].to_numpy(), 0.2, 0.1, 0, 1, dataset.test_positions)
+    np.testing.assert_array_equal(parts.test, np.arange(100, 200))
+    assert len(parts.train) + len(parts.val) == 100
+
+
+def test_tsv_text_without_quoting(tmp_path):
+    spec = write_spec(
+        tmp_path,
+        name="sms",
+        modality="text",
+        format="tsv",
+        train=str(SHARED_DATASETS / "sms_spam.tsv"),
+        label_column="Label",
+        text_column="SMS",
+    )
+    dataset = load_spec(spec)
+
+    assert len(dataset.frame) == 5574  # a stray quote would merge lines
+    assert dataset.frame["Label"].value_counts().to_dict() == {"ham": 4827, "spam": 747}
+    assert dataset.feature_columns == ["SMS"]
+
+
+def test_relative_paths_and_csv_image_tables(tmp_path, digits):
+    digits.frame.head(200).to_csv(tmp_path / "pixels.csv", index=False)
+    dataset = load_spec(write_spec(tmp_path, name="px", modality="image", format="csv", train="pixels.csv"))
+
+    assert dataset.image_shape == (1, 8, 8)
+    assert dataset.pixel_scale == 255.0  # not 0..1, so 8-bit unless the spec says otherwise
+
+
+def test_npz_images(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "images.npz", x=rng.integers(0, 256, (30, 6, 6)), y=np.arange(30) % 3)
+    dataset = load_spec(write_spec(tmp_path, name="npz", modality="image", format="npz", train="images.npz"))
+
+    assert dataset.image_shape == (1, 6, 6) and len(dataset.frame) == 30 and dataset.classes == [0, 1, 2]
+
+
+def test_image_folder_reads_class_subfolders_with_pillow(tmp_path, digits):
+    from PIL import Image
+
+    for i, row in digits.frame.head(40).iterrows():
+        folder = tmp_path / "images" / f"digit{row['label']}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (row.drop("label").to_numpy().reshape(8, 8) * 15).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / f"{i}.png")
+    dataset = load_spec(write_spec(tmp_path, name="imgs", modality="image", format="image-folder", train="images"))
+
+    assert dataset.image_shape == (1, 8, 8) and len(dataset.frame) == 40
+    assert dataset.frame.loc[0, "label"] == "digit0"
+    assert dataset.frame.loc[0, "p10"] == digits.frame.loc[0, "pixel_10"] * 15
+
+
+@pytest.mark.parametrize(
+    ("keys", "files", "message"),
+    [
+        ({"colour": "red"}, {}, "key 'colour': Extra inputs are not permitted"),
+        ({"modality": "audio"}, {}, "key 'modality': Input should be 'image', 'sequence' or 'text'"),
+        ({"format": "ucr", "modality": "text"}, {}, "format 'ucr' does not fit modality 'text'"),
+        ({"text_column": None}, {}, "text data sets need text_column"),
+        ({"train": "missing.csv"}, {}, "missing.csv does not exist"),
+        ({}, {"data.csv": ""}, "data.csv is empty"),
+        ({}, {"data.csv": "text,label\n"}, "data.csv has no rows"),
+        ({}, {"data.csv": "body,label\nhello,a\nbye,b\n"}, "has no text column 'text'"),
+        ({}, {"data.csv": "text,kind\nhello,a\nbye,b\n"}, "has no label column 'label'"),
+        ({}, {"data.csv": "text,label\nhello,a\nbye,a\n"}, "a single class ('a')"),
+        ({}, {"data.csv": b"text,label\n\xff\xfe,a\nbye,b\n"}, "cannot be read as csv"),
+    ],
+)
+def test_bad_specs_and_files_name_the_problem(tmp_path, keys, files, message):
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    base = {"name": "bad", "modality": "text", "format": "csv", "train": "data.csv", "text_column": "text"}
+    if not files and "train" not in keys:
+        (tmp_path / "data.csv").write_text("text,label\nhello,a\nbye,b\n")
+    with pytest.raises(MlpipeError, match=None) as error:
+        load_spec(write_spec(tmp_path, **{**base, **keys}))
+    assert message in str(error.value)
+
+
+def test_spec_must_exist_and_be_a_mapping(tmp_path):
+    with pytest.raises(MlpipeError, match="does not exist"):
+        load_spec(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(MlpipeError, match="must be a mapping"):
+        load_spec(tmp_path / "list.yaml")
+
+
+def test_a_test_file_with_other_columns_is_refused(tmp_path):
+    pd.DataFrame({"text": ["a", "b"], "label": [0, 1]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"body": ["a"], "label": [0]}).to_csv(tmp_path / "test.csv", index=False)
+    spec = write_spec(
+        tmp_path, name="t", modality="text", format="csv", train="train.csv", test="test.csv", text_column="text"
+    )
+    with pytest.raises(MlpipeError, match="has no text column 'text'"):
+        load_spec(spec)
