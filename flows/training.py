@@ -55,6 +55,7 @@ def _train_config(params: PipelineParams, defaults: dict, modality: str, family:
         max_epochs=params.max_epochs or trainer["max_epochs"],
         batch_size=params.batch_size or trainer["batch_size"],
         patience=trainer["patience"],
+        monitor=trainer.get("monitor", "val/loss"),
         seed=seed,
         optimiser=optimiser,
         network=sections["network"],

@@ -20,6 +20,7 @@ class TrainConfig:
     batch_size: int
     patience: int
     seed: int
+    monitor: str = "val/loss"  # picks the checkpoint and stops early; a *loss is minimised, else maximised
     optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
     network: dict = field(default_factory=dict)  # the family's own keyword arguments
     text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
@@ -85,12 +86,13 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
     module = Classifier(network, num_classes=num_classes, class_weights=weights, **config.optimiser)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor="val/loss", mode="min")
+    mode = "min" if config.monitor.endswith("loss") else "max"
+    checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor=config.monitor, mode=mode)
     history = MetricHistory(out_dir / "history.json")
     settings = trainer_settings()
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
-        callbacks=[checkpoint, EarlyStopping("val/loss", patience=config.patience), history],
+        callbacks=[checkpoint, EarlyStopping(config.monitor, mode=mode, patience=config.patience), history],
         logger=False,
         default_root_dir=out_dir,
         enable_progress_bar=sys.stderr.isatty(),
