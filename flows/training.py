@@ -56,6 +56,7 @@ def _train_config(params: PipelineParams, defaults: dict, modality: str, family:
         batch_size=params.batch_size or trainer["batch_size"],
         patience=trainer["patience"],
         monitor=trainer.get("monitor", "val/loss"),
+        class_weighting=trainer.get("class_weighting", "sqrt"),
         seed=seed,
         optimiser=optimiser,
         network=sections["network"],

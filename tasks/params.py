@@ -10,7 +10,7 @@ from tasks.settings import CODE_ROOT, Settings
 # Keys of a family's section that configure the optimiser or the trainer, or the tokenizer;
 # every other key goes to the network.
 OPTIMISER_KEYS = ("learning_rate", "weight_decay")
-TRAINER_KEYS = ("max_epochs", "batch_size", "patience", "monitor")
+TRAINER_KEYS = ("max_epochs", "batch_size", "patience", "monitor", "class_weighting")
 TEXT_KEYS = ("vocab_size", "max_length")
 
 

@@ -21,6 +21,7 @@ class TrainConfig:
     patience: int
     seed: int
     monitor: str = "val/loss"  # picks the checkpoint and stops early; a *loss is minimised, else maximised
+    class_weighting: str = "sqrt"  # "sqrt": square-rooted inverse class frequency in the loss; "none"
     optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
     network: dict = field(default_factory=dict)  # the family's own keyword arguments
     text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
@@ -82,7 +83,7 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
 
     network_kwargs = {**shape_kwargs(info, config.family, num_classes), **config.network}
     network = build_network(dataset.modality, config.family, **network_kwargs)
-    weights = torch.from_numpy(class_weights(y_train, num_classes))
+    weights = torch.from_numpy(class_weights(y_train, num_classes)) if config.class_weighting == "sqrt" else None
     module = Classifier(network, num_classes=num_classes, class_weights=weights, **config.optimiser)
 
     out_dir.mkdir(parents=True, exist_ok=True)
