@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from models.layers import encoder
+from models.layers import encoder, max_mean_pool
 
 
 class ImageRNN(nn.Module):
@@ -25,8 +25,7 @@ class ImageRNN(nn.Module):
         b, c, h, w = x.shape
         rows = x.permute(0, 2, 1, 3).reshape(b, h, c * w)  # (B, H, C*W)
         out, _ = self.rnn(rows)  # (B, H, 2*hidden)
-        pooled = torch.cat([out.max(dim=1).values, out.mean(dim=1)], dim=1)  # (B, 4*hidden)
-        return self.head(pooled)
+        return self.head(max_mean_pool(out))  # (B, 4*hidden) -> (B, num_classes)
 
 
 class ImageTransformer(nn.Module):

@@ -35,6 +35,11 @@ def masked_max(x: Tensor, mask: Tensor | None) -> Tensor:
     return x.max(dim=1).values
 
 
+def max_mean_pool(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(B, T, D) -> (B, 2*D): the max and the mean over (real) time steps, side by side."""
+    return torch.cat([masked_max(x, mask), masked_mean(x, mask)], dim=1)
+
+
 def encoder(dim: int, heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(
         dim, heads, dim_feedforward=4 * dim, dropout=dropout, batch_first=True, norm_first=True

@@ -1,9 +1,8 @@
 """Networks for (possibly multivariate) time series of equal length."""
 
-import torch
 from torch import Tensor, nn
 
-from models.layers import SinusoidalPositions, encoder
+from models.layers import SinusoidalPositions, encoder, max_mean_pool
 
 
 class SequenceCNN(nn.Module):
@@ -52,7 +51,7 @@ class SequenceRNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(x)  # (B, T, out)
-        return self.head(torch.cat([out.max(dim=1).values, out.mean(dim=1)], dim=1))
+        return self.head(max_mean_pool(out))
 
 
 class SequenceTransformer(nn.Module):

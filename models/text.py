@@ -4,7 +4,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from models.layers import SinusoidalPositions, encoder, masked_max, masked_mean
+from models.layers import SinusoidalPositions, encoder, masked_max, masked_mean, max_mean_pool
 
 
 class TextCNN(nn.Module):
@@ -75,7 +75,7 @@ class TextRNN(nn.Module):
         packed = pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])  # (B, L, out)
-        return self.head(torch.cat([masked_max(out, mask), masked_mean(out, mask)], dim=1))
+        return self.head(max_mean_pool(out, mask))
 
 
 class TextTransformer(nn.Module):
