@@ -47,6 +47,8 @@ def run(
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: params.yaml]")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate [default: params.yaml]")] = None,
     seed: Annotated[int | None, typer.Option(help="Training seed [default: params.yaml]")] = None,
+    devices: Annotated[int, typer.Option(help="Devices per candidate: GPUs, or processes on the CPU")] = 1,
+    strategy: Annotated[str, typer.Option(help="auto or ddp (distributed data parallel)")] = "auto",
 ) -> None:
     """Run the training pipeline: validate, train candidates, evaluate, register the best."""
     from flows.parameters import PipelineParams
@@ -59,6 +61,8 @@ def run(
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
+        devices=devices,
+        strategy=strategy,
     )
     from flows.training import training_pipeline
 

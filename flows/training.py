@@ -61,6 +61,8 @@ def _train_config(params: PipelineParams, defaults: dict, modality: str, family:
         optimiser=optimiser,
         network=sections["network"],
         text=sections["text"],
+        devices=params.devices,
+        strategy=params.strategy,
     )
 
 

@@ -21,6 +21,3 @@ class MetricHistory(L.Callback):
         self.epochs.append({"epoch": trainer.current_epoch, **metrics})
         if trainer.is_global_zero:
             self.path.write_text(json.dumps(self.epochs))
-
-    def read(self) -> list[dict[str, float]]:
-        return json.loads(self.path.read_text()) if self.path.exists() else []

@@ -134,6 +134,8 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
                 "batch_size": config.batch_size,
                 "patience": config.patience,
                 "seed": config.seed,
+                "devices": config.devices,
+                "strategy": config.strategy,
                 **config.optimiser,
                 **{f"network.{k}": v for k, v in model.network_kwargs.items()},
             }
@@ -141,7 +143,7 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
         for epoch in model.history:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": model.best_epoch, "fit_seconds": model.fit_seconds})
-        mlflow.set_tag("accelerator", model.accelerator)
+        mlflow.set_tags({"accelerator": model.accelerator, "world_size": model.world_size})
         mlflow.log_artifact(str(evaluation.confusion_matrix_path), artifact_path="evaluation")
         return run.info.run_id
 

@@ -102,3 +102,19 @@ print(json.dumps(model.predict(pd.DataFrame({{"SMS": texts}}))["label"].tolist()
     assert done.returncode == 0, done.stderr
     labels = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(labels) == 2 and set(labels) <= {"ham", "spam"}
+
+
+def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, workspace):
+    # Two CPU processes over gloo: rank zero's checkpoint and history reach MLflow, once.
+    params = PipelineParams(dataset="digits", models=["cnn"], max_epochs=4, seed=3, devices=2, strategy="ddp")
+    registration = training_pipeline(params)
+
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    run = client.get_run(registration.candidate_run_ids["cnn"])
+    assert run.data.tags["world_size"] == "2" and run.data.params["devices"] == "2"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/accuracy")] == [0, 1, 2, 3]
+    assert len(client.get_metric_history(run.info.run_id, "test/accuracy")) == 1
+    assert run.data.metrics["test/accuracy"] > 0.8  # both halves of the data trained one model
+    experiment = client.get_experiment_by_name("digits")
+    assert len(client.search_runs([experiment.experiment_id])) == 2  # the parent and one candidate
+    assert [v.version for v in client.search_model_versions("name='digits'")] == [1]

@@ -1,6 +1,7 @@
 import torch
 
-from tasks.training import TrainConfig, train, trainer_settings
+from tasks.fitting import trainer_settings
+from tasks.training import TrainConfig, train
 
 
 def test_training_keeps_the_best_checkpoint_and_learning_curves(trained_cnn):

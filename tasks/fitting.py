@@ -1,0 +1,160 @@
+"""Run `Trainer.fit` on prepared arrays, in this process or, on several devices, in a worker.
+
+With more than one device Lightning starts one process per device by re-running the command
+that started it. Re-running `mlpipe` (or a Prefect worker) would start a second pipeline, so
+several devices train in a dedicated worker, `python -m tasks.fitting JOB`, which Lightning may
+re-run safely. Workers never touch MLflow or Prefect: the pipeline process reads rank zero's
+checkpoint and history and logs them once.
+"""
+
+import json
+import logging
+import pickle
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tasks.errors import MlpipeError
+
+
+@dataclass
+class FitJob:
+    """Everything a training process needs; picklable, so that a worker can take it."""
+
+    modality: str
+    family: str
+    network_kwargs: dict
+    optimiser: dict
+    class_weights: np.ndarray | None
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    max_epochs: int
+    batch_size: int
+    patience: int
+    monitor: str
+    seed: int
+    out_dir: Path
+    devices: int = 1
+    strategy: str = "auto"
+
+
+@dataclass
+class FitResult:
+    best_model_path: str
+    epochs_run: int
+    fit_seconds: float
+    accelerator: str
+    world_size: int
+
+
+def fit(job: FitJob) -> FitResult:
+    """Train on the devices the job asks for; several devices (or DDP) run in worker processes."""
+    if job.devices > 1 or job.strategy != "auto":
+        return _fit_in_worker(job)
+    return _fit(job, progress_bar=sys.stderr.isatty())[0]
+
+
+def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
+    """Accelerator and precision: bf16 on a CUDA device that supports it, fp32 elsewhere."""
+    import torch
+
+    settings = {"accelerator": "auto", "devices": devices, "strategy": strategy}
+    if torch.cuda.is_available():
+        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return settings | {"precision": precision, "deterministic": False}
+    # Deterministic kernels on the CPU make a seeded run repeatable.
+    return settings | {"precision": "32-true", "deterministic": True}
+
+
+def _fit(job: FitJob, progress_bar: bool = False) -> tuple[FitResult, bool]:
+    """The fit and whether this process is rank zero."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from models.classifier import Classifier
+    from models.data import ArrayDataModule
+    from models.history import MetricHistory
+    from models.networks import build_network
+
+    _quiet_lightning()
+    L.seed_everything(job.seed, workers=True, verbose=False)
+    data = ArrayDataModule(job.x_train, job.y_train, job.x_val, job.y_val, batch_size=job.batch_size, seed=job.seed)
+    network = build_network(job.modality, job.family, **job.network_kwargs)
+    weights = torch.from_numpy(job.class_weights) if job.class_weights is not None else None
+    module = Classifier(network, num_classes=job.network_kwargs["num_classes"], class_weights=weights, **job.optimiser)
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    mode = "min" if job.monitor.endswith("loss") else "max"
+    checkpoint = ModelCheckpoint(dirpath=job.out_dir, filename="best", monitor=job.monitor, mode=mode)
+    trainer = L.Trainer(
+        max_epochs=job.max_epochs,
+        callbacks=[
+            checkpoint,
+            EarlyStopping(job.monitor, mode=mode, patience=job.patience),
+            MetricHistory(job.out_dir / "history.json"),
+        ],
+        logger=False,
+        default_root_dir=job.out_dir,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **trainer_settings(job.devices, job.strategy),
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    result = FitResult(
+        best_model_path=checkpoint.best_model_path,
+        epochs_run=trainer.current_epoch,
+        fit_seconds=time.perf_counter() - started,
+        accelerator=type(trainer.accelerator).__name__,
+        world_size=trainer.world_size,
+    )
+    return result, trainer.is_global_zero
+
+
+def _fit_in_worker(job: FitJob) -> FitResult:
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    job_path, result_path, log_path = (job.out_dir / name for name in ("job.pkl", "result.json", "workers.log"))
+    job_path.write_bytes(pickle.dumps(job))
+    result_path.unlink(missing_ok=True)
+    with log_path.open("w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "tasks.fitting", str(job_path)], stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    if done.returncode != 0 or not result_path.exists():
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        last = lines[-1] if lines else "no output"
+        raise MlpipeError(
+            f"training {job.family} on {job.devices} devices ({job.strategy}) failed with exit code "
+            f"{done.returncode}: {last} (log: {log_path})"
+        )
+    return FitResult(**json.loads(result_path.read_text()))
+
+
+def _quiet_lightning() -> None:
+    # In-memory tensors need no loader workers; the hints about them and about GPUs are noise.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # lightning 2.6 on torch 2.13
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _worker_main(job_path: Path) -> None:
+    """One rank of a multi-device fit; rank zero reports the result for the pipeline process."""
+    job: FitJob = pickle.loads(job_path.read_bytes())
+    result, rank_zero = _fit(job)
+    if rank_zero:
+        (job.out_dir / "result.json").write_text(json.dumps(result.__dict__))
+
+
+if __name__ == "__main__":
+    _worker_main(Path(sys.argv[1]))
