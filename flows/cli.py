@@ -49,6 +49,9 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Training seed [default: params.yaml]")] = None,
     devices: Annotated[int, typer.Option(help="Devices per candidate: GPUs, or processes on the CPU")] = 1,
     strategy: Annotated[str, typer.Option(help="auto or ddp (distributed data parallel)")] = "auto",
+    warn_only: Annotated[
+        bool, typer.Option("--warn-only", help="Train even when validation fails (the run is tagged so)")
+    ] = False,
 ) -> None:
     """Run the training pipeline: validate, train candidates, evaluate, register the best."""
     from flows.parameters import PipelineParams
@@ -63,6 +66,7 @@ def run(
         seed=seed,
         devices=devices,
         strategy=strategy,
+        warn_only=warn_only,
     )
     from flows.training import training_pipeline
 
@@ -75,6 +79,47 @@ def run(
         f"({registration.best_family}); {registration.reason}."
     )
     _print_where_to_look()
+
+
+@app.command()
+def validate(
+    dataset: DatasetOption = "digits",
+    init_suite: Annotated[
+        bool, typer.Option("--init-suite", help="Write a starting suite to expectations/<name>.json from the data")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --init-suite: overwrite an existing suite")] = False,
+) -> None:
+    """Validate a data set against its expectation suite, its row checks and drift from the champion."""
+    from datetime import datetime
+
+    from tasks.datasets import load
+    from tasks.errors import MlpipeError, ValidationFailed
+    from tasks.params import load_params
+    from tasks.registry import champion_profile
+    from tasks.settings import get_settings
+    from tasks.suites import build_suite, write_suite
+    from tasks.validation import check_dataset
+
+    settings = get_settings()
+    data = load(dataset, settings)
+    if init_suite:
+        path = settings.root / "expectations" / f"{data.name}.json"
+        if path.exists() and not force:
+            raise MlpipeError(f"{path} exists: edit it, or pass --force to replace it")
+        suite = build_suite(data)
+        write_suite(suite, path)
+        typer.echo(f"Wrote {len(suite['expectations'])} expectations to {path}: review the bounds, then commit it.")
+        return
+    report = check_dataset(data, load_params(settings).get("validation"), champion_profile(data.name, settings))
+    out_dir = settings.outputs_dir / data.name / f"validate-{datetime.now():%Y%m%dT%H%M%S}"
+    report_path = report.write(out_dir / "validation.json")
+    docs_path = report.write_data_docs(out_dir / "data_docs.html")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+    typer.echo(f"Report: {report_path}\nData Docs: {docs_path}")
+    if not report.success:
+        raise ValidationFailed(f"validation failed for {report.summary()}")
+    typer.echo(report.summary())
 
 
 @app.command()

@@ -8,7 +8,7 @@ from tasks.errors import MlpipeError
 from tasks.evaluation import evaluate_model
 from tasks.lineage import code_version
 from tasks.params import family_params, load_params
-from tasks.registry import Registration, register_model
+from tasks.registry import Registration, champion_profile, register_model
 from tasks.settings import get_settings
 from tasks.training import TrainConfig, train_model
 from tasks.validation import validate_dataset
@@ -22,8 +22,11 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     seed = params.seed if params.seed is not None else defaults["seed"]
     dataset = load_dataset(params.dataset)
     run_dir = settings.outputs_dir / dataset.name / _run_name()
+    reference = champion_profile(dataset.name, settings)
+    report = validate_dataset(dataset, run_dir, defaults.get("validation"), reference, params.warn_only)
     report_path = run_dir / "validation.json"
-    report = validate_dataset(dataset, report_path)
+    if report.warn_only:
+        _tag_flow_run("validation-failed-warn-only")
     parts = split_dataset(dataset, defaults["split"], seed)
     candidates = []
     for family in params.models:
@@ -64,6 +67,14 @@ def _train_config(params: PipelineParams, defaults: dict, modality: str, family:
         devices=params.devices,
         strategy=params.strategy,
     )
+
+
+def _tag_flow_run(tag: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(runtime.flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted({*flow_run.tags, tag}))
 
 
 def _run_name() -> str:

@@ -71,9 +71,9 @@ def register(
 
     experiment_id = connect(settings, dataset.name)
     tags = {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage}
-    validation = f"{'passed' if report.success else 'failed'}: {report_path}"
+    validation = f"{report.outcome}: {report_path}"
     with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
-        mlflow.set_tag("validation", validation)
+        mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})
         mlflow.log_params(
             {
                 "split_seed": split.seeds["split"],
@@ -81,7 +81,8 @@ def register(
                 "families": ",".join(m.family for m, _ in candidates),
             }
         )
-        mlflow.log_artifact(str(report_path), artifact_path="validation")
+        for path in sorted(report_path.parent.glob("validation.json")) + sorted(report_path.parent.glob("data_docs*")):
+            mlflow.log_artifact(str(path), artifact_path="validation")
         run_ids = {}
         for model, evaluation in candidates:
             run_ids[model.family] = _log_candidate(model, evaluation, {**tags, "validation": validation}, experiment_id)
@@ -157,6 +158,7 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
     from mlflow.models import infer_signature
 
     from models.preprocessing import model_inputs
+    from tasks.drift import profile
     from tasks.evaluation import predict_classes
 
     example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
@@ -190,6 +192,8 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
             input_example=example,
             pip_requirements=requirements,
         )
+        # The champion's data, summarised: the next run's drift check compares against it.
+        mlflow.log_dict(profile(dataset), "data/profile.json")
         version = mlflow.register_model(info.model_uri, dataset.name, tags=tags)
     return str(version.version)
 
@@ -210,6 +214,21 @@ def _decide_champion(client, name: str, version: str, score: float) -> tuple[boo
         f"not promoted: {PRIMARY_METRIC} {score:.4f} <= champion v{champion.version}'s {champion_score:.4f}",
         str(champion.version),
     )
+
+
+def champion_profile(dataset: str, settings: Settings) -> dict | None:
+    """The data profile stored with the current champion, or None when there is none yet."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if connect(settings, dataset, create=False) is None:
+        return None
+    client = mlflow.MlflowClient()
+    try:
+        champion = client.get_model_version_by_alias(dataset, "champion")
+        return mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/data/profile.json")
+    except MlflowException:
+        return None  # no champion, or one registered before profiles were kept
 
 
 def leaderboard(dataset: str, settings: Settings) -> list[dict]:

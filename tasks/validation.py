@@ -1,7 +1,8 @@
 """Great Expectations: run a data set's suite and turn the result into a verdict people can read."""
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,22 +20,55 @@ if TYPE_CHECKING:
 @dataclass
 class ValidationReport:
     dataset: str
-    success: bool
+    success: bool  # every expectation and every check that may fail the run passed
     evaluated: int
-    failures: list[str]  # one readable line per failed expectation
+    failures: list[str]  # one readable line per failed expectation or check
     result: dict  # Great Expectations' own description of the run
+    checks: list[dict] = field(default_factory=list)  # row-level checks and drift, passed or not
+    warnings: list[str] = field(default_factory=list)  # failed checks configured only to warn
+    warn_only: bool = False  # failures were let through (--warn-only)
+    gx_result: object = field(default=None, repr=False)  # for rendering Data Docs
 
     def summary(self) -> str:
         if self.success:
-            return f"{self.dataset}: all {self.evaluated} expectations passed"
-        return f"{self.dataset}: {len(self.failures)} of {self.evaluated} expectations failed: " + "; ".join(
+            return f"{self.dataset}: all {self.evaluated} expectations and checks passed"
+        return f"{self.dataset}: {len(self.failures)} of {self.evaluated} expectations and checks failed: " + "; ".join(
             self.failures
         )
 
+    @property
+    def outcome(self) -> str:
+        """passed | failed | failed (warn-only): the word for tags."""
+        return "passed" if self.success else "failed (warn-only)" if self.warn_only else "failed"
+
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"summary": self.summary(), **self.result}, indent=2, default=str))
+        document = {"summary": self.summary(), "checks": self.checks, "warnings": self.warnings, **self.result}
+        path.write_text(json.dumps(document, indent=2, default=str))
         return path
+
+    def write_data_docs(self, path: Path) -> Path:
+        """Great Expectations' Data Docs page for this validation, as one static HTML file."""
+        from great_expectations.render.renderer import ValidationResultsPageRenderer
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page = ValidationResultsPageRenderer().render(self.gx_result)
+        path.write_text(DefaultJinjaPageView().render(page))
+        return path
+
+    def markdown(self) -> str:
+        """The summary people see in the Prefect UI."""
+        icon = {"passed": "passed", "failed": "**FAILED**", "failed (warn-only)": "**FAILED** (warn-only: run went on)"}
+        lines = [f"# Validation of `{self.dataset}`: {icon[self.outcome]}", ""]
+        lines += [f"{self.evaluated} expectations and checks, {len(self.failures)} failed.", ""]
+        if self.failures:
+            lines += ["## Failed", "", *(f"- {failure}" for failure in self.failures), ""]
+        if self.warnings:
+            lines += ["## Warnings", "", *(f"- {warning}" for warning in self.warnings), ""]
+        lines += ["## Checks", "", "| check | passed | observed |", "|---|---|---|"]
+        lines += [f"| {c['check']} | {'yes' if c['success'] else 'no'} | {c['message']} |" for c in self.checks]
+        return "\n".join(lines)
 
 
 def load_suite(path: Path):
@@ -89,6 +123,7 @@ def run_suite(frame: pd.DataFrame, suite, dataset: str) -> ValidationReport:
         evaluated=len(result.results),
         failures=failures,
         result=result.describe_dict(),
+        gx_result=result,
     )
 
 
@@ -124,18 +159,86 @@ def default_suite(dataset: "Dataset"):
 
 
 def validate(frame: pd.DataFrame, dataset: str, suite_path: Path, report_path: Path) -> ValidationReport:
+    """A table against one suite file, report written: the suite alone, no row checks."""
     report = run_suite(frame, load_suite(suite_path), dataset)
     report.write(report_path)
     return report
 
 
-@task(name="validate_dataset", cache_policy=NO_CACHE)
-def validate_dataset(dataset: "Dataset", report_path: Path) -> ValidationReport:
-    """Raise ValidationFailed (which fails the flow run) when any expectation fails."""
+def check_dataset(
+    dataset: "Dataset", limits: dict | None = None, reference: dict | None = None, warn_only: bool = False
+) -> ValidationReport:
+    """The data set's suite (or the default checks), the row-level checks and, given the profile
+    of the champion's data, drift: one report."""
+    from tasks.data_checks import run_checks
+    from tasks.drift import compare
+
+    limits = limits or {}
     suite_path = get_settings().expectation_suite_path(dataset.name)
     suite = load_suite(suite_path) if suite_path.exists() else default_suite(dataset)
     report = run_suite(dataset.frame, suite, dataset.name)
-    report.write(report_path)
-    if not report.success:
-        raise ValidationFailed(f"validation failed for {report.summary()} (report: {report_path})")
+    checks = run_checks(dataset, limits.get("checks"))
+    drift_limits = limits.get("drift") or {}
+    drift = []
+    if reference is not None and reference.get("data_hash") != dataset.data_hash:
+        drift = compare(reference, dataset, drift_limits)
+    warn_on_drift = drift_limits.get("action", "fail") == "warn"
+    report.checks = [c.as_dict() for c in checks + drift]
+    report.evaluated += len(checks) + len(drift)
+    report.failures += [f"{c.name}: {c.message}" for c in checks if not c.success]
+    drift_failures = [f"{c.name}: {c.message}" for c in drift if not c.success]
+    if warn_on_drift:
+        report.warnings += drift_failures
+    else:
+        report.failures += drift_failures
+    report.success = not report.failures
+    report.warn_only = warn_only and not report.success
     return report
+
+
+@task(name="validate_dataset", cache_policy=NO_CACHE)
+def validate_dataset(
+    dataset: "Dataset",
+    out_dir: Path,
+    limits: dict | None = None,
+    reference: dict | None = None,
+    warn_only: bool = False,
+) -> ValidationReport:
+    """Validate and keep the reports: JSON and Data Docs in out_dir, a markdown artifact in
+    Prefect. Raise ValidationFailed (which fails the flow run) unless warn_only."""
+    from prefect.artifacts import create_markdown_artifact
+
+    report = check_dataset(dataset, limits, reference, warn_only)
+    report_path = report.write(out_dir / "validation.json")
+    docs_path = report.write_data_docs(out_dir / "data_docs.html")
+    create_markdown_artifact(
+        key=f"validation-{artifact_key(dataset.name)}",
+        markdown=report.markdown() + f"\n\nReport: `{report_path}`; Data Docs: `{docs_path}`",
+        description=report.summary()[:500],
+    )
+    logger = _logger()
+    for warning in report.warnings:
+        logger.warning("validation warning: %s", warning)
+    if not report.success:
+        if not warn_only:
+            raise ValidationFailed(f"validation failed for {report.summary()} (report: {report_path})")
+        logger.warning("validation failed, going on (--warn-only): %s", report.summary())
+    return report
+
+
+def artifact_key(name: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "dataset"
+
+
+def _logger():
+    """The task run's logger; a plain one when called outside a run (scripts, tests)."""
+    import logging
+
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("mlpipe.validation")

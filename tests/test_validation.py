@@ -44,12 +44,14 @@ def test_a_missing_column_fails_the_column_set(digits, tmp_path):
     assert any(f.startswith("expect_table_columns_to_match_set") for f in report.failures)
 
 
-def test_the_task_raises_so_the_flow_stops(digits, workspace, tmp_path):
+def test_the_task_raises_so_the_flow_stops(digits, workspace, prefect_api, tmp_path):
     frame = digits.frame.copy()
-    frame.loc[0, "label"] = 42
-    with pytest.raises(ValidationFailed, match=r"validation failed for digits: 1 of 132 expectations failed"):
-        validate_dataset.fn(replace(digits, frame=frame), tmp_path / "validation.json")
+    frame.loc[0, "pixel_5"] = 99
+    expected = r"validation failed for digits: 1 of 137 expectations and checks failed: expect_column_values_to_be_betw"
+    with pytest.raises(ValidationFailed, match=expected):
+        validate_dataset.fn(replace(digits, frame=frame), tmp_path)
     assert (tmp_path / "validation.json").exists()
+    assert "Expectation Validation Result" in (tmp_path / "data_docs.html").read_text()
 
 
 def test_a_malformed_suite_is_a_clear_error(digits, tmp_path):

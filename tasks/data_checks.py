@@ -1,0 +1,136 @@
+"""Checks across rows and parts of a data set, which single-column expectations cannot express:
+duplicates, train/test leakage, rare classes, values that are not finite numbers, huge texts.
+
+Each runs on the whole table in vectorised pandas/numpy, so they stay cheap at a million rows.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tasks.datasets import Dataset
+
+DEFAULT_LIMITS = {
+    "max_duplicate_fraction": 0.1,  # identical rows (features and label); sms_spam has 7 %
+    "max_leakage_fraction": 0.0,  # rows of an explicit test file that also occur in its train file
+    "min_class_count": 5,  # samples of the rarest class outside the test part
+    "max_text_chars": 10_000,  # longer texts are almost always a broken file, not a message
+}
+
+
+@dataclass
+class CheckResult:
+    name: str
+    success: bool
+    observed: object  # the figure the check is decided on
+    message: str  # one line a person understands, whether it passed or not
+
+    def as_dict(self) -> dict:
+        return {"check": self.name, "success": self.success, "observed": self.observed, "message": self.message}
+
+
+def run_checks(dataset: Dataset, limits: dict | None = None) -> list[CheckResult]:
+    limits = DEFAULT_LIMITS | (limits or {})
+    checks = [_class_counts(dataset, limits["min_class_count"])]
+    if dataset.modality == "text":
+        checks.append(_text_lengths(dataset, limits["max_text_chars"]))
+    else:
+        numeric = _numeric_features(dataset)
+        checks.append(numeric)
+        if numeric.success:
+            checks.append(_finite_values(dataset))
+            if dataset.modality == "image":
+                checks.append(_pixel_range(dataset))
+    hashes = _row_hashes(dataset)
+    checks.append(_duplicates(dataset, hashes, limits["max_duplicate_fraction"]))
+    if dataset.test_positions is not None:
+        checks.append(_leakage(dataset, hashes, limits["max_leakage_fraction"]))
+    return checks
+
+
+def _row_hashes(dataset: Dataset) -> np.ndarray:
+    """One 64-bit hash per row's features, so rows compare as integers."""
+    return pd.util.hash_pandas_object(dataset.frame[dataset.feature_columns], index=False).to_numpy()
+
+
+def _class_counts(dataset: Dataset, minimum: int) -> CheckResult:
+    labels = dataset.frame[dataset.label_column]
+    if dataset.test_positions is not None:
+        labels = labels.drop(labels.index[dataset.test_positions])
+    counts = labels.value_counts()
+    rarest, count = _plain(counts.index[-1]), int(counts.iloc[-1])
+    ok = count >= minimum
+    detail = f"class {rarest!r} has {count} training samples" + ("" if ok else f", fewer than {minimum}")
+    return CheckResult("class_counts", ok, {str(k): int(v) for k, v in counts.items()}, detail)
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _text_lengths(dataset: Dataset, maximum: int) -> CheckResult:
+    column = dataset.feature_columns[0]
+    lengths = dataset.frame[column].str.len()
+    longest = int(lengths.max())
+    ok = longest <= maximum
+    row = int(lengths.to_numpy().argmax())
+    detail = f"longest text in {column!r} has {longest:,} characters (row {row})"
+    return CheckResult("text_lengths", ok, longest, detail + ("" if ok else f", more than {maximum:,}"))
+
+
+def _numeric_features(dataset: Dataset) -> CheckResult:
+    frame = dataset.frame[dataset.feature_columns]
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if not bad:
+        return CheckResult("numeric_features", True, 0, f"all {len(frame.columns)} feature columns are numeric")
+    column = bad[0]
+    values = pd.to_numeric(frame[column], errors="coerce")
+    example = frame[column][values.isna() & frame[column].notna()].head(1).tolist()
+    detail = f"{len(bad)} feature columns are not numeric, e.g. {column!r} holds {example[0]!r}" if example else ""
+    return CheckResult("numeric_features", False, bad[:10], detail or f"column {column!r} is not numeric")
+
+
+def _finite_values(dataset: Dataset) -> CheckResult:
+    values = dataset.frame[dataset.feature_columns].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    bad = int((~finite).sum())
+    if not bad:
+        return CheckResult("finite_values", True, 0, "no NaN or infinite feature values")
+    rows, cols = np.nonzero(~finite)
+    nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    where = f"first at row {rows[0]}, column {dataset.feature_columns[cols[0]]!r}"
+    return CheckResult(
+        "finite_values",
+        False,
+        {"nan": nan, "inf": inf},
+        f"{nan} NaN and {inf} infinite feature values in {len(np.unique(rows))} rows ({where})",
+    )
+
+
+def _pixel_range(dataset: Dataset) -> CheckResult:
+    values = dataset.frame[dataset.feature_columns].to_numpy()
+    low, high = float(values.min()), float(values.max())
+    ok = low >= 0 and high <= 255
+    detail = f"pixel values span {low:g}..{high:g}" + ("" if ok else ", outside 0..255")
+    return CheckResult("pixel_range", ok, [low, high], detail)
+
+
+def _duplicates(dataset: Dataset, hashes: np.ndarray, maximum: float) -> CheckResult:
+    keys = pd.DataFrame({"features": hashes, "label": dataset.frame[dataset.label_column].to_numpy()})
+    count = int(keys.duplicated().sum())
+    fraction = count / len(keys)
+    ok = fraction <= maximum
+    detail = f"{count} duplicated rows ({fraction:.1%} of {len(keys)})"
+    return CheckResult("duplicates", ok, round(fraction, 6), detail + ("" if ok else f", more than {maximum:.1%}"))
+
+
+def _leakage(dataset: Dataset, hashes: np.ndarray, maximum: float) -> CheckResult:
+    test = np.zeros(len(hashes), dtype=bool)
+    test[dataset.test_positions] = True
+    leaked = np.isin(hashes[test], hashes[~test])
+    count = int(leaked.sum())
+    fraction = count / max(int(test.sum()), 1)
+    ok = fraction <= maximum
+    detail = f"{count} test rows ({fraction:.1%}) also occur in the training file"
+    return CheckResult("train_test_leakage", ok, round(fraction, 6), detail + ("" if ok else ": leakage"))
