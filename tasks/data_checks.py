@@ -109,8 +109,8 @@ def _finite_values(dataset: Dataset) -> CheckResult:
 
 
 def _pixel_range(dataset: Dataset) -> CheckResult:
-    values = dataset.frame[dataset.feature_columns].to_numpy()
-    low, high = float(values.min()), float(values.max())
+    values = dataset.frame[dataset.feature_columns].to_numpy(dtype=np.float64)
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
     ok = low >= 0 and high <= 255
     detail = f"pixel values span {low:g}..{high:g}" + ("" if ok else ", outside 0..255")
     return CheckResult("pixel_range", ok, [low, high], detail)

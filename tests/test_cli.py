@@ -16,7 +16,7 @@ def mlpipe(*args: str, root: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([MLPIPE, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["compare"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["compare"]])
 def test_every_command_has_help(command):
     done = mlpipe(*command, "--help")
     assert done.returncode == 0
@@ -66,8 +66,9 @@ def test_broken_data_fails_the_run_with_one_error_line(workspace, digits):
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        "error: validation failed for digits: 1 of 132 expectations failed: "
-        "expect_column_values_to_be_in_set(label) 1 unexpected, e.g. [12] "
+        "error: validation failed for digits: 2 of 137 expectations and checks failed: "
+        "expect_column_values_to_be_in_set(label) 1 unexpected, e.g. [12]; "
+        "class_counts: class 12 has 1 training samples, fewer than 5 "
         f"(report: {workspace}/outputs/digits/" + errors[0].split("/outputs/digits/")[1]
     ]
     assert "Traceback" not in done.stderr + done.stdout
@@ -85,3 +86,39 @@ def test_run_then_compare_from_the_command_line(workspace):
     (row,) = json.loads(compared.stdout)
     assert row["family"] == "cnn" and row["registered_version"] == 1
     assert "champion" in row["aliases"]
+
+
+def test_validate_builds_a_suite_from_the_data_then_holds_new_data_to_it(workspace):
+    import csv
+
+    import pandas as pd
+    from conftest import SHARED_DATASETS
+
+    sms = pd.read_csv(SHARED_DATASETS / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE).head(400)
+    sms.to_csv(workspace / "sms.csv", index=False)
+    spec = workspace / "sms.yaml"
+    spec.write_text("name: sms\nmodality: text\nformat: csv\ntrain: sms.csv\nlabel_column: Label\ntext_column: SMS\n")
+
+    built = mlpipe("validate", "--dataset", str(spec), "--init-suite", root=workspace)
+    assert built.returncode == 0, built.stderr
+    suite = json.loads((workspace / "expectations" / "sms.json").read_text())
+    kinds = {e["type"] for e in suite["expectations"]}
+    assert {"expect_column_values_to_be_in_set", "expect_column_kl_divergence_to_be_less_than"} <= kinds
+    assert "expect_column_value_lengths_to_be_between" in kinds
+    again = mlpipe("validate", "--dataset", str(spec), "--init-suite", root=workspace)
+    assert again.returncode == 1 and "sms.json exists: edit it, or pass --force" in again.stderr
+
+    passed = mlpipe("validate", "--dataset", str(spec), root=workspace)
+    assert passed.returncode == 0, passed.stderr
+    assert "sms: all 11 expectations and checks passed" in passed.stdout
+    assert "Data Docs: " in passed.stdout
+
+    sms.loc[7, "Label"] = "maybe"
+    sms.loc[8, "SMS"] = "x" * 1000  # longer than any text the suite was built from
+    sms.to_csv(workspace / "sms.csv", index=False)
+    failed = mlpipe("validate", "--dataset", str(spec), root=workspace)
+    assert failed.returncode == 1
+    (error,) = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert "expect_column_values_to_be_in_set(Label) 1 unexpected, e.g. ['maybe']" in error
+    assert "expect_column_value_lengths_to_be_between(SMS) 1 unexpected" in error
+    assert "Traceback" not in failed.stderr

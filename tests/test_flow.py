@@ -118,3 +118,44 @@ def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, wo
     experiment = client.get_experiment_by_name("digits")
     assert len(client.search_runs([experiment.experiment_id])) == 2  # the parent and one candidate
     assert [v.version for v in client.search_model_versions("name='digits'")] == [1]
+
+
+def test_reports_drift_gate_and_warn_only(prefect_api, workspace):
+    """A valid run keeps its reports; data that drifted from the champion's stops the next run,
+    unless --warn-only, which trains and says so in the tags of both runs."""
+    from prefect.client.orchestration import get_client
+
+    first = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1, seed=3))
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    parent = [a.path for a in client.list_artifacts(first.parent_run_id, "validation")]
+    assert parent == ["validation/data_docs.html", "validation/validation.json"]
+    profile = mlflow.artifacts.load_dict(f"runs:/{first.candidate_run_ids['cnn']}/data/profile.json")
+    assert set(profile["labels"]) == {str(d) for d in range(10)}
+
+    async def validation_artifact():
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        async with get_client() as prefect:
+            return await prefect.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["validation-digits"]))
+            )
+
+    (artifact,) = [
+        a
+        for a in asyncio.run(validation_artifact())
+        if str(a.flow_run_id) == client.get_run(first.parent_run_id).data.tags["prefect_flow_run_id"]
+    ]
+    assert "# Validation of `digits`: passed" in artifact.data
+
+    table = workspace / "data" / "digits" / "digits.parquet"
+    frame = pd.read_parquet(table)
+    frame[frame["label"] != 3].to_parquet(table, index=False)  # a class went missing upstream
+    with pytest.raises(ValidationFailed, match=r"drift.label_shift: class '3' share moved -10.2%"):
+        training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    assert [v.version for v in client.search_model_versions("name='digits'")] == [1]
+
+    second = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1, warn_only=True))
+    version = client.get_model_version("digits", second.version)
+    assert version.tags["validation"].startswith("failed (warn-only): ")
+    assert client.get_run(second.parent_run_id).data.tags["validation.warn_only"] == "true"
+    assert "validation-failed-warn-only" in _flow_run(version.tags["prefect_flow_run_id"]).tags

@@ -1,0 +1,52 @@
+"""Drift of new data against the profile of the champion's data."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from tasks.drift import compare, profile
+
+
+def _failed(checks) -> dict[str, str]:
+    return {c.name: c.message for c in checks if not c.success}
+
+
+def test_the_same_data_does_not_drift(digits):
+    assert _failed(compare(profile(digits), digits)) == {}
+
+
+def test_a_brighter_image_set_drifts_in_its_features(digits):
+    frame = digits.frame.copy()
+    pixels = digits.feature_columns
+    frame[pixels] = np.clip(frame[pixels] + 4, 0, 16)
+
+    failed = _failed(compare(profile(digits), replace(digits, frame=frame)))
+
+    assert set(failed) == {"drift.feature_psi"}
+    assert failed["drift.feature_psi"].startswith("largest PSI ")
+
+
+def test_a_vanishing_class_shifts_the_label_proportions(digits):
+    frame = digits.frame[digits.frame["label"] != 3]
+
+    failed = _failed(compare(profile(digits), replace(digits, frame=frame), {"label_shift": 0.05}))
+
+    assert "drift.label_shift" in failed
+    assert "class '3' share moved -10.2%" in failed["drift.label_shift"]
+
+
+def test_new_words_and_longer_texts_drift(tmp_path):
+    from tasks.datasets import Dataset
+
+    def texts(items: list[str]) -> Dataset:
+        frame = pd.DataFrame({"text": items, "label": ["a", "b"] * (len(items) // 2)})
+        return Dataset("t", "text", frame, "label", ["text"], tmp_path, data_hash=str(len(items)))
+
+    old = texts(["see you at lunch", "call me later today"] * 50)
+    new = texts(["quantum entanglement observed in superconducting qubits at millikelvin temperatures"] * 100)
+
+    failed = _failed(compare(profile(old), new))
+
+    assert {"drift.oov_rate", "drift.text_length_psi"} <= set(failed)
+    assert failed["drift.oov_rate"].startswith("88.9% of the words are new")  # all but "at"
