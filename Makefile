@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-slow lint clean
+.PHONY: setup run test test-slow bench lint clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,12 @@ test: setup
 
 test-slow: setup
 	$(BIN)/pytest -m "slow"
+
+# Each bench/*.py script writes bench/results/<name>.json; report.py gathers them in bench/results.md.
+BENCHES := $(filter-out bench/common.py bench/report.py,$(wildcard bench/*.py))
+bench: setup
+	cd bench && for script in $(notdir $(BENCHES)); do ../$(BIN)/python $$script || exit 1; done
+	cd bench && ../$(BIN)/python report.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,41 @@
+"""Shared by the benchmarks: medians of repeated timings and one JSON result file per benchmark.
+
+`bench/report.py` turns bench/results/*.json into bench/results.md.
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).with_name("results")
+sys.path.insert(0, str(ROOT))
+
+
+def median_seconds(action, repeats: int = 3) -> float:
+    """Median wall time of `repeats` calls of action()."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def save(name: str, title: str, rows: list[dict], notes: str = "") -> Path:
+    """rows: {"figure", "value", "target", "met"} (met: True, False or None when no target)."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {"title": title, "date": date.today().isoformat(), "machine": machine(), "rows": rows, "notes": notes}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
