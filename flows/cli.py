@@ -126,18 +126,90 @@ def validate(
 def compare(
     dataset: DatasetOption = "digits",
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json")] = OutputFormat.table,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the runs' test metrics by family to this PNG")] = None,
 ) -> None:
     """Compare the candidate runs of a data set, best first."""
     from tasks.registry import leaderboard
     from tasks.settings import get_settings
-    from tasks.spec import is_spec_path, read_spec
 
-    name = read_spec(Path(dataset)).name if is_spec_path(dataset) else dataset
-    rows = leaderboard(name, get_settings())
+    rows = leaderboard(_dataset_name(dataset), get_settings())
     if output_format is OutputFormat.json:
         typer.echo(json.dumps(rows, indent=2))
     else:
         _print_table(rows)
+    if plot is not None:
+        from tasks.plots import plot_leaderboard
+
+        plot_leaderboard(rows, plot)
+        typer.echo(f"Plot: {plot}", err=output_format is OutputFormat.json)
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Option("--version", help="The version to make @champion")],
+    dataset: DatasetOption = "digits",
+) -> None:
+    """Make a version @champion by hand, after it loads and predicts in a fresh process."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tasks.errors import MlpipeError
+    from tasks.promotion import move_champion, serving_check
+
+    name, settings = _registry(dataset)
+    client = mlflow.MlflowClient()
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        raise MlpipeError(f"{name} has no version {version}") from None
+    serving_check(settings.tracking_uri, name, str(version))
+    move_champion(client, name, str(version), f"champion: promoted by hand (mlpipe promote --version {version})")
+    typer.echo(f"{name} v{version} is @champion.")
+
+
+@app.command()
+def rollback(dataset: DatasetOption = "digits") -> None:
+    """Give @champion back to the version that held it before."""
+    import mlflow
+
+    from tasks.promotion import rollback as roll_back
+
+    name, _ = _registry(dataset)
+    current, previous = roll_back(mlflow.MlflowClient(), name)
+    typer.echo(f"{name}: @champion moved back from v{current} to v{previous}.")
+
+
+@app.command()
+def predict(
+    input_path: Annotated[Path, typer.Option("--input", help="Raw rows: .csv, .tsv, .parquet or .jsonl")],
+    output_path: Annotated[Path, typer.Option("--output", help="Rows with predicted_label and predicted_probability")],
+    dataset: DatasetOption = "digits",
+) -> None:
+    """Label a file of raw rows with the data set's @champion (batch inference)."""
+    from tasks.inference import predict_file
+    from tasks.settings import get_settings
+
+    summary = predict_file(_dataset_name(dataset), input_path, output_path, get_settings())
+    typer.echo(f"{summary['rows']} rows labelled by {summary['dataset']} v{summary['version']}: {output_path}")
+
+
+def _dataset_name(dataset: str) -> str:
+    """A spec's path names its data set by the spec's `name`."""
+    from tasks.spec import is_spec_path, read_spec
+
+    return read_spec(Path(dataset)).name if is_spec_path(dataset) else dataset
+
+
+def _registry(dataset: str):
+    """(data set name, settings), with MLflow pointed at the store; an error if it has no model."""
+    from tasks.errors import MlpipeError
+    from tasks.registry import connect
+    from tasks.settings import get_settings
+
+    name, settings = _dataset_name(dataset), get_settings()
+    if connect(settings, name, create=False) is None:
+        raise MlpipeError(f"no runs for data set {name!r} in {settings.tracking_uri}: run `mlpipe run` first")
+    return name, settings
 
 
 def _print_leaderboard(dataset: str, limit: int) -> None:

@@ -23,6 +23,9 @@ class PipelineParams(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=65_536, description="Samples per training batch")
     learning_rate: float | None = Field(None, gt=0, lt=10, description="Peak learning rate of the one-cycle schedule")
     seed: int | None = Field(None, ge=0, description="Training seed (weights, shuffling, train/val split)")
+    min_delta: float | None = Field(
+        None, ge=0, le=1, description="Accuracy a new version must gain over @champion to replace it"
+    )
     warn_only: bool = Field(
         False, description="Train even when validation fails (the run is tagged validation-failed-warn-only)"
     )

@@ -6,7 +6,7 @@ from flows.parameters import PipelineParams
 from tasks.datasets import load_dataset, split_dataset
 from tasks.errors import MlpipeError
 from tasks.evaluation import evaluate_model
-from tasks.lineage import code_version
+from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
 from tasks.params import family_params, load_params
 from tasks.registry import Registration, champion_profile, register_model
 from tasks.settings import get_settings
@@ -36,8 +36,18 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
         metrics = evaluation.metrics
         logger.info("%s: test accuracy %.4f, f1_macro %.4f", family, metrics["test/accuracy"], metrics["test/f1_macro"])
         candidates.append((model, evaluation))
-    lineage = {**code_version(), "prefect_flow_run_id": str(runtime.flow_run.id or "none")}
-    registration = register_model(dataset, parts, report, report_path, candidates, lineage)
+    flow_run_id = str(runtime.flow_run.id or "none")
+    lineage = {
+        **code_version(),
+        "prefect_flow_run_id": flow_run_id,
+        "prefect_flow_run_url": flow_run_url(flow_run_id),
+        "params_hash": params_hash(params.model_dump(), defaults, [c[0].config for c in candidates]),
+        "package_versions": package_versions(),
+    }
+    policy = dict(defaults.get("promotion") or {})
+    if params.min_delta is not None:
+        policy["min_delta"] = params.min_delta
+    registration = register_model(dataset, parts, report, report_path, candidates, lineage, policy)
     logger.info(
         "registered %s v%s (%s); %s",
         dataset.name,

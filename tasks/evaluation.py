@@ -1,6 +1,7 @@
 """Score a trained network on the held-out test rows."""
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ class Evaluation:
     metrics: dict[str, float]  # test/accuracy, test/f1_macro
     confusion_matrix_path: Path
     predictions: np.ndarray  # class indices of the test rows
+    artifacts: list[Path] = field(default_factory=list)  # report, per-class metrics, learning curves
 
 
 def predict_classes(network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -69,7 +71,50 @@ def evaluate(model: TrainedModel, dataset: Dataset, split: Split, out_dir: Path)
     metrics = score(y_test, y_pred)
     title = f"{dataset.name} / {model.family}: accuracy {metrics['test/accuracy']:.3f}"
     plot = plot_confusion_matrix(y_test, y_pred, dataset.classes, title, out_dir / "confusion_matrix.png")
-    return Evaluation(family=model.family, metrics=metrics, confusion_matrix_path=plot, predictions=y_pred)
+    artifacts = [
+        *write_classification_report(y_test, y_pred, dataset.classes, out_dir),
+        plot_learning_curves(model.history, f"{dataset.name} / {model.family}", out_dir / "learning_curves.png"),
+    ]
+    return Evaluation(model.family, metrics, plot, y_pred, artifacts)
+
+
+def write_classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: list, out_dir: Path) -> list[Path]:
+    """scikit-learn's report as text, and per-class precision, recall, F1 and support as JSON."""
+    from sklearn.metrics import classification_report
+
+    names = [str(c) for c in classes]
+    labels = list(range(len(classes)))
+    text = classification_report(y_true, y_pred, labels=labels, target_names=names, digits=4, zero_division=0)
+    per_class = classification_report(
+        y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "classification_report.txt").write_text(text)
+    (out_dir / "per_class_metrics.json").write_text(json.dumps({n: per_class[n] for n in names}, indent=2))
+    return [out_dir / "classification_report.txt", out_dir / "per_class_metrics.json"]
+
+
+def plot_learning_curves(history: list[dict], title: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [e["epoch"] for e in history]
+    fig, (loss, accuracy) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in ("train/loss", "val/loss"):
+        loss.plot(epochs, [e.get(name) for e in history], label=name)
+    for name in ("train/accuracy", "val/accuracy"):
+        accuracy.plot(epochs, [e.get(name) for e in history], label=name)
+    for ax, ylabel in ((loss, "loss"), (accuracy, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 @task(name="evaluate_model", cache_policy=NO_CACHE)

@@ -19,3 +19,36 @@ def _git(*args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(CODE_ROOT), *args], capture_output=True, text=True, check=True, timeout=10
     ).stdout.strip()
+
+
+PACKAGES = ("torch", "lightning", "mlflow", "prefect", "great_expectations", "dvc", "pandas", "numpy")
+
+
+def package_versions() -> str:
+    """The versions that matter for reproducing a model, as one tag value."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in PACKAGES:
+        try:
+            found.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return " ".join(found)
+
+
+def params_hash(*sections: object) -> str:
+    """A short hash of the settings a run used (params.yaml sections and the run's own choices)."""
+    import hashlib
+    import json
+
+    text = json.dumps(sections, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def flow_run_url(flow_run_id: str) -> str:
+    """The flow run's page in the Prefect UI, where one is configured (a server; not the temporary one)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else "none (temporary Prefect server)"

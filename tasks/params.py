@@ -11,7 +11,7 @@ from tasks.settings import CODE_ROOT, Settings
 # every other key goes to the network.
 OPTIMISER_KEYS = ("learning_rate", "weight_decay")
 TRAINER_KEYS = ("max_epochs", "batch_size", "patience", "monitor", "class_weighting")
-TEXT_KEYS = ("vocab_size", "max_length")
+TEXT_KEYS = ("vocab_size", "max_length", "lowercase")
 
 
 def load_params(settings: Settings) -> dict:

@@ -31,6 +31,7 @@ class Registration:
     champion_version: str
     promoted: bool
     reason: str
+    decision_markdown: str = ""  # the promotion decision, for the Prefect UI
 
 
 def connect(settings: Settings, experiment: str, create: bool = True) -> str | None:
@@ -66,8 +67,11 @@ def register(
     candidates: list[tuple[TrainedModel, Evaluation]],
     lineage: dict[str, str],
     settings: Settings,
+    policy: dict | None = None,
 ) -> Registration:
     import mlflow
+
+    from tasks.promotion import Decision, champion_correctness, decide, move_champion, serving_check
 
     experiment_id = connect(settings, dataset.name)
     tags = {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage}
@@ -79,6 +83,7 @@ def register(
                 "split_seed": split.seeds["split"],
                 "seed": split.seeds["seed"],
                 "families": ",".join(m.family for m, _ in candidates),
+                **{f"dataset.{k}": v for k, v in dataset_params(dataset, split).items()},
             }
         )
         for path in sorted(report_path.parent.glob("validation.json")) + sorted(report_path.parent.glob("data_docs*")):
@@ -101,20 +106,33 @@ def register(
         version = _log_and_register(dataset, split, best_model, run_ids[best_model.family], version_tags)
 
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(dataset.name, "challenger", version)
-    promoted, reason, champion = _decide_champion(client, dataset.name, version, best_eval.metrics[PRIMARY_METRIC])
-    client.set_model_version_tag(dataset.name, version, "promotion", reason)
-    if promoted:
-        client.set_registered_model_alias(dataset.name, "champion", version)
+    name = dataset.name
+    client.set_registered_model_alias(name, "challenger", version)
+    test_rows = dataset.frame.iloc[split.test]
+    features = test_rows[dataset.feature_columns]
+    champion, champion_correct = champion_correctness(client, name, features, test_rows[dataset.label_column])
+    decision = decide(best_eval.predictions == dataset.class_indices(split.test), champion, champion_correct, policy)
+    if decision.promote:
+        try:
+            serving_check(settings.tracking_uri, name, version, features.head(5))
+        except MlpipeError as error:
+            decision = Decision(False, f"not promoted: {error}", decision.score, champion)
+    for key, value in decision.tags().items():
+        client.set_model_version_tag(name, version, key, value)
+    if champion is not None:
+        client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
+    if decision.promote:
+        move_champion(client, name, version, decision.reason)
     return Registration(
         dataset=dataset.name,
         parent_run_id=parent.info.run_id,
         candidate_run_ids=run_ids,
         best_family=best_model.family,
         version=version,
-        champion_version=version if promoted else champion,
-        promoted=promoted,
-        reason=reason,
+        champion_version=version if decision.promote else champion,
+        promoted=decision.promote,
+        reason=decision.reason,
+        decision_markdown=decision.markdown(name, version),
     )
 
 
@@ -138,14 +156,18 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
                 "devices": config.devices,
                 "strategy": config.strategy,
                 **config.optimiser,
+                "monitor": config.monitor,
+                "class_weighting": config.class_weighting,
                 **{f"network.{k}": v for k, v in model.network_kwargs.items()},
+                **{f"text.{k}": v for k, v in config.text.items()},
             }
         )
         for epoch in model.history:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": model.best_epoch, "fit_seconds": model.fit_seconds})
         mlflow.set_tags({"accelerator": model.accelerator, "world_size": model.world_size})
-        mlflow.log_artifact(str(evaluation.confusion_matrix_path), artifact_path="evaluation")
+        for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
         return run.info.run_id
 
 
@@ -198,22 +220,23 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
     return str(version.version)
 
 
-def _decide_champion(client, name: str, version: str, score: float) -> tuple[bool, str, str | None]:
-    """(promote?, the reason in words, the current champion's version)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        champion = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        return True, f"champion: first version ({PRIMARY_METRIC} {score:.4f})", None
-    champion_score = float(champion.tags.get(PRIMARY_METRIC, "-inf"))  # tagged at registration
-    if score > champion_score:
-        return True, f"champion: {PRIMARY_METRIC} {score:.4f} > v{champion.version}'s {champion_score:.4f}", None
-    return (
-        False,
-        f"not promoted: {PRIMARY_METRIC} {score:.4f} <= champion v{champion.version}'s {champion_score:.4f}",
-        str(champion.version),
-    )
+def dataset_params(dataset: Dataset, split: Split) -> dict:
+    """What was trained on, as run params: the spec's settings and the size of each part."""
+    params = {
+        "name": dataset.name,
+        "modality": dataset.modality,
+        "path": str(dataset.path),
+        "label_column": dataset.label_column,
+        "features": len(dataset.feature_columns),
+        "classes": len(dataset.classes),
+        "rows.train": len(split.train),
+        "rows.val": len(split.val),
+        "rows.test": len(split.test),
+        "test": "explicit file" if dataset.test_positions is not None else f"fraction {dataset.test_fraction}",
+    }
+    if dataset.image_shape:
+        params["image_shape"] = "x".join(map(str, dataset.image_shape))
+    return params
 
 
 def champion_profile(dataset: str, settings: Settings) -> dict | None:
@@ -281,5 +304,16 @@ def register_model(
     report_path: Path,
     candidates: list[tuple[TrainedModel, Evaluation]],
     lineage: dict[str, str],
+    policy: dict | None = None,
 ) -> Registration:
-    return register(dataset, split, report, report_path, candidates, lineage, get_settings())
+    from prefect.artifacts import create_markdown_artifact
+
+    from tasks.validation import artifact_key
+
+    registration = register(dataset, split, report, report_path, candidates, lineage, get_settings(), policy)
+    create_markdown_artifact(
+        key=f"promotion-{artifact_key(dataset.name)}",
+        markdown=registration.decision_markdown,
+        description=registration.reason[:500],
+    )
+    return registration
