@@ -193,6 +193,37 @@ def predict(
     typer.echo(f"{summary['rows']} rows labelled by {summary['dataset']} v{summary['version']}: {output_path}")
 
 
+@app.command()
+def up(
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow server and UI")] = 5000,
+) -> None:
+    """Start the Prefect server and the MLflow server on 127.0.0.1 until Ctrl-C."""
+    import signal
+    import time
+
+    from tasks.servers import HOST, start, stop
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    log_dir = settings.outputs_dir / "servers"
+    processes = start(settings, prefect_port, mlflow_port, log_dir)
+    typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
+    typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}  (store: {settings.tracking_uri})")
+    typer.echo(f"Send runs to this Prefect server: export PREFECT_API_URL=http://{HOST}:{prefect_port}/api")
+    typer.echo(f"Logs in {log_dir}. Ctrl-C stops both.", nl=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops them as cleanly as Ctrl-C
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("Stopping the servers...")
+    finally:
+        stop(processes)
+    exited = [p.args[1] for p in processes if p.returncode not in (0, -signal.SIGTERM, None)]
+    typer.echo("Stopped." if not exited else f"Stopped; {', '.join(exited)} had exited on its own (see {log_dir}).")
+
+
 def _dataset_name(dataset: str) -> str:
     """A spec's path names its data set by the spec's `name`."""
     from tasks.spec import is_spec_path, read_spec

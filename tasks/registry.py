@@ -3,6 +3,7 @@
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -50,7 +51,14 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
         if not create and not Path(uri.removeprefix("sqlite:///")).exists():
             return None  # reading must not create an empty store
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # MLflow also exports the URI to the environment, where Settings reads the user's choice: put
+    # the user's value back, or the next project in this process would log into this one's store.
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
@@ -107,22 +115,24 @@ def register(
 
     client = mlflow.MlflowClient()
     name = dataset.name
-    client.set_registered_model_alias(name, "challenger", version)
-    test_rows = dataset.frame.iloc[split.test]
-    features = test_rows[dataset.feature_columns]
-    champion, champion_correct = champion_correctness(client, name, features, test_rows[dataset.label_column])
-    decision = decide(best_eval.predictions == dataset.class_indices(split.test), champion, champion_correct, policy)
-    if decision.promote:
-        try:
-            serving_check(settings.tracking_uri, name, version, features.head(5))
-        except MlpipeError as error:
-            decision = Decision(False, f"not promoted: {error}", decision.score, champion)
-    for key, value in decision.tags().items():
-        client.set_model_version_tag(name, version, key, value)
-    if champion is not None:
-        client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
-    if decision.promote:
-        move_champion(client, name, version, decision.reason)
+    with promotion_lock(settings, name):
+        client.set_registered_model_alias(name, "challenger", version)
+        test_rows = dataset.frame.iloc[split.test]
+        features = test_rows[dataset.feature_columns]
+        champion, champion_correct = champion_correctness(client, name, features, test_rows[dataset.label_column])
+        correct = best_eval.predictions == dataset.class_indices(split.test)
+        decision = decide(correct, champion, champion_correct, policy)
+        if decision.promote:
+            try:
+                serving_check(settings.tracking_uri, name, version, features.head(5))
+            except MlpipeError as error:
+                decision = Decision(False, f"not promoted: {error}", decision.score, champion)
+        for key, value in decision.tags().items():
+            client.set_model_version_tag(name, version, key, value)
+        if champion is not None:
+            client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
+        if decision.promote:
+            move_champion(client, name, version, decision.reason)
     return Registration(
         dataset=dataset.name,
         parent_run_id=parent.info.run_id,
@@ -218,6 +228,17 @@ def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_i
         mlflow.log_dict(profile(dataset), "data/profile.json")
         version = mlflow.register_model(info.model_uri, dataset.name, tags=tags)
     return str(version.version)
+
+
+@contextmanager
+def promotion_lock(settings: Settings, name: str):
+    """One champion decision at a time per registered model on this machine: two runs that finish
+    together must not both compare against the same old champion and both move the alias."""
+    from filelock import FileLock
+
+    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(settings.mlflow_dir / f".{name}.promotion.lock", timeout=900):
+        yield
 
 
 def dataset_params(dataset: Dataset, split: Split) -> dict:

@@ -1,0 +1,123 @@
+"""The registry under real conditions: two runs at once on one store, and PostgreSQL as the store."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from flows.parameters import PipelineParams
+from flows.training import training_pipeline
+from tasks.registry import leaderboard
+from tasks.settings import Settings
+
+MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
+
+
+def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, workspace):
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": PREFECT_API_URL.value()}
+
+    def run(epochs: int) -> subprocess.CompletedProcess:
+        args = [MLPIPE, "run", "--models", "cnn", "--max-epochs", str(epochs), "--learning-rate", "0.002"]
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        weak, strong = pool.map(run, [1, 8])
+    assert weak.returncode == 0, weak.stderr[-2000:]
+    assert strong.returncode == 0, strong.stderr[-2000:]
+
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    versions = {str(v.version): v for v in client.search_model_versions("name='digits'")}
+    assert sorted(versions) == ["1", "2"]
+    scores = {v: float(versions[v].tags["test/accuracy"]) for v in versions}
+    champion = str(client.get_model_version_by_alias("digits", "champion").version)
+    assert champion == max(scores, key=scores.get), (scores, [versions[v].tags["promotion"] for v in versions])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL server (Debian's package) on a free loopback port, for this module."""
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not initdb:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    # PostgreSQL refuses to run as root: run it as the package's postgres user then.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="mlpipe-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", _free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlpipe", "--auth=trust"], check=True, capture_output=True)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-w", "start"], check=True, capture_output=True)
+    try:
+        createdb = [_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpipe", "mlflow"]
+        subprocess.run(createdb, check=True, capture_output=True)
+        yield f"postgresql+psycopg://mlpipe@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres_url, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_url)
+
+    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+
+    client = mlflow.MlflowClient(postgres_url)
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == registration.version == "1"
+    (row,) = leaderboard("digits", Settings(root=workspace))
+    assert row["registered_version"] == 1 and "champion" in row["aliases"]
+    assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing went to the SQLite default
+
+
+def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
+    import signal
+    import time
+    import urllib.request
+
+    from tasks.servers import port_is_free
+
+    prefect_port, mlflow_port = _free_port(), _free_port()
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
+    args = [MLPIPE, "up", "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port)]
+    up = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while not any(line.startswith("Logs in") for line in lines) and time.monotonic() < deadline:
+            line = up.stdout.readline()
+            assert line or up.poll() is None, up.stderr.read()
+            lines.append(line)
+        assert f"Prefect UI: http://127.0.0.1:{prefect_port}\n" in lines
+        assert lines[1].startswith(f"MLflow UI:  http://127.0.0.1:{mlflow_port}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health", timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/", timeout=10) as response:
+            assert "MLflow" in response.read().decode()
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 0, err
+    assert "Stopped." in out
+    assert port_is_free(prefect_port) and port_is_free(mlflow_port)
