@@ -1,5 +1,6 @@
 """`mlpipe up`: the Prefect server and the MLflow server (both with their UIs) on loopback."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -16,6 +17,8 @@ HOST = "127.0.0.1"
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
+        # Connections closed a moment ago (TIME_WAIT) do not hold the port; a listening server does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:
@@ -63,9 +66,9 @@ def start(settings: Settings, prefect_port: int, mlflow_port: int, log_dir: Path
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
+    """SIGTERM to each server's whole process group (the MLflow server runs worker processes)."""
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        _signal_group(process, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for process in processes:
         try:
@@ -73,6 +76,14 @@ def stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        _signal_group(process, signal.SIGKILL)  # workers left behind by their parent
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
 
 
 def _wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:

@@ -67,13 +67,15 @@ def postgres_url():
     data, port = folder / "data", _free_port()
     subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlpipe", "--auth=trust"], check=True, capture_output=True)
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-w", "start"], check=True, capture_output=True)
+    # The server outlives pg_ctl: it must write to a log file, not to pipes that we would wait on forever.
+    start = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"]
+    subprocess.run(start, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120)
     try:
         createdb = [_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpipe", "mlflow"]
         subprocess.run(createdb, check=True, capture_output=True)
         yield f"postgresql+psycopg://mlpipe@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"], stdout=subprocess.DEVNULL, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -90,7 +92,9 @@ def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres
 
 
 def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
+    import queue
     import signal
+    import threading
     import time
     import urllib.request
 
@@ -100,24 +104,36 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
     env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
     args = [MLPIPE, "up", "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port)]
     up = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Read stdout in a thread: a blocking readline() on a silent process would hang the test.
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True)
+    reader.start()
     try:
-        lines = []
+        seen: list[str] = []
         deadline = time.monotonic() + 240
-        while not any(line.startswith("Logs in") for line in lines) and time.monotonic() < deadline:
-            line = up.stdout.readline()
-            assert line or up.poll() is None, up.stderr.read()
-            lines.append(line)
-        assert f"Prefect UI: http://127.0.0.1:{prefect_port}\n" in lines
-        assert lines[1].startswith(f"MLflow UI:  http://127.0.0.1:{mlflow_port}")
+        while not any(line.startswith("Logs in") for line in seen):
+            assert time.monotonic() < deadline, f"mlpipe up printed only {seen}"
+            assert up.poll() is None, up.stderr.read()
+            try:
+                seen.append(lines.get(timeout=1))
+            except queue.Empty:
+                continue
+        assert f"Prefect UI: http://127.0.0.1:{prefect_port}\n" in seen
+        assert seen[1].startswith(f"MLflow UI:  http://127.0.0.1:{mlflow_port}")
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health", timeout=10) as response:
             assert response.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/", timeout=10) as response:
             assert "MLflow" in response.read().decode()
         up.send_signal(signal.SIGINT)
-        out, err = up.communicate(timeout=60)
+        up.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         if up.poll() is None:
             up.kill()
+    err = up.stderr.read()
     assert up.returncode == 0, err
+    out = "".join(seen)
+    while not lines.empty():
+        out += lines.get()
     assert "Stopped." in out
     assert port_is_free(prefect_port) and port_is_free(mlflow_port)
