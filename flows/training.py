@@ -3,12 +3,13 @@
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PipelineParams
+from tasks.caching import cache_dir, training_dir, training_key
 from tasks.datasets import load_dataset, split_dataset
 from tasks.errors import MlpipeError
 from tasks.evaluation import evaluate_model
 from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
 from tasks.params import family_params, load_params
-from tasks.registry import Registration, champion_profile, register_model
+from tasks.registry import Registration, champion_profile, check_tracking_store, register_model
 from tasks.settings import get_settings
 from tasks.training import TrainConfig, train_model
 from tasks.validation import validate_dataset
@@ -16,22 +17,31 @@ from tasks.validation import validate_dataset
 
 @flow(name="training_pipeline")
 def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration:  # noqa: B008
+    """Validate a data set, train candidate networks, evaluate them on the held-out test rows,
+    register the best in MLflow and make it @champion only if it beats the current one."""
     logger = get_run_logger()
     settings = get_settings()
     defaults = load_params(settings)
     seed = params.seed if params.seed is not None else defaults["seed"]
+    check_tracking_store(settings)  # an unreachable MLflow server stops the run before any work
     dataset = load_dataset(params.dataset)
     run_dir = settings.outputs_dir / dataset.name / _run_name()
+    # Cached results live in the project, so that a rerun with nothing changed reads them back.
+    storage = {"result_storage": cache_dir(settings)}
     reference = champion_profile(dataset.name, settings)
-    report = validate_dataset(dataset, run_dir, defaults.get("validation"), reference, params.warn_only)
-    report_path = run_dir / "validation.json"
+    report = validate_dataset.with_options(**storage)(
+        dataset, run_dir, defaults.get("validation"), reference, params.warn_only
+    )
     if report.warn_only:
         _tag_flow_run("validation-failed-warn-only")
     parts = split_dataset(dataset, defaults["split"], seed)
+    train = train_model.with_options(**storage, timeout_seconds=60 * defaults["train"].get("timeout_minutes", 240))
     candidates = []
     for family in params.models:
         config = _train_config(params, defaults, dataset.modality, family, seed)
-        model = train_model(dataset, parts, config, run_dir / family)
+        model = train(
+            dataset, parts, config, training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
+        )
         evaluation = evaluate_model(model, dataset, parts, run_dir / family)
         metrics = evaluation.metrics
         logger.info("%s: test accuracy %.4f, f1_macro %.4f", family, metrics["test/accuracy"], metrics["test/f1_macro"])
@@ -47,7 +57,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     policy = dict(defaults.get("promotion") or {})
     if params.min_delta is not None:
         policy["min_delta"] = params.min_delta
-    registration = register_model(dataset, parts, report, report_path, candidates, lineage, policy)
+    registration = register_model(dataset, parts, report, candidates, lineage, policy)
     logger.info(
         "registered %s v%s (%s); %s",
         dataset.name,

@@ -1,4 +1,5 @@
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -21,3 +22,21 @@ class MetricHistory(L.Callback):
         self.epochs.append({"epoch": trainer.current_epoch, **metrics})
         if trainer.is_global_zero:
             self.path.write_text(json.dumps(self.epochs))
+
+    # Kept in every checkpoint, so that a resumed fit still has the curves of the epochs before.
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = list(state_dict["epochs"])
+
+
+class EpochProgress(L.Callback):
+    """Calls on_epoch(epochs done, max epochs) after each training epoch, e.g. to show progress."""
+
+    def __init__(self, on_epoch: Callable[[int, int], None]) -> None:
+        self.on_epoch = on_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.on_epoch(trainer.current_epoch + 1, trainer.max_epochs)

@@ -1,6 +1,8 @@
 """Run `Trainer.fit` on prepared arrays, in this process or, on several devices, in a worker.
 
-With more than one device Lightning starts one process per device by re-running the command
+A fit keeps `last.ckpt` in its folder after every epoch and resumes from it when started again
+(a killed run, a retried task), and writes `result.json` when done, so a finished fit is never
+repeated. With more than one device Lightning starts one process per device by re-running the command
 that started it. Re-running `mlpipe` (or a Prefect worker) would start a second pipeline, so
 several devices train in a dedicated worker, `python -m tasks.fitting JOB`, which Lightning may
 re-run safely. Workers never touch MLflow or Prefect: the pipeline process reads rank zero's
@@ -14,12 +16,14 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tasks.errors import MlpipeError
+from tasks.retrying import TransientError
 
 
 @dataclass
@@ -52,13 +56,21 @@ class FitResult:
     fit_seconds: float
     accelerator: str
     world_size: int
+    resumed_from_epoch: int = 0  # the epoch a killed or retried fit went on from; 0: from the start
 
 
-def fit(job: FitJob) -> FitResult:
-    """Train on the devices the job asks for; several devices (or DDP) run in worker processes."""
+def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitResult:
+    """Train on the devices the job asks for; several devices (or DDP) run in worker processes.
+
+    on_epoch(epochs done, max epochs) reports progress (in this process only)."""
+    done = job.out_dir / "result.json"
+    if done.exists() and (job.out_dir / "best.ckpt").exists():
+        return FitResult(**json.loads(done.read_text()))  # this very fit finished before
     if job.devices > 1 or job.strategy != "auto":
         return _fit_in_worker(job)
-    return _fit(job, progress_bar=sys.stderr.isatty())[0]
+    result, _ = _fit(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch)
+    done.write_text(json.dumps(result.__dict__))
+    return result
 
 
 def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
@@ -73,7 +85,9 @@ def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
     return settings | {"precision": "32-true", "deterministic": True}
 
 
-def _fit(job: FitJob, progress_bar: bool = False) -> tuple[FitResult, bool]:
+def _fit(
+    job: FitJob, progress_bar: bool = False, on_epoch: Callable[[int, int], None] | None = None
+) -> tuple[FitResult, bool]:
     """The fit and whether this process is rank zero."""
     import lightning as L
     import torch
@@ -81,7 +95,7 @@ def _fit(job: FitJob, progress_bar: bool = False) -> tuple[FitResult, bool]:
 
     from models.classifier import Classifier
     from models.data import ArrayDataModule
-    from models.history import MetricHistory
+    from models.history import EpochProgress, MetricHistory
     from models.networks import build_network
 
     _quiet_lightning()
@@ -93,14 +107,28 @@ def _fit(job: FitJob, progress_bar: bool = False) -> tuple[FitResult, bool]:
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
     mode = "min" if job.monitor.endswith("loss") else "max"
-    checkpoint = ModelCheckpoint(dirpath=job.out_dir, filename="best", monitor=job.monitor, mode=mode)
+    # best.ckpt picks the model; last.ckpt (every epoch, with the callbacks' state) is where a
+    # killed fit resumes. No version counter: a resumed fit overwrites its own files.
+    checkpoint = ModelCheckpoint(
+        dirpath=job.out_dir,
+        filename="best",
+        monitor=job.monitor,
+        mode=mode,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    last = job.out_dir / "last.ckpt"
+    resume_from = last if last.exists() else None
+    callbacks = [
+        checkpoint,
+        EarlyStopping(job.monitor, mode=mode, patience=job.patience),
+        MetricHistory(job.out_dir / "history.json"),
+    ]
+    if on_epoch is not None:
+        callbacks.append(EpochProgress(on_epoch))
     trainer = L.Trainer(
         max_epochs=job.max_epochs,
-        callbacks=[
-            checkpoint,
-            EarlyStopping(job.monitor, mode=mode, patience=job.patience),
-            MetricHistory(job.out_dir / "history.json"),
-        ],
+        callbacks=callbacks,
         logger=False,
         default_root_dir=job.out_dir,
         enable_progress_bar=progress_bar,
@@ -108,14 +136,20 @@ def _fit(job: FitJob, progress_bar: bool = False) -> tuple[FitResult, bool]:
         num_sanity_val_steps=0,
         **trainer_settings(job.devices, job.strategy),
     )
+    resumed_from_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"] + 1 if resume_from else 0
+    if resume_from:
+        logging.getLogger("mlpipe.training").warning(
+            "resuming %s from epoch %d (%s)", job.family, resumed_from_epoch, last
+        )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=resume_from)
     result = FitResult(
         best_model_path=checkpoint.best_model_path,
         epochs_run=trainer.current_epoch,
         fit_seconds=time.perf_counter() - started,
         accelerator=type(trainer.accelerator).__name__,
         world_size=trainer.world_size,
+        resumed_from_epoch=resumed_from_epoch,
     )
     return result, trainer.is_global_zero
 
@@ -132,7 +166,9 @@ def _fit_in_worker(job: FitJob) -> FitResult:
     if done.returncode != 0 or not result_path.exists():
         lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
         last = lines[-1] if lines else "no output"
-        raise MlpipeError(
+        # A worker killed by a signal may well finish when tried again (from last.ckpt).
+        error = TransientError if done.returncode < 0 else MlpipeError
+        raise error(
             f"training {job.family} on {job.devices} devices ({job.strategy}) failed with exit code "
             f"{done.returncode}: {last} (log: {log_path})"
         )

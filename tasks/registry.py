@@ -10,10 +10,12 @@ from tempfile import TemporaryDirectory
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from tasks.datasets import Dataset, Split
 from tasks.errors import MlpipeError
 from tasks.evaluation import Evaluation
+from tasks.retrying import retry_if_transient
 from tasks.settings import CODE_ROOT, Settings, get_settings
 from tasks.training import TrainedModel
 from tasks.validation import ValidationReport
@@ -33,6 +35,7 @@ class Registration:
     promoted: bool
     reason: str
     decision_markdown: str = ""  # the promotion decision, for the Prefect UI
+    reused: bool = False  # nothing changed since this version was registered: nothing new was logged
 
 
 def connect(settings: Settings, experiment: str, create: bool = True) -> str | None:
@@ -67,11 +70,46 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
     return mlflow.create_experiment(experiment, artifact_location=f"{settings.artifact_location}/{experiment}")
 
 
+def check_tracking_store(settings: Settings) -> None:
+    """Fail at once, in one line, when the MLflow server is unreachable: before any training."""
+    import urllib.error
+    import urllib.request
+
+    uri = settings.tracking_uri
+    if not uri.startswith(("http://", "https://")):
+        return  # a database store is opened (and its errors reported) on first use
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+            return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise MlpipeError(
+            f"the MLflow tracking server at {uri} is unreachable ({reason}): check MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def candidates_key(dataset: Dataset, candidates: list[tuple[TrainedModel, Evaluation]]) -> str:
+    """What a registered version was made from: the data version and each candidate's training key."""
+    from tasks.caching import digest
+
+    return digest(dataset.name, dataset.data_hash, sorted((m.family, m.training_key) for m, _ in candidates))
+
+
+def registered_version_of(client, name: str, key: str):
+    """The model version registered from exactly these candidates, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.candidates_key = '{key}'")
+    except MlflowException:
+        return None  # no registered model yet
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
 def register(
     dataset: Dataset,
     split: Split,
     report: ValidationReport,
-    report_path: Path,
     candidates: list[tuple[TrainedModel, Evaluation]],
     lineage: dict[str, str],
     settings: Settings,
@@ -82,8 +120,12 @@ def register(
     from tasks.promotion import Decision, champion_correctness, decide, move_champion, serving_check
 
     experiment_id = connect(settings, dataset.name)
+    client = mlflow.MlflowClient()
+    key = candidates_key(dataset, candidates)
+    if (existing := registered_version_of(client, dataset.name, key)) is not None:
+        return _reuse(client, dataset.name, existing)
     tags = {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage}
-    validation = f"{report.outcome}: {report_path}"
+    validation = f"{report.outcome}: {report.report_path}"
     with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
         mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})
         mlflow.log_params(
@@ -94,8 +136,9 @@ def register(
                 **{f"dataset.{k}": v for k, v in dataset_params(dataset, split).items()},
             }
         )
-        for path in sorted(report_path.parent.glob("validation.json")) + sorted(report_path.parent.glob("data_docs*")):
-            mlflow.log_artifact(str(path), artifact_path="validation")
+        for path in (report.report_path, report.docs_path):
+            if path is not None and path.exists():
+                mlflow.log_artifact(str(path), artifact_path="validation")
         run_ids = {}
         for model, evaluation in candidates:
             run_ids[model.family] = _log_candidate(model, evaluation, {**tags, "validation": validation}, experiment_id)
@@ -109,11 +152,12 @@ def register(
             **tags,
             "family": best_model.family,
             "validation": validation,
+            "candidates_key": key,
+            "training_key": best_model.training_key,
             PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
         }
         version = _log_and_register(dataset, split, best_model, run_ids[best_model.family], version_tags)
 
-    client = mlflow.MlflowClient()
     name = dataset.name
     with promotion_lock(settings, name):
         client.set_registered_model_alias(name, "challenger", version)
@@ -146,6 +190,26 @@ def register(
     )
 
 
+def _reuse(client, name: str, version) -> Registration:
+    """Data, parameters and code are what registered this version: point at it, log nothing new."""
+    aliases = client.get_registered_model(name).aliases
+    champion = aliases.get("champion")
+    parent = client.get_run(version.run_id).data.tags.get("mlflow.parentRunId", version.run_id)
+    reason = f"unchanged: data, parameters and code are those of v{version.version}; nothing was trained or registered"
+    return Registration(
+        dataset=name,
+        parent_run_id=parent,
+        candidate_run_ids={version.tags.get("family", "?"): version.run_id},
+        best_family=version.tags.get("family", "?"),
+        version=str(version.version),
+        champion_version=str(champion) if champion is not None else None,
+        promoted=False,
+        reason=reason,
+        decision_markdown=f"# `{name}`: unchanged\n\n{reason[0].upper()}{reason[1:]}.",
+        reused=True,
+    )
+
+
 def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, experiment_id: str) -> str:
     import mlflow
 
@@ -175,7 +239,14 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
         for epoch in model.history:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": model.best_epoch, "fit_seconds": model.fit_seconds})
-        mlflow.set_tags({"accelerator": model.accelerator, "world_size": model.world_size})
+        mlflow.set_tags(
+            {
+                "accelerator": model.accelerator,
+                "world_size": model.world_size,
+                "training_key": model.training_key,
+                "resumed_from_epoch": model.resumed_from_epoch,
+            }
+        )
         for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         return run.info.run_id
@@ -317,24 +388,64 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     return sorted(rows, key=lambda r: r["test_accuracy"] or 0.0, reverse=True)
 
 
-@task(name="register_model", cache_policy=NO_CACHE)
+def mlflow_ui_url(settings: Settings) -> str:
+    """Where people browse the store: the tracking server itself, else the UI `mlpipe up` serves."""
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return os.environ.get("MLPIPE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
+def publish(registration: Registration, settings: Settings) -> None:
+    """The Prefect UI's view of the result: the decision, the leaderboard, links into MLflow."""
+    import mlflow
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+    from tasks.validation import artifact_key
+
+    name, key = registration.dataset, artifact_key(registration.dataset)
+    create_markdown_artifact(
+        key=f"promotion-{key}", markdown=registration.decision_markdown, description=registration.reason[:500]
+    )
+    rows = leaderboard(name, settings)
+    columns = ("family", "test_accuracy", "test_f1_macro", "registered_version", "aliases", "run_id")
+    create_table_artifact(
+        key=f"leaderboard-{key}",
+        table=[{c: ", ".join(row[c]) if c == "aliases" else row[c] for c in columns} for row in rows[:50]],
+        description=f"Candidate runs of {name}, best test accuracy first",
+    )
+    ui = mlflow_ui_url(settings)
+    experiment_id = mlflow.MlflowClient().get_run(registration.parent_run_id).info.experiment_id
+    create_link_artifact(
+        key=f"mlflow-run-{key}",
+        link=f"{ui}/#/experiments/{experiment_id}/runs/{registration.parent_run_id}",
+        link_text=f"MLflow run of this pipeline run ({name})",
+    )
+    create_link_artifact(
+        key=f"mlflow-model-{key}",
+        link=f"{ui}/#/models/{name}/versions/{registration.version}",
+        link_text=f"{name} v{registration.version} in the MLflow model registry",
+    )
+
+
+# MLflow writes are retried after transient failures only (a server restarting, SQLite's lock);
+# bad input fails at once. The versions found by `candidates_key` keep a retry from registering twice.
+@task(
+    name="register_model",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(2),
+    retry_condition_fn=retry_if_transient,
+)
 def register_model(
     dataset: Dataset,
     split: Split,
     report: ValidationReport,
-    report_path: Path,
     candidates: list[tuple[TrainedModel, Evaluation]],
     lineage: dict[str, str],
     policy: dict | None = None,
 ) -> Registration:
-    from prefect.artifacts import create_markdown_artifact
-
-    from tasks.validation import artifact_key
-
-    registration = register(dataset, split, report, report_path, candidates, lineage, get_settings(), policy)
-    create_markdown_artifact(
-        key=f"promotion-{artifact_key(dataset.name)}",
-        markdown=registration.decision_markdown,
-        description=registration.reason[:500],
-    )
+    settings = get_settings()
+    registration = register(dataset, split, report, candidates, lineage, settings, policy)
+    publish(registration, settings)
     return registration

@@ -1,12 +1,13 @@
 """Train one candidate network with Lightning and keep its best validation checkpoint."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger, task
 
+from tasks.caching import training_key
 from tasks.datasets import Dataset, Split
 from tasks.fitting import FitJob, fit
 
@@ -41,9 +42,17 @@ class TrainedModel:
     fit_seconds: float
     accelerator: str
     world_size: int = 1  # processes that trained it
+    resumed_from_epoch: int = 0  # > 0 when a killed or retried fit went on from its last checkpoint
+    training_key: str = ""  # what the cache knows it by (tasks/caching.py)
 
 
-def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) -> TrainedModel:
+def train(
+    dataset: Dataset,
+    split: Split,
+    config: TrainConfig,
+    out_dir: Path,
+    on_epoch: Callable[[int, int], None] | None = None,
+) -> TrainedModel:
     import torch
 
     from models.networks import build_network, shape_kwargs
@@ -73,7 +82,7 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
         devices=config.devices,
         strategy=config.strategy,
     )
-    result = fit(job)
+    result = fit(job, on_epoch)
 
     network = build_network(dataset.modality, config.family, **network_kwargs)
     best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
@@ -93,9 +102,29 @@ def train(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) ->
         fit_seconds=result.fit_seconds,
         accelerator=result.accelerator,
         world_size=result.world_size,
+        resumed_from_epoch=result.resumed_from_epoch,
+        training_key=training_key(dataset, split, config),
     )
 
 
-@task(name="train_model", cache_policy=NO_CACHE)
+def _training_cache_key(context, inputs: dict) -> str:
+    return training_key(inputs["dataset"], inputs["split"], inputs["config"])
+
+
+# Cached on the data version, the split, the whole config and the training code (tasks/caching.py):
+# an unchanged candidate is read back, not trained. Retried once after a crash, from last.ckpt.
+@task(name="train_model", cache_key_fn=_training_cache_key, persist_result=True, retries=1)
 def train_model(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) -> TrainedModel:
-    return train(dataset, split, config, out_dir)
+    """Train one candidate, showing its progress in the Prefect UI."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    progress = create_progress_artifact(0.0, description=f"{dataset.name} / {config.family}: epochs done")
+
+    def report(done: int, total: int) -> None:
+        update_progress_artifact(progress, 100.0 * done / total)
+
+    model = train(dataset, split, config, out_dir, on_epoch=report)
+    update_progress_artifact(progress, 100.0)
+    if model.resumed_from_epoch:
+        get_run_logger().warning("%s resumed from epoch %d of its last run", config.family, model.resumed_from_epoch)
+    return model

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import MlpipeError, ValidationFailed
 from tasks.settings import get_settings
@@ -28,6 +27,8 @@ class ValidationReport:
     warnings: list[str] = field(default_factory=list)  # failed checks configured only to warn
     warn_only: bool = False  # failures were let through (--warn-only)
     gx_result: object = field(default=None, repr=False)  # for rendering Data Docs
+    report_path: Path | None = None  # validation.json, once written
+    docs_path: Path | None = None  # the Data Docs page, once written
 
     def summary(self) -> str:
         if self.success:
@@ -45,6 +46,7 @@ class ValidationReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"summary": self.summary(), "checks": self.checks, "warnings": self.warnings, **self.result}
         path.write_text(json.dumps(document, indent=2, default=str))
+        self.report_path = path
         return path
 
     def write_data_docs(self, path: Path) -> Path:
@@ -55,6 +57,7 @@ class ValidationReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         page = ValidationResultsPageRenderer().render(self.gx_result)
         path.write_text(DefaultJinjaPageView().render(page))
+        self.docs_path = path
         return path
 
     def markdown(self) -> str:
@@ -196,7 +199,17 @@ def check_dataset(
     return report
 
 
-@task(name="validate_dataset", cache_policy=NO_CACHE)
+def _validation_cache_key(context, inputs: dict) -> str:
+    from tasks.caching import validation_key
+
+    dataset = inputs["dataset"]
+    suite_path = get_settings().expectation_suite_path(dataset.name)
+    return validation_key(dataset, suite_path, inputs.get("limits"), inputs.get("reference"), inputs.get("warn_only"))
+
+
+# Cached on the data version, the suite, the limits, the champion's data and the validation code
+# (tasks/caching.py). A failed validation raises, so it is never cached.
+@task(name="validate_dataset", cache_key_fn=_validation_cache_key, persist_result=True)
 def validate_dataset(
     dataset: "Dataset",
     out_dir: Path,
@@ -223,6 +236,7 @@ def validate_dataset(
         if not warn_only:
             raise ValidationFailed(f"validation failed for {report.summary()} (report: {report_path})")
         logger.warning("validation failed, going on (--warn-only): %s", report.summary())
+    report.gx_result = None  # rendered already; GX's objects need not be kept in the cache
     return report
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -44,13 +45,13 @@ def registered(trained_cnn, weak_cnn, digits, digits_split, tmp_path_factory):
     report_path = root / "validation.json"
     report = validate(digits.frame, "digits", CODE_ROOT / "expectations" / "digits.json", report_path)
     results = []
+    # A retrain that ended up as weak: another training key, or the registry would reuse v1.
+    weak_again = dataclasses.replace(weak_cnn, training_key="retrained")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLPIPE_ROOT", str(root))
-        for model in (weak_cnn, trained_cnn, weak_cnn):
+        for model in (weak_cnn, trained_cnn, weak_again):
             evaluation = evaluate(model, digits, digits_split, root / "outputs" / model.family)
-            results.append(
-                register(digits, digits_split, report, report_path, [(model, evaluation)], LINEAGE, settings)
-            )
+            results.append(register(digits, digits_split, report, [(model, evaluation)], LINEAGE, settings))
     return settings, results
 
 

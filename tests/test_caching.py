@@ -1,0 +1,92 @@
+"""Caching: an unchanged rerun trains nothing; a change to data, parameters or code invalidates
+exactly the stages that depend on it."""
+
+import asyncio
+import shutil
+
+import mlflow
+import pandas as pd
+import yaml
+
+from flows.parameters import PipelineParams
+from flows.training import training_pipeline
+from tasks.caching import TRAINING_CODE, VALIDATION_CODE, code_fingerprint
+from tasks.settings import CODE_ROOT, Settings
+
+
+def _task_states(state) -> dict[str, list[str]]:
+    """Task name -> the state names of its runs in the flow run that ended in `state`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
+
+    states: dict[str, list[str]] = {}
+    for run in sorted(asyncio.run(read()), key=lambda r: r.expected_start_time):
+        states.setdefault(run.name.rsplit("-", 1)[0], []).append(run.state.name)
+    return states
+
+
+def _run(**params):
+    state = training_pipeline(PipelineParams(dataset="digits", **params), return_state=True)
+    return state.result(), _task_states(state)
+
+
+def test_a_rerun_with_nothing_changed_trains_nothing_and_reuses_the_version(prefect_api, workspace):
+    first, states = _run(models=["cnn"], max_epochs=2, seed=3)
+    assert states["train_model"] == ["Completed"] and states["validate_dataset"] == ["Completed"]
+
+    again, states = _run(models=["cnn"], max_epochs=2, seed=3)
+
+    assert states["train_model"] == ["Cached"] and states["validate_dataset"] == ["Cached"]
+    assert again.reused and again.version == first.version == "1"
+    assert again.reason.startswith("unchanged: data, parameters and code are those of v1")
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    experiment = client.get_experiment_by_name("digits")
+    assert len(client.search_runs([experiment.experiment_id])) == 2  # the first run's parent and candidate
+    assert [v.version for v in client.search_model_versions("name='digits'")] == [1]
+
+
+def test_a_change_retrains_exactly_what_depends_on_it(prefect_api, workspace):
+    _, states = _run(models=["cnn", "rnn"], max_epochs=1, seed=3)
+    assert states["train_model"] == ["Completed", "Completed"]
+
+    # One family's hyper-parameter: only that family trains again; the data's checks stay cached.
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["families"]["image"]["rnn"]["hidden"] = 32
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    changed, states = _run(models=["cnn", "rnn"], max_epochs=1, seed=3)
+    assert states["validate_dataset"] == ["Cached"]
+    assert states["train_model"] == ["Cached", "Completed"]
+    assert not changed.reused and changed.version == "2"
+
+    # New data: everything runs again, and the version records the new data hash.
+    table = workspace / "data" / "digits" / "digits.parquet"
+    frame = pd.read_parquet(table)
+    frame.drop(index=frame.groupby("label").head(1).index).to_parquet(table, index=False)
+    new_data, states = _run(models=["cnn", "rnn"], max_epochs=1, seed=3)
+    assert states["validate_dataset"] == ["Completed"]
+    assert states["train_model"] == ["Completed", "Completed"]
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    hashes = {v: client.get_model_version("digits", v).tags["data_hash"] for v in ("2", new_data.version)}
+    assert new_data.version == "3" and hashes["2"] != hashes["3"]
+
+
+def test_code_changes_invalidate_the_stage_whose_code_changed(tmp_path):
+    for folder in ("models", "tasks"):
+        shutil.copytree(CODE_ROOT / folder, tmp_path / folder)
+    before = {name: code_fingerprint(paths, tmp_path) for name, paths in (("v", VALIDATION_CODE), ("t", TRAINING_CODE))}
+
+    with (tmp_path / "models" / "cnn.py").open("a") as source:
+        source.write("\n# a changed network\n")
+    after = {name: code_fingerprint(paths, tmp_path) for name, paths in (("v", VALIDATION_CODE), ("t", TRAINING_CODE))}
+    assert after["t"] != before["t"] and after["v"] == before["v"]
+
+    with (tmp_path / "tasks" / "data_checks.py").open("a") as source:
+        source.write("\n# a changed check\n")
+    assert code_fingerprint(VALIDATION_CODE, tmp_path) != after["v"]
+    assert code_fingerprint(TRAINING_CODE, tmp_path) == after["t"]
