@@ -224,6 +224,45 @@ def up(
     typer.echo("Stopped." if not exited else f"Stopped; {', '.join(exited)} had exited on its own (see {log_dir}).")
 
 
+@app.command()
+def serve(
+    datasets: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Schedule only these data sets [default: all in params.yaml's schedules]"),
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules")] = "UTC",
+    limit: Annotated[int, typer.Option(min=1, help="Most flow runs at a time")] = 1,
+) -> None:
+    """Serve the deployments (scheduled retraining, UI-triggered runs, batch inference) until Ctrl-C."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from prefect import serve as serve_deployments
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    from flows.deployments import build_deployments, schedules_from
+    from tasks.errors import MlpipeError
+    from tasks.params import load_params
+    from tasks.servers import require_server
+    from tasks.settings import get_settings
+
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        raise MlpipeError(
+            "mlpipe serve needs a Prefect server: start one with `mlpipe up`, then export PREFECT_API_URL it prints"
+        )
+    require_server(f"{api_url.rstrip('/')}/health", "the Prefect server (PREFECT_API_URL)")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MlpipeError(f"unknown time zone {timezone!r}: use an IANA name such as UTC or Europe/Paris") from None
+    schedules = schedules_from(load_params(get_settings()), datasets)
+    deployments = build_deployments(schedules, timezone)
+    for name, cron in schedules.items():
+        typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
+    typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")
+    serve_deployments(*deployments, limit=limit, print_starting_message=False)
+
+
 def _dataset_name(dataset: str) -> str:
     """A spec's path names its data set by the spec's `name`."""
     from tasks.spec import is_spec_path, read_spec

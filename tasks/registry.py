@@ -72,20 +72,11 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
 
 def check_tracking_store(settings: Settings) -> None:
     """Fail at once, in one line, when the MLflow server is unreachable: before any training."""
-    import urllib.error
-    import urllib.request
+    from tasks.servers import require_server
 
     uri = settings.tracking_uri
-    if not uri.startswith(("http://", "https://")):
-        return  # a database store is opened (and its errors reported) on first use
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
-            return
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise MlpipeError(
-            f"the MLflow tracking server at {uri} is unreachable ({reason}): check MLFLOW_TRACKING_URI"
-        ) from None
+    if uri.startswith(("http://", "https://")):  # a database store reports its errors on first use
+        require_server(f"{uri.rstrip('/')}/health", "the MLflow tracking server (MLFLOW_TRACKING_URI)")
 
 
 def candidates_key(dataset: Dataset, candidates: list[tuple[TrainedModel, Evaluation]]) -> str:

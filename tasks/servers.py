@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.errors import MlpipeError
@@ -26,43 +27,69 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def start(settings: Settings, prefect_port: int, mlflow_port: int, log_dir: Path) -> list[subprocess.Popen]:
-    """Start both servers and wait until each answers its health check."""
-    for port in (prefect_port, mlflow_port):
-        if not port_is_free(port):
-            raise MlpipeError(f"port {port} on {HOST} is in use: pick another with --prefect-port/--mlflow-port")
-    bin_dir = Path(sys.executable).parent
-    log_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
+
+
+def prefect_server(port: int, home: Path | None = None) -> Server:
+    """Prefect's API and UI on loopback; `home` gives it a database of its own (PREFECT_HOME)."""
+    command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", HOST, "--port", str(port)]
+    # The UI's pages call the API at this address; without it they look for the default port 4200.
+    env = {"PREFECT_UI_API_URL": f"http://{HOST}:{port}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if home is not None:
+        env["PREFECT_HOME"] = str(home)
+    return Server("prefect", command, f"http://{HOST}:{port}/api/health", env)
+
+
+def mlflow_server(settings: Settings, port: int) -> Server:
+    """The project's MLflow store and UI on loopback."""
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    commands = {
-        "prefect": [str(bin_dir / "prefect"), "server", "start", "--host", HOST, "--port", str(prefect_port)],
-        "mlflow": [
-            str(bin_dir / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            settings.tracking_uri,
-            "--host",
-            HOST,
-            "--port",
-            str(mlflow_port),
-        ],
-    }
-    health = {
-        "prefect": f"http://{HOST}:{prefect_port}/api/health",
-        "mlflow": f"http://{HOST}:{mlflow_port}/health",
-    }
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", settings.tracking_uri]
+    command += ["--host", HOST, "--port", str(port)]
+    return Server("mlflow", command, f"http://{HOST}:{port}/health")
+
+
+def spawn(server: Server, log: Path) -> subprocess.Popen:
+    """Start a server in a process group of its own, its output in `log`.
+
+    Its own group: Ctrl-C reaches only mlpipe, which then stops each server in order."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | server.env  # a server is no client
+    with log.open("w") as output:
+        return subprocess.Popen(
+            server.command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def launch(servers: list[Server], log_dir: Path) -> list[subprocess.Popen]:
+    """Start the servers at once (each takes seconds) and wait until every one answers."""
     processes = []
     try:
-        for name, command in commands.items():
-            log = (log_dir / f"{name}.log").open("w")
-            # A process group of its own: Ctrl-C reaches mlpipe, which then stops each server in order.
-            processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        for (name, url), process in zip(health.items(), processes, strict=True):
-            _wait_until_healthy(name, url, process, log_dir / f"{name}.log")
+        for server in servers:
+            processes.append(spawn(server, log_dir / f"{server.name}.log"))
+        for server, process in zip(servers, processes, strict=True):
+            wait_until_healthy(server.name, server.health_url, process, log_dir / f"{server.name}.log")
     except BaseException:
         stop(processes)
         raise
     return processes
+
+
+def start(settings: Settings, prefect_port: int, mlflow_port: int, log_dir: Path) -> list[subprocess.Popen]:
+    """`mlpipe up`: both servers on free ports, answering."""
+    for port in (prefect_port, mlflow_port):
+        if not port_is_free(port):
+            raise MlpipeError(f"port {port} on {HOST} is in use: pick another with --prefect-port/--mlflow-port")
+    return launch([prefect_server(prefect_port), mlflow_server(settings, mlflow_port)], log_dir)
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
@@ -86,7 +113,7 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         pass  # the group is gone already
 
 
-def _wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+def wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -98,3 +125,13 @@ def _wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Pat
         except OSError:
             time.sleep(0.5)
     raise MlpipeError(f"the {name} server did not answer {url} within {timeout:.0f} s (log: {log})")
+
+
+def require_server(health_url: str, what: str) -> None:
+    """One clear line when a server that must be running does not answer."""
+    try:
+        with urllib.request.urlopen(health_url, timeout=10):
+            return
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        raise MlpipeError(f"{what} does not answer at {health_url} ({reason})") from None

@@ -37,13 +37,32 @@ def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_workspace(tmp_path_factory.mktemp("shared") / "project")
 
 
-@pytest.fixture(scope="session")
-def prefect_api():
-    """Prefect's test harness: a real API server on a temporary database, started once (~15 s)."""
-    from prefect.testing.utilities import prefect_test_harness
+def free_port() -> int:
+    import socket
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` (API and UI) on a free loopback port and a temporary database,
+    started once (~15 s). Flows in this process and `mlpipe` subprocesses both report to it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.servers import launch, prefect_server, stop
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    (process,) = launch([prefect_server(port, home)], home)
+    try:
+        url = f"http://127.0.0.1:{port}/api"
+        with temporary_settings({PREFECT_API_URL: url}), pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PREFECT_API_URL", url)
+            yield url
+    finally:
+        stop([process])
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,11 @@ import pytest
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
 
-def mlpipe(*args: str, root: Path | None = None) -> subprocess.CompletedProcess:
+def mlpipe(*args: str, root: Path | None = None, ephemeral_prefect: bool = False) -> subprocess.CompletedProcess:
+    """Run the console script; ephemeral_prefect: as on a laptop, with no Prefect server configured."""
     env = {**os.environ, "MLPIPE_ROOT": str(root)} if root else dict(os.environ)
+    if ephemeral_prefect:
+        env.pop("PREFECT_API_URL", None)
     return subprocess.run([MLPIPE, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -76,7 +79,9 @@ def test_broken_data_fails_the_run_with_one_error_line(workspace, digits):
 
 
 def test_run_then_compare_from_the_command_line(workspace):
-    done = mlpipe("run", "--dataset", "digits", "--models", "cnn", "--max-epochs", "2", root=workspace)
+    done = mlpipe(
+        "run", "--dataset", "digits", "--models", "cnn", "--max-epochs", "2", root=workspace, ephemeral_prefect=True
+    )
     assert done.returncode == 0, done.stderr
     assert "Leaderboard for digits" in done.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in done.stdout

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import free_port
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
@@ -42,12 +42,6 @@ def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, work
     assert champion == max(scores, key=scores.get), (scores, [versions[v].tags["promotion"] for v in versions])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _postgres_bin(name: str) -> str | None:
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     return str(found[-1]) if found else shutil.which(name)
@@ -64,7 +58,7 @@ def postgres_url():
     folder = Path(tempfile.mkdtemp(prefix="mlpipe-pg-"))
     if as_user:
         shutil.chown(folder, "postgres")
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
     subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlpipe", "--auth=trust"], check=True, capture_output=True)
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
     # The server outlives pg_ctl: it must write to a log file, not to pipes that we would wait on forever.
@@ -100,7 +94,7 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
 
     from tasks.servers import port_is_free
 
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
     args = [MLPIPE, "up", "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port)]
     up = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

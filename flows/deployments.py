@@ -1,0 +1,60 @@
+"""Deployments people schedule and trigger from the Prefect UI.
+
+`mlpipe serve` registers one training deployment per data set in params.yaml's `schedules`
+(retrained on its cron), `train` (no schedule: the UI's parameter form, for any data set) and
+`predict` (batch inference), then runs their flow runs in this process's runner until Ctrl-C.
+"""
+
+from prefect.types.entrypoint import EntrypointType
+
+from flows.inference import batch_inference
+from flows.training import training_pipeline
+from tasks.errors import MlpipeError
+from tasks.validation import artifact_key
+
+TAGS = ["mlpipe"]
+
+
+def schedules_from(params: dict, only: list[str] | None = None) -> dict[str, str]:
+    """params.yaml's `schedules` (data set -> cron), limited to `only` when given."""
+    schedules = params.get("schedules") or {}
+    if not isinstance(schedules, dict) or not all(isinstance(c, str) for c in schedules.values()):
+        raise MlpipeError("params.yaml: `schedules` must map data set names to cron strings")
+    if only:
+        missing = [name for name in only if name not in schedules]
+        if missing:
+            raise MlpipeError(f"params.yaml has no schedule for {', '.join(missing)} (schedules: {list(schedules)})")
+        schedules = {name: schedules[name] for name in only}
+    return schedules
+
+
+def build_deployments(schedules: dict[str, str], timezone: str = "UTC") -> list:
+    """RunnerDeployments for `prefect.serve`. Module entrypoints: runs import the installed
+    package, whatever the runner's working directory."""
+    from prefect.schedules import Cron
+
+    common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": TAGS}
+    deployments = []
+    for dataset, cron in schedules.items():
+        try:
+            schedule = Cron(cron, timezone=timezone)
+        except ValueError as error:
+            raise MlpipeError(f"params.yaml: schedules.{dataset}: {cron!r} is not a valid cron: {error}") from None
+        deployments.append(
+            training_pipeline.to_deployment(
+                name=f"train-{artifact_key(dataset)}",
+                schedule=schedule,
+                parameters={"params": {"dataset": dataset}},
+                description=f"Retrain {dataset} on `{cron}` ({timezone}): validate, train, evaluate, register.",
+                **common,
+            )
+        )
+    deployments.append(
+        training_pipeline.to_deployment(
+            name="train", description="Train candidates on any data set: fill the form and press Run.", **common
+        )
+    )
+    deployments.append(
+        batch_inference.to_deployment(name="predict", description="Label a file with a data set's @champion.", **common)
+    )
+    return deployments

@@ -1,0 +1,35 @@
+"""Reading deployments and flow runs from the test Prefect server, waiting where they take time."""
+
+import subprocess
+import time
+
+
+def prefect_client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def wait_for_deployment(name: str, process: subprocess.Popen | None = None, timeout: float = 180):
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with prefect_client() as client:
+        while True:
+            try:
+                return client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                assert process is None or process.poll() is None, "the serving process exited"
+                assert time.monotonic() < deadline, f"no deployment {name} within {timeout:.0f} s"
+                time.sleep(1)
+
+
+def wait_for_flow_run(flow_run_id, timeout: float = 420):
+    deadline = time.monotonic() + timeout
+    with prefect_client() as client:
+        while True:
+            flow_run = client.read_flow_run(flow_run_id)
+            if flow_run.state.is_final():
+                return flow_run
+            assert time.monotonic() < deadline, f"flow run still {flow_run.state.name} after {timeout:.0f} s"
+            time.sleep(2)

@@ -1,0 +1,104 @@
+"""Deployments on a real Prefect server: `mlpipe serve` in the background, flow runs created
+through the API as the UI's Run button creates them, and the cron schedule from params.yaml."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from conftest import make_workspace
+from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
+
+from tasks.settings import CODE_ROOT, Settings
+
+BIN = Path(sys.executable).parent
+CRON = "15 4 * * 1"  # not the shipped default: the schedule must come from the project's params.yaml
+
+
+@pytest.fixture(scope="module")
+def served(prefect_api, tmp_path_factory):
+    """`mlpipe serve` on a project of its own whose params.yaml schedules digits on CRON."""
+    root = make_workspace(tmp_path_factory.mktemp("served") / "project")
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["schedules"] = {"digits": CRON}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    log = (root / "serve.log").open("w")
+    env = {**os.environ, "MLPIPE_ROOT": str(root)}
+    process = subprocess.Popen(
+        [str(BIN / "mlpipe"), "serve"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True
+    )
+    try:
+        wait_for_deployment("training_pipeline/train", process)
+        yield root
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_serve_schedules_each_data_set_on_its_cron(served):
+    deployment = wait_for_deployment("training_pipeline/train-digits")
+
+    (schedule,) = deployment.schedules
+    assert schedule.active and schedule.schedule.cron == CRON and schedule.schedule.timezone == "UTC"
+    assert deployment.parameters == {"params": {"dataset": "digits"}}
+    assert wait_for_deployment("batch_inference/predict").entrypoint == "flows.inference.batch_inference"
+
+
+def test_the_form_is_typed_with_descriptions_and_bounds(served):
+    schema = wait_for_deployment("training_pipeline/train").parameter_openapi_schema
+    fields = schema["definitions"]["PipelineParams"]["properties"]
+
+    assert set(fields) >= {"dataset", "models", "max_epochs", "batch_size", "learning_rate", "seed", "min_delta"}
+    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer"]
+    assert {"minimum": 1, "maximum": 10_000, "type": "integer"} in fields["max_epochs"]["anyOf"]
+    assert all(field.get("description") for field in fields.values())
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"max_epochs": 0},
+            "Validation failed for field 'params.max_epochs'. Failure reason: 0 is less than the minimum",
+        ),
+        ({"models": ["svm"]}, "Validation failed for field 'params.models[0]'. Failure reason: 'svm' is not one of"),
+        ({"epochs": 3}, "Additional properties are not allowed ('epochs' was unexpected)"),
+    ],
+)
+def test_invalid_form_values_are_rejected_not_replaced(served, params, message):
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    deployment = wait_for_deployment("training_pipeline/train")
+    with (
+        prefect_client() as client,
+        pytest.raises(PrefectHTTPStatusError, match=re.escape(message)),
+    ):
+        client.create_flow_run_from_deployment(deployment.id, parameters={"params": {"dataset": "digits", **params}})
+
+
+def test_a_run_from_the_ui_form_trains_and_registers(served):
+    deployment = wait_for_deployment("training_pipeline/train")
+    params = {"dataset": "digits", "models": ["cnn"], "max_epochs": 2, "seed": 3}
+    with prefect_client() as client:
+        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={"params": params})
+
+    flow_run = wait_for_flow_run(flow_run.id)
+
+    assert flow_run.state.is_completed(), flow_run.state.message
+    mlflow_client = mlflow.MlflowClient(Settings(root=served).tracking_uri)
+    champion = mlflow_client.get_model_version_by_alias("digits", "champion")
+    assert champion.tags["prefect_flow_run_id"] == str(flow_run.id)
+    with prefect_client() as client:
+        artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == flow_run.id and a.key}
+    assert {"validation-digits", "promotion-digits", "leaderboard-digits", "mlflow-model-digits"} <= set(artifacts)
+    assert '"family": "cnn"' in artifacts["leaderboard-digits"].data
+    assert artifacts["mlflow-model-digits"].data.endswith("/#/models/digits/versions/1)")
