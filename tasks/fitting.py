@@ -108,13 +108,16 @@ def _fit(
     job.out_dir.mkdir(parents=True, exist_ok=True)
     mode = "min" if job.monitor.endswith("loss") else "max"
     # best.ckpt picks the model; last.ckpt (every epoch, with the callbacks' state) is where a
-    # killed fit resumes. No version counter: a resumed fit overwrites its own files.
+    # killed fit resumes. Saved at the end of the training epoch, after MetricHistory has the
+    # epoch (Lightning runs checkpoint callbacks last). No version counter: a resumed fit
+    # overwrites its own files.
     checkpoint = ModelCheckpoint(
         dirpath=job.out_dir,
         filename="best",
         monitor=job.monitor,
         mode=mode,
         save_last=True,
+        save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
     last = job.out_dir / "last.ckpt"
