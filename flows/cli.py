@@ -28,6 +28,21 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class Modality(StrEnum):
+    image = "image"
+    sequence = "sequence"
+    text = "text"
+
+
+class DataFormat(StrEnum):
+    csv = "csv"
+    tsv = "tsv"
+    parquet = "parquet"
+    ucr = "ucr"
+    npz = "npz"
+    image_folder = "image-folder"
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -52,6 +67,9 @@ def run(
     warn_only: Annotated[
         bool, typer.Option("--warn-only", help="Train even when validation fails (the run is tagged so)")
     ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the registered model, metrics.json and plots here (for DVC)")
+    ] = None,
 ) -> None:
     """Run the training pipeline: validate, train candidates, evaluate, register the best."""
     from flows.parameters import PipelineParams
@@ -78,7 +96,39 @@ def run(
         f"\nRegistered model '{registration.dataset}' version {registration.version} "
         f"({registration.best_family}); {registration.reason}."
     )
+    if out is not None:
+        from tasks.export import export_version
+        from tasks.settings import get_settings
+
+        export_version(registration.dataset, registration.version, out, get_settings())
+        typer.echo(f"Model, metrics and plots: {out}")
     _print_where_to_look()
+
+
+@app.command()
+def reproduce(
+    version: Annotated[int, typer.Option("--version", help="The registered version to retrain")],
+    dataset: DatasetOption = "digits",
+    tolerance: Annotated[
+        float, typer.Option(help="Largest metric difference that still counts as reproduced (0.005: 0.5 points)")
+    ] = 0.005,
+) -> None:
+    """Retrain a registered version from its recorded data version and settings; compare the metrics."""
+    from tasks.errors import MlpipeError
+    from tasks.reproduction import reproduce as retrain
+
+    name, settings = _registry(dataset)
+    result = retrain(name, str(version), settings)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}")
+    typer.echo(f"{name} v{version} retrained from data {result.data_hash[:12]} in {result.out_dir}")
+    typer.echo(f"{'metric':<16}{'registered':>12}{'reproduced':>12}{'difference':>12}")
+    for metric, registered, reproduced in result.rows:
+        typer.echo(f"{metric:<16}{registered:>12.4f}{reproduced:>12.4f}{reproduced - registered:>+12.4f}")
+    worst = max(abs(b - a) for _, a, b in result.rows)
+    if worst > tolerance:
+        raise MlpipeError(f"{name} v{version} did not reproduce: a metric moved {worst:.4f}, more than {tolerance}")
+    typer.echo(f"Reproduced within {tolerance}.")
 
 
 @app.command()
@@ -261,6 +311,77 @@ def serve(
         typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
     typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")
     serve_deployments(*deployments, limit=limit, print_starting_message=False)
+
+
+data_app = typer.Typer(help="Data sets versioned with DVC: add, push, pull.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("add")
+def data_add(
+    path: Annotated[Path, typer.Argument(help="A file, or a folder of class sub-folders of images")],
+    name: Annotated[str, typer.Option(help="The data set's name: its experiment, model and suite")],
+    modality: Annotated[Modality, typer.Option(help="What the samples are")],
+    data_format: Annotated[DataFormat | None, typer.Option("--format", help="[default: from PATH]")] = None,
+    label_column: Annotated[str | None, typer.Option(help="The label's column [default: label]")] = None,
+    text_column: Annotated[str | None, typer.Option(help="The text's column (text data)")] = None,
+    test: Annotated[Path | None, typer.Option(help="A test file; else a seeded, stratified test fraction")] = None,
+) -> None:
+    """Add a data set (or a new version of one): copy it to data/<name>, track it with DVC and push it."""
+    from tasks.catalog import add_dataset
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    fmt = data_format.value if data_format else None
+    added = add_dataset(
+        path, name, modality.value, settings, fmt, test, label_column=label_column, text_column=text_column
+    )
+    root = settings.root
+    if added.previous_hash == added.data_hash:
+        typer.echo(f"{name}: unchanged (version {added.data_hash[:12]}, {added.rows} rows); nothing to commit.")
+        return
+    was = f", replacing {added.previous_hash[:12]}" if added.previous_hash else ""
+    typer.echo(f"{name}: version {added.data_hash[:12]} ({added.rows} rows){was}; pushed to {added.remote}")
+    files = [added.dvc_file, added.spec_path, added.dvc_file.parent / ".gitignore", root / "params.yaml"]
+    listed = " ".join(str(f.relative_to(root)) for f in files if f.exists())
+    typer.echo(f"Record it in git: git add {listed} && git commit -m 'Data {name} {added.data_hash[:12]}'")
+    typer.echo(f"Train on it: mlpipe run --dataset {name}")
+
+
+@data_app.command("builtin")
+def data_builtin(
+    name: Annotated[str, typer.Argument(help="A built-in data set: digits")] = "digits",
+) -> None:
+    """Write a built-in data set to data/<name> (the first stage of dvc.yaml)."""
+    from tasks.datasets import BUILT_IN, write_digits
+    from tasks.errors import MlpipeError
+    from tasks.settings import get_settings
+
+    if name not in BUILT_IN:
+        raise MlpipeError(f"no built-in data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}")
+    typer.echo(f"Wrote {write_digits(get_settings().data_dir / name)}")
+
+
+@data_app.command("push")
+def data_push() -> None:
+    """Push data sets and DVC-tracked models to the remote (a local folder unless one is configured)."""
+    from tasks.settings import get_settings
+    from tasks.versioning import ensure_remote, push
+
+    root = get_settings().root
+    pushed = push(root)
+    typer.echo(f"Pushed {pushed} files to {ensure_remote(root)}.")
+
+
+@data_app.command("pull")
+def data_pull() -> None:
+    """Pull data sets and DVC-tracked models from the remote into this checkout."""
+    from tasks.settings import get_settings
+    from tasks.versioning import ensure_remote, pull
+
+    root = get_settings().root
+    pull(root)
+    typer.echo(f"Pulled from {ensure_remote(root)}.")
 
 
 def _dataset_name(dataset: str) -> str:

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from tasks.errors import MlpipeError
+from tasks.retrying import retry_if_transient
 from tasks.settings import Settings, get_settings
-from tasks.versioning import track_with_dvc
+from tasks.versioning import pull, version_data
 
 BUILT_IN = ("digits",)
 
@@ -29,6 +31,7 @@ class Dataset:
     pixel_scale: float = 1.0  # raw pixel value that maps to 1.0
     test_positions: np.ndarray | None = None  # rows of an explicit test file
     test_fraction: float = 0.2
+    spec_path: Path | None = None  # the spec it was read from (None: built in)
 
     @property
     def classes(self) -> list:
@@ -56,7 +59,8 @@ class Split:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
-    seeds: dict = field(default_factory=dict)
+    seeds: dict = field(default_factory=dict)  # split: fixes the test rows; seed: the train/val split
+    fractions: dict = field(default_factory=dict)  # test and val, as asked for
 
 
 def write_digits(folder: Path) -> Path:
@@ -88,9 +92,15 @@ def load(dataset: str, settings: Settings) -> Dataset:
 
 
 def load_spec(path: Path) -> Dataset:
+    """A data set described by a spec. Next to a spec data/<name>.yaml, a DVC-tracked folder
+    data/<name> (`mlpipe data add`) is pulled when missing and its DVC hash is the data version."""
     from tasks.readers import read_part
     from tasks.spec import read_spec
 
+    dvc_file, folder = path.with_suffix(".dvc"), path.with_suffix("")
+    root = _dvc_root(path) if dvc_file.exists() else None
+    if root is not None and not folder.exists():
+        pull(root, [dvc_file])
     spec = read_spec(path)
     train = read_part(spec, spec.train)
     frame, test_positions = train.frame, None
@@ -113,21 +123,31 @@ def load_spec(path: Path) -> Dataset:
         label_column=spec.label_column,
         feature_columns=train.feature_columns,
         path=spec.train,
-        data_hash=_files_hash([p for p in (spec.train, spec.test) if p is not None]),
+        data_hash=version_data(root, folder)
+        if root is not None
+        else _files_hash([p for p in (spec.train, spec.test) if p is not None]),
         image_shape=train.image_shape,
         pixel_scale=pixel_scale,
         test_positions=test_positions,
         test_fraction=spec.test_fraction,
+        spec_path=path,
     )
+
+
+def _dvc_root(path: Path) -> Path | None:
+    return next((folder for folder in path.resolve().parents if (folder / ".dvc").is_dir()), None)
 
 
 def _load_digits(settings: Settings) -> Dataset:
     folder = settings.data_dir / "digits"
-    table = folder / "digits.parquet"
-    if not table.exists():
+    if not (folder / "digits.parquet").exists():
         write_digits(folder)
-    data_hash = track_with_dvc(settings.root, folder)
-    frame = pd.read_parquet(table)
+    return digits_from(folder, version_data(settings.root, folder))
+
+
+def digits_from(folder: Path, data_hash: str) -> Dataset:
+    """The digits table in `folder` as the data version `data_hash`."""
+    frame = pd.read_parquet(folder / "digits.parquet")
     return Dataset(
         name="digits",
         modality="image",
@@ -177,10 +197,23 @@ def split(
     else:
         rest, test = train_test_split(positions, test_size=test_fraction, stratify=labels, random_state=split_seed)
     train, val = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed)
-    return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test), seeds={"split": split_seed, "seed": seed})
+    return Split(
+        train=np.sort(train),
+        val=np.sort(val),
+        test=np.sort(test),
+        seeds={"split": split_seed, "seed": seed},
+        fractions={"test": None if test_positions is not None else test_fraction, "val": val_fraction},
+    )
 
 
-@task(name="load_dataset", cache_policy=NO_CACHE)
+# Retried while another process holds DVC's lock (TransientError); bad data fails at once.
+@task(
+    name="load_dataset",
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=exponential_backoff(2),
+    retry_condition_fn=retry_if_transient,
+)
 def load_dataset(dataset: str) -> Dataset:
     return load(dataset, get_settings())
 

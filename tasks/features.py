@@ -24,7 +24,19 @@ def train_tokenizer(texts: list[str], vocab_size: int = 8000, max_length: int = 
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=["[PAD]", "[UNK]"])
+    # The trainer numbers "##x" pieces in hash-map order, which breaks ties between merges
+    # differently from run to run (huggingface/tokenizers#1794). Naming them up front, sorted,
+    # makes the vocabulary, and so a seeded training, repeatable.
+    continuing = sorted(
+        {
+            f"##{char}"
+            for text in texts
+            for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text))
+            for char in word[1:]
+        }
+    )
+    special = ["[PAD]", "[UNK]", *continuing]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=special)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     if not max_length:
         lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]

@@ -4,7 +4,7 @@ import json
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -123,6 +123,8 @@ def register(
             {
                 "split_seed": split.seeds["split"],
                 "seed": split.seeds["seed"],
+                "split.test_fraction": split.fractions.get("test"),
+                "split.val_fraction": split.fractions.get("val"),
                 "families": ",".join(m.family for m, _ in candidates),
                 **{f"dataset.{k}": v for k, v in dataset_params(dataset, split).items()},
             }
@@ -130,6 +132,8 @@ def register(
         for path in (report.report_path, report.docs_path):
             if path is not None and path.exists():
                 mlflow.log_artifact(str(path), artifact_path="validation")
+        if dataset.spec_path is not None:  # with the data hash, what `mlpipe reproduce` needs
+            mlflow.log_text(dataset.spec_path.read_text(), "dataset/spec.yaml")
         run_ids = {}
         for model, evaluation in candidates:
             run_ids[model.family] = _log_candidate(model, evaluation, {**tags, "validation": validation}, experiment_id)
@@ -227,6 +231,7 @@ def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, expe
                 **{f"text.{k}": v for k, v in config.text.items()},
             }
         )
+        mlflow.log_dict(asdict(config), "train_config.json")  # the whole config, for `mlpipe reproduce`
         for epoch in model.history:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": model.best_epoch, "fit_seconds": model.fit_seconds})

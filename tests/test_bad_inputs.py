@@ -172,13 +172,12 @@ CORRUPTIONS = {
 @pytest.fixture(scope="module")
 def outcomes(prefect_api, digits, tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
     """Every corruption run through `mlpipe run`, two at a time, against the test Prefect server."""
-    from prefect.settings import PREFECT_API_URL
 
     def run(kind: str) -> tuple[Path, subprocess.CompletedProcess]:
         root = make_workspace(tmp_path_factory.mktemp("bad") / "project")
         build, _ = CORRUPTIONS[kind]
         dataset = build(root, digits.frame)
-        env = {**os.environ, "MLPIPE_ROOT": str(root), "PREFECT_API_URL": PREFECT_API_URL.value()}
+        env = {**os.environ, "MLPIPE_ROOT": str(root), "PREFECT_API_URL": prefect_api}
         args = [MLPIPE, "run", "--dataset", dataset, "--models", "cnn", "--max-epochs", "1"]
         return root, subprocess.run(args, capture_output=True, text=True, env=env, cwd=root, timeout=300)
 

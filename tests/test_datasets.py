@@ -3,6 +3,7 @@ import re
 import numpy as np
 import pytest
 import yaml
+from conftest import SHARED_DATASETS
 
 from tasks.datasets import load, split
 from tasks.errors import MlpipeError
@@ -54,3 +55,22 @@ def test_split_is_stratified_disjoint_and_keeps_the_test_rows_across_seeds():
     assert np.bincount(labels[a.test]).tolist() == [10, 10, 10, 10]
     np.testing.assert_array_equal(a.test, b.test)
     assert not np.array_equal(a.val, b.val)
+
+
+def test_the_tokenizer_is_the_same_in_every_process():
+    """A seeded run must be repeatable (mlpipe reproduce): the WordPiece trainer alone is not."""
+    import subprocess
+    import sys
+
+    script = (
+        "import csv, hashlib, pandas as pd\n"
+        "from tasks.features import train_tokenizer\n"
+        f"sms = pd.read_csv({str(SHARED_DATASETS / 'sms_spam.tsv')!r}, sep='\\t', quoting=csv.QUOTE_NONE).head(500)\n"
+        "for size, lower in ((300, False), (2000, True)):\n"
+        "    info = train_tokenizer(sms['SMS'].tolist(), vocab_size=size, lowercase=lower)\n"
+        "    print(hashlib.md5(info['tokenizer'].encode()).hexdigest())\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True) for _ in range(3)
+    ]
+    assert len({run.stdout for run in runs}) == 1, [run.stdout for run in runs]

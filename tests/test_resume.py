@@ -46,7 +46,8 @@ def test_a_killed_training_resumes_from_its_last_epoch(prefect_api, workspace):
     (version,) = client.search_model_versions("name='digits'")
     run = client.get_run(version.run_id)
     resumed_from = int(run.data.tags["resumed_from_epoch"])
-    assert 2 <= resumed_from <= killed_at  # not from zero: the epochs before the kill were kept
+    # Not from zero: the epochs before the kill were kept (the newest may not have been saved yet).
+    assert 1 <= resumed_from <= killed_at
     assert f"rnn resumed from epoch {resumed_from}" in second.stderr
     # The learning curves still start at epoch 0: the history came back with the checkpoint.
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]

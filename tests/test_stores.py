@@ -21,9 +21,7 @@ MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
 
 def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, workspace):
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": prefect_api}
 
     def run(epochs: int) -> subprocess.CompletedProcess:
         args = [MLPIPE, "run", "--models", "cnn", "--max-epochs", str(epochs), "--learning-rate", "0.002"]

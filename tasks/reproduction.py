@@ -1,0 +1,75 @@
+"""`mlpipe reproduce`: retrain a registered version from what its tags and runs recorded.
+
+The data comes back by its DVC hash (from the cache or the remote), the split from the recorded
+seeds and fractions, the candidate from its recorded train_config.json. The reproduced test
+metrics are set against the registered ones; nothing is registered.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.errors import MlpipeError
+from tasks.settings import Settings
+
+METRICS = ("test/accuracy", "test/f1_macro")
+
+
+@dataclass
+class Reproduction:
+    data_hash: str
+    out_dir: Path
+    rows: list[tuple[str, float, float]]  # metric, registered, reproduced
+    warnings: list[str] = field(default_factory=list)
+
+
+def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tasks.datasets import BUILT_IN, digits_from, load_spec, split
+    from tasks.evaluation import evaluate
+    from tasks.lineage import code_version
+    from tasks.registry import connect
+    from tasks.training import TrainConfig, train
+    from tasks.versioning import restore
+
+    connect(settings, name, create=False)
+    client = mlflow.MlflowClient()
+    try:
+        registered = client.get_model_version(name, version)
+    except MlflowException:
+        raise MlpipeError(f"{name} has no version {version}") from None
+    candidate = client.get_run(registered.run_id)
+    parent = client.get_run(candidate.data.tags["mlflow.parentRunId"])
+    data_hash = registered.tags["data_hash"]
+    out_dir = settings.outputs_dir / name / f"reproduce-v{version}"
+
+    folder = restore(settings.root, data_hash, out_dir / "data" / name)
+    if name in BUILT_IN:
+        dataset = digits_from(folder, data_hash)
+    else:
+        spec_path = folder.parent / f"{name}.yaml"  # beside the data, as data/<name>.yaml is
+        spec_path.write_text(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/dataset/spec.yaml"))
+        dataset = load_spec(spec_path)
+        dataset.data_hash = data_hash
+
+    params = parent.data.params
+    test_fraction = params.get("split.test_fraction")
+    parts = split(
+        dataset.frame[dataset.label_column].to_numpy(),
+        float(test_fraction) if test_fraction not in (None, "None") else dataset.test_fraction,
+        float(params["split.val_fraction"]),
+        int(params["split_seed"]),
+        int(params["seed"]),
+        dataset.test_positions,
+    )
+    config = TrainConfig(**mlflow.artifacts.load_dict(f"runs:/{candidate.info.run_id}/train_config.json"))
+    model = train(dataset, parts, config, out_dir / "training" / config.family)
+    evaluation = evaluate(model, dataset, parts, out_dir / config.family)
+
+    rows = [(m, candidate.data.metrics[m], evaluation.metrics[m]) for m in METRICS]
+    warnings = []
+    trained_with, now = registered.tags.get("git_sha"), code_version()["git_sha"]
+    if trained_with and trained_with != now:
+        warnings.append(f"v{version} was trained with mlpipe {trained_with[:12]}; this is {now[:12]}")
+    return Reproduction(data_hash, out_dir, rows, warnings)
