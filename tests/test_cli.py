@@ -127,3 +127,22 @@ def test_validate_builds_a_suite_from_the_data_then_holds_new_data_to_it(workspa
     assert "expect_column_values_to_be_in_set(Label) 1 unexpected, e.g. ['maybe']" in error
     assert "expect_column_value_lengths_to_be_between(SMS) 1 unexpected" in error
     assert "Traceback" not in failed.stderr
+
+
+def test_an_unreachable_mlflow_server_stops_the_run_before_training(prefect_api, workspace):
+    from conftest import free_port
+
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    done = subprocess.run(
+        [MLPIPE, "run", "--models", "cnn", "--max-epochs", "1"], capture_output=True, text=True, env=env, timeout=300
+    )
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the MLflow tracking server (MLFLOW_TRACKING_URI) does not answer at "
+        f"http://127.0.0.1:{port}/health ([Errno 111] Connection refused)"
+    ]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (workspace / "outputs" / "digits").exists()  # nothing validated or trained
