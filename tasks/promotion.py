@@ -77,7 +77,8 @@ def decide(
     if champion_version is None:
         return Decision(True, f"champion: first version (test/accuracy {score:.4f})", score)
     if champion_correct is None:
-        return Decision(False, f"not promoted: champion v{champion_version} could not be re-evaluated", score)
+        reason = f"not promoted: champion v{champion_version} could not be re-evaluated"
+        return Decision(False, reason, score, champion_version)
     delta, interval = paired_bootstrap(
         new_correct, champion_correct, policy["bootstrap_samples"], policy["confidence"], policy["seed"]
     )
@@ -112,38 +113,74 @@ def champion_correctness(client, name: str, frame: pd.DataFrame, labels: pd.Seri
     return str(champion.version), predicted.astype(str) == labels.to_numpy().astype(str)
 
 
+# The check's own process: the imports are most of its time, so it makes them before it reads the
+# request, while the pipeline is still logging the model.
+SERVING_CHECK = """
+import io, json, sys
+import mlflow, pandas as pd, torch
+from mlflow.models import Model
+line = sys.stdin.readline()
+if not line.strip():
+    sys.exit(0)
+request = json.loads(line)
+mlflow.set_tracking_uri(request["tracking_uri"])
+path = mlflow.artifacts.download_artifacts(request["model_uri"])
+model = mlflow.pyfunc.load_model(path)
+example = Model.load(path).load_input_example(path)
+given = pd.read_json(io.StringIO(request["rows"]), orient="split")
+for rows in [example] + ([given] if len(given) else []):
+    out = model.predict(rows)
+    assert len(out) == len(rows) and {"label", "probability"} <= set(out.columns), out
+print("ok")
+"""
+
+
+class ServingCheck:
+    """Loads a registered version in a fresh Python process and predicts on its input example and
+    some rows. Start it early (it is a context manager); `run` raises if the version cannot serve."""
+
+    def __enter__(self) -> "ServingCheck":
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVING_CHECK],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        return self
+
+    def run(self, tracking_uri: str, name: str, version: str, rows: pd.DataFrame | None = None, timeout: int = 300):
+        import mlflow
+
+        rows = rows if rows is not None else pd.DataFrame()
+        # Where the version's files are: a local store's are read as they lie, no registry lookup.
+        model_uri = mlflow.MlflowClient(tracking_uri).get_model_version_download_uri(name, str(version))
+        request = {"tracking_uri": tracking_uri, "model_uri": model_uri}
+        request["rows"] = rows.to_json(orient="split", index=False)
+        try:
+            out, err = self.process.communicate(json.dumps(request) + "\n", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise MlpipeError(f"serving check of {name} v{version}: no prediction within {timeout} s") from None
+        if self.process.returncode != 0 or not out.startswith("ok"):
+            last = (err.strip().splitlines() or ["no output"])[-1]
+            raise MlpipeError(f"serving check of {name} v{version} failed in a fresh process: {last}")
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.communicate("\n", timeout=30)  # no request: it exits
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 def serving_check(
     tracking_uri: str, name: str, version: str, rows: pd.DataFrame | None = None, timeout: int = 300
 ) -> None:
     """Load the version in a fresh Python process and predict on its input example and `rows`;
     raise if it cannot."""
-    rows = rows if rows is not None else pd.DataFrame()
-    script = (
-        "import io, sys, mlflow, pandas as pd\n"
-        "from mlflow.models import Model\n"
-        f"mlflow.set_tracking_uri({tracking_uri!r})\n"
-        f"path = mlflow.artifacts.download_artifacts('models:/{name}/{version}')\n"
-        "model = mlflow.pyfunc.load_model(path)\n"
-        "example = Model.load(path).load_input_example(path)\n"
-        "given = pd.read_json(io.StringIO(sys.stdin.read()), orient='split')\n"
-        "for rows in [example] + ([given] if len(given) else []):\n"
-        "    out = model.predict(rows)\n"
-        "    assert len(out) == len(rows) and {'label', 'probability'} <= set(out.columns), out\n"
-        "print('ok')\n"
-    )
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            input=rows.to_json(orient="split", index=False),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise MlpipeError(f"serving check of {name} v{version}: no prediction within {timeout} s") from None
-    if done.returncode != 0 or not done.stdout.startswith("ok"):
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MlpipeError(f"serving check of {name} v{version} failed in a fresh process: {last}")
+    with ServingCheck() as check:
+        check.run(tracking_uri, name, version, rows, timeout)
 
 
 def move_champion(client, name: str, version: str, reason: str) -> None:

@@ -108,14 +108,42 @@ def register(
 ) -> Registration:
     import mlflow
 
-    from tasks.promotion import Decision, champion_correctness, decide, move_champion, serving_check
+    from tasks.promotion import ServingCheck
 
-    experiment_id = connect(settings, dataset.name)
+    connect(settings, dataset.name)
     client = mlflow.MlflowClient()
     key = candidates_key(dataset, candidates)
     if (existing := registered_version_of(client, dataset.name, key)) is not None:
         return _reuse(client, dataset.name, existing)
-    tags = {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage}
+    with ServingCheck() as check:  # a fresh process, started now: its imports overlap the logging
+        parent_id, run_ids, (best_model, best_eval), version = _log_pipeline_run(
+            dataset,
+            split,
+            report,
+            candidates,
+            {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage},
+            key,
+        )
+        decision = _decide_promotion(client, settings, dataset, split, version, best_eval, policy, check)
+    return Registration(
+        dataset=dataset.name,
+        parent_run_id=parent_id,
+        candidate_run_ids=run_ids,
+        best_family=best_model.family,
+        version=version,
+        champion_version=version if decision.promote else decision.champion_version,
+        promoted=decision.promote,
+        reason=decision.reason,
+        decision_markdown=decision.markdown(dataset.name, version),
+    )
+
+
+def _log_pipeline_run(dataset, split, report, candidates, tags: dict, key: str):
+    """The parent run, a child run per candidate, the best logged as a model and registered:
+    (parent run id, family -> run id, (best model, its evaluation), version)."""
+    import mlflow
+
+    experiment_id = mlflow.get_experiment_by_name(dataset.name).experiment_id
     validation = f"{report.outcome}: {report.report_path}"
     with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
         mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})
@@ -152,6 +180,12 @@ def register(
             PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
         }
         version = _log_and_register(dataset, split, best_model, run_ids[best_model.family], version_tags)
+    return parent.info.run_id, run_ids, (best_model, best_eval), version
+
+
+def _decide_promotion(client, settings, dataset, split, version: str, best_eval, policy, check):
+    """challenger, then champion if it beats the champion on the same test rows and serves."""
+    from tasks.promotion import Decision, champion_correctness, decide, move_champion
 
     name = dataset.name
     with promotion_lock(settings, name):
@@ -163,7 +197,7 @@ def register(
         decision = decide(correct, champion, champion_correct, policy)
         if decision.promote:
             try:
-                serving_check(settings.tracking_uri, name, version, features.head(5))
+                check.run(settings.tracking_uri, name, version, features.head(5))
             except MlpipeError as error:
                 decision = Decision(False, f"not promoted: {error}", decision.score, champion)
         for key, value in decision.tags().items():
@@ -172,17 +206,7 @@ def register(
             client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
         if decision.promote:
             move_champion(client, name, version, decision.reason)
-    return Registration(
-        dataset=dataset.name,
-        parent_run_id=parent.info.run_id,
-        candidate_run_ids=run_ids,
-        best_family=best_model.family,
-        version=version,
-        champion_version=version if decision.promote else champion,
-        promoted=decision.promote,
-        reason=decision.reason,
-        decision_markdown=decision.markdown(name, version),
-    )
+    return decision
 
 
 def _reuse(client, name: str, version) -> Registration:

@@ -1,12 +1,15 @@
-"""`mlpipe up`: the Prefect server and the MLflow server (both with their UIs) on loopback."""
+"""Servers on loopback: `mlpipe up` (Prefect and MLflow with their UIs) and the temporary Prefect
+API of a run when no server is configured."""
 
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,3 +138,54 @@ def require_server(health_url: str, what: str) -> None:
     except OSError as error:
         reason = getattr(error, "reason", error)
         raise MlpipeError(f"{what} does not answer at {health_url} ({reason})") from None
+
+
+def start_temporary_prefect_api() -> Callable[[], None] | None:
+    """With no Prefect server configured, the API this process's flow run needs, started at once.
+
+    Prefect itself would start the same server (`SubprocessASGIServer`: uvicorn with Prefect's
+    app, no UI) on the flow's first call, after importing its server code in this process
+    (~5 s here) and then waiting for it to boot (~5 s). Started here instead, it boots while
+    this process imports what the stages need, and this process never imports the server code.
+    It stops when this process exits, after Prefect's log and event workers have drained into it
+    (atexit runs handlers in reverse order). Returns a function that waits until the API
+    answers; None where a server is configured."""
+    import atexit
+    import importlib.util
+
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    app_dir = Path(importlib.util.find_spec("prefect").origin).parents[1]
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory"]
+    command += ["prefect.server.api.server:create_app", "--host", HOST, "--port", str(port)]
+    command += ["--log-level", "error", "--lifespan", "on"]
+    env = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    url = f"http://{HOST}:{port}/api"
+    log = Path(tempfile.mkdtemp(prefix="mlpipe-prefect-")) / "server.log"
+    process = spawn(Server("prefect", command, f"{url}/health", env), log)
+    atexit.register(_drain_then_stop, process)
+    os.environ["PREFECT_API_URL"] = url  # for every thread (Prefect's log and event workers) and child
+    refresh_global_settings_context()
+    return lambda: wait_until_healthy("Prefect's temporary", f"{url}/health", process, log)
+
+
+def drain_prefect_workers() -> None:
+    """Send what Prefect's log and event workers still hold, while the API is up to take it."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10)
+
+
+def _drain_then_stop(process: subprocess.Popen) -> None:
+    """At exit: the workers drain, then the server stops. Its keep-alive connections would hold a
+    graceful stop for seconds: one second, then it is killed."""
+    drain_prefect_workers()
+    stop([process], grace=1)

@@ -51,7 +51,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     started once (~15 s). Flows in this process and `mlpipe` subprocesses both report to it."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.servers import launch, prefect_server, stop
+    from tasks.servers import drain_prefect_workers, launch, prefect_server, stop
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
@@ -61,6 +61,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
         with temporary_settings({PREFECT_API_URL: url}), pytest.MonkeyPatch.context() as patch:
             patch.setenv("PREFECT_API_URL", url)
             yield url
+            drain_prefect_workers()  # this process's flow runs still have logs on their way
     finally:
         stop([process])
 

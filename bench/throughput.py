@@ -1,0 +1,184 @@
+"""Training throughput: mlpipe's LightningModule and Trainer settings against a plain PyTorch loop.
+
+Both train the same network on the same arrays with the same batch size, optimiser (AdamW with a
+one-cycle schedule), class-weighted loss and epochs, and both do what a careful hand-written loop
+does each epoch: a validation pass, the best weights and a last checkpoint saved. Samples per
+second count training samples; each figure is the median of REPEATS fits, the two paths
+alternating so that drift in the machine's speed hits both alike.
+"""
+
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT, save
+
+REPEATS = 3
+TARGET = 0.95
+EPOCHS = {"image": 4, "sequence": 20, "text": 2}
+
+
+def datasets() -> dict:
+    """modality -> (Dataset, Split, params section): digits, ECG200 and 2,000 SMS."""
+    import pandas as pd
+
+    from tasks.datasets import load, load_spec, split
+    from tasks.settings import Settings
+
+    shared = ROOT.parent / "shared" / "datasets"
+    folder = Path(tempfile.mkdtemp(prefix="mlpipe-bench-"))
+    sms = pd.read_csv(shared / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE).head(2000)
+    sms.to_csv(folder / "sms.csv", index=False)
+    (folder / "sms.yaml").write_text(
+        "name: sms\nmodality: text\nformat: csv\ntrain: sms.csv\nlabel_column: Label\ntext_column: SMS\n"
+    )
+    (folder / "ecg.yaml").write_text(
+        f"name: ecg\nmodality: sequence\nformat: ucr\ntrain: {shared / 'ecg200_train.txt'}\n"
+        f"test: {shared / 'ecg200_test.txt'}\nlabel_column: label\n"
+    )
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    subprocess.run([str(Path(sys.executable).with_name("dvc")), "init", "-q"], cwd=folder, check=True)
+    found = {
+        "image": load("digits", Settings(root=folder)),
+        "sequence": load_spec(folder / "ecg.yaml"),
+        "text": load_spec(folder / "sms.yaml"),
+    }
+    return {
+        m: (d, split(d.frame[d.label_column].to_numpy(), 0.2, 0.1, 0, 42, d.test_positions)) for m, d in found.items()
+    }
+
+
+def job_for(dataset, parts, family: str, out_dir: Path):
+    from models.networks import shape_kwargs
+    from models.preprocessing import model_inputs
+    from tasks.features import class_weights, fit_preprocessing
+    from tasks.fitting import FitJob
+    from tasks.params import family_params, load_params
+    from tasks.settings import Settings
+
+    sections = family_params(load_params(Settings(root=ROOT)), dataset.modality, family)
+    info = fit_preprocessing(dataset, parts, sections["text"])
+    num_classes = len(dataset.classes)
+    y_train = dataset.class_indices(parts.train)
+    return FitJob(
+        modality=dataset.modality,
+        family=family,
+        network_kwargs={**shape_kwargs(info, family, num_classes), **sections["network"]},
+        optimiser=sections["optimiser"],
+        class_weights=class_weights(y_train, num_classes),
+        x_train=model_inputs(dataset.frame.iloc[parts.train], info),
+        y_train=y_train,
+        x_val=model_inputs(dataset.frame.iloc[parts.val], info),
+        y_val=dataset.class_indices(parts.val),
+        max_epochs=EPOCHS[dataset.modality],
+        batch_size=sections["trainer"]["batch_size"],
+        patience=1000,  # no early stop: both paths run every epoch
+        monitor="val/loss",
+        seed=42,
+        out_dir=out_dir,
+    )
+
+
+def lightning_seconds(job) -> float:
+    """mlpipe's own fit: Classifier, ArrayDataModule, callbacks and Trainer settings."""
+    import shutil
+
+    from tasks.fitting import _fit
+
+    shutil.rmtree(job.out_dir, ignore_errors=True)
+    result, _ = _fit(job)
+    return result.fit_seconds
+
+
+def plain_seconds(job) -> float:
+    """The same work in a hand-written loop."""
+    import shutil
+
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from models.networks import build_network
+
+    shutil.rmtree(job.out_dir, ignore_errors=True)
+    job.out_dir.mkdir(parents=True)
+    torch.manual_seed(job.seed)
+    x_type = torch.long if np.issubdtype(job.x_train.dtype, np.integer) else torch.float32
+    train = TensorDataset(torch.tensor(job.x_train, dtype=x_type), torch.tensor(job.y_train))
+    val = TensorDataset(torch.tensor(job.x_val, dtype=x_type), torch.tensor(job.y_val))
+    loader = DataLoader(train, batch_size=job.batch_size, shuffle=True, generator=torch.Generator().manual_seed(42))
+    val_loader = DataLoader(val, batch_size=4 * job.batch_size)
+    network = build_network(job.modality, job.family, **job.network_kwargs)
+    loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(job.class_weights))
+    optimiser = torch.optim.AdamW(
+        network.parameters(), lr=job.optimiser["learning_rate"], weight_decay=job.optimiser["weight_decay"]
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=job.optimiser["learning_rate"], total_steps=job.max_epochs * len(loader)
+    )
+    best = float("inf")
+    started = time.perf_counter()
+    for _ in range(job.max_epochs):
+        network.train()
+        for x, y in loader:
+            optimiser.zero_grad()
+            loss = loss_fn(network(x), y)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+        network.eval()
+        total, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for x, y in val_loader:
+                logits = network(x)
+                total += float(loss_fn(logits, y)) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                count += len(y)
+        if total / count < best:
+            best = total / count
+            torch.save(network.state_dict(), job.out_dir / "best.pt")
+        torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict()}, job.out_dir / "last.pt")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    rows, sizes = [], []
+    work = Path(tempfile.mkdtemp(prefix="mlpipe-throughput-"))
+    for modality, (dataset, parts) in datasets().items():
+        sizes.append(f"{dataset.name} {len(parts.train):,} training rows, {EPOCHS[modality]} epochs")
+        for family in ("cnn", "rnn", "transformer"):
+            job = job_for(dataset, parts, family, work / f"{modality}-{family}")
+            samples = len(job.y_train) * job.max_epochs
+            lightning_seconds(job), plain_seconds(job)  # warm-up: first-call costs out of the timing
+            timings = {"lightning": [], "plain": []}
+            for _ in range(REPEATS):
+                timings["lightning"].append(lightning_seconds(job))
+                timings["plain"].append(plain_seconds(job))
+            rate = {path: samples / statistics.median(seconds) for path, seconds in timings.items()}
+            ratio = rate["lightning"] / rate["plain"]
+            print(f"{modality} {family}: mlpipe {rate['lightning']:.0f}/s, plain {rate['plain']:.0f}/s, {ratio:.3f}")
+            rows.append(
+                {
+                    "figure": f"{modality} {family}: samples/s through mlpipe vs a plain loop",
+                    "value": f"{rate['lightning']:,.0f} vs {rate['plain']:,.0f} = {ratio:.3f}",
+                    "target": f">= {TARGET}",
+                    "met": ratio >= TARGET,
+                }
+            )
+    save(
+        "throughput",
+        "Training throughput (issue 8.1)",
+        rows,
+        f"{'; '.join(sizes)}; median of {REPEATS} fits after a warm-up, on the CPU. Both paths validate "
+        "every epoch and save the best and the last weights.",
+    )
+
+
+if __name__ == "__main__":
+    main()
