@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 
+from flows.cli_data import data_app
+from flows.cli_servers import serve, up
+
 app = typer.Typer(
     name="mlpipe",
     help="Validate, train, evaluate and register models with Prefect, Great Expectations, Lightning, MLflow and DVC.",
@@ -26,21 +29,6 @@ DatasetOption = Annotated[
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
-
-
-class Modality(StrEnum):
-    image = "image"
-    sequence = "sequence"
-    text = "text"
-
-
-class DataFormat(StrEnum):
-    csv = "csv"
-    tsv = "tsv"
-    parquet = "parquet"
-    ucr = "ucr"
-    npz = "npz"
-    image_folder = "image-folder"
 
 
 @app.callback()
@@ -249,145 +237,9 @@ def predict(
     typer.echo(f"{summary['rows']} rows labelled by {summary['dataset']} v{summary['version']}: {output_path}")
 
 
-@app.command()
-def up(
-    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
-    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow server and UI")] = 5000,
-) -> None:
-    """Start the Prefect server and the MLflow server on 127.0.0.1 until Ctrl-C."""
-    import signal
-    import time
-
-    from tasks.servers import HOST, start, stop
-    from tasks.settings import get_settings
-
-    settings = get_settings()
-    log_dir = settings.outputs_dir / "servers"
-    processes = start(settings, prefect_port, mlflow_port, log_dir)
-    typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
-    typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}  (store: {settings.tracking_uri})")
-    typer.echo(f"Send runs to this Prefect server: export PREFECT_API_URL=http://{HOST}:{prefect_port}/api")
-    typer.echo(f"Logs in {log_dir}. Ctrl-C stops both.", nl=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops them as cleanly as Ctrl-C
-    try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        typer.echo("Stopping the servers...")
-    finally:
-        stop(processes)
-    exited = [p.args[1] for p in processes if p.returncode not in (0, -signal.SIGTERM, None)]
-    typer.echo("Stopped." if not exited else f"Stopped; {', '.join(exited)} had exited on its own (see {log_dir}).")
-
-
-@app.command()
-def serve(
-    datasets: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", "-d", help="Schedule only these data sets [default: all in params.yaml's schedules]"),
-    ] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules")] = "UTC",
-    limit: Annotated[int, typer.Option(min=1, help="Most flow runs at a time")] = 1,
-) -> None:
-    """Serve the deployments (scheduled retraining, UI-triggered runs, batch inference) until Ctrl-C."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from prefect import serve as serve_deployments
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
-    from flows.deployments import build_deployments, schedules_from
-    from tasks.errors import MlpipeError
-    from tasks.params import load_params
-    from tasks.servers import require_server
-    from tasks.settings import get_settings
-
-    api_url = PREFECT_API_URL.value()
-    if not api_url:
-        raise MlpipeError(
-            "mlpipe serve needs a Prefect server: start one with `mlpipe up`, then export PREFECT_API_URL it prints"
-        )
-    require_server(f"{api_url.rstrip('/')}/health", "the Prefect server (PREFECT_API_URL)")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MlpipeError(f"unknown time zone {timezone!r}: use an IANA name such as UTC or Europe/Paris") from None
-    schedules = schedules_from(load_params(get_settings()), datasets)
-    deployments = build_deployments(schedules, timezone)
-    for name, cron in schedules.items():
-        typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
-    typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")
-    serve_deployments(*deployments, limit=limit, print_starting_message=False)
-
-
-data_app = typer.Typer(help="Data sets versioned with DVC: add, push, pull.", no_args_is_help=True)
+app.command()(up)
+app.command()(serve)
 app.add_typer(data_app, name="data")
-
-
-@data_app.command("add")
-def data_add(
-    path: Annotated[Path, typer.Argument(help="A file, or a folder of class sub-folders of images")],
-    name: Annotated[str, typer.Option(help="The data set's name: its experiment, model and suite")],
-    modality: Annotated[Modality, typer.Option(help="What the samples are")],
-    data_format: Annotated[DataFormat | None, typer.Option("--format", help="[default: from PATH]")] = None,
-    label_column: Annotated[str | None, typer.Option(help="The label's column [default: label]")] = None,
-    text_column: Annotated[str | None, typer.Option(help="The text's column (text data)")] = None,
-    test: Annotated[Path | None, typer.Option(help="A test file; else a seeded, stratified test fraction")] = None,
-) -> None:
-    """Add a data set (or a new version of one): copy it to data/<name>, track it with DVC and push it."""
-    from tasks.catalog import add_dataset
-    from tasks.settings import get_settings
-
-    settings = get_settings()
-    fmt = data_format.value if data_format else None
-    added = add_dataset(
-        path, name, modality.value, settings, fmt, test, label_column=label_column, text_column=text_column
-    )
-    root = settings.root
-    if added.previous_hash == added.data_hash:
-        typer.echo(f"{name}: unchanged (version {added.data_hash[:12]}, {added.rows} rows); nothing to commit.")
-        return
-    was = f", replacing {added.previous_hash[:12]}" if added.previous_hash else ""
-    typer.echo(f"{name}: version {added.data_hash[:12]} ({added.rows} rows){was}; pushed to {added.remote}")
-    files = [added.dvc_file, added.spec_path, added.dvc_file.parent / ".gitignore", root / "params.yaml"]
-    listed = " ".join(str(f.relative_to(root)) for f in files if f.exists())
-    typer.echo(f"Record it in git: git add {listed} && git commit -m 'Data {name} {added.data_hash[:12]}'")
-    typer.echo(f"Train on it: mlpipe run --dataset {name}")
-
-
-@data_app.command("builtin")
-def data_builtin(
-    name: Annotated[str, typer.Argument(help="A built-in data set: digits")] = "digits",
-) -> None:
-    """Write a built-in data set to data/<name> (the first stage of dvc.yaml)."""
-    from tasks.datasets import BUILT_IN, write_digits
-    from tasks.errors import MlpipeError
-    from tasks.settings import get_settings
-
-    if name not in BUILT_IN:
-        raise MlpipeError(f"no built-in data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}")
-    typer.echo(f"Wrote {write_digits(get_settings().data_dir / name)}")
-
-
-@data_app.command("push")
-def data_push() -> None:
-    """Push data sets and DVC-tracked models to the remote (a local folder unless one is configured)."""
-    from tasks.settings import get_settings
-    from tasks.versioning import ensure_remote, push
-
-    root = get_settings().root
-    pushed = push(root)
-    typer.echo(f"Pushed {pushed} files to {ensure_remote(root)}.")
-
-
-@data_app.command("pull")
-def data_pull() -> None:
-    """Pull data sets and DVC-tracked models from the remote into this checkout."""
-    from tasks.settings import get_settings
-    from tasks.versioning import ensure_remote, pull
-
-    root = get_settings().root
-    pull(root)
-    typer.echo(f"Pulled from {ensure_remote(root)}.")
 
 
 def _dataset_name(dataset: str) -> str:

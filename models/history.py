@@ -3,13 +3,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
 
 
-class MetricHistory(L.Callback):
+class MetricHistory(Checkpoint):
     """Writes each epoch's logged metrics to a JSON file.
 
     A file, not only an attribute, so that the curves outlive the process (and, with a
-    multi-process strategy, come back from rank zero's worker).
+    multi-process strategy, come back from rank zero's worker). A `Checkpoint`, because Lightning
+    calls those after the LightningModule's `on_train_epoch_end`, where the epoch's train
+    metrics are logged; listed before ModelCheckpoint, it records the epoch before last.ckpt
+    saves its state.
     """
 
     def __init__(self, path: Path) -> None:
@@ -17,7 +21,7 @@ class MetricHistory(L.Callback):
         self.epochs: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning runs validation before this hook, so train/* and val/* are both present.
+        # Validation runs before this hook, so train/* and val/* are both present.
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
         self.epochs.append({"epoch": trainer.current_epoch, **metrics})
         if trainer.is_global_zero:

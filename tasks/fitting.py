@@ -107,25 +107,18 @@ def _fit(
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
     mode = "min" if job.monitor.endswith("loss") else "max"
-    # best.ckpt picks the model; last.ckpt (every epoch, with the callbacks' state) is where a
-    # killed fit resumes. Saved at the end of the training epoch, after MetricHistory has the
-    # epoch (Lightning runs checkpoint callbacks last). No version counter: a resumed fit
-    # overwrites its own files.
-    checkpoint = ModelCheckpoint(
-        dirpath=job.out_dir,
-        filename="best",
-        monitor=job.monitor,
-        mode=mode,
-        save_last=True,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
+    # best.ckpt: the weights that scored best (weights only: half the bytes to write). last.ckpt:
+    # everything, every epoch, where a killed fit resumes. Both written at the end of the training
+    # epoch, once its metrics are logged; no version counter, so a resumed fit overwrites its own.
+    saving = {"dirpath": job.out_dir, "save_on_train_epoch_end": True, "enable_version_counter": False}
+    checkpoint = ModelCheckpoint(filename="best", monitor=job.monitor, mode=mode, save_weights_only=True, **saving)
     last = job.out_dir / "last.ckpt"
     resume_from = last if last.exists() else None
     callbacks = [
+        MetricHistory(job.out_dir / "history.json"),  # before the checkpoints: last.ckpt holds its epoch
         checkpoint,
+        ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
         EarlyStopping(job.monitor, mode=mode, patience=job.patience),
-        MetricHistory(job.out_dir / "history.json"),
     ]
     if on_epoch is not None:
         callbacks.append(EpochProgress(on_epoch))

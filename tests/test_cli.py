@@ -19,7 +19,9 @@ def mlpipe(*args: str, root: Path | None = None, ephemeral_prefect: bool = False
     return subprocess.run([MLPIPE, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["compare"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["validate"], ["compare"], ["reproduce"], ["serve"], ["up"], ["data", "add"]]
+)
 def test_every_command_has_help(command):
     done = mlpipe(*command, "--help")
     assert done.returncode == 0
