@@ -23,7 +23,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not slow and not gpu"
+	$(BIN)/pytest -m "not slow and not gpu" --durations=10
 
 test-slow: setup
 	$(BIN)/pytest -m "slow"

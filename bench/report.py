@@ -17,6 +17,8 @@ def main() -> None:
         if result.get("notes"):
             lines += ["", result["notes"]]
         lines.append("")
+    # What the figures cannot say themselves: each optimisation's before and after, and why a target is missed.
+    lines += [RESULTS.with_name("optimisations.md").read_text()]
     RESULTS.with_name("results.md").write_text("\n".join(lines))
 
 
