@@ -50,10 +50,11 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
     warnings.filterwarnings("ignore", ".*Inferred schema contains integer column.*")
     warnings.filterwarnings("ignore", ".*Add type hints to the `predict` method.*")
     uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        if not create and not Path(uri.removeprefix("sqlite:///")).exists():
+    database = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if database is not None:
+        if not create and not database.exists():
             return None  # reading must not create an empty store
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database.parent.mkdir(parents=True, exist_ok=True)
     exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     # MLflow also exports the URI to the environment, where Settings reads the user's choice: put
@@ -62,12 +63,32 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = exported
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    if not create:
-        return None
-    return mlflow.create_experiment(experiment, artifact_location=f"{settings.artifact_location}/{experiment}")
+    from mlflow.exceptions import MlflowException
+
+    with _first_use_lock(database):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        if not create:
+            return None
+        try:
+            return mlflow.create_experiment(experiment, artifact_location=f"{settings.artifact_location}/{experiment}")
+        except MlflowException:
+            found = mlflow.get_experiment_by_name(experiment)  # another run created it a moment ago
+            if found is None:
+                raise
+            return found.experiment_id
+
+
+def _first_use_lock(database: Path | None):
+    """MLflow creates a SQLite store's tables, and mlpipe an experiment, on first use: two runs
+    starting at once on a new store would both try ("table ... already exists"). On SQLite the
+    first does it while the other waits; a database server serialises that itself."""
+    from contextlib import nullcontext
+
+    from filelock import FileLock
+
+    return FileLock(f"{database}.lock") if database is not None else nullcontext()
 
 
 def check_tracking_store(settings: Settings) -> None:
@@ -383,7 +404,7 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     if runs:
         try:
             model = client.get_registered_model(dataset)
-        except mlflow.exceptions.MlflowException:
+        except MlflowException:
             model = None  # runs exist but nothing was registered yet
         if model is not None:
             versions = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{dataset}'")}

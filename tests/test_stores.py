@@ -40,6 +40,23 @@ def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, work
     assert champion == max(scores, key=scores.get), (scores, [versions[v].tags["promotion"] for v in versions])
 
 
+def test_two_processes_opening_a_new_sqlite_store_at_once_both_get_the_experiment(tmp_path):
+    # Without a lock both ran MLflow's table creation: "table ... already exists".
+    script = (
+        "import sys; from pathlib import Path; from tasks.registry import connect; "
+        "from tasks.settings import Settings; print(connect(Settings(root=Path(sys.argv[1])), 'digits'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLPIPE_ROOT")}
+    for attempt in range(2):
+        root = tmp_path / str(attempt)
+        command = [sys.executable, "-c", script, str(root)]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        processes = [subprocess.Popen(command, env=env, **pipes) for _ in range(2)]
+        outcomes = [p.communicate(timeout=120) for p in processes]
+        assert [p.returncode for p in processes] == [0, 0], [err[-1500:] for _, err in outcomes]
+        assert [out.split()[-1] for out, _ in outcomes] == ["1", "1"]
+
+
 def _postgres_bin(name: str) -> str | None:
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     return str(found[-1]) if found else shutil.which(name)
