@@ -404,7 +404,7 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     if runs:
         try:
             model = client.get_registered_model(dataset)
-        except MlflowException:
+        except mlflow.exceptions.MlflowException:
             model = None  # runs exist but nothing was registered yet
         if model is not None:
             versions = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{dataset}'")}
