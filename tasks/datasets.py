@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from tasks.errors import MlpipeError
-from tasks.retrying import retry_if_transient
+from tasks.retrying import transient_retries
 from tasks.settings import Settings, get_settings
 from tasks.versioning import pull, version_data
 
@@ -210,9 +209,7 @@ def split(
 @task(
     name="load_dataset",
     cache_policy=NO_CACHE,
-    retries=4,
-    retry_delay_seconds=exponential_backoff(2),
-    retry_condition_fn=retry_if_transient,
+    **transient_retries(4),
 )
 def load_dataset(dataset: str) -> Dataset:
     return load(dataset, get_settings())

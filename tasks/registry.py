@@ -10,12 +10,11 @@ from tempfile import TemporaryDirectory
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from tasks.datasets import Dataset, Split
 from tasks.errors import MlpipeError
 from tasks.evaluation import Evaluation
-from tasks.retrying import retry_if_transient
+from tasks.retrying import transient_retries
 from tasks.settings import CODE_ROOT, Settings, get_settings
 from tasks.training import TrainedModel
 from tasks.validation import ValidationReport
@@ -474,9 +473,7 @@ def publish(registration: Registration, settings: Settings) -> None:
 @task(
     name="register_model",
     cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(2),
-    retry_condition_fn=retry_if_transient,
+    **transient_retries(3),
 )
 def register_model(
     dataset: Dataset,

@@ -32,3 +32,11 @@ def retry_if_transient(task, task_run, state) -> bool:
     """Prefect's retry_condition_fn: retry a task only after a transient failure."""
     error = state.data if isinstance(state.data, BaseException) else None
     return error is not None and is_transient(error)
+
+
+def transient_retries(retries: int) -> dict:
+    """Options for Prefect's @task: up to `retries` more attempts with exponential backoff (2 s,
+    4 s, ...), after transient failures only."""
+    from prefect.tasks import exponential_backoff  # here: DDP workers import this module too
+
+    return {"retries": retries, "retry_delay_seconds": exponential_backoff(2), "retry_condition_fn": retry_if_transient}
