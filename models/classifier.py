@@ -53,10 +53,11 @@ class Classifier(L.LightningModule):
         predicted = logits.argmax(dim=1)
         sums = self._sums.setdefault(stage, [0, 0, 0])
         sums[0] = sums[0] + loss.detach() * len(y)
-        sums[1] = sums[1] + (predicted == y).sum()
         sums[2] += len(y)
         if stage in EVAL_STAGES:
-            self.metrics[stage].update(predicted, y)
+            self.metrics[stage].update(predicted, y)  # accuracy and F1 from torchmetrics
+        else:
+            sums[1] = sums[1] + (predicted == y).sum()
         return loss
 
     def _log_epoch(self, stage: str) -> None:

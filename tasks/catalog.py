@@ -72,11 +72,13 @@ def add_dataset(
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
     for key, path in parts.items():
+        # Train and test each in a folder of their own: they may share a file name.
+        (staged / key).mkdir()
         if path.is_dir():
-            shutil.copytree(path, staged / path.name)
+            shutil.copytree(path, staged / key / path.name)
         else:
-            shutil.copy2(path, staged / path.name)
-        spec[key] = f"{name}/{path.name}"
+            shutil.copy2(path, staged / key / path.name)
+        spec[key] = f"{name}/{key}/{path.name}"
     shutil.rmtree(folder, ignore_errors=True)  # the old version stays in DVC's cache and remote
     staged.rename(folder)
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -130,13 +130,14 @@ def register(
 
     from tasks.promotion import ServingCheck
 
-    connect(settings, dataset.name)
+    experiment_id = connect(settings, dataset.name)
     client = mlflow.MlflowClient()
     key = candidates_key(dataset, candidates)
     if (existing := registered_version_of(client, dataset.name, key)) is not None:
         return _reuse(client, dataset.name, existing)
     with ServingCheck() as check:  # a fresh process, started now: its imports overlap the logging
         parent_id, run_ids, (best_model, best_eval), version = _log_pipeline_run(
+            experiment_id,
             dataset,
             split,
             report,
@@ -158,12 +159,11 @@ def register(
     )
 
 
-def _log_pipeline_run(dataset, split, report, candidates, tags: dict, key: str):
+def _log_pipeline_run(experiment_id: str, dataset, split, report, candidates, tags: dict, key: str):
     """The parent run, a child run per candidate, the best logged as a model and registered:
     (parent run id, family -> run id, (best model, its evaluation), version)."""
     import mlflow
 
-    experiment_id = mlflow.get_experiment_by_name(dataset.name).experiment_id
     validation = f"{report.outcome}: {report.report_path}"
     with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
         mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})

@@ -30,6 +30,13 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A loopback port that nothing listens on now (the system picks it)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
 @dataclass
 class Server:
     name: str
@@ -158,14 +165,13 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return None
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     app_dir = Path(importlib.util.find_spec("prefect").origin).parents[1]
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory"]
     command += ["prefect.server.api.server:create_app", "--host", HOST, "--port", str(port)]
     command += ["--log-level", "error", "--lifespan", "on"]
-    env = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    env = {"PREFECT_UI_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}  # as Prefect starts its own
     url = f"http://{HOST}:{port}/api"
     log = Path(tempfile.mkdtemp(prefix="mlpipe-prefect-")) / "server.log"
     process = spawn(Server("prefect", command, f"{url}/health", env), log)

@@ -30,16 +30,13 @@ def version_data(root: Path, target: Path) -> str:
     A folder that a dvc.yaml stage produces (the built-in digits) is committed to DVC's cache
     and dvc.lock; any other is `dvc add`ed (data/<name>.dvc). Unchanged files are not hashed
     again: DVC keeps their mtimes."""
-    from dvc.exceptions import OutputNotFoundError
-
-    ensure_remote(root)  # the first use of a repository gives it a remote, so `dvc push` just works
+    # The first use of a repository gives it a remote (in .dvc/config.local, which no stage
+    # tracks), so that `dvc push` just works, after `dvc repro` on a fresh clone too.
+    ensure_remote(root)
     if os.environ.get("DVC_STAGE"):
         return _recorded_by_repro(root, target)
     with open_repo(root) as repo, dvc_lock(root):
-        try:
-            (out,) = repo.find_outs_by_path(str(target))
-        except OutputNotFoundError:
-            out = None
+        out = _find_out(repo, target)
         if out is not None and out.stage.cmd:
             (stage,) = repo.commit(str(target), force=True)
         else:
@@ -51,18 +48,25 @@ def version_data(root: Path, target: Path) -> str:
 
 def _recorded_by_repro(root: Path, target: Path) -> str:
     """Inside a `dvc repro` stage, DVC holds the stage's data read-locked and has recorded its
-    hash (in dvc.lock or its .dvc file) after bringing it up to date: read, never write."""
-    from dvc.exceptions import OutputNotFoundError
-
+    hash (in dvc.lock or its .dvc file) after bringing it up to date: read it, never write the
+    data or its record."""
     with open_repo(root) as repo:
-        try:
-            (out,) = repo.find_outs_by_path(str(target))
-        except OutputNotFoundError:
-            out = None
+        out = _find_out(repo, target)
     if out is None or not out.hash_info.value:
         stage = os.environ["DVC_STAGE"]
         raise MlpipeError(f"dvc stage {stage}: DVC has no version of {target}: make it a dependency of the stage")
     return out.hash_info.value.removesuffix(".dir")
+
+
+def _find_out(repo, target: Path):
+    """The DVC output (of a stage or a .dvc file) at target, or None."""
+    from dvc.exceptions import OutputNotFoundError
+
+    try:
+        (out,) = repo.find_outs_by_path(str(target))
+    except OutputNotFoundError:
+        return None
+    return out
 
 
 def recorded_hash(dvc_file: Path) -> str | None:

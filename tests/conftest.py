@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks.servers import free_port  # noqa: F401 - tests import it from here
+
 # Set before Prefect, GX or DVC load: there is no network, and telemetry would only wait on it.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -35,14 +37,6 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One workspace for tests that only read what an expensive fixture made in it."""
     return make_workspace(tmp_path_factory.mktemp("shared") / "project")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

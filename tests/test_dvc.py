@@ -79,7 +79,7 @@ def test_data_versions_reach_mlflow_and_an_older_one_reproduces_in_a_fresh_clone
     assert not (clone / "data" / "sms").exists()
     pulled = run("mlpipe", "data", "pull", cwd=clone, env=env)
     assert f"Pulled from {tmp_path / 'remote'}" in pulled.stdout
-    assert len(pd.read_csv(clone / "data" / "sms" / "sms.tsv", sep="\t", quoting=csv.QUOTE_NONE)) == 375
+    assert len(pd.read_csv(clone / "data" / "sms" / "train" / "sms.tsv", sep="\t", quoting=csv.QUOTE_NONE)) == 375
     run("dvc", "pull", cwd=clone, env=env)  # the remote is configured now, for DVC's own commands too
 
     # The registry is shared (one MLflow store); the data of v1 comes back by its hash alone.
@@ -90,6 +90,22 @@ def test_data_versions_reach_mlflow_and_an_older_one_reproduces_in_a_fresh_clone
     rows = {line.split()[0]: line.split()[1:] for line in reproduced.stdout.splitlines() if line.startswith("test/")}
     assert set(rows) == {"test/accuracy", "test/f1_macro"}
     assert all(abs(float(difference)) <= 0.005 for _, _, difference in rows.values())
+
+
+def test_data_add_keeps_a_train_and_a_test_file_of_the_same_name_apart(env, tmp_path):
+    root = make_workspace(tmp_path / "project")
+    for part in ("train", "test"):
+        (tmp_path / part).mkdir()
+        shutil.copy(SHARED_DATASETS / f"ecg200_{part}.txt", tmp_path / part / "ecg.txt")
+    test_file = str(tmp_path / "test" / "ecg.txt")
+    add = ["data", "add", str(tmp_path / "train" / "ecg.txt"), "--name", "ecg", "--modality", "sequence"]
+    run("mlpipe", *add, "--format", "ucr", "--test", test_file, cwd=root, env=env)
+
+    spec = yaml.safe_load((root / "data" / "ecg.yaml").read_text())
+    assert (spec["train"], spec["test"]) == ("ecg/train/ecg.txt", "ecg/test/ecg.txt")
+    for part in ("train", "test"):
+        copied = (root / "data" / spec[part]).read_text()
+        assert copied == (SHARED_DATASETS / f"ecg200_{part}.txt").read_text()
 
 
 def _copy_of_the_project(folder: Path) -> Path:

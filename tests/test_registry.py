@@ -226,14 +226,13 @@ def test_compare_draws_a_plot(registered, tmp_path):
 
 
 def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
-    import socket
     import time
     import urllib.request
 
+    from tasks.servers import free_port
+
     settings, _ = registered
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
     # As from an activated venv: the server runs `uvicorn` from PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
