@@ -32,10 +32,12 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
-def save(name: str, title: str, rows: list[dict], notes: str = "") -> Path:
-    """rows: {"figure", "value", "target", "met"} (met: True, False or None when no target)."""
+def save(name: str, title: str, rows: list[dict], notes: str = "", extra: dict | None = None) -> Path:
+    """rows: {"figure", "value", "target", "met"} (met: True, False or None when no target);
+    extra: more keys for the script's own use (a later partial run reads them back)."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     document = {"title": title, "date": date.today().isoformat(), "machine": machine(), "rows": rows, "notes": notes}
+    document |= extra or {}
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path

@@ -86,6 +86,8 @@ def run(
         _hide_tracebacks_on_console()
     registration = training_pipeline(params)
     _print_leaderboard(registration.dataset, limit=10)
+    for note in registration.notes:
+        typer.echo(note)
     typer.echo(
         f"\nRegistered model '{registration.dataset}' version {registration.version} "
         f"({registration.best_family}); {registration.reason}."
@@ -265,21 +267,23 @@ def _print_leaderboard(dataset: str, limit: int) -> None:
     from tasks.registry import leaderboard
     from tasks.settings import get_settings
 
-    typer.echo(f"\nLeaderboard for {dataset} (best first):")
+    typer.echo(f"\nLeaderboard for {dataset} (best validation accuracy first; *: chosen by its run):")
     _print_table(leaderboard(dataset, get_settings())[:limit])
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = ("family", "test_accuracy", "test_f1_macro", "version", "aliases", "run_id")
+    header = ("family", "val_accuracy", "test_accuracy", "test_f1_macro", "version", "aliases", "flags", "run_id")
     lines = [header]
     for row in rows:
         lines.append(
             (
-                row["family"] or "?",
+                (row["family"] or "?") + (" *" if row.get("selected") else ""),
+                _number(row["val_accuracy"]),
                 _number(row["test_accuracy"]),
                 _number(row["test_f1_macro"]),
                 str(row["registered_version"] or "-"),
                 ",".join(row["aliases"]) or "-",
+                ",".join(row["flags"]) or "-",
                 row["run_id"],
             )
         )

@@ -4,8 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Family = Literal["cnn", "rnn", "transformer"]
-FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")
+Family = Literal["cnn", "rnn", "transformer", "baseline"]
+FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # the networks; the baseline joins by params.yaml
 
 
 class PipelineParams(BaseModel):
@@ -15,7 +15,9 @@ class PipelineParams(BaseModel):
 
     dataset: str = Field("digits", description="Built-in data set name (digits) or the path of a data set spec (.yaml)")
     models: list[Family] = Field(
-        default_factory=lambda: list(FAMILIES), min_length=1, description="Model families to train as candidates"
+        default_factory=lambda: list(FAMILIES),
+        min_length=1,
+        description="Model families to train (the scikit-learn baseline joins unless params.yaml turns it off)",
     )
     max_epochs: int | None = Field(
         None, ge=1, le=10_000, description="Most epochs per candidate (early stopping may end sooner)"

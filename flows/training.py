@@ -1,24 +1,29 @@
-"""The training pipeline: load -> validate -> train candidates -> evaluate -> register."""
+"""The training pipeline: load -> validate -> train candidates -> choose on validation -> test -> register."""
+
+from dataclasses import asdict
 
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PipelineParams
+from tasks.baseline import BaselineConfig
 from tasks.caching import cache_dir, training_dir, training_key
 from tasks.datasets import load_dataset, split_dataset
 from tasks.errors import MlpipeError
-from tasks.evaluation import evaluate_model
+from tasks.evaluation import choose_candidate, evaluate_model
 from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
 from tasks.params import family_params, load_params
 from tasks.registry import Registration, champion_profile, check_tracking_store, register_model
+from tasks.selection import Ensemble
 from tasks.settings import get_settings
-from tasks.training import TrainConfig, train_model
+from tasks.training import TrainConfig, train_baseline, train_model
 from tasks.validation import validate_dataset
 
 
 @flow(name="training_pipeline")
 def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration:  # noqa: B008
-    """Validate a data set, train candidate networks, evaluate them on the held-out test rows,
-    register the best in MLflow and make it @champion only if it beats the current one."""
+    """Validate a data set, train candidate networks beside a classical baseline, choose one on the
+    validation rows, score the candidates on the held-out test rows, register the chosen one in
+    MLflow and make it @champion only if it beats the current one on those test rows."""
     logger = get_run_logger()
     settings = get_settings()
     defaults = load_params(settings)
@@ -36,28 +41,42 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
         _tag_flow_run("validation-failed-warn-only")
     parts = split_dataset(dataset, defaults["split"], seed)
     train = train_model.with_options(**storage, timeout_seconds=60 * defaults["train"].get("timeout_minutes", 240))
-    candidates = []
-    for family in params.models:
+    selection = {"baseline": True, "ensemble": True} | (defaults.get("selection") or {})
+    networks = []
+    for family in (f for f in params.models if f != "baseline"):
         config = _train_config(params, defaults, dataset.modality, family, seed)
-        model = train(
-            dataset, parts, config, training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
-        )
-        evaluation = evaluate_model(model, dataset, parts, run_dir / family)
+        out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
+        networks.append(train(dataset, parts, config, out_dir))
+    models = list(networks)
+    if selection["baseline"] or "baseline" in params.models:
+        settings_of = (defaults.get("families", {}).get(dataset.modality) or {}).get("baseline") or {}
+        models.append(train_baseline.with_options(**storage)(dataset, parts, BaselineConfig(seed, settings_of)))
+    if selection["ensemble"] and len(networks) >= 2:
+        models.append(Ensemble(networks))
+    choice = choose_candidate(models, dataset, parts)  # validation rows only
+    for family, scores in choice.scores.items():
+        logger.info("%s: validation accuracy %.4f", family, scores["selection/val_accuracy"])
+    logger.info("chosen on %s: %s (%.4f)", choice.selected_by, choice.family, choice.value)
+    candidates = []
+    for model in models:  # the test rows, once, after the choice
+        evaluation = evaluate_model(model, dataset, parts, run_dir / model.family)
         metrics = evaluation.metrics
-        logger.info("%s: test accuracy %.4f, f1_macro %.4f", family, metrics["test/accuracy"], metrics["test/f1_macro"])
+        logger.info(
+            "%s: test accuracy %.4f, f1_macro %.4f", model.family, metrics["test/accuracy"], metrics["test/f1_macro"]
+        )
         candidates.append((model, evaluation))
     flow_run_id = str(runtime.flow_run.id or "none")
     lineage = {
         **code_version(),
         "prefect_flow_run_id": flow_run_id,
         "prefect_flow_run_url": flow_run_url(flow_run_id),
-        "params_hash": params_hash(params.model_dump(), defaults, [c[0].config for c in candidates]),
+        "params_hash": params_hash(params.model_dump(), defaults, [asdict(c[0].config) for c in candidates]),
         "package_versions": package_versions(),
     }
     policy = dict(defaults.get("promotion") or {})
     if params.min_delta is not None:
         policy["min_delta"] = params.min_delta
-    registration = register_model(dataset, parts, report, candidates, lineage, policy)
+    registration = register_model(dataset, parts, report, candidates, choice, lineage, policy)
     logger.info(
         "registered %s v%s (%s); %s",
         dataset.name,
@@ -65,6 +84,8 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
         registration.best_family,
         registration.reason,
     )
+    for note in registration.notes:
+        logger.warning(note)
     return registration
 
 

@@ -45,3 +45,15 @@ def encoder(dim: int, heads: int, layers: int, dropout: float) -> nn.Transformer
         dim, heads, dim_feedforward=4 * dim, dropout=dropout, batch_first=True, norm_first=True
     )
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+UNKNOWN_ID = 1  # the tokenizer's [UNK] (features.train_tokenizer); 0 is padding
+
+
+def drop_words(tokens: Tensor, p: float, training: bool) -> Tensor:
+    """Word dropout: while training, each real token of (B, L) ids becomes [UNK] with probability p,
+    so that a text network cannot lean on a few words (Iyyer et al., 2015)."""
+    if not training or p <= 0:
+        return tokens
+    dropped = (torch.rand(tokens.shape, device=tokens.device) < p) & (tokens != 0)
+    return tokens.masked_fill(dropped, UNKNOWN_ID)

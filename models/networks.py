@@ -6,6 +6,8 @@ The registered MLflow model stores (family, kwargs, state_dict) and rebuilds the
 
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from models.cnn import ImageCNN
@@ -41,7 +43,11 @@ def shape_kwargs(info: dict, family: str, num_classes: int) -> dict[str, Any]:
             kwargs |= {"height": height, "width": width}
         return kwargs
     if modality == "sequence":
-        return {"in_channels": info.get("channels", 1), "num_classes": num_classes}
+        channels = info.get("channels", 1)
+        kwargs = {"in_channels": channels, "num_classes": num_classes}
+        if family == "rnn":
+            kwargs["length"] = len(info["feature_columns"]) // channels
+        return kwargs
     if modality == "text":
         return {"vocab_size": info["vocab_size"], "num_classes": num_classes}
     raise ValueError(f"unknown modality {modality!r}")
@@ -54,3 +60,22 @@ def build_network(modality: str, family: str, **kwargs: Any) -> nn.Module:
         known = ", ".join(f"{m}/{f}" for m, f in NETWORKS)
         raise ValueError(f"no {family!r} network for {modality!r} data (known: {known})") from None
     return network_class(**kwargs)
+
+
+def predict_probabilities(network: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """(N, ...) network inputs -> (N, num_classes) softmax probabilities, in batches, on the CPU."""
+    network.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = network(torch.as_tensor(x[start : start + batch_size]))  # (B, num_classes)
+            outputs.append(torch.softmax(logits.float(), dim=1).numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
+
+
+def estimator_probabilities(estimator: Any, x: Any, num_classes: int) -> np.ndarray:
+    """A scikit-learn classifier's predict_proba over class indices, with a column for every class,
+    also those its training rows lacked (a class seen only in an explicit test file)."""
+    probabilities = np.zeros((len(x), num_classes), dtype=np.float64)
+    probabilities[:, estimator.classes_] = estimator.predict_proba(x)
+    return probabilities

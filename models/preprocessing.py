@@ -42,3 +42,12 @@ def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
     if modality == "text":
         return token_ids(frame[info["text_column"]].tolist(), info["tokenizer"], info["max_length"])
     raise ValueError(f"unknown modality {modality!r}")
+
+
+def baseline_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray | list[str]:
+    """Raw rows -> what the classical baseline reads: the networks' scaled pixels or z-normalised
+    series flattened to (N, features), or the raw strings (its TF-IDF vectoriser tokenises them)."""
+    if info["modality"] == "text":
+        return [str(t) for t in frame[info["text_column"]].tolist()]
+    x = model_inputs(frame, info)
+    return x.reshape(len(x), -1)

@@ -1,5 +1,7 @@
 """Networks for (possibly multivariate) time series of equal length."""
 
+import math
+
 from torch import Tensor, nn
 
 from models.layers import SinusoidalPositions, encoder, max_mean_pool
@@ -28,29 +30,43 @@ class SequenceCNN(nn.Module):
 class SequenceRNN(nn.Module):
     """LSTM or GRU over time steps, optionally bidirectional, max- and mean-pooled.
 
-    Input: (B, T, C) floats. Output: (B, num_classes) logits.
+    A long series is read in non-overlapping patches of time steps, at most `max_steps` of them:
+    a recurrent cell's cost grows with the steps, and one over hundreds of steps trains slowly
+    and forgets its start.
+
+    Input: (B, T, C) floats with T == length. Output: (B, num_classes) logits.
     """
 
     def __init__(
         self,
         in_channels: int,
         num_classes: int,
+        length: int,
         hidden: int = 64,
         layers: int = 2,
         cell: str = "lstm",
         bidirectional: bool = True,
         dropout: float = 0.2,
+        max_steps: int = 64,
     ) -> None:
         super().__init__()
+        self.patch = max(1, math.ceil(length / max_steps))
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn_class(
-            in_channels, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
+            in_channels * self.patch,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout,
         )
         out = hidden * (2 if bidirectional else 1)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * out, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
-        out, _ = self.rnn(x)  # (B, T, out)
+        b, t, c = x.shape
+        x = nn.functional.pad(x, (0, 0, 0, -t % self.patch))  # (B, T', C), T' a multiple of patch
+        out, _ = self.rnn(x.reshape(b, -1, self.patch * c))  # (B, T'/patch, out)
         return self.head(max_mean_pool(out))
 
 

@@ -4,7 +4,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from models.layers import SinusoidalPositions, encoder, masked_max, masked_mean, max_mean_pool
+from models.layers import SinusoidalPositions, drop_words, encoder, masked_max, masked_mean, max_mean_pool
 
 
 class TextCNN(nn.Module):
@@ -21,14 +21,17 @@ class TextCNN(nn.Module):
         channels: int = 128,
         kernels: tuple[int, ...] = (2, 3, 4, 5),
         dropout: float = 0.3,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.word_dropout = word_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernels)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * len(kernels), num_classes))
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
+        tokens = drop_words(tokens, self.word_dropout, self.training)
         x = self.embed(tokens).transpose(1, 2)  # (B, E, L)
         pooled = []
         for conv in self.convs:
@@ -53,8 +56,10 @@ class TextRNN(nn.Module):
         cell: str = "lstm",
         bidirectional: bool = True,
         dropout: float = 0.3,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.word_dropout = word_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn_class(
@@ -72,6 +77,7 @@ class TextRNN(nn.Module):
         mask = tokens != 0  # (B, L)
         # Packing makes the backward direction start at each text's last real token, not at padding.
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        tokens = drop_words(tokens, self.word_dropout, self.training)
         packed = pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])  # (B, L, out)
@@ -92,8 +98,10 @@ class TextTransformer(nn.Module):
         heads: int = 4,
         layers: int = 2,
         dropout: float = 0.1,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.word_dropout = word_dropout
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.positions = SinusoidalPositions(dim)
         self.encoder = encoder(dim, heads, layers, dropout)
@@ -102,6 +110,6 @@ class TextTransformer(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
-        x = self.positions(self.embed(tokens))  # (B, L, dim)
+        x = self.positions(self.embed(drop_words(tokens, self.word_dropout, self.training)))  # (B, L, dim)
         encoded = self.encoder(x, src_key_padding_mask=~mask)
         return self.head(self.norm(masked_mean(encoded, mask)))

@@ -17,12 +17,20 @@ from typing import TYPE_CHECKING
 from tasks.settings import CODE_ROOT, Settings
 
 if TYPE_CHECKING:
+    from tasks.baseline import BaselineConfig
     from tasks.datasets import Dataset, Split
     from tasks.training import TrainConfig
 
 # The code each stage's result depends on, relative to mlpipe's checkout.
 VALIDATION_CODE = ("tasks/validation.py", "tasks/data_checks.py", "tasks/drift.py", "tasks/readers.py")
-TRAINING_CODE = ("models", "tasks/training.py", "tasks/fitting.py", "tasks/features.py", "tasks/readers.py")
+TRAINING_CODE = (
+    "models",
+    "tasks/training.py",
+    "tasks/fitting.py",
+    "tasks/features.py",
+    "tasks/readers.py",
+    "tasks/baseline.py",
+)
 
 
 def code_fingerprint(paths: tuple[str, ...], root: Path = CODE_ROOT) -> str:
@@ -67,7 +75,7 @@ def validation_key(
     )
 
 
-def training_key(dataset: "Dataset", split: "Split", config: "TrainConfig") -> str:
+def training_key(dataset: "Dataset", split: "Split", config: "TrainConfig | BaselineConfig") -> str:
     rows = hashlib.sha256(b"".join(part.tobytes() for part in (split.train, split.val, split.test))).hexdigest()
     return digest("training", dataset.name, dataset.data_hash, rows, asdict(config), _code(TRAINING_CODE))
 

@@ -1,4 +1,4 @@
-"""Score a trained network on the held-out test rows."""
+"""Score a candidate on the held-out test rows."""
 
 import json
 from dataclasses import dataclass, field
@@ -8,8 +8,12 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.baseline import TrainedBaseline
 from tasks.datasets import Dataset, Split
+from tasks.selection import Choice, Ensemble, choose, majority_rate, validation_scores
 from tasks.training import TrainedModel
+
+Candidate = TrainedModel | TrainedBaseline | Ensemble  # all offer predict_proba(raw rows)
 
 
 @dataclass
@@ -19,18 +23,6 @@ class Evaluation:
     confusion_matrix_path: Path
     predictions: np.ndarray  # class indices of the test rows
     artifacts: list[Path] = field(default_factory=list)  # report, per-class metrics, learning curves
-
-
-def predict_classes(network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    import torch
-
-    network.eval()
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            logits = network(torch.as_tensor(x[start : start + batch_size]))  # (B, num_classes)
-            outputs.append(logits.argmax(dim=1).numpy())
-    return np.concatenate(outputs)
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -60,21 +52,17 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list,
     return path
 
 
-def evaluate(model: TrainedModel, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
-    from models.preprocessing import model_inputs
-
-    x_test, y_test = (
-        model_inputs(dataset.frame.iloc[split.test], model.preprocessing),
-        dataset.class_indices(split.test),
-    )
-    y_pred = predict_classes(model.network, x_test)
+def evaluate(model: Candidate, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
+    """Score a candidate on the test rows: run after the choice, which saw validation rows only."""
+    y_test = dataset.class_indices(split.test)
+    y_pred = model.predict_proba(dataset.frame.iloc[split.test]).argmax(axis=1)
     metrics = score(y_test, y_pred)
     title = f"{dataset.name} / {model.family}: accuracy {metrics['test/accuracy']:.3f}"
     plot = plot_confusion_matrix(y_test, y_pred, dataset.classes, title, out_dir / "confusion_matrix.png")
-    artifacts = [
-        *write_classification_report(y_test, y_pred, dataset.classes, out_dir),
-        plot_learning_curves(model.history, f"{dataset.name} / {model.family}", out_dir / "learning_curves.png"),
-    ]
+    artifacts = write_classification_report(y_test, y_pred, dataset.classes, out_dir)
+    if model.history:  # networks: per-epoch curves; the baseline and the ensemble have none
+        title = f"{dataset.name} / {model.family}"
+        artifacts.append(plot_learning_curves(model.history, title, out_dir / "learning_curves.png"))
     return Evaluation(model.family, metrics, plot, y_pred, artifacts)
 
 
@@ -118,5 +106,12 @@ def plot_learning_curves(history: list[dict], title: str, path: Path) -> Path:
 
 
 @task(name="evaluate_model", cache_policy=NO_CACHE)
-def evaluate_model(model: TrainedModel, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
+def evaluate_model(model: Candidate, dataset: Dataset, split: Split, out_dir: Path) -> Evaluation:
     return evaluate(model, dataset, split, out_dir)
+
+
+@task(name="choose_candidate", cache_policy=NO_CACHE)
+def choose_candidate(models: list[Candidate], dataset: Dataset, split: Split) -> Choice:
+    """Score every candidate on the validation rows and pick one; the test rows are not read."""
+    scores = {model.family: validation_scores(model, dataset, split) for model in models}
+    return choose(scores, majority_rate(dataset, split))

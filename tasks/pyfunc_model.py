@@ -1,11 +1,15 @@
 """The registered model, as an MLflow "model from code".
 
 MLflow stores this file with every registered version and runs it when the version loads, so a
-serving process needs torch, pandas and the `models` package (shipped in the version's
-code_paths), not mlpipe, Prefect or Lightning.
+serving process needs torch, pandas, scikit-learn and the `models` package (shipped in the
+version's code_paths), not mlpipe, Prefect or Lightning.
+
+spec.json lists the model's members: one for a network or the classical baseline, several for an
+ensemble, whose probabilities are averaged. Each member names its artifact and its preprocessing.
 """
 
 import json
+import pickle
 from pathlib import Path
 
 import mlflow
@@ -13,32 +17,44 @@ import numpy as np
 import pandas as pd
 
 
-class TorchClassifier(mlflow.pyfunc.PythonModel):
+class ClassifierModel(mlflow.pyfunc.PythonModel):
     """Raw rows in (pixel or time-step columns, or a text column), a label and its probability out."""
 
     def load_context(self, context):
-        import torch
-
-        from models.networks import build_network
-
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
-        self.preprocessing = spec["preprocessing"]
-        self.network = build_network(self.preprocessing["modality"], spec["family"], **spec["network_kwargs"])
-        weights = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
-        self.network.load_state_dict(weights)
-        self.network.eval()
+        self.classes = np.asarray(spec["classes"])
+        self.members = [(member, _load(member, context.artifacts[member["artifact"]])) for member in spec["members"]]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        import torch
-
-        from models.preprocessing import model_inputs
-
-        pre = self.preprocessing
-        x = model_inputs(pd.DataFrame(model_input), pre)
-        with torch.no_grad():
-            probabilities = torch.softmax(self.network(torch.from_numpy(x)), dim=1).numpy()  # (N, classes)
-        classes = np.asarray(pre["classes"])
-        return pd.DataFrame({"label": classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)})
+        frame = pd.DataFrame(model_input)
+        probabilities = np.mean([_probabilities(member, model, frame) for member, model in self.members], axis=0)
+        return pd.DataFrame(
+            {"label": self.classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)}
+        )
 
 
-mlflow.models.set_model(TorchClassifier())
+def _load(member: dict, path: str):
+    if member["kind"] == "sklearn":
+        with open(path, "rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - the version's own artifact, written by mlpipe
+    import torch
+
+    from models.networks import build_network
+
+    network = build_network(member["preprocessing"]["modality"], member["family"], **member["network_kwargs"])
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return network.eval()
+
+
+def _probabilities(member: dict, model, frame: pd.DataFrame) -> np.ndarray:
+    """(N, classes) probabilities of one member, from the raw rows through its own preprocessing."""
+    from models.networks import estimator_probabilities, predict_probabilities
+    from models.preprocessing import baseline_inputs, model_inputs
+
+    pre = member["preprocessing"]
+    if member["kind"] == "sklearn":
+        return estimator_probabilities(model, baseline_inputs(frame, pre), len(pre["classes"]))
+    return predict_probabilities(model, model_inputs(frame, pre))
+
+
+mlflow.models.set_model(ClassifierModel())

@@ -1,10 +1,9 @@
 """MLflow: log every candidate, register the best and move @champion only when it is better."""
 
-import json
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -13,14 +12,13 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.datasets import Dataset, Split
 from tasks.errors import MlpipeError
-from tasks.evaluation import Evaluation
+from tasks.evaluation import Candidate, Evaluation
 from tasks.retrying import transient_retries
+from tasks.selection import SELECTED_BY, Choice
 from tasks.settings import CODE_ROOT, Settings, get_settings
-from tasks.training import TrainedModel
 from tasks.validation import ValidationReport
 
 PRIMARY_METRIC = "test/accuracy"
-PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
 
 @dataclass
@@ -28,13 +26,14 @@ class Registration:
     dataset: str
     parent_run_id: str
     candidate_run_ids: dict[str, str]  # family -> run id
-    best_family: str
+    best_family: str  # the candidate chosen on the validation rows
     version: str
     champion_version: str
     promoted: bool
     reason: str
     decision_markdown: str = ""  # the promotion decision, for the Prefect UI
     reused: bool = False  # nothing changed since this version was registered: nothing new was logged
+    notes: list[str] = field(default_factory=list)  # plain lines for the run's summary (tasks/selection.py)
 
 
 def connect(settings: Settings, experiment: str, create: bool = True) -> str | None:
@@ -99,7 +98,7 @@ def check_tracking_store(settings: Settings) -> None:
         require_server(f"{uri.rstrip('/')}/health", "the MLflow tracking server (MLFLOW_TRACKING_URI)")
 
 
-def candidates_key(dataset: Dataset, candidates: list[tuple[TrainedModel, Evaluation]]) -> str:
+def candidates_key(dataset: Dataset, candidates: list[tuple[Candidate, Evaluation]]) -> str:
     """What a registered version was made from: the data version and each candidate's training key."""
     from tasks.caching import digest
 
@@ -121,7 +120,8 @@ def register(
     dataset: Dataset,
     split: Split,
     report: ValidationReport,
-    candidates: list[tuple[TrainedModel, Evaluation]],
+    candidates: list[tuple[Candidate, Evaluation]],
+    choice: Choice,
     lineage: dict[str, str],
     settings: Settings,
     policy: dict | None = None,
@@ -142,6 +142,7 @@ def register(
             split,
             report,
             candidates,
+            choice,
             {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage},
             key,
         )
@@ -155,11 +156,12 @@ def register(
         champion_version=version if decision.promote else decision.champion_version,
         promoted=decision.promote,
         reason=decision.reason,
-        decision_markdown=decision.markdown(dataset.name, version),
+        decision_markdown="\n\n".join([decision.markdown(dataset.name, version), *choice.notes]),
+        notes=choice.notes,
     )
 
 
-def _log_pipeline_run(experiment_id: str, dataset, split, report, candidates, tags: dict, key: str):
+def _log_pipeline_run(experiment_id: str, dataset, split, report, candidates, choice: Choice, tags: dict, key: str):
     """The parent run, a child run per candidate, the best logged as a model and registered:
     (parent run id, family -> run id, (best model, its evaluation), version)."""
     import mlflow
@@ -184,19 +186,32 @@ def _log_pipeline_run(experiment_id: str, dataset, split, report, candidates, ta
             mlflow.log_text(dataset.spec_path.read_text(), "dataset/spec.yaml")
         run_ids = {}
         for model, evaluation in candidates:
-            run_ids[model.family] = _log_candidate(model, evaluation, {**tags, "validation": validation}, experiment_id)
+            run_ids[model.family] = _log_candidate(
+                model, evaluation, choice, {**tags, "validation": validation}, experiment_id
+            )
 
-        best_model, best_eval = max(
-            candidates, key=lambda c: (c[1].metrics[PRIMARY_METRIC], c[1].metrics["test/f1_macro"])
+        best_model, best_eval = next(c for c in candidates if c[0].family == choice.family)
+        # What chose, on which figure; the test figure only judges the choice afterwards.
+        mlflow.log_metrics(
+            {"selected/val_accuracy": choice.value, "selected/test_accuracy": best_eval.metrics[PRIMARY_METRIC]}
         )
-        mlflow.log_metrics({f"best_{PRIMARY_METRIC}": best_eval.metrics[PRIMARY_METRIC]})
-        mlflow.set_tag("best_family", best_model.family)
+        mlflow.set_tags(
+            {
+                "best_family": best_model.family,
+                "selected_family": best_model.family,
+                "selected_by": choice.selected_by,
+                "selection.notes": " | ".join(choice.notes) or "none",
+            }
+        )
+        mlflow.log_dict(choice.as_dict(), "selection.json")
         version_tags = {
             **tags,
             "family": best_model.family,
             "validation": validation,
             "candidates_key": key,
             "training_key": best_model.training_key,
+            "selected_by": choice.selected_by,
+            "val/accuracy": f"{choice.value:.6f}",
             PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
         }
         version = _log_and_register(dataset, split, best_model, run_ids[best_model.family], version_tags)
@@ -249,91 +264,65 @@ def _reuse(client, name: str, version) -> Registration:
     )
 
 
-def _log_candidate(model: TrainedModel, evaluation: Evaluation, tags: dict, experiment_id: str) -> str:
+def _log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags: dict, experiment_id: str) -> str:
     import mlflow
 
+    flags = choice.flags(model.family)
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=model.family,
         nested=True,
         tags={**tags, "mlpipe.role": "candidate", "family": model.family},
     ) as run:
-        config = model.config
-        mlflow.log_params(
-            {
-                "family": model.family,
-                "max_epochs": config.max_epochs,
-                "batch_size": config.batch_size,
-                "patience": config.patience,
-                "seed": config.seed,
-                "devices": config.devices,
-                "strategy": config.strategy,
-                **config.optimiser,
-                "monitor": config.monitor,
-                "class_weighting": config.class_weighting,
-                **{f"network.{k}": v for k, v in model.network_kwargs.items()},
-                **{f"text.{k}": v for k, v in config.text.items()},
-            }
-        )
-        mlflow.log_dict(asdict(config), "train_config.json")  # the whole config, for `mlpipe reproduce`
+        mlflow.log_params(model.run_params())
+        mlflow.log_dict(asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
         for epoch in model.history:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
-        mlflow.log_metrics({**evaluation.metrics, "best_epoch": model.best_epoch, "fit_seconds": model.fit_seconds})
+        mlflow.log_metrics({**choice.scores[model.family], **evaluation.metrics, "fit_seconds": model.fit_seconds})
         mlflow.set_tags(
             {
-                "accelerator": model.accelerator,
-                "world_size": model.world_size,
                 "training_key": model.training_key,
-                "resumed_from_epoch": model.resumed_from_epoch,
+                "selected": str(model.family == choice.family).lower(),
+                "flags": ", ".join(flags) or "none",
             }
         )
+        if hasattr(model, "best_epoch"):  # a network
+            mlflow.log_metric("best_epoch", model.best_epoch)
+            mlflow.set_tags(
+                {
+                    "accelerator": model.accelerator,
+                    "world_size": model.world_size,
+                    "resumed_from_epoch": model.resumed_from_epoch,
+                }
+            )
         for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         return run.info.run_id
 
 
-def _log_and_register(dataset: Dataset, split: Split, model: TrainedModel, run_id: str, tags: dict) -> str:
-    """Log the best network as a pyfunc model in its candidate run and register it."""
+def _log_and_register(dataset: Dataset, split: Split, model: Candidate, run_id: str, tags: dict) -> str:
+    """Log the chosen candidate as a pyfunc model in its candidate run and register it."""
     import mlflow
     import numpy as np
     import pandas as pd
-    import torch
     from mlflow.models import infer_signature
 
-    from models.preprocessing import model_inputs
     from tasks.drift import profile
-    from tasks.evaluation import predict_classes
+    from tasks.packaging import PYFUNC_FILE, requirements, write_model_files
 
     example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
-    x_example = model_inputs(example, model.preprocessing)
+    probabilities = model.predict_proba(example)
     classes = np.asarray(dataset.classes)
-    output = pd.DataFrame({"label": classes[predict_classes(model.network, x_example)], "probability": 1.0})
-    requirements = [
-        f"mlflow=={mlflow.__version__}",
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"numpy=={np.__version__}",
-        f"pandas=={pd.__version__}",
-    ]
+    output = pd.DataFrame({"label": classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)})
     with TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id, nested=True):
-        weights, spec = Path(tmp, "weights.pt"), Path(tmp, "spec.json")
-        torch.save(model.network.state_dict(), weights)
-        spec.write_text(
-            json.dumps(
-                {
-                    "family": model.family,
-                    "network_kwargs": model.network_kwargs,
-                    "preprocessing": model.preprocessing,
-                }
-            )
-        )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_FILE),
-            artifacts={"weights": str(weights), "spec": str(spec)},
+            artifacts=write_model_files(model, Path(tmp)),
             code_paths=[str(CODE_ROOT / "models")],
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=requirements,
+            pip_requirements=requirements(),
         )
         # The champion's data, summarised: the next run's drift check compares against it.
         mlflow.log_dict(profile(dataset), "data/profile.json")
@@ -412,11 +401,16 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     rows = []
     for run in runs:
         version = versions.get(run.info.run_id)
+        flags = run.data.tags.get("flags", "none")
         rows.append(
             {
                 "run_id": run.info.run_id,
                 "dataset": dataset,
                 "family": run.data.tags.get("family"),
+                "val_accuracy": run.data.metrics.get("selection/val_accuracy"),
+                "selected_by": SELECTED_BY if "selection/val_accuracy" in run.data.metrics else None,
+                "selected": run.data.tags.get("selected") == "true",
+                "flags": [] if flags == "none" else flags.split(", "),
                 "test_accuracy": run.data.metrics.get("test/accuracy"),
                 "test_f1_macro": run.data.metrics.get("test/f1_macro"),
                 "registered_version": version,
@@ -425,7 +419,8 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
                 "git_sha": run.data.tags.get("git_sha"),
             }
         )
-    return sorted(rows, key=lambda r: r["test_accuracy"] or 0.0, reverse=True)
+    # Best first by the figure that chooses; the test figure only breaks ties among older runs without one.
+    return sorted(rows, key=lambda r: (r["val_accuracy"] or 0.0, r["test_accuracy"] or 0.0), reverse=True)
 
 
 def mlflow_ui_url(settings: Settings) -> str:
@@ -448,11 +443,20 @@ def publish(registration: Registration, settings: Settings) -> None:
         key=f"promotion-{key}", markdown=registration.decision_markdown, description=registration.reason[:500]
     )
     rows = leaderboard(name, settings)
-    columns = ("family", "test_accuracy", "test_f1_macro", "registered_version", "aliases", "run_id")
+    columns = (
+        "family",
+        "val_accuracy",
+        "test_accuracy",
+        "test_f1_macro",
+        "registered_version",
+        "aliases",
+        "flags",
+        "run_id",
+    )
     create_table_artifact(
         key=f"leaderboard-{key}",
-        table=[{c: ", ".join(row[c]) if c == "aliases" else row[c] for c in columns} for row in rows[:50]],
-        description=f"Candidate runs of {name}, best test accuracy first",
+        table=[{c: ", ".join(row[c]) if c in ("aliases", "flags") else row[c] for c in columns} for row in rows[:50]],
+        description=f"Candidate runs of {name}, best validation accuracy first (the figure that chooses)",
     )
     ui = mlflow_ui_url(settings)
     experiment_id = mlflow.MlflowClient().get_run(registration.parent_run_id).info.experiment_id
@@ -479,11 +483,12 @@ def register_model(
     dataset: Dataset,
     split: Split,
     report: ValidationReport,
-    candidates: list[tuple[TrainedModel, Evaluation]],
+    candidates: list[tuple[Candidate, Evaluation]],
+    choice: Choice,
     lineage: dict[str, str],
     policy: dict | None = None,
 ) -> Registration:
     settings = get_settings()
-    registration = register(dataset, split, report, candidates, lineage, settings, policy)
+    registration = register(dataset, split, report, candidates, choice, lineage, settings, policy)
     publish(registration, settings)
     return registration

@@ -30,7 +30,6 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     from tasks.evaluation import evaluate
     from tasks.lineage import code_version
     from tasks.registry import connect
-    from tasks.training import TrainConfig, train
     from tasks.versioning import restore
 
     connect(settings, name, create=False)
@@ -63,9 +62,9 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
         int(params["seed"]),
         dataset.test_positions,
     )
-    config = TrainConfig(**mlflow.artifacts.load_dict(f"runs:/{candidate.info.run_id}/train_config.json"))
-    model = train(dataset, parts, config, out_dir / "training" / config.family)
-    evaluation = evaluate(model, dataset, parts, out_dir / config.family)
+    config = mlflow.artifacts.load_dict(f"runs:/{candidate.info.run_id}/train_config.json")
+    model = retrain(dataset, parts, config, out_dir / "training")
+    evaluation = evaluate(model, dataset, parts, out_dir / model.family)
 
     rows = [(m, candidate.data.metrics[m], evaluation.metrics[m]) for m in METRICS]
     warnings = []
@@ -73,3 +72,17 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     if trained_with and trained_with != now:
         warnings.append(f"v{version} was trained with mlpipe {trained_with[:12]}; this is {now[:12]}")
     return Reproduction(data_hash, out_dir, rows, warnings)
+
+
+def retrain(dataset, parts, config: dict, out_dir: Path):
+    """A candidate from its recorded train_config.json: a network, the baseline or an ensemble."""
+    from tasks.baseline import FAMILY as BASELINE
+    from tasks.baseline import BaselineConfig, fit_baseline
+    from tasks.selection import ENSEMBLE, Ensemble
+    from tasks.training import TrainConfig, train
+
+    if config["family"] == BASELINE:
+        return fit_baseline(dataset, parts, BaselineConfig(**config))
+    if config["family"] == ENSEMBLE:
+        return Ensemble([retrain(dataset, parts, member, out_dir) for member in config["members"]])
+    return train(dataset, parts, TrainConfig(**config), out_dir / config["family"])

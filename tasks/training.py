@@ -5,8 +5,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 
+from tasks.baseline import BaselineConfig, TrainedBaseline, fit_baseline
 from tasks.caching import training_key
 from tasks.datasets import Dataset, Split
 from tasks.fitting import FitJob, fit
@@ -44,6 +46,30 @@ class TrainedModel:
     world_size: int = 1  # processes that trained it
     resumed_from_epoch: int = 0  # > 0 when a killed or retried fit went on from its last checkpoint
     training_key: str = ""  # what the cache knows it by (tasks/caching.py)
+
+    def predict_proba(self, frame) -> "np.ndarray":
+        """Raw rows -> (N, classes) probabilities, through the preprocessing the served model uses."""
+        from models.networks import predict_probabilities
+        from models.preprocessing import model_inputs
+
+        return predict_probabilities(self.network, model_inputs(frame, self.preprocessing))
+
+    def run_params(self) -> dict:
+        config = self.config
+        return {
+            "family": self.family,
+            "max_epochs": config.max_epochs,
+            "batch_size": config.batch_size,
+            "patience": config.patience,
+            "seed": config.seed,
+            "devices": config.devices,
+            "strategy": config.strategy,
+            **config.optimiser,
+            "monitor": config.monitor,
+            "class_weighting": config.class_weighting,
+            **{f"network.{k}": v for k, v in self.network_kwargs.items()},
+            **{f"text.{k}": v for k, v in config.text.items()},
+        }
 
 
 def train(
@@ -128,3 +154,14 @@ def train_model(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Pa
     if model.resumed_from_epoch:
         get_run_logger().warning("%s resumed from epoch %d of its last run", config.family, model.resumed_from_epoch)
     return model
+
+
+def _baseline_cache_key(context, inputs: dict) -> str:
+    return training_key(inputs["dataset"], inputs["split"], inputs["config"])
+
+
+# Cached like a network: on the data version, the split, its settings and the training code.
+@task(name="train_baseline", cache_key_fn=_baseline_cache_key, persist_result=True)
+def train_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> TrainedBaseline:
+    """Fit the classical scikit-learn baseline on the networks' training rows."""
+    return fit_baseline(dataset, split, config)

@@ -1,7 +1,10 @@
+import csv
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
 from tasks.servers import free_port  # noqa: F401 - tests import it from here
 
@@ -90,3 +93,43 @@ def trained_cnn(digits, digits_split, shared_workspace: Path):
         network={"channels": 16},
     )
     return train(digits, digits_split, config, shared_workspace / "outputs" / "cnn")
+
+
+@pytest.fixture(scope="session")
+def small_datasets(tmp_path_factory, digits):
+    """A few hundred rows per modality: digits, ECG200 and a class-balanced slice of sms_spam."""
+    from tasks.datasets import load_spec
+
+    folder = tmp_path_factory.mktemp("small")
+    sms = pd.read_csv(SHARED_DATASETS / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE)
+    sms.groupby("Label").head(150).to_csv(folder / "sms.csv", index=False)
+    specs = {
+        "image": {
+            "name": "digits_small",
+            "modality": "image",
+            "format": "parquet",
+            "train": "digits.parquet",
+            "image_shape": [1, 8, 8],
+            "pixel_scale": 16,
+        },
+        "sequence": {
+            "name": "ecg",
+            "modality": "sequence",
+            "format": "ucr",
+            "train": str(SHARED_DATASETS / "ecg200_train.txt"),
+        },
+        "text": {
+            "name": "sms",
+            "modality": "text",
+            "format": "csv",
+            "train": "sms.csv",
+            "label_column": "Label",
+            "text_column": "SMS",
+        },
+    }
+    digits.frame.head(300).to_parquet(folder / "digits.parquet", index=False)
+    loaded = {}
+    for modality, spec in specs.items():
+        (folder / f"{modality}.yaml").write_text(yaml.safe_dump(spec))
+        loaded[modality] = load_spec(folder / f"{modality}.yaml")
+    return loaded

@@ -47,7 +47,8 @@ def test_a_rerun_with_nothing_changed_trains_nothing_and_reuses_the_version(pref
     assert again.reason.startswith("unchanged: data, parameters and code are those of v1")
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     experiment = client.get_experiment_by_name("digits")
-    assert len(client.search_runs([experiment.experiment_id])) == 2  # the first run's parent and candidate
+    # The first run's parent and its two candidates (the CNN and the baseline), nothing more.
+    assert len(client.search_runs([experiment.experiment_id])) == 3
     assert [v.version for v in client.search_model_versions("name='digits'")] == [1]
 
 

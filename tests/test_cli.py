@@ -37,7 +37,7 @@ def test_every_command_has_help(command):
         ),
         (
             ["run", "--models", "cnn,svm"],
-            "error: bad value for models.1 ('svm'): Input should be 'cnn', 'rnn' or 'transformer'",
+            "error: bad value for models.1 ('svm'): Input should be 'cnn', 'rnn', 'transformer' or 'baseline'",
         ),
         (["run", "--max-epochs", "many"], "error: Invalid value for '--max-epochs': Input should be a valid integer"),
         (
@@ -90,9 +90,11 @@ def test_run_then_compare_from_the_command_line(workspace):
 
     compared = mlpipe("compare", "--dataset", "digits", "--format", "json", root=workspace)
     assert compared.returncode == 0, compared.stderr
-    (row,) = json.loads(compared.stdout)
-    assert row["family"] == "cnn" and row["registered_version"] == 1
-    assert "champion" in row["aliases"]
+    rows = {row["family"]: row for row in json.loads(compared.stdout)}
+    assert set(rows) == {"cnn", "baseline"}
+    (chosen,) = [row for row in rows.values() if row["registered_version"] == 1]
+    assert chosen["selected_by"] == "val/accuracy" and "champion" in chosen["aliases"]
+    assert chosen["val_accuracy"] == max(row["val_accuracy"] for row in rows.values())
 
 
 def test_validate_builds_a_suite_from_the_data_then_holds_new_data_to_it(workspace):

@@ -58,7 +58,7 @@ def test_the_form_is_typed_with_descriptions_and_bounds(served):
     fields = schema["definitions"]["PipelineParams"]["properties"]
 
     assert set(fields) >= {"dataset", "models", "max_epochs", "batch_size", "learning_rate", "seed", "min_delta"}
-    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer"]
+    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "baseline"]
     assert {"minimum": 1, "maximum": 10_000, "type": "integer"} in fields["max_epochs"]["anyOf"]
     assert all(field.get("description") for field in fields.values())
 
@@ -101,4 +101,5 @@ def test_a_run_from_the_ui_form_trains_and_registers(served):
         artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == flow_run.id and a.key}
     assert {"validation-digits", "promotion-digits", "leaderboard-digits", "mlflow-model-digits"} <= set(artifacts)
     assert '"family": "cnn"' in artifacts["leaderboard-digits"].data
+    assert '"family": "baseline"' in artifacts["leaderboard-digits"].data  # the baseline competes in every run
     assert artifacts["mlflow-model-digits"].data.endswith("/#/models/digits/versions/1)")

@@ -1,57 +1,16 @@
 """Every family on every modality trains, evaluates and keeps its preprocessing (small data)."""
 
-import csv
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
-from conftest import SHARED_DATASETS
 
 from models.networks import FAMILIES, build_network, shape_kwargs
 from models.preprocessing import model_inputs
-from tasks.datasets import load_spec, split
+from tasks.datasets import split
 from tasks.evaluation import evaluate
 from tasks.features import class_weights, train_tokenizer
 from tasks.training import TrainConfig, train
-
-
-@pytest.fixture(scope="session")
-def small_datasets(tmp_path_factory, digits):
-    folder = tmp_path_factory.mktemp("small")
-    sms = pd.read_csv(SHARED_DATASETS / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE)
-    sms.groupby("Label").head(150).to_csv(folder / "sms.csv", index=False)
-    specs = {
-        "image": {
-            "name": "digits_small",
-            "modality": "image",
-            "format": "parquet",
-            "train": "digits.parquet",
-            "image_shape": [1, 8, 8],
-            "pixel_scale": 16,
-        },
-        "sequence": {
-            "name": "ecg",
-            "modality": "sequence",
-            "format": "ucr",
-            "train": str(SHARED_DATASETS / "ecg200_train.txt"),
-        },
-        "text": {
-            "name": "sms",
-            "modality": "text",
-            "format": "csv",
-            "train": "sms.csv",
-            "label_column": "Label",
-            "text_column": "SMS",
-        },
-    }
-    digits.frame.head(300).to_parquet(folder / "digits.parquet", index=False)
-    loaded = {}
-    for modality, spec in specs.items():
-        (folder / f"{modality}.yaml").write_text(yaml.safe_dump(spec))
-        loaded[modality] = load_spec(folder / f"{modality}.yaml")
-    return loaded
 
 
 @pytest.mark.parametrize("modality", ["image", "sequence", "text"])
@@ -84,6 +43,10 @@ def test_network_shapes_follow_the_docstrings():
     assert image(torch.zeros(2, 3, 8, 12)).shape == (2, 5)
     sequence = build_network("sequence", "transformer", **shape_kwargs({"modality": "sequence"}, "transformer", 2))
     assert sequence(torch.zeros(3, 97, 1)).shape == (3, 2)  # a length the patch size does not divide
+    long = {"modality": "sequence", "feature_columns": [f"t{i}" for i in range(427)]}
+    rnn = build_network("sequence", "rnn", **shape_kwargs(long, "rnn", 6))
+    assert rnn.patch == 7  # 427 steps read as 61 patches of 7, at most max_steps (64)
+    assert rnn(torch.zeros(3, 427, 1)).shape == (3, 6)
     text = build_network("text", "rnn", **shape_kwargs({"modality": "text", "vocab_size": 50}, "rnn", 4))
     assert text(torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])).shape == (2, 4)
 

@@ -37,13 +37,24 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     client = mlflow.MlflowClient(settings.tracking_uri)
     version = client.get_model_version_by_alias("digits", "champion")
     assert registration.version == str(version.version) == "1"
-    assert registration.promoted and registration.best_family == "cnn"
+    assert set(registration.candidate_run_ids) == {"cnn", "baseline"}  # the baseline competes in every run
 
     run = client.get_run(registration.candidate_run_ids["cnn"])
     assert 0.5 < run.data.metrics["test/accuracy"] <= 1.0
     assert "test/f1_macro" in run.data.metrics
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
     assert run.data.params["max_epochs"] == "2" and run.data.params["seed"] == "3"
+
+    # Chosen on the validation rows: the registered family has the best validation accuracy.
+    runs = {family: client.get_run(run_id).data for family, run_id in registration.candidate_run_ids.items()}
+    val = {family: data.metrics["selection/val_accuracy"] for family, data in runs.items()}
+    assert registration.promoted and registration.best_family == max(val, key=val.get)
+    assert version.tags["family"] == registration.best_family and version.tags["selected_by"] == "val/accuracy"
+    parent = client.get_run(registration.parent_run_id).data
+    assert parent.tags["selected_family"] == registration.best_family and parent.tags["selected_by"] == "val/accuracy"
+    assert parent.metrics["selected/val_accuracy"] == val[registration.best_family]
+    assert runs[registration.best_family].tags["selected"] == "true"
+    assert runs["baseline"].params["estimator"] == "SVC(rbf, C=10) on pixels"
 
     data_hash = yaml.safe_load((workspace / "data" / "digits.dvc").read_text())["outs"][0]["md5"]
     assert version.tags["data_hash"] == data_hash.removesuffix(".dir")
@@ -90,7 +101,7 @@ def test_a_text_spec_is_trained_and_served_on_raw_strings(prefect_api, workspace
     registration = training_pipeline(PipelineParams(dataset=str(spec), models=["cnn", "rnn"], max_epochs=2))
 
     assert registration.dataset == "sms_small" and registration.version == "1"
-    assert set(registration.candidate_run_ids) == {"cnn", "rnn"}
+    assert set(registration.candidate_run_ids) == {"cnn", "rnn", "baseline", "ensemble"}
     script = f"""
 import json, mlflow, pandas as pd
 mlflow.set_tracking_uri({Settings(root=workspace).tracking_uri!r})
@@ -116,7 +127,7 @@ def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, wo
     assert len(client.get_metric_history(run.info.run_id, "test/accuracy")) == 1
     assert run.data.metrics["test/accuracy"] > 0.8  # both halves of the data trained one model
     experiment = client.get_experiment_by_name("digits")
-    assert len(client.search_runs([experiment.experiment_id])) == 2  # the parent and one candidate
+    assert len(client.search_runs([experiment.experiment_id])) == 3  # the parent, the CNN and the baseline
     assert [v.version for v in client.search_model_versions("name='digits'")] == [1]
 
 
@@ -129,7 +140,7 @@ def test_reports_drift_gate_and_warn_only(prefect_api, workspace):
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     parent = [a.path for a in client.list_artifacts(first.parent_run_id, "validation")]
     assert parent == ["validation/data_docs.html", "validation/validation.json"]
-    profile = mlflow.artifacts.load_dict(f"runs:/{first.candidate_run_ids['cnn']}/data/profile.json")
+    profile = mlflow.artifacts.load_dict(f"runs:/{first.candidate_run_ids[first.best_family]}/data/profile.json")
     assert set(profile["labels"]) == {str(d) for d in range(10)}
 
     async def validation_artifact():

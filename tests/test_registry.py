@@ -12,7 +12,7 @@ import pytest
 from conftest import make_workspace
 
 from tasks.errors import MlpipeError
-from tasks.evaluation import evaluate
+from tasks.evaluation import choose_candidate, evaluate
 from tasks.promotion import champion_history, decide, move_champion, rollback
 from tasks.registry import leaderboard, register
 from tasks.settings import CODE_ROOT, Settings
@@ -51,7 +51,8 @@ def registered(trained_cnn, weak_cnn, digits, digits_split, tmp_path_factory):
         patch.setenv("MLPIPE_ROOT", str(root))
         for model in (weak_cnn, trained_cnn, weak_again):
             evaluation = evaluate(model, digits, digits_split, root / "outputs" / model.family)
-            results.append(register(digits, digits_split, report, [(model, evaluation)], LINEAGE, settings))
+            choice = choose_candidate.fn([model], digits, digits_split)
+            results.append(register(digits, digits_split, report, [(model, evaluation)], choice, LINEAGE, settings))
     return settings, results
 
 
@@ -126,14 +127,19 @@ def test_leaderboard_follows_the_compare_contract(registered, digits):
     settings, _ = registered
     rows = leaderboard("digits", settings)
 
-    accuracies = [r["test_accuracy"] for r in rows]
+    accuracies = [r["val_accuracy"] for r in rows]  # best first by the figure that chooses
     assert accuracies == sorted(accuracies, reverse=True) and len(rows) == 3
+    assert all(r["selected_by"] == "val/accuracy" and r["selected"] and r["flags"] == [] for r in rows)
     assert rows[0]["registered_version"] == 2 and rows[0]["aliases"] == ["champion"]
     assert {r["registered_version"]: r["aliases"] for r in rows[1:]} == {1: [], 3: ["challenger"]}
     assert set(rows[0]) == {
         "run_id",
         "dataset",
         "family",
+        "val_accuracy",
+        "selected_by",
+        "selected",
+        "flags",
         "test_accuracy",
         "test_f1_macro",
         "registered_version",
@@ -170,11 +176,7 @@ print(json.dumps(model.predict(frame)["label"].tolist()))
     assert done.returncode == 0, done.stderr
     served = json.loads(done.stdout.strip().splitlines()[-1])
 
-    from models.preprocessing import model_inputs
-    from tasks.evaluation import predict_classes
-
-    x = model_inputs(rows, trained_cnn.preprocessing)
-    assert served == predict_classes(trained_cnn.network, x).tolist()
+    assert served == trained_cnn.predict_proba(rows).argmax(axis=1).tolist()
 
 
 def _mlpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess:

@@ -10,18 +10,23 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 from conftest import free_port
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
 from tasks.registry import leaderboard
-from tasks.settings import Settings
+from tasks.settings import CODE_ROOT, Settings
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
 
 def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, workspace):
     env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": prefect_api}
+    # Networks only (params.yaml turns the baseline off), so that one run is clearly the better.
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["selection"]["baseline"] = False
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
 
     def run(epochs: int) -> subprocess.CompletedProcess:
         args = [MLPIPE, "run", "--models", "cnn", "--max-epochs", str(epochs), "--learning-rate", "0.002"]
@@ -35,6 +40,7 @@ def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, work
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     versions = {str(v.version): v for v in client.search_model_versions("name='digits'")}
     assert sorted(versions) == ["1", "2"]
+    assert {v.tags["family"] for v in versions.values()} == {"cnn"}
     scores = {v: float(versions[v].tags["test/accuracy"]) for v in versions}
     champion = str(client.get_model_version_by_alias("digits", "champion").version)
     assert champion == max(scores, key=scores.get), (scores, [versions[v].tags["promotion"] for v in versions])
@@ -44,7 +50,7 @@ def test_two_processes_opening_a_new_sqlite_store_at_once_both_get_the_experimen
     # Without a lock both ran MLflow's table creation: "table ... already exists".
     script = (
         "import sys; from pathlib import Path; from tasks.registry import connect; "
-        "from tasks.settings import Settings; print(connect(Settings(root=Path(sys.argv[1])), 'digits'))"
+        "from tasks.settings import CODE_ROOT, Settings; print(connect(Settings(root=Path(sys.argv[1])), 'digits'))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLPIPE_ROOT")}
     for attempt in range(2):
@@ -95,8 +101,10 @@ def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres
 
     client = mlflow.MlflowClient(postgres_url)
     assert str(client.get_model_version_by_alias("digits", "champion").version) == registration.version == "1"
-    (row,) = leaderboard("digits", Settings(root=workspace))
-    assert row["registered_version"] == 1 and "champion" in row["aliases"]
+    rows = leaderboard("digits", Settings(root=workspace))
+    assert {row["family"] for row in rows} == {"cnn", "baseline"}
+    (row,) = [row for row in rows if row["registered_version"] == 1]
+    assert row["family"] == registration.best_family and "champion" in row["aliases"]
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing went to the SQLite default
 
 

@@ -1,0 +1,131 @@
+"""The classical baseline, the ensemble and the choice on validation rows (real scikit-learn and torch)."""
+
+from dataclasses import replace
+
+import mlflow
+import numpy as np
+import pytest
+
+from tasks.baseline import BaselineConfig, fit_baseline
+from tasks.datasets import split
+from tasks.evaluation import choose_candidate, evaluate
+from tasks.packaging import PYFUNC_FILE, requirements, write_model_files
+from tasks.selection import BELOW_MAJORITY, Ensemble, choose, majority_rate, validation_scores
+
+
+def _scores(accuracy: float, f1: float | None = None, loss: float = 0.5) -> dict:
+    return {
+        "selection/val_accuracy": accuracy,
+        "selection/val_f1_macro": accuracy if f1 is None else f1,
+        "selection/val_loss": loss,
+    }
+
+
+def test_the_best_validation_accuracy_is_chosen_whatever_the_order():
+    scores = {"cnn": _scores(0.90), "baseline": _scores(0.95), "rnn": _scores(0.93)}
+    choice = choose(scores, majority=0.5)
+    assert (choice.family, choice.selected_by, choice.value) == ("baseline", "val/accuracy", 0.95)
+    assert choice.notes == [
+        "No network beats the classical baseline on the validation rows (baseline 0.9500, best network rnn "
+        "0.9300): the baseline is registered."
+    ]
+
+
+def test_ties_go_to_f1_then_a_single_network_and_the_ensemble_only_when_it_helps():
+    assert choose({"cnn": _scores(0.9, 0.8), "rnn": _scores(0.9, 0.85)}, 0.5).family == "rnn"
+    assert choose({"cnn": _scores(0.9, loss=0.3), "rnn": _scores(0.9, loss=0.2)}, 0.5).family == "rnn"
+    # 1-NN's log loss is ~0 whenever it is right: no reason to prefer it over a tied network.
+    assert choose({"cnn": _scores(1.0, loss=0.05), "baseline": _scores(1.0, loss=1e-7)}, 0.5).family == "cnn"
+    tied = {"cnn": _scores(0.9), "baseline": _scores(0.9), "ensemble": _scores(0.9)}
+    assert choose(tied, 0.5).family == "cnn"
+    assert choose({**tied, "ensemble": _scores(0.91)}, 0.5).family == "ensemble"
+    assert choose({"baseline": _scores(0.9), "ensemble": _scores(0.9)}, 0.5).family == "baseline"
+
+
+def test_a_candidate_below_the_majority_rate_is_flagged():
+    choice = choose({"cnn": _scores(0.9), "rnn": _scores(0.27)}, majority=0.34)
+    assert choice.flags("rnn") == [BELOW_MAJORITY] and choice.flags("cnn") == []
+    assert choice.notes == ["rnn ends below the majority-class rate: validation accuracy 0.2700 < 0.3400"]
+
+
+def test_majority_rate_is_the_validation_share_of_the_most_common_training_class(digits, digits_split):
+    labels = digits.class_indices(digits_split.val)
+    common = np.bincount(digits.class_indices(digits_split.train)).argmax()
+    assert majority_rate(digits, digits_split) == pytest.approx(np.mean(labels == common))
+
+
+@pytest.mark.parametrize("modality", ["image", "sequence", "text"])
+def test_the_baseline_beats_chance_on_each_modality_and_serves_raw_rows(small_datasets, modality, tmp_path):
+    dataset = small_datasets[modality]
+    parts = split(dataset.frame[dataset.label_column].to_numpy(), 0.25, 0.2, 0, 0)
+    model = fit_baseline(dataset, parts, BaselineConfig(seed=0))
+
+    evaluation = evaluate(model, dataset, parts, tmp_path / "evaluation")
+    chance = 1 / len(dataset.classes)
+    assert evaluation.metrics["test/accuracy"] > chance + 0.2
+    assert not (tmp_path / "evaluation" / "learning_curves.png").exists()  # no epochs, no curves
+
+    # Packaged as the registry does and loaded as a server would: the same probabilities.
+    rows = dataset.frame.iloc[parts.test][dataset.feature_columns]
+    served = _round_trip(model, rows, tmp_path)
+    probabilities = model.predict_proba(rows)
+    assert served["label"].tolist() == np.asarray(dataset.classes)[probabilities.argmax(axis=1)].tolist()
+    np.testing.assert_allclose(served["probability"], probabilities.max(axis=1), rtol=1e-6)
+
+
+def test_the_ensemble_averages_the_networks_probabilities_and_serves_as_one_model(
+    digits, digits_split, trained_cnn, tmp_path
+):
+    # A second member: the same network with other weights, so the mean differs from either.
+    other = replace(trained_cnn, network=_perturbed(trained_cnn.network))
+    ensemble = Ensemble([trained_cnn, other])
+    rows = digits.frame.iloc[digits_split.test][digits.feature_columns]
+
+    expected = (trained_cnn.predict_proba(rows) + other.predict_proba(rows)) / 2
+    np.testing.assert_allclose(ensemble.predict_proba(rows), expected, rtol=1e-6)
+    served = _round_trip(ensemble, rows, tmp_path)
+    assert served["label"].tolist() == np.asarray(digits.classes)[expected.argmax(axis=1)].tolist()
+    np.testing.assert_allclose(served["probability"], expected.max(axis=1), rtol=1e-5)
+
+
+def test_the_test_rows_never_change_the_choice(digits, digits_split, trained_cnn):
+    baseline = fit_baseline(digits, digits_split, BaselineConfig(seed=0))
+    choice = choose_candidate.fn([trained_cnn, baseline], digits, digits_split)
+
+    # Scramble every test label: the validation figures, and so the choice, stay as they were.
+    scrambled = digits.frame.copy()
+    test_labels = scrambled[digits.label_column].to_numpy().copy()
+    test_labels[digits_split.test] = np.random.default_rng(0).permutation(test_labels[digits_split.test])
+    scrambled[digits.label_column] = test_labels
+    again = choose_candidate.fn([trained_cnn, baseline], replace(digits, frame=scrambled), digits_split)
+    assert again == choice
+    assert choice.scores["cnn"] == validation_scores(trained_cnn, digits, digits_split)
+
+
+def _perturbed(network):
+    import copy
+
+    import torch
+
+    other = copy.deepcopy(network)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    return other.eval()
+
+
+def _round_trip(model, rows, folder):
+    """Save the candidate as the registry's pyfunc model and load it back, as `mlflow models serve` does."""
+    files = folder / "files"
+    files.mkdir()
+    from tasks.settings import CODE_ROOT
+
+    mlflow.pyfunc.save_model(
+        path=str(folder / "model"),
+        python_model=str(PYFUNC_FILE),
+        artifacts=write_model_files(model, files),
+        code_paths=[str(CODE_ROOT / "models")],
+        pip_requirements=requirements(),
+    )
+    return mlflow.pyfunc.load_model(str(folder / "model")).predict(rows)
