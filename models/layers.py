@@ -57,3 +57,37 @@ def drop_words(tokens: Tensor, p: float, training: bool) -> Tensor:
         return tokens
     dropped = (torch.rand(tokens.shape, device=tokens.device) < p) & (tokens != 0)
     return tokens.masked_fill(dropped, UNKNOWN_ID)
+
+
+class NgramBag(nn.Module):
+    """fastText's bag of n-grams: the mean embedding of a text's hashed word n-grams (Joulin et al.,
+    2017). Beside a network's own features it gives the head what a linear n-gram model sees.
+
+    Input: (B, L) token ids, 0 padding. Output: (B, dim).
+    """
+
+    def __init__(self, buckets: int, dim: int, sizes: tuple[int, ...] = (2,)) -> None:
+        super().__init__()
+        self.buckets, self.sizes = buckets, tuple(sizes)
+        self.bag = nn.EmbeddingBag(buckets + 1, dim, mode="sum", padding_idx=0)  # 0: no n-gram here
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        ids = []
+        for n in self.sizes:
+            windows = tokens.unfold(1, n, 1)  # (B, L-n+1, n)
+            hashed = torch.zeros_like(windows[..., 0])
+            for i in range(n):
+                hashed = (hashed * 1_000_003 + windows[..., i]) % self.buckets
+            ids.append(torch.where((windows != 0).all(dim=-1), hashed + 1, 0))  # (B, L-n+1)
+        ids = torch.cat(ids, dim=1)  # (B, N)
+        counts = (ids != 0).sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1)
+        return self.bag(ids) / counts  # (B, dim): the mean over real n-grams
+
+
+def ngram_bag(buckets: int, dim: int) -> NgramBag | None:
+    return NgramBag(buckets, dim) if buckets else None
+
+
+def add_ngrams(features: Tensor, ngrams: NgramBag | None, tokens: Tensor) -> Tensor:
+    """(B, F) pooled features -> (B, F + dim) with the n-gram bag beside them, when there is one."""
+    return features if ngrams is None else torch.cat([features, ngrams(tokens)], dim=1)

@@ -41,7 +41,7 @@ class SequenceRNN(nn.Module):
         self,
         in_channels: int,
         num_classes: int,
-        length: int,
+        length: int | None = None,  # None: one step per time step (versions registered before patches)
         hidden: int = 64,
         layers: int = 2,
         cell: str = "lstm",
@@ -50,7 +50,7 @@ class SequenceRNN(nn.Module):
         max_steps: int = 64,
     ) -> None:
         super().__init__()
-        self.patch = max(1, math.ceil(length / max_steps))
+        self.patch = max(1, math.ceil(length / max_steps)) if length else 1
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn_class(
             in_channels * self.patch,

@@ -1,10 +1,24 @@
-"""Networks over token ids (0 is padding)."""
+"""Networks over token ids (0 is padding).
+
+Each may add fastText's bag of hashed word bigrams beside its own features (ngram_buckets > 0)
+and drop words while training (word_dropout); both off by default, which keeps the weights of
+versions registered before them loadable.
+"""
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from models.layers import SinusoidalPositions, drop_words, encoder, masked_max, masked_mean, max_mean_pool
+from models.layers import (
+    SinusoidalPositions,
+    add_ngrams,
+    drop_words,
+    encoder,
+    masked_max,
+    masked_mean,
+    max_mean_pool,
+    ngram_bag,
+)
 
 
 class TextCNN(nn.Module):
@@ -22,12 +36,16 @@ class TextCNN(nn.Module):
         kernels: tuple[int, ...] = (2, 3, 4, 5),
         dropout: float = 0.3,
         word_dropout: float = 0.0,
+        ngram_buckets: int = 0,
+        ngram_dim: int = 64,
     ) -> None:
         super().__init__()
         self.word_dropout = word_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernels)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * len(kernels), num_classes))
+        self.ngrams = ngram_bag(ngram_buckets, ngram_dim)
+        features = channels * len(kernels) + (ngram_dim if ngram_buckets else 0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
@@ -37,7 +55,7 @@ class TextCNN(nn.Module):
         for conv in self.convs:
             features = torch.relu(conv(x))[..., : tokens.shape[1]].transpose(1, 2)  # (B, L, channels)
             pooled.append(masked_max(features, mask))
-        return self.head(torch.cat(pooled, dim=1))
+        return self.head(add_ngrams(torch.cat(pooled, dim=1), self.ngrams, tokens))
 
 
 class TextRNN(nn.Module):
@@ -57,10 +75,13 @@ class TextRNN(nn.Module):
         bidirectional: bool = True,
         dropout: float = 0.3,
         word_dropout: float = 0.0,
+        ngram_buckets: int = 0,
+        ngram_dim: int = 64,
     ) -> None:
         super().__init__()
         self.word_dropout = word_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.ngrams = ngram_bag(ngram_buckets, ngram_dim)
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn_class(
             embed_dim,
@@ -71,7 +92,8 @@ class TextRNN(nn.Module):
             dropout=dropout if layers > 1 else 0.0,
         )
         out = hidden * (2 if bidirectional else 1)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * out, num_classes))
+        features = 2 * out + (ngram_dim if ngram_buckets else 0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
@@ -81,7 +103,7 @@ class TextRNN(nn.Module):
         packed = pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])  # (B, L, out)
-        return self.head(max_mean_pool(out, mask))
+        return self.head(add_ngrams(max_mean_pool(out, mask), self.ngrams, tokens))
 
 
 class TextTransformer(nn.Module):
@@ -99,6 +121,8 @@ class TextTransformer(nn.Module):
         layers: int = 2,
         dropout: float = 0.1,
         word_dropout: float = 0.0,
+        ngram_buckets: int = 0,
+        ngram_dim: int = 64,
     ) -> None:
         super().__init__()
         self.word_dropout = word_dropout
@@ -106,10 +130,11 @@ class TextTransformer(nn.Module):
         self.positions = SinusoidalPositions(dim)
         self.encoder = encoder(dim, heads, layers, dropout)
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, num_classes)
+        self.ngrams = ngram_bag(ngram_buckets, ngram_dim)
+        self.head = nn.Linear(dim + (ngram_dim if ngram_buckets else 0), num_classes)
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
-        x = self.positions(self.embed(drop_words(tokens, self.word_dropout, self.training)))  # (B, L, dim)
-        encoded = self.encoder(x, src_key_padding_mask=~mask)
-        return self.head(self.norm(masked_mean(encoded, mask)))
+        tokens = drop_words(tokens, self.word_dropout, self.training)
+        encoded = self.encoder(self.positions(self.embed(tokens)), src_key_padding_mask=~mask)  # (B, L, dim)
+        return self.head(add_ngrams(self.norm(masked_mean(encoded, mask)), self.ngrams, tokens))

@@ -62,7 +62,7 @@ def build_estimator(modality: str, rows: int, settings: dict, seed: int):
         return make_pipeline(vectoriser, LogisticRegression(C=c, max_iter=2000)), description
     if modality == "image":
         c = settings.get("C", 10.0)
-        if rows <= settings.get("max_kernel_rows", 20_000):
+        if rows <= settings.get("max_kernel_rows", 10_000):
             from sklearn.svm import SVC
 
             return SVC(C=c, gamma="scale", probability=True, random_state=seed), f"SVC(rbf, C={c}) on pixels"

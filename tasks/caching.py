@@ -31,6 +31,7 @@ TRAINING_CODE = (
     "tasks/readers.py",
     "tasks/baseline.py",
 )
+SELECTION_CODE = ("tasks/selection.py",)
 
 
 def code_fingerprint(paths: tuple[str, ...], root: Path = CODE_ROOT) -> str:

@@ -100,9 +100,11 @@ def check_tracking_store(settings: Settings) -> None:
 
 def candidates_key(dataset: Dataset, candidates: list[tuple[Candidate, Evaluation]]) -> str:
     """What a registered version was made from: the data version and each candidate's training key."""
-    from tasks.caching import digest
+    from tasks.caching import SELECTION_CODE, code_fingerprint, digest
 
-    return digest(dataset.name, dataset.data_hash, sorted((m.family, m.training_key) for m, _ in candidates))
+    # The selection rules too: a change to them may choose another candidate from the same ones.
+    trained = sorted((m.family, m.training_key) for m, _ in candidates)
+    return digest(dataset.name, dataset.data_hash, trained, code_fingerprint(SELECTION_CODE))
 
 
 def registered_version_of(client, name: str, key: str):
@@ -211,7 +213,7 @@ def _log_pipeline_run(experiment_id: str, dataset, split, report, candidates, ch
             "candidates_key": key,
             "training_key": best_model.training_key,
             "selected_by": choice.selected_by,
-            "val/accuracy": f"{choice.value:.6f}",
+            SELECTED_BY: f"{choice.value:.6f}",
             PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
         }
         version = _log_and_register(dataset, split, best_model, run_ids[best_model.family], version_tags)

@@ -15,7 +15,7 @@ import pandas as pd
 from tasks.baseline import FAMILY as BASELINE
 from tasks.datasets import Dataset, Split
 
-SELECTED_BY = "val/accuracy"
+SELECTED_BY = "selection/val_accuracy"  # the metric that chooses, as logged in every candidate run
 ENSEMBLE = "ensemble"
 BELOW_MAJORITY = "below the majority-class rate"
 
@@ -124,9 +124,9 @@ def _notes(choice: Choice) -> list[str]:
             )
     if BASELINE in choice.scores and len(choice.scores) > 1:
         baseline = choice.scores[BASELINE]["selection/val_accuracy"]
-        networks = {f: s["selection/val_accuracy"] for f, s in choice.scores.items() if f != BASELINE}
+        networks = {f: s["selection/val_accuracy"] for f, s in choice.scores.items() if f not in (BASELINE, ENSEMBLE)}
         best = max(networks, key=networks.get)
-        if choice.family == BASELINE:
+        if choice.family == BASELINE and networks:
             notes.append(
                 f"No network beats the classical baseline on the validation rows "
                 f"(baseline {baseline:.4f}, best network {best} {networks[best]:.4f}): the baseline is registered."

@@ -51,10 +51,11 @@ def test_network_shapes_follow_the_docstrings():
     assert text(torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])).shape == (2, 4)
 
 
-def test_padding_does_not_change_a_text_prediction():
+@pytest.mark.parametrize("options", [{}, {"ngram_buckets": 97, "word_dropout": 0.5}])
+def test_padding_does_not_change_a_text_prediction(options):
     torch.manual_seed(0)
     for family in FAMILIES:
-        network = build_network("text", family, vocab_size=30, num_classes=2).eval()
+        network = build_network("text", family, vocab_size=30, num_classes=2, **options).eval()
         short = torch.tensor([[3, 4, 5]])
         padded = torch.tensor([[3, 4, 5, 0, 0, 0, 0]])
         with torch.no_grad():
@@ -74,3 +75,16 @@ def test_class_weights_favour_the_rare_class():
     weights = class_weights(np.array([0] * 90 + [1] * 10), 2)
     assert weights[1] == pytest.approx(3 * weights[0])
     assert weights.mean() == pytest.approx(1.0)
+
+
+def test_word_dropout_acts_while_training_only_and_the_ngram_bag_sees_word_order():
+    from models.layers import UNKNOWN_ID, NgramBag, drop_words
+
+    tokens = torch.tensor([[5, 6, 7, 8, 0, 0]])
+    assert torch.equal(drop_words(tokens, 0.9, training=False), tokens)
+    dropped = drop_words(tokens.repeat(200, 1), 0.5, training=True)
+    assert set(dropped[:, :4].unique().tolist()) <= {5, 6, 7, 8, UNKNOWN_ID} and (dropped[:, 4:] == 0).all()
+    assert 0.3 < (dropped[:, :4] == UNKNOWN_ID).float().mean() < 0.7
+    bag = NgramBag(buckets=1000, dim=8)
+    assert bag(tokens).shape == (1, 8)
+    assert not torch.allclose(bag(tokens), bag(torch.tensor([[8, 7, 6, 5, 0, 0]])))  # bigrams, not a bag of words

@@ -49,9 +49,14 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     runs = {family: client.get_run(run_id).data for family, run_id in registration.candidate_run_ids.items()}
     val = {family: data.metrics["selection/val_accuracy"] for family, data in runs.items()}
     assert registration.promoted and registration.best_family == max(val, key=val.get)
-    assert version.tags["family"] == registration.best_family and version.tags["selected_by"] == "val/accuracy"
+    assert (
+        version.tags["family"] == registration.best_family and version.tags["selected_by"] == "selection/val_accuracy"
+    )
     parent = client.get_run(registration.parent_run_id).data
-    assert parent.tags["selected_family"] == registration.best_family and parent.tags["selected_by"] == "val/accuracy"
+    assert (
+        parent.tags["selected_family"] == registration.best_family
+        and parent.tags["selected_by"] == "selection/val_accuracy"
+    )
     assert parent.metrics["selected/val_accuracy"] == val[registration.best_family]
     assert runs[registration.best_family].tags["selected"] == "true"
     assert runs["baseline"].params["estimator"] == "SVC(rbf, C=10) on pixels"

@@ -129,7 +129,8 @@ def test_leaderboard_follows_the_compare_contract(registered, digits):
 
     accuracies = [r["val_accuracy"] for r in rows]  # best first by the figure that chooses
     assert accuracies == sorted(accuracies, reverse=True) and len(rows) == 3
-    assert all(r["selected_by"] == "val/accuracy" and r["selected"] and r["flags"] == [] for r in rows)
+    assert all(r["selected_by"] == "selection/val_accuracy" and r["selected"] for r in rows)
+    assert rows[0]["flags"] == [] and all(isinstance(r["flags"], list) for r in rows)
     assert rows[0]["registered_version"] == 2 and rows[0]["aliases"] == ["champion"]
     assert {r["registered_version"]: r["aliases"] for r in rows[1:]} == {1: [], 3: ["challenger"]}
     assert set(rows[0]) == {
