@@ -125,8 +125,8 @@ def _notes(choice: Choice) -> list[str]:
     if BASELINE in choice.scores and len(choice.scores) > 1:
         baseline = choice.scores[BASELINE]["selection/val_accuracy"]
         networks = {f: s["selection/val_accuracy"] for f, s in choice.scores.items() if f not in (BASELINE, ENSEMBLE)}
-        best = max(networks, key=networks.get)
         if choice.family == BASELINE and networks:
+            best = max(networks, key=networks.get)
             notes.append(
                 f"No network beats the classical baseline on the validation rows "
                 f"(baseline {baseline:.4f}, best network {best} {networks[best]:.4f}): the baseline is registered."
