@@ -20,6 +20,17 @@ class SinusoidalPositions(nn.Module):
         return x + self.table[: x.shape[1]]  # (B, T, D)
 
 
+def token_embedding(vocab_size: int, dim: int, std: float = 0.1) -> nn.Embedding:
+    """Embeddings of token ids, 0 the padding. torch's N(0, 1) start drowns a rare word's signal in
+    noise it rarely trains away; a small start (Kim, 2014: U(-0.25, 0.25)) lets the text
+    networks learn from words (trec: validation accuracy 0.817 -> 0.863, bench/variants.py)."""
+    embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
+    nn.init.normal_(embedding.weight, std=std)
+    with torch.no_grad():
+        embedding.weight[0].zero_()
+    return embedding
+
+
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """Mean over time of (B, T, D), counting only positions where mask (B, T) is True."""
     if mask is None:

@@ -18,6 +18,7 @@ from models.layers import (
     masked_mean,
     max_mean_pool,
     ngram_bag,
+    token_embedding,
 )
 
 
@@ -41,7 +42,7 @@ class TextCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.word_dropout = word_dropout
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.embed = token_embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernels)
         self.ngrams = ngram_bag(ngram_buckets, ngram_dim)
         features = channels * len(kernels) + (ngram_dim if ngram_buckets else 0)
@@ -80,7 +81,7 @@ class TextRNN(nn.Module):
     ) -> None:
         super().__init__()
         self.word_dropout = word_dropout
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.embed = token_embedding(vocab_size, embed_dim)
         self.ngrams = ngram_bag(ngram_buckets, ngram_dim)
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn_class(
@@ -126,7 +127,7 @@ class TextTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.word_dropout = word_dropout
-        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.embed = token_embedding(vocab_size, dim)
         self.positions = SinusoidalPositions(dim)
         self.encoder = encoder(dim, heads, layers, dropout)
         self.norm = nn.LayerNorm(dim)

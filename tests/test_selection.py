@@ -31,15 +31,16 @@ def test_the_best_validation_accuracy_is_chosen_whatever_the_order():
     ]
 
 
-def test_ties_go_to_f1_then_a_single_network_and_the_ensemble_only_when_it_helps():
+def test_ties_go_to_f1_then_the_lower_log_loss_and_the_ensemble_only_when_it_helps():
     assert choose({"cnn": _scores(0.9, 0.8), "rnn": _scores(0.9, 0.85)}, 0.5).family == "rnn"
     assert choose({"cnn": _scores(0.9, loss=0.3), "rnn": _scores(0.9, loss=0.2)}, 0.5).family == "rnn"
     # 1-NN's log loss is ~0 whenever it is right: no reason to prefer it over a tied network.
     assert choose({"cnn": _scores(1.0, loss=0.05), "baseline": _scores(1.0, loss=1e-7)}, 0.5).family == "cnn"
-    tied = {"cnn": _scores(0.9), "baseline": _scores(0.9), "ensemble": _scores(0.9)}
-    assert choose(tied, 0.5).family == "cnn"
-    assert choose({**tied, "ensemble": _scores(0.91)}, 0.5).family == "ensemble"
-    assert choose({"baseline": _scores(0.9), "ensemble": _scores(0.9)}, 0.5).family == "baseline"
+    tied = {"cnn": _scores(0.9, loss=0.3), "baseline": _scores(0.9), "ensemble": _scores(0.9, loss=0.35)}
+    assert choose(tied, 0.5).family == "cnn"  # averaging did not help on validation
+    assert choose({**tied, "ensemble": _scores(0.9, loss=0.25)}, 0.5).family == "ensemble"  # it did
+    assert choose({**tied, "ensemble": _scores(0.91, loss=0.9)}, 0.5).family == "ensemble"
+    assert choose({"baseline": _scores(0.9), "ensemble": _scores(0.85)}, 0.5).family == "baseline"
 
 
 def test_a_candidate_below_the_majority_rate_is_flagged():
