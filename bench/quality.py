@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pipeline_cost import environment, fresh_project
 
-from common import RESULTS, save
+from common import RESULTS, ROOT, save
 
 DATASETS = Path(__file__).with_name("datasets")
 NAMES = ("digits", "sms_spam", "trec", "subj", "sst2", "ecg200", "gunpoint", "osuleaf", "italypowerdemand")
@@ -30,6 +30,7 @@ MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 def run_default(name: str) -> dict:
     """One default run in a fresh project: wall time and each candidate's figures."""
     root = fresh_project()
+    write_params(root, name)
     dataset = name if name == "digits" else str(DATASETS / f"{name}.yaml")
     started = time.perf_counter()
     done = subprocess.run(
@@ -58,6 +59,15 @@ def run_default(name: str) -> dict:
     }
     notes = [line for line in done.stdout.splitlines() if "majority-class rate" in line or "No network" in line]
     return {"minutes": round(minutes, 2), "candidates": candidates, "notes": notes}
+
+
+def write_params(root: Path, name: str) -> None:
+    """The project's params.yaml: mlpipe's own, with the validation limits the data set needs."""
+    checks = yaml.safe_load((DATASETS / "targets.yaml").read_text()).get("checks", {}).get(name)
+    if checks:
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        params["validation"]["checks"] |= checks
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def table(results: dict) -> str:

@@ -32,9 +32,7 @@ def run(family: str, name: str, overrides: dict, tag: str) -> dict:
     defaults = load_params(Settings(root=ROOT))
     test_fraction = defaults["split"]["test_fraction"] if name == "digits" else dataset.test_fraction
     labels = dataset.frame[dataset.label_column].to_numpy()
-    parts = split(
-        labels, test_fraction, defaults["split"]["val_fraction"], 0, defaults["seed"], dataset.test_positions
-    )
+    parts = split(labels, test_fraction, defaults["split"]["val_fraction"], 0, defaults["seed"], dataset.test_positions)
     sections = family_params(defaults, dataset.modality, family)
     for key, value in overrides.items():
         section = (

@@ -44,7 +44,10 @@ def run(
     ctx: typer.Context,
     dataset: DatasetOption = "digits",
     models: Annotated[
-        str, typer.Option(help="Comma-separated model families to train: cnn, rnn, transformer")
+        str,
+        typer.Option(
+            help="Networks to train, comma-separated: cnn, rnn, transformer (the baseline joins; params.yaml selection)"
+        ),
     ] = "cnn,rnn,transformer",
     max_epochs: Annotated[int | None, typer.Option(help="Most epochs per candidate [default: params.yaml]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: params.yaml]")] = None,
