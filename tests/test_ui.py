@@ -50,7 +50,7 @@ def test_the_prefect_ui_shows_the_training_form(prefect_api):
 
         for field in FORM_FIELDS:
             expect(page.get_by_text(f"{field} (Optional)", exact=True)).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Model families to train as candidates")).to_be_visible()
+        expect(page.get_by_text("Model families to train (the scikit-learn baseline joins")).to_be_visible()
         page.screenshot(path=SCREENSHOTS / "prefect-training-form.png", full_page=True)
 
 
