@@ -47,7 +47,7 @@ def code_fingerprint(paths: tuple[str, ...], root: Path = CODE_ROOT) -> str:
 
 
 @cache
-def _code(paths: tuple[str, ...]) -> str:
+def cached_code_fingerprint(paths: tuple[str, ...]) -> str:
     return code_fingerprint(paths)  # sources do not change under a running process
 
 
@@ -72,13 +72,15 @@ def validation_key(
         limits,
         reference_version,
         warn_only,
-        _code(VALIDATION_CODE),
+        cached_code_fingerprint(VALIDATION_CODE),
     )
 
 
 def training_key(dataset: "Dataset", split: "Split", config: "TrainConfig | BaselineConfig") -> str:
     rows = hashlib.sha256(b"".join(part.tobytes() for part in (split.train, split.val, split.test))).hexdigest()
-    return digest("training", dataset.name, dataset.data_hash, rows, asdict(config), _code(TRAINING_CODE))
+    return digest(
+        "training", dataset.name, dataset.data_hash, rows, asdict(config), cached_code_fingerprint(TRAINING_CODE)
+    )
 
 
 def cache_dir(settings: Settings) -> Path:

@@ -100,11 +100,11 @@ def check_tracking_store(settings: Settings) -> None:
 
 def candidates_key(dataset: Dataset, candidates: list[tuple[Candidate, Evaluation]]) -> str:
     """What a registered version was made from: the data version and each candidate's training key."""
-    from tasks.caching import SELECTION_CODE, code_fingerprint, digest
+    from tasks.caching import SELECTION_CODE, cached_code_fingerprint, digest
 
     # The selection rules too: a change to them may choose another candidate from the same ones.
     trained = sorted((m.family, m.training_key) for m, _ in candidates)
-    return digest(dataset.name, dataset.data_hash, trained, code_fingerprint(SELECTION_CODE))
+    return digest(dataset.name, dataset.data_hash, trained, cached_code_fingerprint(SELECTION_CODE))
 
 
 def registered_version_of(client, name: str, key: str):
