@@ -19,21 +19,31 @@ from common import RESULTS, ROOT
 DATASETS = Path(__file__).with_name("datasets")
 
 
-def run(family: str, name: str, overrides: dict, tag: str) -> dict:
-    import numpy as np
-
-    from tasks.datasets import load, load_spec, split
-    from tasks.params import OPTIMISER_KEYS, TEXT_KEYS, TRAINER_KEYS, family_params, load_params
+def shared_split(name: str):
+    """(dataset, split, params.yaml defaults) of a shared data set, split as a default run splits it."""
+    from tasks.datasets import digits_from, load_spec, split, write_digits
+    from tasks.params import load_params
     from tasks.settings import Settings
-    from tasks.training import TrainConfig, train
 
-    scratch = Path(tempfile.mkdtemp(prefix="mlpipe-variants-"))
-    dataset = load("digits", Settings(root=scratch)) if name == "digits" else load_spec(DATASETS / f"{name}.yaml")
+    if name == "digits":  # the built-in set, written to a scratch folder: no DVC repository needed
+        folder = Path(tempfile.mkdtemp(prefix="mlpipe-variants-"))
+        write_digits(folder)
+        dataset = digits_from(folder, "scratch")
+    else:
+        dataset = load_spec(DATASETS / f"{name}.yaml")
     defaults = load_params(Settings(root=ROOT))
     test_fraction = defaults["split"]["test_fraction"] if name == "digits" else dataset.test_fraction
     labels = dataset.frame[dataset.label_column].to_numpy()
     parts = split(labels, test_fraction, defaults["split"]["val_fraction"], 0, defaults["seed"], dataset.test_positions)
-    sections = family_params(defaults, dataset.modality, family)
+    return dataset, parts, defaults
+
+
+def train_config(family: str, modality: str, defaults: dict, overrides: dict):
+    """The TrainConfig of a default run, with `overrides` over params.yaml's settings."""
+    from tasks.params import OPTIMISER_KEYS, TEXT_KEYS, TRAINER_KEYS, family_params
+    from tasks.training import TrainConfig
+
+    sections = family_params(defaults, modality, family)
     for key, value in overrides.items():
         section = (
             "optimiser"
@@ -46,7 +56,7 @@ def run(family: str, name: str, overrides: dict, tag: str) -> dict:
         )
         sections[section][key] = value
     trainer = sections["trainer"]
-    config = TrainConfig(
+    return TrainConfig(
         family=family,
         max_epochs=trainer["max_epochs"],
         batch_size=trainer["batch_size"],
@@ -58,6 +68,16 @@ def run(family: str, name: str, overrides: dict, tag: str) -> dict:
         network=sections["network"],
         text=sections["text"],
     )
+
+
+def run(family: str, name: str, overrides: dict, tag: str) -> dict:
+    import numpy as np
+
+    from tasks.training import train
+
+    dataset, parts, defaults = shared_split(name)
+    config = train_config(family, dataset.modality, defaults, overrides)
+    scratch = Path(tempfile.mkdtemp(prefix="mlpipe-variants-"))
     started = time.perf_counter()
     model = train(dataset, parts, config, scratch / "training")
 

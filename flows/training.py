@@ -13,7 +13,7 @@ from tasks.evaluation import choose_candidate, evaluate_model
 from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
 from tasks.params import family_params, load_params
 from tasks.registry import Registration, champion_profile, check_tracking_store, register_model
-from tasks.selection import Ensemble
+from tasks.selection import Ensemble, ensemble_members
 from tasks.settings import get_settings
 from tasks.training import TrainConfig, train_baseline, train_model
 from tasks.validation import validate_dataset
@@ -51,8 +51,9 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     if selection["baseline"] or "baseline" in params.models:
         settings_of = (defaults.get("families", {}).get(dataset.modality) or {}).get("baseline") or {}
         models.append(train_baseline.with_options(**storage)(dataset, parts, BaselineConfig(seed, settings_of)))
-    if selection["ensemble"] and len(networks) >= 2:
-        models.append(Ensemble(networks))
+    members = ensemble_members(models, dataset, parts) if selection["ensemble"] else []
+    if len(members) >= 2:
+        models.append(Ensemble(members))
     choice = choose_candidate(models, dataset, parts)  # validation rows only
     for family, scores in choice.scores.items():
         logger.info("%s: validation accuracy %.4f", family, scores["selection/val_accuracy"])

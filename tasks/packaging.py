@@ -1,7 +1,7 @@
 """A candidate as the files of its registered model: spec.json and one artifact per member.
 
 tasks/pyfunc_model.py reads them back in the serving process: a network's weights, or the
-classical baseline's fitted scikit-learn estimator; an ensemble has one member per network.
+classical baseline's fitted scikit-learn estimator; an ensemble has one member per candidate it averages.
 """
 
 import json

@@ -106,7 +106,8 @@ def test_a_text_spec_is_trained_and_served_on_raw_strings(prefect_api, workspace
     registration = training_pipeline(PipelineParams(dataset=str(spec), models=["cnn", "rnn"], max_epochs=2))
 
     assert registration.dataset == "sms_small" and registration.version == "1"
-    assert set(registration.candidate_run_ids) == {"cnn", "rnn", "baseline", "ensemble"}
+    # (an ensemble joins them only when two of them come close on the validation rows)
+    assert {"cnn", "rnn", "baseline"} <= set(registration.candidate_run_ids)
     script = f"""
 import json, mlflow, pandas as pd
 mlflow.set_tracking_uri({Settings(root=workspace).tracking_uri!r})

@@ -10,7 +10,7 @@ from tasks.baseline import BaselineConfig, fit_baseline
 from tasks.datasets import split
 from tasks.evaluation import choose_candidate, evaluate
 from tasks.packaging import PYFUNC_FILE, requirements, write_model_files
-from tasks.selection import BELOW_MAJORITY, Ensemble, choose, majority_rate, validation_scores
+from tasks.selection import BELOW_MAJORITY, Ensemble, choose, close_to_best, majority_rate, validation_scores
 
 
 def _scores(accuracy: float, f1: float | None = None, loss: float = 0.5) -> dict:
@@ -31,16 +31,28 @@ def test_the_best_validation_accuracy_is_chosen_whatever_the_order():
     ]
 
 
-def test_ties_go_to_f1_then_the_lower_log_loss_and_the_ensemble_only_when_it_helps():
+def test_ties_go_to_f1_then_the_ensemble_then_a_network_then_the_lower_log_loss():
     assert choose({"cnn": _scores(0.9, 0.8), "rnn": _scores(0.9, 0.85)}, 0.5).family == "rnn"
     assert choose({"cnn": _scores(0.9, loss=0.3), "rnn": _scores(0.9, loss=0.2)}, 0.5).family == "rnn"
     # 1-NN's log loss is ~0 whenever it is right: no reason to prefer it over a tied network.
     assert choose({"cnn": _scores(1.0, loss=0.05), "baseline": _scores(1.0, loss=1e-7)}, 0.5).family == "cnn"
+    # Nothing on the validation rows tells tied candidates apart: their mean is the safer bet.
     tied = {"cnn": _scores(0.9, loss=0.3), "baseline": _scores(0.9), "ensemble": _scores(0.9, loss=0.35)}
-    assert choose(tied, 0.5).family == "cnn"  # averaging did not help on validation
-    assert choose({**tied, "ensemble": _scores(0.9, loss=0.25)}, 0.5).family == "ensemble"  # it did
-    assert choose({**tied, "ensemble": _scores(0.91, loss=0.9)}, 0.5).family == "ensemble"
+    assert choose(tied, 0.5).family == "ensemble"
+    assert choose({**tied, "ensemble": _scores(0.89, loss=0.1)}, 0.5).family == "cnn"  # it must not lose
+    assert choose({**tied, "ensemble": _scores(0.9, 0.7)}, 0.5).family == "cnn"  # on accuracy or on F1
     assert choose({"baseline": _scores(0.9), "ensemble": _scores(0.85)}, 0.5).family == "baseline"
+
+
+def test_the_ensemble_leaves_out_a_candidate_clearly_worse_than_the_best_on_validation():
+    rng = np.random.default_rng(0)
+    best = rng.random(400) < 0.95
+    close = best.copy()  # wrong on five rows the best gets right, right on three it gets wrong:
+    close[np.flatnonzero(best)[:5]] = False  # within one standard error of the paired difference
+    close[np.flatnonzero(~best)[:3]] = True
+    weak = rng.random(400) < 0.55  # OSULeaf's 1-NN beside its CNN
+    assert close_to_best([best, close, weak, best.copy()]) == [0, 1, 3]
+    assert close_to_best([np.ones(5, bool)] * 3) == [0, 1, 2]  # all tied: all kept
 
 
 def test_a_candidate_below_the_majority_rate_is_flagged():
@@ -74,15 +86,17 @@ def test_the_baseline_beats_chance_on_each_modality_and_serves_raw_rows(small_da
     np.testing.assert_allclose(served["probability"], probabilities.max(axis=1), rtol=1e-6)
 
 
-def test_the_ensemble_averages_the_networks_probabilities_and_serves_as_one_model(
+def test_the_ensemble_averages_the_networks_and_the_baselines_probabilities_and_serves_as_one_model(
     digits, digits_split, trained_cnn, tmp_path
 ):
-    # A second member: the same network with other weights, so the mean differs from either.
+    # A second network: the same one with other weights, so the mean differs from either.
     other = replace(trained_cnn, network=_perturbed(trained_cnn.network))
-    ensemble = Ensemble([trained_cnn, other])
+    baseline = fit_baseline(digits, digits_split, BaselineConfig(seed=0))
+    ensemble = Ensemble([trained_cnn, other, baseline])
     rows = digits.frame.iloc[digits_split.test][digits.feature_columns]
 
-    expected = (trained_cnn.predict_proba(rows) + other.predict_proba(rows)) / 2
+    members = (trained_cnn, other, baseline)
+    expected = sum(member.predict_proba(rows) for member in members) / 3
     np.testing.assert_allclose(ensemble.predict_proba(rows), expected, rtol=1e-6)
     served = _round_trip(ensemble, rows, tmp_path)
     assert served["label"].tolist() == np.asarray(digits.classes)[expected.argmax(axis=1)].tolist()

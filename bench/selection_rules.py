@@ -1,0 +1,140 @@
+"""Validation evidence for the rule that chooses a run's candidate (tasks/selection.py).
+
+Trains every default candidate on shared data sets and keeps their validation probabilities
+(outputs/bench/selection/<name>.npz; delete a file to retrain). Then, many times over, a rule
+chooses on one random half of the validation rows and is scored on the other half, so rules are
+compared on validation rows alone: the test rows are never read.
+
+    python selection_rules.py                   # all nine data sets (about 25 minutes on 2 cores)
+    python selection_rules.py trec sst2         # some of them
+
+Writes bench/results/selection_rules.json: each rule's held-out-half accuracy per data set.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+from variants import shared_split, train_config
+
+from common import RESULTS, ROOT
+
+CACHE = ROOT / "outputs" / "bench" / "selection"
+NAMES = ("digits", "sms_spam", "trec", "subj", "sst2", "ecg200", "gunpoint", "osuleaf", "italypowerdemand")
+NETWORKS = ("cnn", "rnn", "transformer")
+REPEATS = 30  # random halvings per data set, each used both ways
+
+
+def validation_probabilities(name: str) -> dict[str, np.ndarray]:
+    """Each default candidate's validation probabilities, and the validation labels as "y"."""
+    path = CACHE / f"{name}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    from tasks.baseline import BaselineConfig, fit_baseline
+    from tasks.training import train
+
+    dataset, parts, defaults = shared_split(name)
+    rows = dataset.frame.iloc[parts.val]
+    found = {"y": dataset.class_indices(parts.val)}
+    for family in NETWORKS:
+        started = time.perf_counter()
+        config = train_config(family, dataset.modality, defaults, {})
+        found[family] = train(dataset, parts, config, CACHE / "training" / name / family).predict_proba(rows)
+        print(f"{name} {family}: {time.perf_counter() - started:.0f} s", flush=True)
+    settings = (defaults.get("families", {}).get(dataset.modality) or {}).get("baseline") or {}
+    found["baseline"] = fit_baseline(dataset, parts, BaselineConfig(defaults["seed"], settings)).predict_proba(rows)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **found)
+    return found
+
+
+def _mean(probabilities: dict, members) -> np.ndarray:
+    return np.mean([probabilities[m] for m in members], axis=0)
+
+
+def chosen_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """tasks.selection as a run uses it: the ensemble of the candidates close to the best, then `choose`."""
+    from tasks.selection import ENSEMBLE, choose, close_to_best, scores_of
+
+    families = (*NETWORKS, "baseline")
+    candidates = {f: probabilities[f] for f in families}
+    members = close_to_best([probabilities[f][rows].argmax(1) == y[rows] for f in families])
+    if len(members) >= 2:
+        candidates[ENSEMBLE] = _mean(probabilities, [families[i] for i in members])
+    k = probabilities["baseline"].shape[1]
+    picked = choose({f: scores_of(p[rows], y[rows], k) for f, p in candidates.items()}, 0.0).family
+    return candidates[picked]
+
+
+def earlier_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The rule before: the networks' ensemble only, taking a tie only on a lower log loss."""
+    from tasks.selection import scores_of
+
+    candidates = {f: probabilities[f] for f in (*NETWORKS, "baseline")}
+    candidates["ensemble"] = _mean(probabilities, NETWORKS)
+    k = probabilities["baseline"].shape[1]
+    scores = {f: scores_of(p[rows], y[rows], k) for f, p in candidates.items()}
+
+    def key(f: str) -> tuple:
+        s = scores[f]
+        return (s["selection/val_accuracy"], s["selection/val_f1_macro"], f != "baseline", -s["selection/val_loss"])
+
+    return candidates[max(scores, key=key)]
+
+
+def best_single(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """No ensemble: the most accurate single candidate on the choosing half."""
+    family = max((*NETWORKS, "baseline"), key=lambda f: np.mean(probabilities[f][rows].argmax(1) == y[rows]))
+    return probabilities[family]
+
+
+def always_ensemble(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _mean(probabilities, [*NETWORKS, "baseline"])
+
+
+def all_members(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """As chosen, with every candidate in the ensemble however weak."""
+    from tasks.selection import ENSEMBLE, choose, scores_of
+
+    candidates = {f: probabilities[f] for f in (*NETWORKS, "baseline")}
+    candidates[ENSEMBLE] = always_ensemble(probabilities, rows, y)
+    k = probabilities["baseline"].shape[1]
+    return candidates[choose({f: scores_of(p[rows], y[rows], k) for f, p in candidates.items()}, 0.0).family]
+
+
+RULES = {
+    "chosen (tasks.selection)": chosen_rule,
+    "before (networks' ensemble, ties on log loss)": earlier_rule,
+    "ensemble of every candidate, ties to it": all_members,
+    "best single candidate": best_single,
+    "always the ensemble of every candidate": always_ensemble,
+}
+
+
+def held_out_accuracy(probabilities: dict, rule) -> float:
+    y = probabilities["y"]
+    rng, scores = np.random.default_rng(0), []
+    for _ in range(REPEATS):
+        order = rng.permutation(len(y))
+        halves = order[: len(y) // 2], order[len(y) // 2 :]
+        for choosing, judging in (halves, halves[::-1]):
+            scores.append(np.mean(rule(probabilities, choosing, y)[judging].argmax(1) == y[judging]))
+    return round(float(np.mean(scores)), 4)
+
+
+def main(names: list[str]) -> None:
+    table = {}
+    for name in names:
+        probabilities = validation_probabilities(name)
+        table[name] = {rule: held_out_accuracy(probabilities, fn) for rule, fn in RULES.items()}
+        table[name]["validation rows"] = len(probabilities["y"])
+        print(name, json.dumps(table[name]), flush=True)
+    means = {rule: round(float(np.mean([table[n][rule] for n in names])), 4) for rule in RULES}
+    print("mean", json.dumps(means))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "selection_rules.json").write_text(json.dumps({"data_sets": table, "mean": means}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(NAMES))
