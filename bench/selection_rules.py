@@ -133,13 +133,12 @@ def main(names: list[str]) -> None:
     means = {rule: round(float(np.mean([table[n][rule] for n in names])), 4) for rule in RULES}
     print("mean", json.dumps(means))
     chosen = next(iter(RULES))
-    rows = [
-        {"figure": f"{rule}: mean held-out-half validation accuracy", "value": f"{value:.4f}", "target": "", "met": None}
-        for rule, value in means.items()
-    ]
-    header = "| data | validation rows | " + " | ".join(RULES) + " |"
-    lines = [header, "|" + "---|" * (len(RULES) + 2)]
-    lines += [f"| {n} | {table[n]['validation rows']} | " + " | ".join(f"{table[n][r]:.4f}" for r in RULES) + " |" for n in names]
+    figure = "{}: mean held-out-half validation accuracy"
+    rows = [{"figure": figure.format(r), "value": f"{v:.4f}", "target": "", "met": None} for r, v in means.items()]
+    lines = ["| data | validation rows | " + " | ".join(RULES) + " |", "|" + "---|" * (len(RULES) + 2)]
+    for n in names:
+        cells = [str(table[n]["validation rows"]), *(f"{table[n][r]:.4f}" for r in RULES)]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
     notes = (
         f"Each rule chooses on one random half of the validation rows and is scored on the other ({REPEATS} "
         f"halvings, both ways); the test rows are never read. `{chosen}` is what a run does.\n\n" + "\n".join(lines)
