@@ -107,7 +107,7 @@ def target_rows(results: dict) -> list[dict]:
         candidates = results[name]["candidates"]
         champion = next(family for family, c in candidates.items() if c["selected"])
         accuracy, target = candidates[champion]["test"], targets["accuracy"][name]
-        best_network = max(c["test"] for f, c in candidates.items() if f != "baseline")
+        best_network = max(c["test"] for f, c in candidates.items() if f not in ("baseline", "ensemble"))
         rows += [
             {
                 "figure": f"{name}: champion ({champion}) test accuracy",
