@@ -33,7 +33,10 @@ STAGES = {
     "split_dataset": "split",
     "train_model": "training task around Trainer.fit",
     "evaluate_model": "evaluation (metrics, plots)",
-    "register_model": "MLflow logging, registration, serving check, artifacts",
+    "log_candidates": "MLflow runs of the candidates",
+    "register_chosen": "the chosen one logged as a pyfunc and registered",
+    "promotion_gate": "the champion re-scored and the serving check, in fresh processes",
+    "publish_reports": "Prefect artifacts: decision, leaderboard, links",
 }
 
 

@@ -144,8 +144,8 @@ def validate(
     from tasks.datasets import load
     from tasks.errors import MlpipeError, ValidationFailed
     from tasks.params import load_params
-    from tasks.registry import champion_profile
     from tasks.settings import get_settings
+    from tasks.store import champion_profile
     from tasks.suites import build_suite, write_suite
     from tasks.validation import check_dataset
 
@@ -178,7 +178,7 @@ def compare(
     plot: Annotated[Path | None, typer.Option(help="Also draw the runs' test metrics by family to this PNG")] = None,
 ) -> None:
     """Compare the candidate runs of a data set, best first."""
-    from tasks.registry import leaderboard
+    from tasks.reports import leaderboard
     from tasks.settings import get_settings
 
     rows = leaderboard(_dataset_name(dataset), get_settings())
@@ -203,7 +203,9 @@ def promote(
     from mlflow.exceptions import MlflowException
 
     from tasks.errors import MlpipeError
+    from tasks.locks import promotion_lock
     from tasks.promotion import move_champion, serving_check
+    from tasks.serving import FreshProcess
 
     name, settings = _registry(dataset)
     client = mlflow.MlflowClient()
@@ -211,8 +213,10 @@ def promote(
         client.get_model_version(name, str(version))
     except MlflowException:
         raise MlpipeError(f"{name} has no version {version}") from None
-    serving_check(settings.tracking_uri, name, str(version))
-    move_champion(client, name, str(version), f"champion: promoted by hand (mlpipe promote --version {version})")
+    with FreshProcess() as process:
+        serving_check(process, settings.tracking_uri, name, str(version))
+    with promotion_lock(settings, name):  # the lock a pipeline's promotion gate takes
+        move_champion(client, name, str(version), f"champion: promoted by hand (mlpipe promote --version {version})")
     typer.echo(f"{name} v{version} is @champion.")
 
 
@@ -221,10 +225,12 @@ def rollback(dataset: DatasetOption = "digits") -> None:
     """Give @champion back to the version that held it before."""
     import mlflow
 
+    from tasks.locks import promotion_lock
     from tasks.promotion import rollback as roll_back
 
-    name, _ = _registry(dataset)
-    current, previous = roll_back(mlflow.MlflowClient(), name)
+    name, settings = _registry(dataset)
+    with promotion_lock(settings, name):
+        current, previous = roll_back(mlflow.MlflowClient(), name)
     typer.echo(f"{name}: @champion moved back from v{current} to v{previous}.")
 
 
@@ -257,8 +263,8 @@ def _dataset_name(dataset: str) -> str:
 def _registry(dataset: str):
     """(data set name, settings), with MLflow pointed at the store; an error if it has no model."""
     from tasks.errors import MlpipeError
-    from tasks.registry import connect
     from tasks.settings import get_settings
+    from tasks.store import connect
 
     name, settings = _dataset_name(dataset), get_settings()
     if connect(settings, name, create=False) is None:
@@ -267,7 +273,7 @@ def _registry(dataset: str):
 
 
 def _print_leaderboard(dataset: str, limit: int) -> None:
-    from tasks.registry import leaderboard
+    from tasks.reports import leaderboard
     from tasks.settings import get_settings
 
     typer.echo(f"\nLeaderboard for {dataset} (best validation accuracy first; *: chosen by its run):")

@@ -12,9 +12,10 @@ from tasks.errors import MlpipeError
 from tasks.evaluation import choose_candidate, evaluate_model
 from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
 from tasks.params import family_params, load_params
-from tasks.registry import Registration, champion_profile, check_tracking_store, register_model
+from tasks.registry import Registration, publish_reports, register
 from tasks.selection import Ensemble, ensemble_members
 from tasks.settings import get_settings
+from tasks.store import champion_profile, check_tracking_store
 from tasks.training import TrainConfig, train_baseline, train_model
 from tasks.validation import validate_dataset
 
@@ -77,7 +78,8 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     policy = dict(defaults.get("promotion") or {})
     if params.min_delta is not None:
         policy["min_delta"] = params.min_delta
-    registration = register_model(dataset, parts, report, candidates, choice, lineage, policy)
+    registration = register(dataset, parts, report, candidates, choice, lineage, settings, policy, as_tasks=True)
+    publish_reports(registration, settings)
     logger.info(
         "registered %s v%s (%s); %s",
         dataset.name,

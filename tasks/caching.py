@@ -1,9 +1,9 @@
 """Cache keys: a stage reruns only when its data, its settings or its own code changed.
 
-Each key hashes exactly what the stage's result depends on. Validation: the data version, the
-suite, the check limits, the champion's data it is compared against and the validation code.
-Training: the data version, the split, the candidate's whole configuration and the code of the
-networks and the training loop. Prefect stores the results under the project's
+Each key hashes exactly what the stage's result depends on. Validation: the data version and how
+its spec reads it, the suite, the check limits, the champion's data it is compared against and the
+validation code. Training: the data version and its spec, the split, the candidate's whole
+configuration and the code of the networks and the training loop. Prefect stores the results under the project's
 outputs/cache, so a rerun with nothing changed reads them back instead of training.
 """
 
@@ -56,6 +56,13 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def dataset_signature(dataset: "Dataset") -> str:
+    """How the data is read: the spec's text (label and text columns, image shape, scaling, files)
+    and what was made of it. Editing a spec changes it, even when the data files stay the same."""
+    spec = dataset.spec_path.read_text() if dataset.spec_path is not None else "built in"
+    return digest(spec, dataset.label_column, dataset.preprocessing(), dataset.test_fraction)
+
+
 def validation_key(
     dataset: "Dataset", suite_path: Path, limits: dict | None, reference: dict | None, warn_only: bool
 ) -> str:
@@ -68,6 +75,7 @@ def validation_key(
         "validation",
         dataset.name,
         dataset.data_hash,
+        dataset_signature(dataset),
         suite,
         limits,
         reference_version,
@@ -79,7 +87,13 @@ def validation_key(
 def training_key(dataset: "Dataset", split: "Split", config: "TrainConfig | BaselineConfig") -> str:
     rows = hashlib.sha256(b"".join(part.tobytes() for part in (split.train, split.val, split.test))).hexdigest()
     return digest(
-        "training", dataset.name, dataset.data_hash, rows, asdict(config), cached_code_fingerprint(TRAINING_CODE)
+        "training",
+        dataset.name,
+        dataset.data_hash,
+        dataset_signature(dataset),
+        rows,
+        asdict(config),
+        cached_code_fingerprint(TRAINING_CODE),
     )
 
 

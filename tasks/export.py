@@ -21,7 +21,7 @@ CURVES = ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "val/f1_ma
 def export_version(name: str, version: str, out_dir: Path, settings: Settings) -> Path:
     import mlflow
 
-    from tasks.registry import connect
+    from tasks.store import connect
 
     experiment_id = connect(settings, name, create=False)
     client = mlflow.MlflowClient()

@@ -43,7 +43,7 @@ def predict_file(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from tasks.registry import connect
+    from tasks.store import connect
 
     if output_path.suffix not in WRITERS:
         raise MlpipeError(f"{output_path}: output must be one of {', '.join(WRITERS)}")

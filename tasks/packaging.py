@@ -1,15 +1,20 @@
-"""A candidate as the files of its registered model: spec.json and one artifact per member.
+"""A candidate as a registered model: spec.json and one artifact per member, logged as an MLflow
+pyfunc with the `models` package as its code and registered as a new version.
 
-tasks/pyfunc_model.py reads them back in the serving process: a network's weights, or the
-classical baseline's fitted scikit-learn estimator; an ensemble has one member per candidate it averages.
+tasks/pyfunc_model.py reads the files back in the serving process: a network's weights, or the
+classical baseline's fitted scikit-learn estimator; an ensemble has one member per candidate it
+averages.
 """
 
 import json
 import pickle
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 from tasks.baseline import TrainedBaseline
+from tasks.datasets import Dataset, Split
 from tasks.selection import Ensemble
+from tasks.settings import CODE_ROOT
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
@@ -63,3 +68,32 @@ def requirements() -> list[str]:
         f"scikit-learn=={sklearn.__version__}",
         f"tokenizers=={tokenizers.__version__}",
     ]
+
+
+def log_and_register(dataset: Dataset, split: Split, model, run_id: str, tags: dict) -> str:
+    """Log the chosen candidate as a pyfunc model in its candidate run and register it: the version."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from tasks.drift import profile
+
+    example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
+    probabilities = model.predict_proba(example)
+    classes = np.asarray(dataset.classes)
+    output = pd.DataFrame({"label": classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)})
+    with TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_FILE),
+            artifacts=write_model_files(model, Path(tmp)),
+            code_paths=[str(CODE_ROOT / "models")],
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=requirements(),
+        )
+        # The champion's data, summarised: the next run's drift check compares against it.
+        mlflow.log_dict(profile(dataset), "data/profile.json")
+        version = mlflow.register_model(info.model_uri, dataset.name, tags=tags)
+    return str(version.version)

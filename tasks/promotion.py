@@ -1,21 +1,22 @@
 """Who serves: the champion/challenger gate, the serving check, and the alias history.
 
 A new version becomes @champion only when there is none, or when it beats the current champion
-re-evaluated on the same test rows by at least `min_delta` and a paired bootstrap over those
-rows says the gain is not noise. Before the alias moves, the version must load and predict in
-a fresh process. Every move is appended to a history kept on the registered model, which is
-what `mlpipe rollback` walks back.
+re-scored on the same test rows: the lower bound of a paired bootstrap interval of the gain must
+exceed `min_delta`. The champion is re-scored, and the new version checked, as a model server
+would load them: in a fresh process, from their registered artifacts and code only. A run that
+trained past failed validation (--warn-only) is registered for inspection, never crowned. Every
+move is appended to a history kept on the registered model, which is what `mlpipe rollback`
+walks back.
 """
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from tasks.errors import MlpipeError
+from tasks.serving import FreshProcess
 
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
 DEFAULT_POLICY = {"min_delta": 0.0, "bootstrap_samples": 1000, "confidence": 0.95, "seed": 0}
@@ -27,18 +28,24 @@ class Decision:
     reason: str  # one sentence, stored as the `promotion` tag
     score: float  # the new version's test accuracy
     champion_version: str | None = None
-    champion_score: float | None = None  # the champion re-evaluated on the same test rows
+    champion_score: float | None = None  # the champion re-scored on the same test rows
     delta: float | None = None
     interval: tuple[float, float] | None = None  # bootstrap interval of the delta
 
     def tags(self) -> dict[str, str]:
-        tags = {"promotion": self.reason, "promotion.score": f"{self.score:.6f}"}
+        tags = {
+            "promotion": self.reason,
+            "promotion.decision": "promoted" if self.promote else "not promoted",
+            "promotion.challenger_accuracy": f"{self.score:.6f}",
+        }
+        if self.champion_version is not None:
+            tags["promotion.champion_version"] = str(self.champion_version)
         if self.champion_score is not None:
             tags |= {
-                "promotion.champion_version": str(self.champion_version),
-                "promotion.champion_score": f"{self.champion_score:.6f}",
+                "promotion.champion_accuracy": f"{self.champion_score:.6f}",
                 "promotion.delta": f"{self.delta:+.6f}",
-                "promotion.interval": f"[{self.interval[0]:+.6f}, {self.interval[1]:+.6f}]",
+                "promotion.ci_low": f"{self.interval[0]:+.6f}",
+                "promotion.ci_high": f"{self.interval[1]:+.6f}",
             }
         return tags
 
@@ -47,7 +54,8 @@ class Decision:
         lines += [self.reason, "", "| | value |", "|---|---|", f"| challenger v{version} accuracy | {self.score:.4f} |"]
         if self.champion_score is not None:
             lines += [
-                f"| champion v{self.champion_version} accuracy (same test rows) | {self.champion_score:.4f} |",
+                f"| champion v{self.champion_version} accuracy (re-scored on the same test rows) | "
+                f"{self.champion_score:.4f} |",
                 f"| delta | {self.delta:+.4f} |",
                 f"| bootstrap interval of the delta | [{self.interval[0]:+.4f}, {self.interval[1]:+.4f}] |",
             ]
@@ -71,120 +79,82 @@ def decide(
     champion_version: str | None,
     champion_correct: np.ndarray | None,
     policy: dict | None = None,
+    warn_only: bool = False,
+    champion_error: str | None = None,
 ) -> Decision:
+    """Whether the new version takes @champion: `new_correct` and `champion_correct` say which of
+    the same test rows each classifies right; `champion_error` why the champion could not be scored."""
     policy = DEFAULT_POLICY | (policy or {})
     score = float(new_correct.mean())
+    if warn_only:
+        reason = "not promoted: trained with --warn-only after validation failed; registered for inspection only"
+        return Decision(False, reason, score, champion_version)
     if champion_version is None:
         return Decision(True, f"champion: first version (test/accuracy {score:.4f})", score)
     if champion_correct is None:
-        reason = f"not promoted: champion v{champion_version} could not be re-evaluated"
+        why = champion_error or "unknown error"
+        reason = f"not promoted: champion v{champion_version} could not be re-scored: {why}"
         return Decision(False, reason, score, champion_version)
     delta, interval = paired_bootstrap(
         new_correct, champion_correct, policy["bootstrap_samples"], policy["confidence"], policy["seed"]
     )
-    old = float(champion_correct.mean())
+    old, min_delta = float(champion_correct.mean()), policy["min_delta"]
     facts = (
         f"test/accuracy {score:.4f} vs champion v{champion_version}'s {old:.4f} on the same rows, "
         f"delta {delta:+.4f}, {policy['confidence']:.0%} interval [{interval[0]:+.4f}, {interval[1]:+.4f}]"
     )
-    if delta < policy["min_delta"] or delta <= 0:
-        reason = f"not promoted: {facts}; the gain is below min_delta {policy['min_delta']}"
+    if delta <= min_delta:
+        reason = f"not promoted: {facts}; the gain is not above min_delta {min_delta}"
         return Decision(False, reason, score, champion_version, old, delta, interval)
-    if interval[0] <= 0:
-        reason = f"not promoted: {facts}; the interval includes 0, so the gain may be noise"
+    if interval[0] <= min_delta:
+        reason = f"not promoted: {facts}; its lower bound is not above min_delta {min_delta}: the gain may be noise"
         return Decision(False, reason, score, champion_version, old, delta, interval)
     return Decision(True, f"champion: {facts}", score, champion_version, old, delta, interval)
 
 
-def champion_correctness(client, name: str, frame: pd.DataFrame, labels: pd.Series) -> tuple[str, np.ndarray | None]:
-    """(champion version, which of these rows it classifies right); (None, None) when no champion."""
-    import mlflow
+def champion_correctness(
+    client, tracking_uri: str, name: str, frame: pd.DataFrame, labels: pd.Series, process: "FreshProcess"
+) -> tuple[str | None, np.ndarray | None, str | None]:
+    """(champion version, which of these rows it classifies right, why it could not be scored):
+    the champion re-scored in `process`, a fresh one, with its own registered code. (None, None,
+    None) when there is no champion. A store that may answer next time raises TransientError."""
     from mlflow.exceptions import MlflowException
+
+    from tasks.retrying import TransientError, is_transient
 
     try:
         champion = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        return None, None
+    except MlflowException as error:
+        if is_transient(error):
+            raise  # an unreachable store is not "no champion": the task tries again
+        return None, None, None
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
-        predicted = model.predict(frame)["label"].to_numpy()
-    except Exception:  # noqa: BLE001 - an unloadable champion must not stop the registration of a new one
-        return str(champion.version), None
-    return str(champion.version), predicted.astype(str) == labels.to_numpy().astype(str)
-
-
-# The check's own process: the imports are most of its time, so it makes them before it reads the
-# request, while the pipeline is still logging the model.
-SERVING_CHECK = """
-import io, json, sys
-import mlflow, pandas as pd, torch
-from mlflow.models import Model
-line = sys.stdin.readline()
-if not line.strip():
-    sys.exit(0)
-request = json.loads(line)
-mlflow.set_tracking_uri(request["tracking_uri"])
-path = mlflow.artifacts.download_artifacts(request["model_uri"])
-model = mlflow.pyfunc.load_model(path)
-example = Model.load(path).load_input_example(path)
-given = pd.read_json(io.StringIO(request["rows"]), orient="split")
-for rows in [example] + ([given] if len(given) else []):
-    out = model.predict(rows)
-    assert len(out) == len(rows) and {"label", "probability"} <= set(out.columns), out
-print("ok")
-"""
-
-
-class ServingCheck:
-    """Loads a registered version in a fresh Python process and predicts on its input example and
-    some rows. Start it early (it is a context manager); `run` raises if the version cannot serve."""
-
-    def __enter__(self) -> "ServingCheck":
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVING_CHECK],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        return self
-
-    def run(self, tracking_uri: str, name: str, version: str, rows: pd.DataFrame | None = None, timeout: int = 300):
-        import mlflow
-
-        rows = rows if rows is not None else pd.DataFrame()
-        # Where the version's files are: a local store's are read as they lie, no registry lookup.
-        model_uri = mlflow.MlflowClient(tracking_uri).get_model_version_download_uri(name, str(version))
-        request = {"tracking_uri": tracking_uri, "model_uri": model_uri}
-        request["rows"] = rows.to_json(orient="split", index=False)
-        try:
-            out, err = self.process.communicate(json.dumps(request) + "\n", timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise MlpipeError(f"serving check of {name} v{version}: no prediction within {timeout} s") from None
-        if self.process.returncode != 0 or not out.startswith("ok"):
-            last = (err.strip().splitlines() or ["no output"])[-1]
-            raise MlpipeError(f"serving check of {name} v{version} failed in a fresh process: {last}")
-
-    def __exit__(self, *exc_info) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.communicate("\n", timeout=30)  # no request: it exits
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        predicted = process.predict(tracking_uri, name, str(champion.version), frame)
+    except TransientError:
+        raise
+    except MlpipeError as error:
+        return str(champion.version), None, str(error)
+    return str(champion.version), predicted == labels.to_numpy().astype(str), None
 
 
 def serving_check(
-    tracking_uri: str, name: str, version: str, rows: pd.DataFrame | None = None, timeout: int = 300
+    process: "FreshProcess", tracking_uri: str, name: str, version: str, rows=None, expected=None
 ) -> None:
-    """Load the version in a fresh Python process and predict on its input example and `rows`;
-    raise if it cannot."""
-    with ServingCheck() as check:
-        check.run(tracking_uri, name, version, rows, timeout)
+    """Raise unless the version loads in `process` (a fresh one, outside the project), imports only
+    what its pip requirements install, and labels `rows` (its input example when None) as `expected`."""
+    labels = process.predict(tracking_uri, name, version, rows, check_requirements=True)
+    if expected is not None:
+        differ = int(np.sum(labels != np.asarray(expected).astype(str)))
+        if differ:
+            raise MlpipeError(
+                f"{name} v{version} served in a fresh process labels {differ} of {len(labels)} test rows "
+                "otherwise than the evaluated model"
+            )
 
 
 def move_champion(client, name: str, version: str, reason: str) -> None:
-    """Point @champion at the version and append it to the recorded history."""
+    """Point @champion at the version, then append it to the recorded history. A crash between the
+    two leaves the alias ahead of the history, which `champion_history` completes."""
     history = champion_history(client, name)
     client.set_registered_model_alias(name, "champion", version)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
@@ -192,18 +162,64 @@ def move_champion(client, name: str, version: str, reason: str) -> None:
 
 
 def champion_history(client, name: str) -> list[str]:
-    tags = client.get_registered_model(name).tags
-    return json.loads(tags.get(HISTORY_TAG, "[]"))
+    """The versions that were champion, oldest first, ending with the one @champion points at."""
+    model = client.get_registered_model(name)
+    history = json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    current = model.aliases.get("champion")
+    if current is not None and (not history or history[-1] != str(current)):
+        history.append(str(current))  # a move that stopped between the alias and the history
+    return history
 
 
 def rollback(client, name: str) -> tuple[str, str]:
-    """Give @champion back to the previous champion; (from version, to version)."""
+    """Give @champion back to the previous champion; (from version, to version). The history is
+    written first: a crash before the alias moves leaves both as they were."""
     history = champion_history(client, name)
     if len(history) < 2:
         raise MlpipeError(f"{name} has no earlier champion to roll back to (history: {history or 'empty'})")
     current, previous = history[-1], history[-2]
-    client.set_registered_model_alias(name, "champion", previous)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
+    client.set_registered_model_alias(name, "champion", previous)
     client.set_model_version_tag(name, current, "rolled_back", f"champion until rollback to v{previous}")
     client.set_model_version_tag(name, previous, "promotion", f"champion again: rollback from v{current}")
     return current, previous
+
+
+def decide_promotion(client, settings, dataset, split, version: str, best_eval, policy, warn_only: bool, processes):
+    """@challenger, then @champion if the version beats the champion re-scored on the same test rows
+    and serves; `processes` are two FreshProcess: the champion's and the version's."""
+    from tasks.locks import promotion_lock
+    from tasks.retrying import TransientError
+
+    name, (champion_process, challenger_process) = dataset.name, processes
+    test_rows = dataset.frame.iloc[split.test]
+    features, labels = test_rows[dataset.feature_columns], test_rows[dataset.label_column]
+    correct = best_eval.predictions == dataset.class_indices(split.test)
+    with promotion_lock(settings, name):
+        client.set_registered_model_alias(name, "challenger", version)
+        champion, champion_correct, error = champion_correctness(
+            client, settings.tracking_uri, name, features, labels, champion_process
+        )
+        if champion == version:  # an earlier attempt moved the alias and stopped before the record
+            decision = Decision(True, "champion: promoted by an earlier attempt of this run", float(correct.mean()))
+        else:
+            decision = decide(correct, champion, champion_correct, policy, warn_only, error)
+        if decision.promote:
+            evaluated = np.asarray(dataset.classes)[best_eval.predictions]
+            try:
+                serving_check(challenger_process, settings.tracking_uri, name, version, features, evaluated)
+            except TransientError:
+                raise
+            except MlpipeError as failed:
+                decision = Decision(False, f"not promoted: {failed}", decision.score, champion)
+        tags = decision.tags()
+        reason = tags.pop("promotion")
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        if champion is not None and champion != version:
+            client.set_model_version_tag(name, champion, f"challenged_by.v{version}", reason)
+        if decision.promote and champion != version:
+            move_champion(client, name, version, reason)
+        # Last: the `promotion` tag marks the decision as recorded (an identical run then reuses it).
+        client.set_model_version_tag(name, version, "promotion", reason)
+    return decision

@@ -5,6 +5,7 @@ seeds and fractions, the candidate from its recorded train_config.json. The repr
 metrics are set against the registered ones; nothing is registered.
 """
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     from tasks.datasets import BUILT_IN, digits_from, load_spec, split
     from tasks.evaluation import evaluate
     from tasks.lineage import code_version
-    from tasks.registry import connect
+    from tasks.store import connect
     from tasks.versioning import restore
 
     connect(settings, name, create=False)
@@ -63,6 +64,8 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
         dataset.test_positions,
     )
     config = mlflow.artifacts.load_dict(f"runs:/{candidate.info.run_id}/train_config.json")
+    # Always trained anew: the checkpoints of an earlier reproduction would make it a resumption.
+    shutil.rmtree(out_dir / "training", ignore_errors=True)
     model = retrain(dataset, parts, config, out_dir / "training")
     evaluation = evaluate(model, dataset, parts, out_dir / model.family)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.errors import MlpipeError
+from tasks.locks import TEMPORARY_API
 from tasks.settings import Settings
 
 HOST = "127.0.0.1"
@@ -177,6 +178,7 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
     process = spawn(Server("prefect", command, f"{url}/health", env), log)
     atexit.register(_drain_then_stop, process)
     os.environ["PREFECT_API_URL"] = url  # for every thread (Prefect's log and event workers) and child
+    os.environ[TEMPORARY_API] = url  # no other machine sees it: tasks/locks.py must not lock through it
     refresh_global_settings_context()
     return lambda: wait_until_healthy("Prefect's temporary", f"{url}/health", process, log)
 

@@ -39,10 +39,14 @@ def _run(**params):
 def test_a_rerun_with_nothing_changed_trains_nothing_and_reuses_the_version(prefect_api, workspace):
     first, states = _run(models=["cnn"], max_epochs=2, seed=3)
     assert states["train_model"] == ["Completed"] and states["validate_dataset"] == ["Completed"]
+    # The registry's stages, one task each in the Prefect UI.
+    for stage in ("log_candidates", "register_chosen", "promotion_gate", "publish_reports"):
+        assert states[stage] == ["Completed"], stage
 
     again, states = _run(models=["cnn"], max_epochs=2, seed=3)
 
     assert states["train_model"] == ["Cached"] and states["validate_dataset"] == ["Cached"]
+    assert "register_chosen" not in states and "promotion_gate" not in states  # nothing to register or decide
     assert again.reused and again.version == first.version == "1"
     assert again.reason.startswith("unchanged: data, parameters and code are those of v1")
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
@@ -91,3 +95,27 @@ def test_code_changes_invalidate_the_stage_whose_code_changed(tmp_path):
         source.write("\n# a changed check\n")
     assert code_fingerprint(VALIDATION_CODE, tmp_path) != after["v"]
     assert code_fingerprint(TRAINING_CODE, tmp_path) == after["t"]
+
+
+def test_editing_a_spec_invalidates_validation_and_training_with_the_same_files(small_datasets, tmp_path):
+    from tasks.baseline import BaselineConfig
+    from tasks.caching import training_key, validation_key
+    from tasks.datasets import load_spec, split
+
+    image = small_datasets["image"]
+    spec = yaml.safe_load(image.spec_path.read_text())
+    keys = []
+    for pixel_scale in (16, 255):  # the same parquet file, read with another scaling
+        path = tmp_path / f"scale{pixel_scale}" / "digits_small.yaml"
+        path.parent.mkdir()
+        shutil.copy(image.spec_path.parent / "digits.parquet", path.parent / "digits.parquet")
+        path.write_text(yaml.safe_dump({**spec, "pixel_scale": pixel_scale}))
+        dataset = load_spec(path)
+        parts = split(dataset.frame["label"].to_numpy(), 0.2, 0.1, 0, 0)
+        suite = tmp_path / "no-suite.json"
+        keys.append(
+            (training_key(dataset, parts, BaselineConfig(seed=0)), validation_key(dataset, suite, {}, None, False))
+        )
+        assert dataset.data_hash == image.data_hash  # the data version alone cannot tell them apart
+    (train_16, validate_16), (train_255, validate_255) = keys
+    assert train_16 != train_255 and validate_16 != validate_255

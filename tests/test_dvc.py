@@ -91,6 +91,13 @@ def test_data_versions_reach_mlflow_and_an_older_one_reproduces_in_a_fresh_clone
     assert set(rows) == {"test/accuracy", "test/f1_macro"}
     assert all(abs(float(difference)) <= 0.005 for _, _, difference in rows.values())
 
+    # Again, over a broken checkpoint left in its folder: a reproduction trains anew, never resumes.
+    leftover = clone / "outputs" / "sms" / "reproduce-v1" / "training" / "cnn" / "last.ckpt"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"not a checkpoint")
+    again = run("mlpipe", "reproduce", "--dataset", "sms", "--version", "1", cwd=clone, env=shared)
+    assert "Reproduced within 0.005." in again.stdout
+
 
 def test_data_add_keeps_a_train_and_a_test_file_of_the_same_name_apart(env, tmp_path):
     root = make_workspace(tmp_path / "project")

@@ -176,3 +176,42 @@ def test_reports_drift_gate_and_warn_only(prefect_api, workspace):
     assert version.tags["validation"].startswith("failed (warn-only): ")
     assert client.get_run(second.parent_run_id).data.tags["validation.warn_only"] == "true"
     assert "validation-failed-warn-only" in _flow_run(version.tags["prefect_flow_run_id"]).tags
+    # Registered for inspection, never crowned, so never the next run's drift reference either.
+    assert not second.promoted and "--warn-only" in version.tags["promotion"]
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
+
+
+KILLED_AFTER_REGISTERING = """
+import os, signal
+import tasks.promotion
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9: the version exists, the gate has not decided
+
+tasks.promotion.decide_promotion = killed
+from flows.cli import app
+app(["run", "--dataset", "digits", "--models", "cnn", "--max-epochs", "1"])
+"""
+
+
+def test_a_run_killed_after_registering_is_finished_by_the_next_identical_run(prefect_api, workspace):
+    import os
+
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_REGISTERING], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    (version,) = client.search_model_versions("name='digits'")
+    assert "promotion" not in version.tags and client.get_registered_model("digits").aliases == {}
+
+    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    assert (registration.version, registration.promoted, registration.reused) == ("1", True, False)
+    assert registration.reason.startswith("champion: first version")
+    assert client.get_model_version("digits", "1").tags["promotion.decision"] == "promoted"
+    assert client.get_registered_model("digits").aliases == {"champion": 1, "challenger": 1}
+    assert set(registration.candidate_run_ids) == {"cnn", "baseline"}
+
+    again = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    assert again.reused and again.version == "1"  # nothing left to finish

@@ -13,8 +13,9 @@ from conftest import make_workspace
 
 from tasks.errors import MlpipeError
 from tasks.evaluation import choose_candidate, evaluate
-from tasks.promotion import champion_history, decide, move_champion, rollback
-from tasks.registry import leaderboard, register
+from tasks.promotion import HISTORY_TAG, champion_history, decide, move_champion, rollback
+from tasks.registry import register
+from tasks.reports import leaderboard
 from tasks.settings import CODE_ROOT, Settings
 from tasks.training import TrainConfig, train
 from tasks.validation import validate
@@ -65,10 +66,16 @@ def test_champion_moves_only_to_a_clearly_better_version(registered):
     assert weak.reason.startswith("champion: first version")
     assert strong.reason.startswith("champion: test/accuracy ") and "vs champion v1's" in strong.reason
     assert weak_again.reason.startswith("not promoted: test/accuracy ")
-    assert "the gain is below min_delta 0.0" in weak_again.reason
+    assert "the gain is not above min_delta 0.0" in weak_again.reason
     tags = client.get_model_version("digits", "3").tags
     assert tags["promotion"] == weak_again.reason
     assert tags["promotion.champion_version"] == "2" and float(tags["promotion.delta"]) < 0
+    assert tags["promotion.decision"] == "not promoted"
+    assert float(tags["promotion.challenger_accuracy"]) == float(tags["test/accuracy"])
+    assert float(tags["promotion.ci_low"]) <= float(tags["promotion.delta"]) <= float(tags["promotion.ci_high"])
+    # The champion re-scored on these rows in a fresh process: its registered figure.
+    champion_tags = client.get_model_version("digits", "2").tags
+    assert float(tags["promotion.champion_accuracy"]) == pytest.approx(float(champion_tags["test/accuracy"]))
     assert client.get_model_version("digits", "2").tags["challenged_by.v3"] == weak_again.reason
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "2"
     assert str(client.get_model_version_by_alias("digits", "challenger").version) == "3"
@@ -79,7 +86,7 @@ def test_an_equal_retrain_is_noise_not_a_promotion():
     flipped = correct.copy()
     flipped[np.flatnonzero(~correct)[:3]] = True  # three more rows right: +0.75 points, inside the noise
     decision = decide(flipped, "4", correct)
-    assert not decision.promote and "the interval includes 0" in decision.reason
+    assert not decision.promote and "its lower bound is not above min_delta 0.0" in decision.reason
     assert not decide(correct, "4", correct, {"min_delta": 0.0}).promote
     assert decide(correct, None, None).promote
 
@@ -94,6 +101,23 @@ def test_rollback_restores_the_previous_champion(registered):
     with pytest.raises(MlpipeError, match="no earlier champion to roll back to"):
         rollback(client, "digits")
     move_champion(client, "digits", "2", "restored for the other tests")
+
+
+def test_alias_and_history_agree_after_a_move_that_stopped_halfway(registered):
+    settings, _ = registered
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    assert champion_history(client, "digits") == ["1", "2"]
+    client.set_registered_model_alias("digits", "champion", "3")  # moved; the history not yet written
+    try:
+        assert champion_history(client, "digits") == ["1", "2", "3"]
+        assert rollback(client, "digits") == ("3", "2")  # from the alias's real version
+        assert champion_history(client, "digits") == ["1", "2"]
+        # A rollback that wrote the history, then stopped before the alias: as if it never began.
+        client.set_registered_model_tag("digits", HISTORY_TAG, json.dumps(["1"]))
+        assert champion_history(client, "digits") == ["1", "2"]
+    finally:
+        client.set_registered_model_alias("digits", "champion", "2")
+        client.set_registered_model_tag("digits", HISTORY_TAG, json.dumps(["1", "2"]))
 
 
 def test_versions_carry_lineage_tags(registered, digits):

@@ -15,7 +15,7 @@ from conftest import free_port
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
-from tasks.registry import leaderboard
+from tasks.reports import leaderboard
 from tasks.settings import CODE_ROOT, Settings
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
@@ -49,7 +49,7 @@ def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, work
 def test_two_processes_opening_a_new_sqlite_store_at_once_both_get_the_experiment(tmp_path):
     # Without a lock both ran MLflow's table creation: "table ... already exists".
     script = (
-        "import sys; from pathlib import Path; from tasks.registry import connect; "
+        "import sys; from pathlib import Path; from tasks.store import connect; "
         "from tasks.settings import CODE_ROOT, Settings; print(connect(Settings(root=Path(sys.argv[1])), 'digits'))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLPIPE_ROOT")}
@@ -154,3 +154,137 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
         out += lines.get()
     assert "Stopped." in out
     assert port_is_free(prefect_port) and port_is_free(mlflow_port)
+
+
+SYNCHRONISED_CHALLENGER = """
+import json, pickle, sys, time
+from pathlib import Path
+import tasks.locks as locks
+import tasks.registry as registry
+from tasks.settings import Settings
+
+root, barrier, me, payload = sys.argv[1:]
+real_lock = locks.promotion_lock
+
+def synchronised(settings, name):
+    # Both challengers reach the gate at the same moment, then race for the real lock.
+    Path(barrier, me).touch()
+    while len(list(Path(barrier).iterdir())) < 2:
+        time.sleep(0.01)
+    return real_lock(settings, name)
+
+locks.promotion_lock = synchronised
+with open(payload, "rb") as handle:
+    dataset, split, report, candidates, choice, lineage = pickle.load(handle)
+registration = registry.register(dataset, split, report, candidates, choice, lineage, Settings(root=Path(root)))
+print(json.dumps({"version": registration.version, "promoted": registration.promoted}))
+"""
+
+
+def test_two_machines_promoting_at_once_leave_one_consistent_history(
+    postgres_url, digits, digits_split, trained_cnn, tmp_path, monkeypatch
+):
+    """Two challengers, each better than the champion, on two "machines" (project folders that
+    share nothing but the PostgreSQL store) reach the gate together: one is crowned against the
+    old champion, the other is judged against the new one."""
+    import dataclasses
+    import json
+    import pickle
+
+    from conftest import make_workspace
+    from sqlalchemy.engine import make_url
+
+    from tasks.evaluation import choose_candidate, evaluate
+    from tasks.promotion import champion_history
+    from tasks.registry import register
+    from tasks.training import TrainConfig, train
+    from tasks.validation import validate
+
+    server = make_url(postgres_url)  # a database of its own on the module's server
+    createdb = [_postgres_bin("createdb"), "-h", server.host, "-p", str(server.port), "-U", server.username]
+    subprocess.run([*createdb, "promotion"], check=True, capture_output=True)
+    store = server.set(database="promotion").render_as_string(hide_password=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    lineage = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
+    roots = [make_workspace(tmp_path / name) for name in ("champion", "machine-a", "machine-b")]
+    report = validate(digits.frame, "digits", CODE_ROOT / "expectations" / "digits.json", tmp_path / "report.json")
+
+    def candidates(model, root):
+        evaluation = evaluate(model, digits, digits_split, root / "outputs" / model.family)
+        return [(model, evaluation)], choose_candidate.fn([model], digits, digits_split)
+
+    weak_config = TrainConfig(family="cnn", max_epochs=1, batch_size=256, patience=1, seed=1, network={"channels": 2})
+    weak = train(digits, digits_split, weak_config, roots[0] / "outputs" / "weak")
+    monkeypatch.setenv("MLPIPE_ROOT", str(roots[0]))
+    first = register(digits, digits_split, report, *candidates(weak, roots[0]), lineage, Settings(root=roots[0]))
+    assert first.promoted and first.version == "1"
+
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    processes = []
+    for name, root in zip(("a", "b"), roots[1:], strict=True):
+        model = dataclasses.replace(trained_cnn, training_key=f"challenger-{name}")  # two versions, not one reused
+        payload = tmp_path / f"{name}.pickle"
+        payload.write_bytes(pickle.dumps((digits, digits_split, report, *candidates(model, root), lineage)))
+        env = {**os.environ, "MLPIPE_ROOT": str(root), "MLFLOW_TRACKING_URI": store}
+        command = [sys.executable, "-c", SYNCHRONISED_CHALLENGER, str(root), str(barrier), name, str(payload)]
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outcomes = [process.communicate(timeout=600) for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outcomes]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outcomes]
+
+    client = mlflow.MlflowClient(store)
+    crowned = [r["version"] for r in results if r["promoted"]]
+    assert len(crowned) == 1, results  # the second is no better than the first: not promoted
+    (other,) = [r["version"] for r in results if not r["promoted"]]
+    assert champion_history(client, "digits") == ["1", crowned[0]]
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == crowned[0]
+    # Each was judged against the champion of its moment: v1, then the one crowned before it.
+    assert client.get_model_version("digits", crowned[0]).tags["promotion.champion_version"] == "1"
+    assert client.get_model_version("digits", other).tags["promotion.champion_version"] == crowned[0]
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from tasks.locks import promotion_lock
+from tasks.settings import Settings
+
+root, held, release = sys.argv[1:]
+with promotion_lock(Settings(root=Path(root)), "digits"):
+    Path(held).touch()
+    while not Path(release).exists():
+        time.sleep(0.05)
+"""
+
+
+def test_a_prefect_global_concurrency_limit_holds_the_promotion_lock(prefect_api, tmp_path, monkeypatch):
+    """With a Prefect server configured, the lock is a global concurrency limit on that server: while
+    another process (any machine that reaches the server) holds it, the gate waits."""
+    import time
+
+    from tasks.errors import MlpipeError
+    from tasks.locks import lock_kind, promotion_lock
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a tracking server, never contacted
+    settings = Settings(root=tmp_path)
+    assert lock_kind(settings) == "prefect"
+    held, release = tmp_path / "held", tmp_path / "release"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), str(held), str(release)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not held.exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with pytest.raises(MlpipeError, match="mlpipe-promotion-digits was held for more than 3 s"):
+            with promotion_lock(settings, "digits", timeout=3):
+                pass
+    finally:
+        release.touch()
+        holder.wait(60)
+    assert holder.returncode == 0
+    started = time.monotonic()
+    with promotion_lock(settings, "digits", timeout=60):
+        waited = time.monotonic() - started
+    assert waited < 30
