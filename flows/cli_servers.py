@@ -18,7 +18,10 @@ def up(
 
     settings = get_settings()
     log_dir = settings.outputs_dir / "servers"
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops them as cleanly as Ctrl-C
+    # Ctrl-C stops the servers even where SIGINT came in ignored (a job started with `&` by a
+    # script); `kill` stops them as cleanly.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     processes = start(settings, prefect_port, mlflow_port, log_dir)
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops the servers
         typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
