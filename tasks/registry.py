@@ -165,8 +165,8 @@ def register(
     with FreshProcess() as champion_process, FreshProcess() as challenger_process:
         logged = stage(log_candidates)(dataset, split, report, candidates, choice, lineage, settings)
         if logged.decided:
-            version = mlflow.MlflowClient(settings.tracking_uri).get_model_version(dataset.name, logged.version)
-            return _reused(mlflow.MlflowClient(settings.tracking_uri), dataset.name, version)
+            client = mlflow.MlflowClient(settings.tracking_uri)
+            return _reused(client, dataset.name, client.get_model_version(dataset.name, logged.version))
         version = stage(register_chosen)(dataset, split, candidates, choice, logged)
         evaluation = next(e for m, e in candidates if m.family == choice.family)
         processes = (champion_process, challenger_process)
