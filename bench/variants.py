@@ -21,14 +21,14 @@ DATASETS = Path(__file__).with_name("datasets")
 
 def shared_split(name: str):
     """(dataset, split, params.yaml defaults) of a shared data set, split as a default run splits it."""
-    from tasks.datasets import digits_from, load_spec, split, write_digits
+    from tasks.datasets import load_spec, split, write_digits
     from tasks.params import load_params
     from tasks.settings import Settings
 
     if name == "digits":  # the built-in set, written to a scratch folder: no DVC repository needed
-        folder = Path(tempfile.mkdtemp(prefix="mlpipe-variants-"))
+        folder = Path(tempfile.mkdtemp(prefix="mlpipe-variants-")) / "digits"
         write_digits(folder)
-        dataset = digits_from(folder, "scratch")
+        dataset = load_spec(folder.with_suffix(".yaml"))
     else:
         dataset = load_spec(DATASETS / f"{name}.yaml")
     defaults = load_params(Settings(root=ROOT))

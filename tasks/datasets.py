@@ -30,7 +30,7 @@ class Dataset:
     pixel_scale: float = 1.0  # raw pixel value that maps to 1.0
     test_positions: np.ndarray | None = None  # rows of an explicit test file
     test_fraction: float = 0.2
-    spec_path: Path | None = None  # the spec it was read from (None: built in)
+    spec_path: Path | None = None  # the spec it was read from (None: made in code)
 
     @property
     def classes(self) -> list:
@@ -62,8 +62,21 @@ class Split:
     fractions: dict = field(default_factory=dict)  # test and val, as asked for
 
 
+DIGITS_SPEC = {
+    "name": "digits",
+    "modality": "image",
+    "format": "parquet",
+    "train": "digits/digits.parquet",
+    "image_shape": [1, 8, 8],
+    "pixel_scale": 16.0,
+    "description": "scikit-learn's 8x8 handwritten digits (UCI), 1797 images of 10 classes",
+}
+
+
 def write_digits(folder: Path) -> Path:
-    """scikit-learn's 8x8 digits as one Parquet table: pixel_0..pixel_63 (0..16) and label."""
+    """scikit-learn's 8x8 digits as one Parquet table (pixel_0..pixel_63, 0..16, and label), and
+    its spec beside the folder (data/digits.yaml, tracked in git) unless there is one."""
+    import yaml
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -72,6 +85,9 @@ def write_digits(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "digits.parquet"
     frame.to_parquet(path, index=False)
+    spec = folder.parent / "digits.yaml"
+    if not spec.exists():
+        spec.write_text(yaml.safe_dump(DIGITS_SPEC, sort_keys=False))
     return path
 
 
@@ -138,26 +154,14 @@ def _dvc_root(path: Path) -> Path | None:
 
 
 def _load_digits(settings: Settings) -> Dataset:
+    """Read through its spec, like any other data set; the folder is a dvc.yaml stage's output,
+    so DVC's hash of it is the data version."""
     folder = settings.data_dir / "digits"
-    if not (folder / "digits.parquet").exists():
+    if not (folder / "digits.parquet").exists() or not folder.with_suffix(".yaml").exists():
         write_digits(folder)
-    return digits_from(folder, version_data(settings.root, folder))
-
-
-def digits_from(folder: Path, data_hash: str) -> Dataset:
-    """The digits table in `folder` as the data version `data_hash`."""
-    frame = pd.read_parquet(folder / "digits.parquet")
-    return Dataset(
-        name="digits",
-        modality="image",
-        frame=frame,
-        label_column="label",
-        feature_columns=[c for c in frame.columns if c != "label"],
-        path=folder,
-        data_hash=data_hash,
-        image_shape=(1, 8, 8),
-        pixel_scale=16.0,
-    )
+    dataset = load_spec(folder.with_suffix(".yaml"))
+    dataset.data_hash = version_data(settings.root, folder)
+    return dataset
 
 
 def _pixel_scale(frame: pd.DataFrame, columns: list[str], modality: str) -> float:

@@ -25,9 +25,10 @@ class Reproduction:
 
 def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     import mlflow
+    import yaml
     from mlflow.exceptions import MlflowException
 
-    from tasks.datasets import BUILT_IN, digits_from, load_spec, split
+    from tasks.datasets import DIGITS_SPEC, load_spec, split
     from tasks.evaluation import evaluate
     from tasks.lineage import code_version
     from tasks.store import connect
@@ -45,13 +46,14 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     out_dir = settings.outputs_dir / name / f"reproduce-v{version}"
 
     folder = restore(settings.root, data_hash, out_dir / "data" / name)
-    if name in BUILT_IN:
-        dataset = digits_from(folder, data_hash)
-    else:
-        spec_path = folder.parent / f"{name}.yaml"  # beside the data, as data/<name>.yaml is
-        spec_path.write_text(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/dataset/spec.yaml"))
-        dataset = load_spec(spec_path)
-        dataset.data_hash = data_hash
+    spec_path = folder.parent / f"{name}.yaml"  # beside the data, as data/<name>.yaml is
+    try:
+        spec = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/dataset/spec.yaml")
+    except (MlflowException, OSError):  # digits registered before it had a spec
+        spec = yaml.safe_dump(DIGITS_SPEC | {"train": f"{folder.name}/digits.parquet"}, sort_keys=False)
+    spec_path.write_text(spec)
+    dataset = load_spec(spec_path)
+    dataset.data_hash = data_hash
 
     params = parent.data.params
     test_fraction = params.get("split.test_fraction")

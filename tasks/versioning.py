@@ -129,8 +129,10 @@ def restore(root: Path, data_hash: str, folder: Path) -> Path:
     import yaml
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    pointer = folder.parent / f"{folder.name}.dvc"
-    pointer.write_text(yaml.safe_dump({"outs": [{"md5": f"{data_hash}.dir", "path": folder.name, "hash": "md5"}]}))
+    # At the root: DVC refuses a .dvc file that git ignores, as one beside an outputs/ folder is.
+    pointer = root / f".mlpipe-restore-{data_hash}.dvc"
+    path = folder.resolve().relative_to(root.resolve()).as_posix()
+    pointer.write_text(yaml.safe_dump({"outs": [{"md5": f"{data_hash}.dir", "path": path, "hash": "md5"}]}))
     try:
         pull(root, [pointer])
     finally:

@@ -17,13 +17,16 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def make_workspace(root: Path) -> Path:
-    """A fresh project root: a git + DVC repository whose MLflow store is its own."""
+    """A fresh project root: a git + DVC repository whose MLflow store is its own, ignoring in git
+    what the project ignores (outputs/, the MLflow store)."""
+    import shutil
     import subprocess
 
     from dvc.repo import Repo
 
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
+    shutil.copy(Path(__file__).parents[1] / ".gitignore", root / ".gitignore")
     Repo.init(str(root)).close()
     return root
 

@@ -152,6 +152,10 @@ def test_dvc_repro_on_a_fresh_clone_then_skips_everything(env, tmp_path):
     again = run("dvc", "repro", cwd=project, env=env)
     assert "Stage 'train@digits' didn't change, skipping" in again.stdout
     assert "Data and pipelines are up to date." in again.stdout
+    spec = project / "data" / "digits.yaml"
+    spec.write_text(spec.read_text().replace("pixel_scale: 16.0", "pixel_scale: 8.0"))
+    assert "train@digits" in run("dvc", "status", cwd=project, env=env).stdout, "the spec is a dependency"
+    git("checkout", "data/digits.yaml", cwd=project)
 
     shown = run("dvc", "metrics", "show", "--json", cwd=project, env=env)
     assert "test_accuracy" in shown.stdout
