@@ -13,7 +13,7 @@ from tasks.evaluation import choose_candidate, evaluate_model
 from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
 from tasks.params import family_params, load_params
 from tasks.registry import Registration, publish_reports, register
-from tasks.selection import Ensemble, ensemble_members
+from tasks.selection import Ensemble
 from tasks.settings import get_settings
 from tasks.store import champion_profile, check_tracking_store
 from tasks.training import TrainConfig, train_baseline, train_model
@@ -52,10 +52,9 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     if selection["baseline"] or "baseline" in params.models:
         settings_of = (defaults.get("families", {}).get(dataset.modality) or {}).get("baseline") or {}
         models.append(train_baseline.with_options(**storage)(dataset, parts, BaselineConfig(seed, settings_of)))
-    members = ensemble_members(models, dataset, parts) if selection["ensemble"] else []
-    if len(members) >= 2:
-        models.append(Ensemble(members))
-    choice = choose_candidate(models, dataset, parts)  # validation rows only
+    choice = choose_candidate(models, dataset, parts, ensemble=selection["ensemble"])  # validation rows only
+    if choice.members:
+        models.append(Ensemble([m for m in models if m.family in choice.members]))
     for family, scores in choice.scores.items():
         logger.info("%s: validation accuracy %.4f", family, scores["selection/val_accuracy"])
     logger.info("chosen on %s: %s (%.4f)", choice.selected_by, choice.family, choice.value)

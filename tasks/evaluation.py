@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.baseline import TrainedBaseline
 from tasks.datasets import Dataset, Split
-from tasks.selection import Choice, Ensemble, choose, majority_rate, validation_scores
+from tasks.selection import Choice, Ensemble, choose, majority_rate, score_candidates
 from tasks.training import TrainedModel
 
 Candidate = TrainedModel | TrainedBaseline | Ensemble  # all offer predict_proba(raw rows)
@@ -111,7 +111,8 @@ def evaluate_model(model: Candidate, dataset: Dataset, split: Split, out_dir: Pa
 
 
 @task(name="choose_candidate", cache_policy=NO_CACHE)
-def choose_candidate(models: list[Candidate], dataset: Dataset, split: Split) -> Choice:
-    """Score every candidate on the validation rows and pick one; the test rows are not read."""
-    scores = {model.family: validation_scores(model, dataset, split) for model in models}
-    return choose(scores, majority_rate(dataset, split))
+def choose_candidate(models: list[Candidate], dataset: Dataset, split: Split, ensemble: bool = False) -> Choice:
+    """Score every candidate (and, when `ensemble`, the ensemble of those close to the best) on
+    the validation rows and pick one; the test rows are not read."""
+    scores, members = score_candidates(models, dataset, split, ensemble)
+    return choose(scores, majority_rate(dataset, split), members)

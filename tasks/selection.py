@@ -70,6 +70,7 @@ class Choice:
     selected_by: str
     scores: dict[str, dict[str, float]]  # family -> selection/val_accuracy, .../val_f1_macro, .../val_loss
     majority_rate: float  # accuracy of always answering the training rows' most common class
+    members: list[str] = field(default_factory=list)  # the families the ensemble averages, if one was scored
     notes: list[str] = field(default_factory=list)  # plain lines for the run's summary
 
     @property
@@ -89,6 +90,21 @@ def validation_scores(model, dataset: Dataset, split: Split) -> dict[str, float]
     return scores_of(probabilities, dataset.class_indices(split.val), len(dataset.classes))
 
 
+def score_candidates(models: list, dataset: Dataset, split: Split, ensemble: bool) -> tuple[dict, list[str]]:
+    """Each candidate's validation scores from one pass over the validation rows, and (when
+    `ensemble`) those of the mean of the candidates close to the best, scored as ENSEMBLE:
+    (scores by family, the ensemble's member families, empty when fewer than two)."""
+    rows, y_true, num_classes = dataset.frame.iloc[split.val], dataset.class_indices(split.val), len(dataset.classes)
+    probabilities = {model.family: model.predict_proba(rows) for model in models}
+    members = []
+    if ensemble:
+        kept = close_to_best([p.argmax(axis=1) == y_true for p in probabilities.values()])
+        members = [list(probabilities)[i] for i in kept] if len(kept) >= 2 else []
+    if members:
+        probabilities[ENSEMBLE] = np.mean([probabilities[f] for f in members], axis=0)
+    return {family: scores_of(p, y_true, num_classes) for family, p in probabilities.items()}, members
+
+
 def scores_of(probabilities: np.ndarray, y_true: np.ndarray, num_classes: int) -> dict[str, float]:
     """What `choose` compares: accuracy, macro F1 and log loss of class probabilities."""
     from sklearn.metrics import accuracy_score, f1_score, log_loss
@@ -101,13 +117,6 @@ def scores_of(probabilities: np.ndarray, y_true: np.ndarray, num_classes: int) -
         "selection/val_f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "selection/val_loss": float(log_loss(y_true, clipped, labels=labels)),
     }
-
-
-def ensemble_members(models: list, dataset: Dataset, split: Split) -> list:
-    """The candidates that the ensemble averages: those not clearly worse than the best on validation."""
-    rows, y_true = dataset.frame.iloc[split.val], dataset.class_indices(split.val)
-    correct = [model.predict_proba(rows).argmax(axis=1) == y_true for model in models]
-    return [models[i] for i in close_to_best(correct)]
 
 
 def close_to_best(correct: list[np.ndarray]) -> list[int]:
@@ -129,7 +138,7 @@ def majority_rate(dataset: Dataset, split: Split) -> float:
     return float(np.mean(dataset.class_indices(split.val) == np.bincount(train).argmax()))
 
 
-def choose(scores: dict[str, dict[str, float]], majority: float) -> Choice:
+def choose(scores: dict[str, dict[str, float]], majority: float, members: list[str] | None = None) -> Choice:
     """The best candidate on validation; `scores` maps family -> validation_scores(...)."""
 
     def key(family: str) -> tuple:
@@ -143,7 +152,7 @@ def choose(scores: dict[str, dict[str, float]], majority: float) -> Choice:
         )
 
     best = max(scores, key=key)
-    choice = Choice(best, SELECTED_BY, scores, majority)
+    choice = Choice(best, SELECTED_BY, scores, majority, list(members or []))
     choice.notes = _notes(choice)
     return choice
 

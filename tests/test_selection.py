@@ -105,16 +105,27 @@ def test_the_ensemble_averages_the_networks_and_the_baselines_probabilities_and_
 
 def test_the_test_rows_never_change_the_choice(digits, digits_split, trained_cnn):
     baseline = fit_baseline(digits, digits_split, BaselineConfig(seed=0))
-    choice = choose_candidate.fn([trained_cnn, baseline], digits, digits_split)
+    choice = choose_candidate.fn([trained_cnn, baseline], digits, digits_split, ensemble=True)
 
     # Scramble every test label: the validation figures, and so the choice, stay as they were.
     scrambled = digits.frame.copy()
     test_labels = scrambled[digits.label_column].to_numpy().copy()
     test_labels[digits_split.test] = np.random.default_rng(0).permutation(test_labels[digits_split.test])
     scrambled[digits.label_column] = test_labels
-    again = choose_candidate.fn([trained_cnn, baseline], replace(digits, frame=scrambled), digits_split)
+    again = choose_candidate.fn([trained_cnn, baseline], replace(digits, frame=scrambled), digits_split, ensemble=True)
     assert again == choice
     assert choice.scores["cnn"] == validation_scores(trained_cnn, digits, digits_split)
+
+
+def test_the_ensemble_is_scored_as_the_mean_of_its_members_predictions(digits, digits_split, trained_cnn):
+    strong = fit_baseline(digits, digits_split, BaselineConfig(seed=0))
+    other = replace(fit_baseline(digits, digits_split, BaselineConfig(seed=0, settings={"C": 1})), family="svc_c1")
+    choice = choose_candidate.fn([trained_cnn, strong, other], digits, digits_split, ensemble=True)
+
+    assert choice.members == ["baseline", "svc_c1"]  # the one-epoch CNN trails them by far
+    ensemble = Ensemble([strong, other])  # as the flow registers it
+    assert choice.scores["ensemble"] == pytest.approx(validation_scores(ensemble, digits, digits_split))
+    assert choose_candidate.fn([trained_cnn, strong], digits, digits_split).members == []  # ensemble off
 
 
 def _perturbed(network):
