@@ -113,11 +113,18 @@ def decide(
 
 
 def champion_correctness(
-    client, tracking_uri: str, name: str, frame: pd.DataFrame, labels: pd.Series, process: "FreshProcess"
+    client,
+    tracking_uri: str,
+    name: str,
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    process: "FreshProcess",
+    challenger: str | None = None,
 ) -> tuple[str | None, np.ndarray | None, str | None]:
     """(champion version, which of these rows it classifies right, why it could not be scored):
     the champion re-scored in `process`, a fresh one, with its own registered code. (None, None,
-    None) when there is no champion. A store that may answer next time raises TransientError."""
+    None) when there is no champion; no rows when the champion is `challenger` itself. A store
+    that may answer next time raises TransientError."""
     from mlflow.exceptions import MlflowException
 
     from tasks.retrying import TransientError, is_transient
@@ -128,6 +135,8 @@ def champion_correctness(
         if is_transient(error):
             raise  # an unreachable store is not "no champion": the task tries again
         return None, None, None
+    if str(champion.version) == challenger:
+        return challenger, None, None
     try:
         predicted = process.predict(tracking_uri, name, str(champion.version), frame)
     except TransientError:
@@ -198,7 +207,7 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
     with promotion_lock(settings, name):
         client.set_registered_model_alias(name, "challenger", version)
         champion, champion_correct, error = champion_correctness(
-            client, settings.tracking_uri, name, features, labels, champion_process
+            client, settings.tracking_uri, name, features, labels, champion_process, challenger=version
         )
         if champion == version:  # an earlier attempt moved the alias and stopped before the record
             decision = Decision(True, "champion: promoted by an earlier attempt of this run", float(correct.mean()))

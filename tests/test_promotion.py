@@ -101,6 +101,15 @@ def test_the_champion_is_rescored_with_its_registered_code_not_the_checkouts(
     assert correct.mean() == pytest.approx(evaluation.metrics["test/accuracy"])
 
 
+def test_a_version_already_champion_is_not_rescored_against_itself(champion):
+    """After a crash that moved @champion to the version being decided, the gate only records it."""
+    settings, _ = champion
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    no_process = None  # any attempt to re-score would fail on it
+    found = champion_correctness(client, settings.tracking_uri, "digits", None, None, no_process, challenger="1")
+    assert found == ("1", None, None)
+
+
 def test_the_serving_check_compares_labels_and_proves_the_models_code(champion, digits, digits_split):
     settings, evaluation = champion
     rows = digits.frame.iloc[digits_split.test][digits.feature_columns]
