@@ -32,6 +32,8 @@ STAGES = {
     "validate_dataset": "validation (Great Expectations, row checks, Data Docs)",
     "split_dataset": "split",
     "train_model": "training task around Trainer.fit",
+    "train_baseline": "the classical baseline fitted",
+    "choose_candidate": "the choice on validation rows (with the ensemble)",
     "evaluate_model": "evaluation (metrics, plots)",
     "log_candidates": "MLflow runs of the candidates",
     "register_chosen": "the chosen one logged as a pyfunc and registered",
