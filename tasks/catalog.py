@@ -53,8 +53,10 @@ def add_dataset(
 ) -> Added:
     """spec_keys: label_column, text_column and the other keys of a data set spec."""
     from tasks.datasets import load_spec
+    from tasks.spec import check_name
     from tasks.versioning import ensure_remote, push, recorded_hash, version_data
 
+    check_name(name)  # before anything is written: the name makes file names
     for part in (source, test):
         if part is not None and not part.exists():
             raise MlpipeError(f"{part} does not exist")

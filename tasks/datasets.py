@@ -75,8 +75,7 @@ DIGITS_SPEC = {
 
 def write_digits(folder: Path) -> Path:
     """scikit-learn's 8x8 digits as one Parquet table (pixel_0..pixel_63, 0..16, and label), and
-    its spec beside the folder (data/digits.yaml, tracked in git) unless there is one."""
-    import yaml
+    its spec beside the folder unless there is one."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -85,10 +84,18 @@ def write_digits(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "digits.parquet"
     frame.to_parquet(path, index=False)
-    spec = folder.parent / "digits.yaml"
+    write_digits_spec(folder)
+    return path
+
+
+def write_digits_spec(folder: Path) -> Path:
+    """data/digits.yaml (tracked in git in mlpipe's own checkout), unless there is one."""
+    import yaml
+
+    spec = folder.with_suffix(".yaml")
     if not spec.exists():
         spec.write_text(yaml.safe_dump(DIGITS_SPEC, sort_keys=False))
-    return path
+    return spec
 
 
 def load(dataset: str, settings: Settings) -> Dataset:
@@ -157,9 +164,9 @@ def _load_digits(settings: Settings) -> Dataset:
     """Read through its spec, like any other data set; the folder is a dvc.yaml stage's output,
     so DVC's hash of it is the data version."""
     folder = settings.data_dir / "digits"
-    if not (folder / "digits.parquet").exists() or not folder.with_suffix(".yaml").exists():
+    if not (folder / "digits.parquet").exists():
         write_digits(folder)
-    dataset = load_spec(folder.with_suffix(".yaml"))
+    dataset = load_spec(write_digits_spec(folder))
     dataset.data_hash = version_data(settings.root, folder)
     return dataset
 

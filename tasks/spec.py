@@ -9,12 +9,26 @@ from tasks.errors import MlpipeError
 
 Modality = Literal["image", "sequence", "text"]
 Format = Literal["csv", "tsv", "parquet", "ucr", "npz", "image-folder"]
+# A data set's name names files (data/<name>.yaml), the experiment and the registered model.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def check_name(name: str) -> str:
+    """The name, or one line saying why it cannot name a data set (a path would write elsewhere)."""
+    import re
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise MlpipeError(
+            f"data set name {name!r} is not allowed: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit (no path)"
+        )
+    return name
 
 
 class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Names the experiment, model and suite")
+    name: str = Field(pattern=NAME_PATTERN, description="Names the experiment, model and suite")
     modality: Modality
     format: Format
     train: Path = Field(description="Training file or folder, relative to the spec")

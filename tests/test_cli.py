@@ -59,6 +59,23 @@ def test_bad_arguments_get_one_line_and_a_nonzero_exit(args, message, workspace)
     assert "Traceback" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/mlpipe-absolute-name", "sub/dir", ".hidden"])
+def test_a_data_set_name_that_is_a_path_is_refused_before_anything_is_written(name, workspace):
+    from conftest import SHARED_DATASETS
+
+    before = sorted(workspace.parent.rglob("*"))
+    add = ["data", "add", str(SHARED_DATASETS / "ecg200_train.txt"), "--name", name, "--modality", "sequence"]
+    done = mlpipe(*add, root=workspace)
+
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"error: data set name {name!r} is not allowed: use letters, digits, '_', '-' and '.', "
+        "starting with a letter or digit (no path)"
+    ]
+    assert sorted(workspace.parent.rglob("*")) == before  # nothing written, in the project or beside it
+    assert not Path("/tmp/mlpipe-absolute-name.yaml").exists()
+
+
 def test_broken_data_fails_the_run_with_one_error_line(workspace, digits):
     table = workspace / "data" / "digits" / "digits.parquet"
     table.parent.mkdir(parents=True)
