@@ -216,7 +216,10 @@ def promote(
     with FreshProcess() as process:
         serving_check(process, settings.tracking_uri, name, str(version))
     with promotion_lock(settings, name):  # the lock a pipeline's promotion gate takes
-        move_champion(client, name, str(version), f"champion: promoted by hand (mlpipe promote --version {version})")
+        move_champion(client, name, str(version))
+        client.set_model_version_tag(
+            name, str(version), "promotion", f"champion: promoted by hand (mlpipe promote --version {version})"
+        )
     typer.echo(f"{name} v{version} is @champion.")
 
 

@@ -15,11 +15,12 @@ import hashlib
 import logging
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
 from tasks.errors import MlpipeError
 from tasks.settings import Settings
 
-TIMEOUT_SECONDS = 900  # a decision takes seconds; this long means a holder is stuck
+TIMEOUT_SECONDS = 900  # a decision takes seconds (at most two fresh-process predictions of 300 s); longer: stuck
 TEMPORARY_API = "MLPIPE_TEMPORARY_PREFECT_API"  # set by tasks/servers.py to the API only this process uses
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ def lock_kind(settings: Settings) -> str:
     """postgresql | prefect | file: which lock `promotion_lock` takes for this store."""
     if settings.tracking_uri.startswith("postgresql"):
         return "postgresql"
-    api = os.environ.get("PREFECT_API_URL")
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()  # the environment or the active Prefect profile, as Prefect reads it
     if api and api != os.environ.get(TEMPORARY_API):
         return "prefect"
     return "file"
@@ -53,8 +56,7 @@ def promotion_lock(settings: Settings, name: str, timeout: float = TIMEOUT_SECON
             )
         from filelock import FileLock, Timeout
 
-        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(settings.mlflow_dir / f".{name}.promotion.lock")
+        lock = FileLock(_lock_path(settings, name))
         try:
             lock.acquire(timeout=timeout)
         except Timeout:
@@ -65,13 +67,22 @@ def promotion_lock(settings: Settings, name: str, timeout: float = TIMEOUT_SECON
             lock.release()
 
 
+def _lock_path(settings: Settings, name: str) -> Path:
+    """Beside the SQLite database, where every project that shares that store finds it."""
+    uri = settings.tracking_uri
+    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else settings.mlflow_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f".{name}.promotion.lock"
+
+
 @contextmanager
 def _advisory_lock(uri: str, key: str, timeout: float):
     import sqlalchemy
 
     # A signed 64-bit key from the name: pg_advisory_lock's key space.
     lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-    engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+    # Autocommit: a session idle in an open transaction may be ended by the server, and the lock with it.
+    engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
@@ -84,8 +95,10 @@ def _advisory_lock(uri: str, key: str, timeout: float):
             try:
                 yield
             finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
-                connection.commit()
+                try:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                except sqlalchemy.exc.SQLAlchemyError as error:  # the session ends below, and its lock with it
+                    logger.warning("could not release %s: %s", key, str(error).splitlines()[0])
     finally:
         engine.dispose()
 

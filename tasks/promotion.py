@@ -161,13 +161,15 @@ def serving_check(
             )
 
 
-def move_champion(client, name: str, version: str, reason: str) -> None:
+def move_champion(client, name: str, version: str) -> None:
     """Point @champion at the version, then append it to the recorded history. A crash between the
-    two leaves the alias ahead of the history, which `champion_history` completes."""
+    two leaves the alias ahead of the history, which `champion_history` completes. The caller
+    writes the version's `promotion` tag (why)."""
     history = champion_history(client, name)
+    if history and history[-1] == str(version):
+        return  # champion already
     client.set_registered_model_alias(name, "champion", version)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
-    client.set_model_version_tag(name, version, "promotion", reason)
 
 
 def champion_history(client, name: str) -> list[str]:
@@ -196,7 +198,8 @@ def rollback(client, name: str) -> tuple[str, str]:
 
 def decide_promotion(client, settings, dataset, split, version: str, best_eval, policy, warn_only: bool, processes):
     """@challenger, then @champion if the version beats the champion re-scored on the same test rows
-    and serves; `processes` are two FreshProcess: the champion's and the version's."""
+    and serves; `processes` are two FreshProcess: the champion's and the version's. A warn-only
+    run is neither: it is registered for inspection, and its tags say why."""
     from tasks.locks import promotion_lock
     from tasks.retrying import TransientError
 
@@ -204,15 +207,18 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
     test_rows = dataset.frame.iloc[split.test]
     features, labels = test_rows[dataset.feature_columns], test_rows[dataset.label_column]
     correct = best_eval.predictions == dataset.class_indices(split.test)
+    if warn_only:
+        decision = decide(correct, None, None, policy, warn_only=True)
+        _record(client, name, version, decision)
+        return decision
     with promotion_lock(settings, name):
         client.set_registered_model_alias(name, "challenger", version)
         champion, champion_correct, error = champion_correctness(
             client, settings.tracking_uri, name, features, labels, champion_process, challenger=version
         )
-        if champion == version:  # an earlier attempt moved the alias and stopped before the record
-            decision = Decision(True, "champion: promoted by an earlier attempt of this run", float(correct.mean()))
-        else:
-            decision = decide(correct, champion, champion_correct, policy, warn_only, error)
+        if champion == version:
+            return _finish_move(client, name, version, float(correct.mean()))
+        decision = decide(correct, champion, champion_correct, policy, warn_only, error)
         if decision.promote:
             evaluated = np.asarray(dataset.classes)[best_eval.predictions]
             try:
@@ -221,14 +227,31 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
                 raise
             except MlpipeError as failed:
                 decision = Decision(False, f"not promoted: {failed}", decision.score, champion)
-        tags = decision.tags()
-        reason = tags.pop("promotion")
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, value)
-        if champion is not None and champion != version:
-            client.set_model_version_tag(name, champion, f"challenged_by.v{version}", reason)
-        if decision.promote and champion != version:
-            move_champion(client, name, version, reason)
-        # Last: the `promotion` tag marks the decision as recorded (an identical run then reuses it).
-        client.set_model_version_tag(name, version, "promotion", reason)
+        if champion is not None:
+            client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
+        _record(client, name, version, decision, move=decision.promote)
     return decision
+
+
+def _record(client, name: str, version: str, decision: Decision, move: bool = False) -> None:
+    """The decision's tags, then (when `move`) @champion and its history, and last the `promotion`
+    tag: the marker that the decision is complete (an identical run then reuses it)."""
+    tags = decision.tags()
+    reason = tags.pop("promotion")
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if move:
+        move_champion(client, name, version)
+    client.set_model_version_tag(name, version, "promotion", reason)
+
+
+def _finish_move(client, name: str, version: str, score: float) -> Decision:
+    """An earlier attempt recorded the decision's tags, passed the serving check and moved
+    @champion to this version, then stopped before the history or the marker: complete those."""
+    tags = client.get_model_version(name, version).tags
+    history = champion_history(client, name)  # ends with this version: it is the alias's
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    previous = tags.get("promotion.champion_version")
+    reason = "champion: " + (f"beat v{previous}" if previous else "first version") + " (recorded by an earlier attempt)"
+    client.set_model_version_tag(name, version, "promotion", reason)
+    return Decision(True, reason, score, previous)

@@ -31,7 +31,7 @@ class Registration:
     candidate_run_ids: dict[str, str]  # family -> run id
     best_family: str  # the candidate chosen on the validation rows
     version: str
-    champion_version: str
+    champion_version: str | None  # None: no champion (a warn-only first version)
     promoted: bool
     reason: str
     decision_markdown: str = ""  # the promotion decision, for the Prefect UI
@@ -105,10 +105,16 @@ def register_chosen(
     dataset: Dataset, split: Split, candidates: list[tuple[Candidate, Evaluation]], choice: Choice, logged: Logged
 ) -> str:
     """The chosen candidate as a new version of the data set's registered model (a pyfunc on raw rows)."""
+    import mlflow
+
     from tasks.packaging import log_and_register
 
     if logged.version is not None:
-        return logged.version  # an earlier attempt registered it
+        return logged.version  # an earlier run registered it
+    # A retry of this task: the first attempt may have registered it before failing (a lost reply).
+    earlier = registered_version_of(mlflow.MlflowClient(), dataset.name, logged.version_tags["candidates_key"])
+    if earlier is not None:
+        return str(earlier.version)
     model = next(m for m, _ in candidates if m.family == choice.family)
     return log_and_register(dataset, split, model, logged.candidate_run_ids[model.family], logged.version_tags)
 

@@ -31,6 +31,7 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     from tasks.datasets import DIGITS_SPEC, load_spec, split
     from tasks.evaluation import evaluate
     from tasks.lineage import code_version
+    from tasks.retrying import is_transient
     from tasks.store import connect
     from tasks.versioning import restore
 
@@ -49,8 +50,10 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     spec_path = folder.parent / f"{name}.yaml"  # beside the data, as data/<name>.yaml is
     try:
         spec = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/dataset/spec.yaml")
-    except (MlflowException, OSError):  # digits registered before it had a spec
-        spec = yaml.safe_dump(DIGITS_SPEC | {"train": f"{folder.name}/digits.parquet"}, sort_keys=False)
+    except (MlflowException, OSError) as error:
+        if name != "digits" or is_transient(error):
+            raise MlpipeError(f"{name} v{version}: its run has no data set spec: {error}") from None
+        spec = yaml.safe_dump(DIGITS_SPEC, sort_keys=False)  # digits registered before it had a spec
     spec_path.write_text(spec)
     dataset = load_spec(spec_path)
     dataset.data_hash = data_hash

@@ -21,18 +21,14 @@ PROJECT_PACKAGES = ("flows", "tasks", "models")  # importable in the worker from
 
 
 class FreshProcess:
-    """One version's predictions from a fresh process. Enter it early: the process makes its slow
-    imports while the caller works; `predict` then loads the version and labels the rows, once."""
+    """A version's predictions from a fresh process. Enter it early: the process makes its slow
+    imports while the caller works; `predict` then loads the version and labels the rows. A
+    worker answers once: a second `predict` (a retried task) starts another."""
+
+    process: subprocess.Popen | None = None
 
     def __enter__(self) -> "FreshProcess":
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER)],  # -I: neither the working directory nor PYTHONPATH
-            cwd=tempfile.gettempdir(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.process = _start_worker()
         return self
 
     def predict(
@@ -48,9 +44,17 @@ class FreshProcess:
         TransientError when the store may answer next time, MlpipeError (with the worker's
         reason) when the version cannot serve."""
         import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from tasks.retrying import is_transient
 
         # Where the version's files are: a local store's are read as they lie, no registry lookup.
-        model_uri = mlflow.MlflowClient(tracking_uri).get_model_version_download_uri(name, str(version))
+        try:
+            model_uri = mlflow.MlflowClient(tracking_uri).get_model_version_download_uri(name, str(version))
+        except MlflowException as error:
+            kind = TransientError if is_transient(error) else MlpipeError
+            raise kind(f"{name} v{version}: {error.message}") from None
+        process, self.process = self.process or _start_worker(), None  # spent once asked
         with tempfile.TemporaryDirectory(prefix="mlpipe-serving-") as tmp:
             rows_path = None
             if rows is not None:
@@ -64,10 +68,14 @@ class FreshProcess:
                 "check_requirements": check_requirements,
             }
             try:
-                out, err = self.process.communicate(json.dumps(request) + "\n", timeout=timeout)
+                out, err = process.communicate(json.dumps(request) + "\n", timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                raise MlpipeError(f"{name} v{version}: no prediction within {timeout} s in a fresh process") from None
+                process.kill()
+                process.communicate()
+                # A store or disk that stalls is as likely as a model that hangs: tried again, never final.
+                raise TransientError(
+                    f"{name} v{version}: no prediction within {timeout} s in a fresh process"
+                ) from None
         replies = out.strip().splitlines()
         reply = json.loads(replies[-1]) if replies else {"error": (err.strip().splitlines() or ["no output"])[-1]}
         if "error" in reply:
@@ -79,6 +87,18 @@ class FreshProcess:
         return np.asarray(reply["labels"], dtype=str)
 
     def __exit__(self, *exc_info) -> None:
-        if self.process.poll() is None:  # never asked (nothing to decide): no wait for its imports
+        if self.process is not None:  # never asked (nothing to decide): no wait for its imports
             self.process.kill()
             self.process.communicate()  # and its pipes closed
+            self.process = None
+
+
+def _start_worker() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-I", str(WORKER)],  # -I: neither the working directory nor PYTHONPATH
+        cwd=tempfile.gettempdir(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

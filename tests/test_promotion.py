@@ -85,6 +85,7 @@ def test_the_champion_is_rescored_with_its_registered_code_not_the_checkouts(
     settings, evaluation = champion
     client = mlflow.MlflowClient(settings.tracking_uri)
     rows = digits.frame.iloc[digits_split.test]
+    features, labels = rows[digits.feature_columns], rows["label"]
     # The project's preprocessing changes after the champion was registered (here: in this process).
     import models.preprocessing
 
@@ -95,10 +96,53 @@ def test_the_champion_is_rescored_with_its_registered_code_not_the_checkouts(
     )
     with FreshProcess() as process:
         version, correct, error = champion_correctness(
-            client, settings.tracking_uri, "digits", rows[digits.feature_columns], rows["label"], process
+            client, settings.tracking_uri, "digits", features, labels, process
         )
     assert (version, error) == ("1", None)
     assert correct.mean() == pytest.approx(evaluation.metrics["test/accuracy"])
+
+    # The same change made to the registered copy of the code does reach the re-scoring: it is that code that runs.
+    source = Path(client.get_model_version_download_uri("digits", "1").removeprefix("file://"))
+    registered = next(source.rglob("models/preprocessing.py"))
+    saved = registered.read_text()
+    registered.write_text(
+        saved.replace(
+            "return (np.asarray(values, dtype=np.float32) / scale)", "return (0 * np.asarray(values, dtype=np.float32))"
+        )
+    )
+    try:
+        with FreshProcess() as process:
+            _, blind, _ = champion_correctness(client, settings.tracking_uri, "digits", features, labels, process)
+    finally:
+        registered.write_text(saved)
+    assert blind.mean() < 0.5 < correct.mean()  # every image blank: one class for all
+
+
+def test_a_fresh_process_answers_again_when_a_task_is_retried(champion, digits, digits_split):
+    settings, _ = champion
+    rows = digits.frame.iloc[digits_split.test[:4]][digits.feature_columns]
+    with FreshProcess() as process:
+        first = process.predict(settings.tracking_uri, "digits", "1", rows)
+        again = process.predict(settings.tracking_uri, "digits", "1", rows)  # its first worker is spent
+    assert first.tolist() == again.tolist() and len(first) == 4
+
+
+def test_a_promotion_that_stopped_after_moving_the_alias_is_completed_not_decided_again(champion, digits, digits_split):
+    from tasks.promotion import HISTORY_TAG, champion_history, decide_promotion
+
+    settings, evaluation = champion
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    # v1's earlier attempt moved @champion, then stopped before the history and the marker.
+    marker = client.get_model_version("digits", "1").tags["promotion"]
+    client.delete_model_version_tag("digits", "1", "promotion")
+    client.set_registered_model_tag("digits", HISTORY_TAG, "[]")
+    no_processes = (None, None)  # neither re-scoring nor a serving check may run again
+    decision = decide_promotion(client, settings, digits, digits_split, "1", evaluation, None, False, no_processes)
+    assert decision.promote and decision.reason == "champion: first version (recorded by an earlier attempt)"
+    assert champion_history(client, "digits") == ["1"]
+    assert client.get_registered_model("digits").tags[HISTORY_TAG] == '["1"]'
+    assert client.get_model_version("digits", "1").tags["promotion"] == decision.reason
+    client.set_model_version_tag("digits", "1", "promotion", marker)
 
 
 def test_a_version_already_champion_is_not_rescored_against_itself(champion):

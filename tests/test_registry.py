@@ -100,7 +100,9 @@ def test_rollback_restores_the_previous_champion(registered):
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
     with pytest.raises(MlpipeError, match="no earlier champion to roll back to"):
         rollback(client, "digits")
-    move_champion(client, "digits", "2", "restored for the other tests")
+    move_champion(client, "digits", "2")  # restored for the other tests
+    move_champion(client, "digits", "2")  # `mlpipe promote` of the champion itself: no second entry
+    assert champion_history(client, "digits") == ["1", "2"]
 
 
 def test_alias_and_history_agree_after_a_move_that_stopped_halfway(registered):
