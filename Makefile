@@ -39,5 +39,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Caches and outputs only: the model registry (mlflow/) and the data stay.
 clean:
-	rm -rf $(VENV) outputs mlflow/mlflow.db mlflow/artifacts
+	rm -rf outputs .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
