@@ -271,7 +271,7 @@ def _registry(dataset: str):
 
     name, settings = _dataset_name(dataset), get_settings()
     if connect(settings, name, create=False) is None:
-        raise MlpipeError(f"no runs for data set {name!r} in {settings.tracking_uri}: run `mlpipe run` first")
+        raise MlpipeError(f"no runs for data set {name!r} in {settings.shown_tracking_uri}: run `mlpipe run` first")
     return name, settings
 
 
@@ -311,7 +311,7 @@ def _number(value: float | None) -> str:
 def _print_where_to_look() -> None:
     from tasks.settings import get_settings
 
-    typer.echo(f"Browse runs and the registry: mlflow ui --backend-store-uri {get_settings().tracking_uri}")
+    typer.echo(f"Browse runs and the registry: mlflow ui --backend-store-uri {get_settings().shown_tracking_uri}")
 
 
 def _import_stage_libraries() -> None:
@@ -403,9 +403,9 @@ def _is_usage_error(error: Exception) -> bool:
 
 
 def _one_line(error: Exception) -> str:
-    from tasks.errors import MlpipeError
+    from tasks.errors import MlpipeError, redact
 
-    message = " ".join(str(error).split())
+    message = redact(" ".join(str(error).split()))  # a library's message may quote a URI with its password
     if isinstance(error, MlpipeError):
         return message
     return f"{type(error).__name__}: {message} (run with --debug for the traceback)"

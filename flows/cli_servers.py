@@ -25,7 +25,7 @@ def up(
     processes = start(settings, prefect_port, mlflow_port, log_dir)
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops the servers
         typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
-        typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}  (store: {settings.tracking_uri})")
+        typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}  (store: {settings.shown_tracking_uri})")
         typer.echo(f"Send runs to this Prefect server: export PREFECT_API_URL=http://{HOST}:{prefect_port}/api")
         typer.echo(f"Logs in {log_dir}. Ctrl-C stops both.", nl=True)
         while all(p.poll() is None for p in processes):

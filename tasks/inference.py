@@ -49,7 +49,7 @@ def predict_file(
         raise MlpipeError(f"{output_path}: output must be one of {', '.join(WRITERS)}")
     rows = read_rows(input_path)
     if connect(settings, dataset, create=False) is None:
-        raise MlpipeError(f"no model for data set {dataset!r} in {settings.tracking_uri}: run `mlpipe run` first")
+        raise MlpipeError(f"no model for data set {dataset!r} in {settings.shown_tracking_uri}: run `mlpipe run` first")
     client = mlflow.MlflowClient()
     try:
         version = client.get_model_version_by_alias(dataset, alias)

@@ -19,7 +19,8 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     experiment_id = connect(settings, dataset, create=False)
     if experiment_id is None:
         raise MlpipeError(
-            f"no runs for data set {dataset!r} in {settings.tracking_uri}: run `mlpipe run --dataset {dataset}` first"
+            f"no runs for data set {dataset!r} in {settings.shown_tracking_uri}: "
+            f"run `mlpipe run --dataset {dataset}` first"
         )
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id], filter_string="tags.`mlpipe.role` = 'candidate'", output_format="list"

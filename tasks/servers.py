@@ -59,9 +59,11 @@ def prefect_server(port: int, home: Path | None = None) -> Server:
 def mlflow_server(settings: Settings, port: int) -> Server:
     """The project's MLflow store and UI on loopback."""
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", settings.tracking_uri]
-    command += ["--host", HOST, "--port", str(port)]
-    return Server("mlflow", command, f"http://{HOST}:{port}/health")
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", HOST, "--port", str(port)]
+    # The store's URI may hold a password: through the environment, never the command line (`ps`).
+    return Server(
+        "mlflow", command, f"http://{HOST}:{port}/health", {"MLFLOW_BACKEND_STORE_URI": settings.tracking_uri}
+    )
 
 
 def spawn(server: Server, log: Path) -> subprocess.Popen:
@@ -138,14 +140,33 @@ def wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Path
     raise MlpipeError(f"the {name} server did not answer {url} within {timeout:.0f} s (log: {log})")
 
 
+def without_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(the URL without user info, (user, password) or None): http://user:password@host:port,
+    which MLflow's client accepts, is a host and basic-auth credentials to urllib."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=host).geturl(), (unquote(parts.username), unquote(parts.password or ""))
+
+
 def require_server(health_url: str, what: str) -> None:
-    """One clear line when a server that must be running does not answer."""
+    """One clear line when a server that must be running does not answer; no password in it."""
+    import base64
+
+    url, credentials = without_credentials(health_url)
+    request = urllib.request.Request(url)
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(health_url, timeout=10):
+        with urllib.request.urlopen(request, timeout=10):
             return
     except OSError as error:
         reason = getattr(error, "reason", error)
-        raise MlpipeError(f"{what} does not answer at {health_url} ({reason})") from None
+        raise MlpipeError(f"{what} does not answer at {url} ({reason})") from None
 
 
 def start_temporary_prefect_api() -> Callable[[], None] | None:

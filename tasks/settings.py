@@ -34,6 +34,13 @@ class Settings:
         return os.environ.get("MLFLOW_TRACKING_URI", default)
 
     @property
+    def shown_tracking_uri(self) -> str:
+        """The tracking URI as printed and stored: its password masked."""
+        from tasks.errors import redact
+
+        return redact(self.tracking_uri)
+
+    @property
     def artifact_location(self) -> str:
         return (self.mlflow_dir / "artifacts").as_uri()
 

@@ -108,52 +108,114 @@ def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing went to the SQLite default
 
 
+class Up:
+    """`mlpipe up` in a subprocess on free ports, its output read in a thread (a blocking readline()
+    on a silent process would hang the test)."""
+
+    def __init__(self, env: dict):
+        import queue
+        import threading
+        import time
+
+        self.prefect_port, self.mlflow_port = free_port(), free_port()
+        args = [MLPIPE, "up", "--prefect-port", str(self.prefect_port), "--mlflow-port", str(self.mlflow_port)]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout])
+        self.reader.daemon = True
+        self.reader.start()
+        self.seen: list[str] = []
+        deadline = time.monotonic() + 240
+        while not any(line.startswith("Logs in") for line in self.seen):
+            assert time.monotonic() < deadline, f"mlpipe up printed only {self.seen}"
+            assert self.process.poll() is None, self.process.stderr.read()
+            try:
+                self.seen.append(self.lines.get(timeout=1))
+            except queue.Empty:
+                continue
+
+    def interrupt(self) -> str:
+        """Ctrl-C; everything it printed."""
+        import signal
+
+        try:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+            self.reader.join(timeout=10)
+        finally:
+            self.kill()
+        out = "".join(self.seen)
+        while not self.lines.empty():
+            out += self.lines.get()
+        return out
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
 def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
-    import queue
-    import signal
-    import threading
-    import time
     import urllib.request
 
     from tasks.servers import port_is_free
 
-    prefect_port, mlflow_port = free_port(), free_port()
-    env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
-    args = [MLPIPE, "up", "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port)]
-    up = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    # Read stdout in a thread: a blocking readline() on a silent process would hang the test.
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True)
-    reader.start()
+    up = Up({**os.environ, "MLPIPE_ROOT": str(workspace)})
     try:
-        seen: list[str] = []
-        deadline = time.monotonic() + 240
-        while not any(line.startswith("Logs in") for line in seen):
-            assert time.monotonic() < deadline, f"mlpipe up printed only {seen}"
-            assert up.poll() is None, up.stderr.read()
-            try:
-                seen.append(lines.get(timeout=1))
-            except queue.Empty:
-                continue
-        assert f"Prefect UI: http://127.0.0.1:{prefect_port}\n" in seen
-        assert seen[1].startswith(f"MLflow UI:  http://127.0.0.1:{mlflow_port}")
-        with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health", timeout=10) as response:
+        assert f"Prefect UI: http://127.0.0.1:{up.prefect_port}\n" in up.seen
+        assert up.seen[1].startswith(f"MLflow UI:  http://127.0.0.1:{up.mlflow_port}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{up.prefect_port}/api/health", timeout=10) as response:
             assert response.status == 200
-        with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{up.mlflow_port}/", timeout=10) as response:
             assert "MLflow" in response.read().decode()
-        up.send_signal(signal.SIGINT)
-        up.wait(timeout=60)
-        reader.join(timeout=10)
+        out = up.interrupt()
     finally:
-        if up.poll() is None:
-            up.kill()
-    err = up.stderr.read()
-    assert up.returncode == 0, err
-    out = "".join(seen)
-    while not lines.empty():
-        out += lines.get()
+        up.kill()
+    assert up.process.returncode == 0, up.process.stderr.read()
     assert "Stopped." in out
-    assert port_is_free(prefect_port) and port_is_free(mlflow_port)
+    assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)
+
+
+def _command_lines() -> str:
+    """Every process's command line, as `ps` shows them to any user of the machine."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue  # the process has gone
+    return "\n".join(lines)
+
+
+def test_credentials_in_tracking_uris_work_and_are_never_shown(workspace, postgres_url):
+    from prefect.client.orchestration import get_client
+
+    secret = "s3cret-Pa55"  # the server trusts loopback, so any password connects: what matters is where it shows
+    store = postgres_url.replace("mlpipe@", f"mlpipe:{secret}@")
+    up = Up({**os.environ, "MLPIPE_ROOT": str(workspace), "MLFLOW_TRACKING_URI": store})
+    try:
+        assert secret not in "".join(up.seen) and "mlpipe:***@" in up.seen[1]
+        assert secret not in _command_lines()  # the MLflow server got the store through its environment
+        # A run against that MLflow server through a URI with user info, as MLflow's client accepts it.
+        api = f"http://127.0.0.1:{up.prefect_port}/api"
+        tracking = f"http://alice:{secret}@127.0.0.1:{up.mlflow_port}"
+        env = {**os.environ, "MLPIPE_ROOT": str(workspace), "MLFLOW_TRACKING_URI": tracking, "PREFECT_API_URL": api}
+        run = [MLPIPE, "run", "--models", "cnn", "--max-epochs", "1"]
+        done = subprocess.run(run, capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Registered model 'digits' version 1" in done.stdout
+        assert secret not in done.stdout + done.stderr
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PREFECT_API_URL", api)
+            with get_client(sync_client=True) as client:
+                artifacts = client.read_artifacts()
+        assert artifacts and not [a.key for a in artifacts if secret in str(a.data)]
+        # Unreachable: one line, still without the password.
+        down = {**env, "MLFLOW_TRACKING_URI": f"http://alice:{secret}@127.0.0.1:9"}
+        failed = subprocess.run(run, capture_output=True, text=True, env=down, timeout=300)
+        assert failed.returncode == 1 and secret not in failed.stdout + failed.stderr
+        assert "does not answer at http://127.0.0.1:9/health" in failed.stderr
+    finally:
+        up.interrupt()
 
 
 SYNCHRONISED_CHALLENGER = """
