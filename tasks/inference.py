@@ -1,6 +1,7 @@
 """Batch inference with a registered model: a file of raw rows in, the same rows with a label out."""
 
 import csv
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,24 @@ WRITERS = {
     ".parquet": lambda f, p: f.to_parquet(p, index=False),
     ".jsonl": lambda f, p: f.to_json(p, orient="records", lines=True),
 }
+
+
+PREDICTIONS_DIR = "MLPIPE_PREDICTIONS_DIR"  # where the `predict` deployment may write, if not outputs/
+
+
+def confined_output(path: str | Path, settings: Settings) -> Path:
+    """The output path of a deployment's run, which anyone who reaches the Prefect API may set:
+    under outputs/ (or MLPIPE_PREDICTIONS_DIR) only, never the data or the registry's files,
+    after following links. Relative paths are relative to the project."""
+    allowed = Path(os.environ.get(PREDICTIONS_DIR) or settings.outputs_dir).resolve()
+    target = (settings.root / path).resolve()
+    protected = [settings.data_dir, settings.mlflow_dir]
+    if not target.is_relative_to(allowed) or any(target.is_relative_to(p.resolve()) for p in protected):
+        raise MlpipeError(
+            f"{path}: predictions are written under {allowed} only, never under data/ or mlflow/ "
+            f"(set {PREDICTIONS_DIR} for another folder)"
+        )
+    return target
 
 
 def read_rows(path: Path) -> pd.DataFrame:
@@ -70,6 +89,12 @@ def predict_file(
         raise MlpipeError(f"{input_path} does not fit {dataset} v{version.version}: {message}") from None
     result = pd.concat([rows.reset_index(drop=True), predicted.add_prefix("predicted_")], axis=1)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    WRITERS[output_path.suffix](result, output_path)
+    # Whole or not at all: a reader never sees half a file, a failed write leaves the old one.
+    partial = output_path.with_name(f".{output_path.stem}.partial{output_path.suffix}")
+    try:
+        WRITERS[output_path.suffix](result, partial)
+        os.replace(partial, output_path)
+    finally:
+        partial.unlink(missing_ok=True)
     counts = predicted["label"].astype(str).value_counts().to_dict()
     return {"dataset": dataset, "version": str(version.version), "rows": len(result), "labels": counts}

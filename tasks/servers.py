@@ -51,6 +51,9 @@ def prefect_server(port: int, home: Path | None = None) -> Server:
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", HOST, "--port", str(port)]
     # The UI's pages call the API at this address; without it they look for the default port 4200.
     env = {"PREFECT_UI_API_URL": f"http://{HOST}:{port}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # The API has no authentication: only the UI's own pages may call it from a browser, not any
+    # web page the user visits (Prefect allows every origin by default).
+    env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = f"http://{HOST}:{port},http://localhost:{port}"
     if home is not None:
         env["PREFECT_HOME"] = str(home)
     return Server("prefect", command, f"http://{HOST}:{port}/api/health", env)

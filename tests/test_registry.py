@@ -247,6 +247,30 @@ def test_predict_labels_a_file_of_raw_rows(registered, digits, digits_split, tmp
     assert "short.csv does not fit digits v2" in bad.stderr and "pixel_63" in bad.stderr
 
 
+def test_the_predict_deployment_writes_under_outputs_only(registered, digits, digits_split, monkeypatch):
+    from flows.inference import predict_file_task
+
+    settings, _ = registered
+    root = settings.root
+    monkeypatch.setenv("MLPIPE_ROOT", str(root))
+    (root / "outputs").mkdir(exist_ok=True)
+    digits.frame.iloc[digits_split.test[:5]][digits.feature_columns].to_csv(root / "outputs" / "new.csv", index=False)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "keep.csv").write_text("precious\n")
+    (root / "outputs" / "to-data").symlink_to(root / "data")
+
+    summary = predict_file_task.fn("digits", "outputs/new.csv", "outputs/labelled/new.csv")
+    assert summary["rows"] == 5 and len(pd.read_csv(root / "outputs" / "labelled" / "new.csv")) == 5
+    assert [p.name for p in (root / "outputs" / "labelled").iterdir()] == ["new.csv"]  # no partial file left
+
+    before = sorted(p for p in root.parent.rglob("*") if p.is_file())
+    for outside in ("../escaped.csv", "/tmp/mlpipe-escaped.csv", "data/keep.csv", "outputs/to-data/keep.csv"):
+        with pytest.raises(MlpipeError, match=r"predictions are written under .*outputs only"):
+            predict_file_task.fn("digits", "outputs/new.csv", outside)
+    assert sorted(p for p in root.parent.rglob("*") if p.is_file()) == before
+    assert (root / "data" / "keep.csv").read_text() == "precious\n"
+
+
 def test_compare_draws_a_plot(registered, tmp_path):
     settings, _ = registered
     done = _mlpipe(settings, "compare", "--dataset", "digits", "--plot", str(tmp_path / "runs.png"))

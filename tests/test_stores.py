@@ -167,12 +167,34 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
             assert response.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{up.mlflow_port}/", timeout=10) as response:
             assert "MLflow" in response.read().decode()
+        # A browser asks before a page elsewhere may POST JSON to the API (a CORS preflight): only the UI may.
+        ui, elsewhere = f"http://127.0.0.1:{up.prefect_port}", "http://attacker.example"
+        assert _preflight(f"{ui}/api/deployments/filter", ui) == ui
+        assert _preflight(f"{ui}/api/deployments/filter", elsewhere) is None
         out = up.interrupt()
     finally:
         up.kill()
     assert up.process.returncode == 0, up.process.stderr.read()
     assert "Stopped." in out
     assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)
+
+
+def _preflight(url: str, origin: str) -> str | None:
+    """The origin the server allows for a cross-origin POST from `origin`, or None."""
+    import urllib.error
+    import urllib.request
+
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    request = urllib.request.Request(url, method="OPTIONS", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers.get("access-control-allow-origin")
+    except urllib.error.HTTPError as refused:  # Starlette answers a disallowed origin with 400
+        return refused.headers.get("access-control-allow-origin")
 
 
 def _command_lines() -> str:
