@@ -40,10 +40,12 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def masked_max(x: Tensor, mask: Tensor | None) -> Tensor:
-    """Max over time of (B, T, D), ignoring positions where mask (B, T) is False."""
-    if mask is not None:
-        x = x.masked_fill(~mask.unsqueeze(-1), torch.finfo(x.dtype).min)
-    return x.max(dim=1).values
+    """Max over time of (B, T, D), ignoring positions where mask (B, T) is False; 0 for a row
+    with no real position (a text of padding only), never the dtype's lowest value."""
+    if mask is None:
+        return x.max(dim=1).values
+    pooled = x.masked_fill(~mask.unsqueeze(-1), torch.finfo(x.dtype).min).max(dim=1).values
+    return pooled.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)
 
 
 def max_mean_pool(x: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -136,6 +136,8 @@ class TextTransformer(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         mask = tokens != 0  # (B, L)
+        # A row of padding only may attend to its first position: no key at all makes attention NaN.
+        mask[:, 0] |= ~mask.any(dim=1)
         tokens = drop_words(tokens, self.word_dropout, self.training)
         encoded = self.encoder(self.positions(self.embed(tokens)), src_key_padding_mask=~mask)  # (B, L, dim)
         return self.head(add_ngrams(self.norm(masked_mean(encoded, mask)), self.ngrams, tokens))

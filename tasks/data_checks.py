@@ -1,5 +1,6 @@
 """Checks across rows and parts of a data set, which single-column expectations cannot express:
-duplicates, train/test leakage, rare classes, values that are not finite numbers, huge texts.
+duplicates, train/test leakage, rare classes, classes only the test file has, values that are
+not finite numbers, huge or blank texts.
 
 Each runs on the whole table in vectorised pandas/numpy, so they stay cheap at a million rows.
 """
@@ -33,8 +34,10 @@ class CheckResult:
 def run_checks(dataset: Dataset, limits: dict | None = None) -> list[CheckResult]:
     limits = DEFAULT_LIMITS | (limits or {})
     checks = [_class_counts(dataset, limits["min_class_count"])]
+    if dataset.test_positions is not None:
+        checks.append(_test_only_classes(dataset))
     if dataset.modality == "text":
-        checks.append(_text_lengths(dataset, limits["max_text_chars"]))
+        checks += [_text_lengths(dataset, limits["max_text_chars"]), _blank_texts(dataset)]
     else:
         numeric = _numeric_features(dataset)
         checks.append(numeric)
@@ -93,6 +96,31 @@ def _text_lengths(dataset: Dataset, maximum: int) -> CheckResult:
     row = int(lengths.to_numpy().argmax())
     detail = f"longest text in {column!r} has {longest:,} characters (row {row})"
     return CheckResult("text_lengths", ok, longest, detail + ("" if ok else f", more than {maximum:,}"))
+
+
+def _blank_texts(dataset: Dataset) -> CheckResult:
+    """A text of whitespace only has no token: the network would see padding alone."""
+    column = dataset.feature_columns[0]
+    blank = dataset.frame[column].fillna("").astype(str).str.strip().eq("").to_numpy()
+    count = int(blank.sum())
+    detail = f"{count} texts in {column!r} are empty or whitespace only"
+    if count:
+        detail += f" (first at row {int(blank.argmax())}): remove them or give them words"
+    return CheckResult("blank_texts", count == 0, count, detail)
+
+
+def _test_only_classes(dataset: Dataset) -> CheckResult:
+    """A class that only the test file has cannot be learnt, and would be scored as always wrong."""
+    labels = dataset.frame[dataset.label_column]
+    test = labels.iloc[dataset.test_positions]
+    train = labels.drop(labels.index[dataset.test_positions])
+    unseen = sorted({_plain(v) for v in set(test.unique()) - set(train.unique())}, key=str)
+    detail = f"{len(unseen)} classes occur only in the test file"
+    if unseen:
+        shown = ", ".join(repr(v) for v in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        rows = int(test.isin(unseen).sum())
+        detail += f": {shown} ({rows} test rows); the training file has none of them"
+    return CheckResult("test_only_classes", not unseen, [str(v) for v in unseen], detail)
 
 
 def _numeric_features(dataset: Dataset) -> CheckResult:

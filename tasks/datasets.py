@@ -135,6 +135,7 @@ def load_spec(path: Path) -> Dataset:
     labels = frame[spec.label_column]
     if labels.isna().any():
         raise MlpipeError(f"{path}: {int(labels.isna().sum())} rows have no {spec.label_column!r}")
+    _one_label_type(labels, path)
     if labels.iloc[: len(train.frame)].nunique() < 2:
         raise MlpipeError(f"{spec.train}: a single class ({labels.iloc[0]!r}); a classifier needs at least two")
     pixel_scale = spec.pixel_scale or _pixel_scale(frame, train.feature_columns, spec.modality)
@@ -154,6 +155,29 @@ def load_spec(path: Path) -> Dataset:
         test_fraction=spec.test_fraction,
         spec_path=path,
     )
+
+
+def _one_label_type(labels: pd.Series, spec: Path) -> None:
+    """Labels 2 and "2" are different classes that no one meant: refuse a column that mixes kinds."""
+    import numbers
+
+    if labels.dtype != object:
+        return
+    kinds = {}
+    for value in labels.drop_duplicates():
+        kind = (
+            "bool"
+            if isinstance(value, bool)
+            else "number"
+            if isinstance(value, numbers.Number)
+            else type(value).__name__
+        )
+        kinds.setdefault(kind, value)
+    if len(kinds) > 1:
+        examples = ", ".join(f"{value!r} ({kind})" for kind, value in kinds.items())
+        raise MlpipeError(
+            f"{spec}: label column {labels.name!r} mixes types: {examples}; write every label the same way"
+        )
 
 
 def _dvc_root(path: Path) -> Path | None:
@@ -205,7 +229,9 @@ def split(
         test = test_positions
         rest = np.setdiff1d(positions, test_positions)
     else:
+        _check_stratifiable(labels, test_fraction, "test")
         rest, test = train_test_split(positions, test_size=test_fraction, stratify=labels, random_state=split_seed)
+    _check_stratifiable(labels[rest], val_fraction, "val")
     train, val = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed)
     return Split(
         train=np.sort(train),
@@ -214,6 +240,29 @@ def split(
         seeds={"split": split_seed, "seed": seed},
         fractions={"test": None if test_positions is not None else test_fraction, "val": val_fraction},
     )
+
+
+def _check_stratifiable(labels: np.ndarray, fraction: float, part: str) -> None:
+    """A stratified part needs a row of every class and every class two rows: say so with the
+    numbers, before scikit-learn fails inside."""
+    import math
+
+    values, counts = np.unique(labels, return_counts=True)
+    rows = math.ceil(fraction * len(labels))
+    if rows < len(values) or len(labels) - rows < len(values):
+        need = len(values) / len(labels)
+        raise MlpipeError(
+            f"split: {part}_fraction {fraction} of {len(labels)} rows gives {rows} {part} rows for {len(values)} "
+            f"classes; each part needs a row of every class: use {part}_fraction >= {need:.3f} "
+            f"(and <= {1 - need:.3f}) or more rows"
+        )
+    if counts.min() < 2:
+        rare = values[counts.argmin()]
+        raise MlpipeError(f"split: class {_plain(rare)!r} has a single row; a stratified {part} part needs two")
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 # Retried while another process holds DVC's lock (TransientError); bad data fails at once.

@@ -34,6 +34,9 @@ def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
+ANNOTATED_CLASSES = 30  # beyond this many classes the confusion matrix is drawn as colours only
+
+
 def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list, title: str, path: Path) -> Path:
     import matplotlib
 
@@ -41,9 +44,18 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: list,
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig, ax = plt.subplots(figsize=(6, 6))
+    many = len(classes) > ANNOTATED_CLASSES  # the cells' numbers would overprint each other
+    size = 6 if not many else min(6 + len(classes) / 10, 20)
+    fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=range(len(classes)), display_labels=classes, ax=ax, colorbar=False
+        y_true,
+        y_pred,
+        labels=range(len(classes)),
+        display_labels=classes,
+        ax=ax,
+        colorbar=many,
+        include_values=not many,
+        xticks_rotation="vertical" if many else "horizontal",
     )
     ax.set_title(title)
     path.parent.mkdir(parents=True, exist_ok=True)

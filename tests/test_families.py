@@ -62,6 +62,20 @@ def test_padding_does_not_change_a_text_prediction(options):
             torch.testing.assert_close(network(short), network(padded), atol=1e-5, rtol=1e-4, msg=family)
 
 
+def test_a_text_of_padding_only_gives_finite_logits_and_gradients():
+    torch.manual_seed(0)
+    for family in FAMILIES:
+        network = build_network("text", family, vocab_size=30, num_classes=2, ngram_buckets=97)
+        tokens = torch.tensor([[0, 0, 0, 0], [3, 4, 0, 0]])  # a blank text beside a real one
+        for training in (True, False):
+            network.train(training)
+            logits = network(tokens)
+            assert torch.isfinite(logits).all(), (family, training, logits)
+        logits.sum().backward()
+        grads = [p.grad for p in network.parameters() if p.grad is not None]
+        assert all(torch.isfinite(g).all() for g in grads), family
+
+
 def test_the_tokenizer_learns_from_training_texts_only():
     info = train_tokenizer(["free prize call now", "call me later", "free free prize"] * 5, vocab_size=60)
     ids = model_inputs(pd.DataFrame({"t": ["free prize", "zyzzyva"]}), {"modality": "text", "text_column": "t", **info})
