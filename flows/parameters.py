@@ -4,8 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Family = Literal["cnn", "rnn", "transformer", "baseline"]
-FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # the networks; the baseline joins by params.yaml
+from tasks.params import FAMILIES, Family
 
 
 class PipelineParams(BaseModel):

@@ -136,7 +136,7 @@ def test_validate_builds_a_suite_from_the_data_then_holds_new_data_to_it(workspa
 
     passed = mlpipe("validate", "--dataset", str(spec), root=workspace)
     assert passed.returncode == 0, passed.stderr
-    assert "sms: all 11 expectations and checks passed" in passed.stdout
+    assert "sms: all 12 expectations and checks passed" in passed.stdout
     assert "Data Docs: " in passed.stdout
 
     sms.loc[7, "Label"] = "maybe"

@@ -1,0 +1,68 @@
+"""params.yaml is checked by one typed model when read: each bad value is refused naming its key."""
+
+import pytest
+import yaml
+
+from tasks.errors import MlpipeError
+from tasks.params import family_params, load_params
+from tasks.settings import CODE_ROOT, Settings
+
+
+def _shipped() -> dict:
+    return yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+
+
+def test_the_shipped_params_pass_and_every_family_section_builds():
+    params = load_params(Settings(root=CODE_ROOT))
+    for modality, families in params["families"].items():
+        for family in families:
+            assert set(family_params(params, modality, family)) == {"optimiser", "trainer", "text", "network"}
+
+
+def _set(params: dict, dotted: str, value) -> dict:
+    *parents, last = dotted.split(".")
+    node = params
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("train.max_epochs", -1, "key 'train.max_epochs': Input should be greater than or equal to 1 (got -1)"),
+        ("train.max_epoch", 3, "key 'train.max_epoch': Extra inputs are not permitted"),
+        (
+            "train.monitor",
+            "val/acc",
+            "key 'train.monitor': Input should be 'val/loss', 'val/accuracy' or 'val/f1_macro'",
+        ),
+        ("families.text.lstm", {"hidden": 3}, "key 'families.text.lstm': Extra inputs are not permitted"),
+        ("families.audio", {}, "key 'families.audio.[key]': Input should be 'image', 'sequence' or 'text'"),
+        (
+            "families.image.cnn.learning_rate",
+            0,
+            "key 'families.image.cnn.learning_rate': Input should be greater than 0",
+        ),
+        ("split.val_fraction", 1.5, "key 'split.val_fraction': Input should be less than 1 (got 1.5)"),
+        ("validation.drift.action", "ignore", "key 'validation.drift.action': Input should be 'fail' or 'warn'"),
+        ("promotion.confidence", 95, "key 'promotion.confidence': Input should be less than 1 (got 95)"),
+        ("datasets.digits.models", "cnn,svm", "key 'datasets.digits.models': String should match pattern"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_key(key, value, message, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_set(_shipped(), key, value)))
+    with pytest.raises(MlpipeError) as refused:
+        load_params(Settings(root=tmp_path))
+    assert str(refused.value).startswith(f"{tmp_path / 'params.yaml'}: ") and message in str(refused.value)
+
+
+def test_a_misspelt_network_setting_is_refused_before_training(tmp_path):
+    params = _set(_shipped(), "families.text.cnn.dropuot", 0.5)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    loaded = load_params(Settings(root=tmp_path))  # network keys belong to the network: checked when built
+    with pytest.raises(
+        MlpipeError, match=r"key 'families.text.cnn.dropuot' is not a setting of the text cnn \(it takes"
+    ):
+        family_params(loaded, "text", "cnn")
