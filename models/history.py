@@ -24,8 +24,10 @@ class MetricHistory(Checkpoint):
         # Validation runs before this hook, so train/* and val/* are both present.
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
         self.epochs.append({"epoch": trainer.current_epoch, **metrics})
-        if trainer.is_global_zero:
-            self.path.write_text(json.dumps(self.epochs))
+        if trainer.is_global_zero:  # whole or not at all: another process reads it back
+            partial = self.path.with_name(f".{self.path.name}.partial")
+            partial.write_text(json.dumps(self.epochs))
+            partial.replace(self.path)
 
     # Kept in every checkpoint, so that a resumed fit still has the curves of the epochs before.
     def state_dict(self) -> dict:

@@ -15,6 +15,7 @@ from tempfile import TemporaryDirectory
 import yaml
 
 from tasks.errors import MlpipeError
+from tasks.files import write_atomic
 from tasks.settings import Settings
 
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".npz": "npz", ".txt": "ucr"}
@@ -83,7 +84,7 @@ def add_dataset(
         spec[key] = f"{name}/{key}/{path.name}"
     shutil.rmtree(folder, ignore_errors=True)  # the old version stays in DVC's cache and remote
     staged.rename(folder)
-    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    write_atomic(spec_path, yaml.safe_dump(spec, sort_keys=False))
     data_hash = version_data(settings.root, folder)
     _list_in_params(settings.root / "params.yaml", name, modality)
     remote = ensure_remote(settings.root)
@@ -109,4 +110,4 @@ def _list_in_params(params_path: Path, name: str, modality: str) -> None:
         text += "datasets:\n" + line
     else:
         text = text[: block.end()] + line + text[block.end() :]
-    params_path.write_text(text)
+    write_atomic(params_path, text)

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import MlpipeError
+from tasks.files import write_atomic
 from tasks.retrying import transient_retries
 from tasks.settings import Settings, get_settings
 from tasks.versioning import pull, version_data
@@ -94,7 +95,7 @@ def write_digits_spec(folder: Path) -> Path:
 
     spec = folder.with_suffix(".yaml")
     if not spec.exists():
-        spec.write_text(yaml.safe_dump(DIGITS_SPEC, sort_keys=False))
+        write_atomic(spec, yaml.safe_dump(DIGITS_SPEC, sort_keys=False))
     return spec
 
 

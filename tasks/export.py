@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from tasks.files import write_atomic
 from tasks.settings import Settings
 
 CURVES = ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "val/f1_macro")
@@ -47,7 +48,7 @@ def export_version(name: str, version: str, out_dir: Path, settings: Settings) -
         **scores(registered_run),
         "candidates": {run.data.tags.get("family", run.info.run_id): scores(run) for run in candidates},
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
     curves_dir = out_dir / "learning_curves"
     shutil.rmtree(curves_dir, ignore_errors=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tasks.errors import MlpipeError
+from tasks.files import read_json, write_atomic
 from tasks.retrying import TransientError
 
 
@@ -63,14 +64,31 @@ def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitR
     """Train on the devices the job asks for; several devices (or DDP) run in worker processes.
 
     on_epoch(epochs done, max epochs) reports progress (in this process only)."""
-    done = job.out_dir / "result.json"
-    if done.exists() and (job.out_dir / "best.ckpt").exists():
-        return FitResult(**json.loads(done.read_text()))  # this very fit finished before
-    if job.devices > 1 or job.strategy != "auto":
-        return _fit_in_worker(job)
-    result, _ = _fit(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch)
-    done.write_text(json.dumps(result.__dict__))
-    return result
+    from filelock import FileLock
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    # Two identical runs at once share this folder: the second waits, then finds the first's result.
+    with FileLock(job.out_dir.with_name(f".{job.out_dir.name}.lock")):
+        done = _finished(job.out_dir)
+        if done is not None:
+            return done  # this very fit finished before
+        if job.devices > 1 or job.strategy != "auto":
+            return _fit_in_worker(job)
+        result, _ = _fit(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch)
+        write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
+        return result
+
+
+def _finished(out_dir: Path) -> FitResult | None:
+    """The result of a fit that finished in out_dir; None for one cut short (no result, or a
+    result.json that a kill left unreadable: trained again, from last.ckpt)."""
+    recorded = read_json(out_dir / "result.json")
+    if not isinstance(recorded, dict) or not (out_dir / "best.ckpt").exists():
+        return None
+    try:
+        return FitResult(**recorded)
+    except TypeError:  # written by another version of FitResult
+        return None
 
 
 def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
@@ -168,7 +186,7 @@ def _fit_in_worker(job: FitJob) -> FitResult:
             f"training {job.family} on {job.devices} devices ({job.strategy}) failed with exit code "
             f"{done.returncode}: {last} (log: {log_path})"
         )
-    return FitResult(**json.loads(result_path.read_text()))
+    return FitResult(**read_json(result_path))
 
 
 def _quiet_lightning() -> None:
@@ -185,7 +203,7 @@ def _worker_main(job_path: Path) -> None:
     job: FitJob = pickle.loads(job_path.read_bytes())
     result, rank_zero = _fit(job)
     if rank_zero:
-        (job.out_dir / "result.json").write_text(json.dumps(result.__dict__))
+        write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
 
 
 if __name__ == "__main__":

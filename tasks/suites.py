@@ -53,9 +53,9 @@ def build_suite(dataset: Dataset) -> dict:
 
 
 def write_suite(suite: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(suite, indent=1) + "\n")
-    return path
+    from tasks.files import write_atomic
+
+    return write_atomic(path, json.dumps(suite, indent=1) + "\n")
 
 
 def _numeric_column(dataset: Dataset, values: pd.Series) -> list[dict]:

@@ -43,9 +43,10 @@ class ValidationReport:
         return "passed" if self.success else "failed (warn-only)" if self.warn_only else "failed"
 
     def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from tasks.files import write_atomic
+
         document = {"summary": self.summary(), "checks": self.checks, "warnings": self.warnings, **self.result}
-        path.write_text(json.dumps(document, indent=2, default=str))
+        write_atomic(path, json.dumps(document, indent=2, default=str))
         self.report_path = path
         return path
 

@@ -1,3 +1,5 @@
+import json
+
 import torch
 
 from tasks.fitting import trainer_settings
@@ -40,3 +42,27 @@ def test_the_accelerator_is_chosen_automatically():
         assert settings["precision"] in ("bf16-mixed", "16-mixed")
     else:
         assert settings["precision"] == "32-true" and settings["deterministic"] is True
+
+
+def test_a_result_cut_short_by_a_kill_is_treated_as_absent(digits, digits_split, tmp_path):
+    config = TrainConfig(family="cnn", max_epochs=1, batch_size=128, patience=1, seed=7, network={"channels": 8})
+    first = train(digits, digits_split, config, tmp_path / "fit")
+    result = tmp_path / "fit" / "result.json"
+    result.write_text(result.read_text()[:20])  # a kill mid-write, before writes were atomic
+
+    again = train(digits, digits_split, config, tmp_path / "fit")  # no crash: trained again from last.ckpt
+
+    assert json.loads(result.read_text())["epochs_run"] == 1
+    assert again.epochs_run == first.epochs_run and not list((tmp_path / "fit").glob("*.partial"))
+
+
+def test_two_identical_fits_at_once_do_not_share_a_half_written_folder(digits, digits_split, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = TrainConfig(family="cnn", max_epochs=2, batch_size=128, patience=1, seed=7, network={"channels": 8})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: train(digits, digits_split, config, tmp_path / "fit"), range(2))
+
+    # One trained; the other waited for the folder and took its finished result.
+    assert first.fit_seconds == second.fit_seconds and first.history == second.history
+    assert len(first.history) == 2 and (tmp_path / "fit" / "best.ckpt").exists()
