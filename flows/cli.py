@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -366,12 +367,12 @@ def main() -> None:
     # Prefect's temporary API server needs ~15 s to start on a 2-core machine; its default wait is 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     debug = "--debug" in sys.argv[1:]
+    _stop_like_ctrl_c()
     try:
         code = app(standalone_mode=False)
-    except (KeyboardInterrupt, typer.Abort):
-        typer.echo("error: interrupted", err=True)
-        _exit(130)
     except Exception as error:
+        if _stopped_by is not None:
+            _exit_stopped()
         if _is_usage_error(error):
             ctx = getattr(error, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx else ""
@@ -381,7 +382,45 @@ def main() -> None:
             raise
         typer.echo(f"error: {_one_line(error)}", err=True)
         _exit(1)
+    except BaseException as error:
+        # SIGTERM inside a flow run is Prefect's TerminationSignal; a stop may also come back as
+        # Lightning's exit(1) after its own Ctrl-C handling.
+        if type(error).__name__ == "TerminationSignal":
+            _stopped(signal.SIGTERM)
+        if _stopped_by is None:
+            raise
+        _exit_stopped()
+    if _stopped_by is not None:  # typer turns a KeyboardInterrupt into the return value 130
+        _exit_stopped()
     _exit(code or 0)
+
+
+_stopped_by: int | None = None  # the signal that stopped this process
+
+
+def _stopped(signum: int) -> None:
+    global _stopped_by
+    _stopped_by = _stopped_by or signum
+
+
+def _stop_like_ctrl_c() -> None:
+    """Ctrl-C and SIGTERM (`kill`, a scheduler stopping a job) unwind the process through every
+    cleanup on the way out: SIGTERM's default would end it at once, leaving the temporary Prefect
+    API and any training worker running. (Inside a flow run, Prefect's own SIGTERM handler does
+    the same with its TerminationSignal.)"""
+
+    def stop(signum, frame):
+        _stopped(signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup` and `&` keep their meaning
+            signal.signal(signum, stop)
+
+
+def _exit_stopped() -> None:
+    typer.echo("error: interrupted" if _stopped_by == signal.SIGINT else "error: terminated", err=True)
+    _exit(128 + _stopped_by)
 
 
 def _exit(code: int) -> None:

@@ -156,7 +156,12 @@ def _fit(
             "resuming %s from epoch %d (%s)", job.family, resumed_from_epoch, last
         )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1): the caller should see the Ctrl-C
+            raise KeyboardInterrupt from None
+        raise
     result = FitResult(
         best_model_path=checkpoint.best_model_path,
         epochs_run=trainer.current_epoch,
@@ -174,9 +179,19 @@ def _fit_in_worker(job: FitJob) -> FitResult:
     job_path.write_bytes(pickle.dumps(job))
     result_path.unlink(missing_ok=True)
     with log_path.open("w") as log:
-        done = subprocess.run(
-            [sys.executable, "-m", "tasks.fitting", str(job_path)], stdout=log, stderr=subprocess.STDOUT, check=False
+        # A group of its own: Lightning starts the other ranks from it, and they all stop with it.
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tasks.fitting", str(job_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        try:
+            worker.wait()
+        except BaseException:  # Ctrl-C, SIGTERM, a task timeout: no rank may train on alone
+            _stop_group(worker)
+            raise
+    done = worker
     if done.returncode != 0 or not result_path.exists():
         lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
         last = lines[-1] if lines else "no output"
@@ -187,6 +202,21 @@ def _fit_in_worker(job: FitJob) -> FitResult:
             f"{done.returncode}: {last} (log: {log_path})"
         )
     return FitResult(**read_json(result_path))
+
+
+def _stop_group(worker: subprocess.Popen, grace: float = 10) -> None:
+    import os
+    import signal
+
+    for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(worker.pid, signum)
+        except ProcessLookupError:
+            return  # the group is gone
+        try:
+            worker.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _quiet_lightning() -> None:

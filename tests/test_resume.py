@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from tasks.settings import Settings
 
@@ -53,3 +54,63 @@ def test_a_killed_training_resumes_from_its_last_epoch(prefect_api, workspace):
     # The learning curves still start at epoch 0: the history came back with the checkpoint.
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]
     assert steps == list(range(len(steps))) and len(steps) > resumed_from
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc's parent links."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+@pytest.mark.parametrize(
+    ("signum", "extra"),
+    [(signal.SIGTERM, []), (signal.SIGINT, []), (signal.SIGTERM, ["--devices", "2", "--strategy", "ddp"])],
+    ids=["sigterm", "ctrl-c", "sigterm-ddp-worker"],
+)
+def test_a_stopped_run_leaves_no_process_behind(signum, extra, workspace):
+    """The temporary Prefect API, a multi-device worker and its ranks all stop with the run."""
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
+    env.pop("PREFECT_API_URL", None)  # the run starts its own temporary API
+    args = [MLPIPE, "run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "200", *extra]
+    run = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while _epochs_done(workspace) < 1:
+        assert run.poll() is None, f"the run ended before it could be stopped: {run.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "no epoch within 300 s"
+        time.sleep(0.2)
+    started = _descendants(run.pid)
+    assert started, "the run has its temporary API (and, with --devices 2, a worker) below it"
+
+    run.send_signal(signum)  # to the run alone: nothing else tells its children
+    _, err = run.communicate(timeout=120)
+
+    expected = (130, "error: interrupted") if signum == signal.SIGINT else (143, "error: terminated")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert (run.returncode, errors) == (expected[0], [expected[1]]), err[-2000:]
+    deadline = time.monotonic() + 30
+    while _alive(started) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in _alive(started)}
+    assert not left, left

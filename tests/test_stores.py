@@ -135,12 +135,13 @@ class Up:
                 continue
 
     def interrupt(self) -> str:
-        """Ctrl-C; everything it printed."""
+        """Ctrl-C (which stops its servers too); everything it printed."""
         import signal
 
         try:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(timeout=60)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+                self.process.wait(timeout=60)
             self.reader.join(timeout=10)
         finally:
             self.kill()
@@ -173,7 +174,7 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
         assert _preflight(f"{ui}/api/deployments/filter", elsewhere) is None
         out = up.interrupt()
     finally:
-        up.kill()
+        up.interrupt()  # on a failed assertion too: a killed `mlpipe up` would leave its servers running
     assert up.process.returncode == 0, up.process.stderr.read()
     assert "Stopped." in out
     assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)
