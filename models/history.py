@@ -46,3 +46,21 @@ class EpochProgress(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             self.on_epoch(trainer.current_epoch + 1, trainer.max_epochs)
+
+
+class SamplesPerRank(L.Callback):
+    """How many training samples each process saw: with several devices, proof that every rank
+    trained on its share of the data (gathered at the end, while the process group is up)."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.per_rank: list[int] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self.seen += len(batch[1])
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import torch
+
+        gathered = trainer.strategy.all_gather(torch.tensor(self.seen, device=pl_module.device))
+        self.per_rank = [int(v) for v in gathered.reshape(-1).tolist()]

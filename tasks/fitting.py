@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,7 @@ class FitResult:
     accelerator: str
     world_size: int
     resumed_from_epoch: int = 0  # the epoch a killed or retried fit went on from; 0: from the start
+    samples_per_rank: list[int] = field(default_factory=list)  # training samples each process saw in this fit
 
 
 def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitResult:
@@ -113,7 +114,7 @@ def _fit(
 
     from models.classifier import Classifier
     from models.data import ArrayDataModule
-    from models.history import EpochProgress, MetricHistory
+    from models.history import EpochProgress, MetricHistory, SamplesPerRank
     from models.networks import build_network
 
     _quiet_lightning()
@@ -138,6 +139,8 @@ def _fit(
         ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
         EarlyStopping(job.monitor, mode=mode, patience=job.patience),
     ]
+    samples = SamplesPerRank()
+    callbacks.append(samples)
     if on_epoch is not None:
         callbacks.append(EpochProgress(on_epoch))
     trainer = L.Trainer(
@@ -169,6 +172,7 @@ def _fit(
         accelerator=type(trainer.accelerator).__name__,
         world_size=trainer.world_size,
         resumed_from_epoch=resumed_from_epoch,
+        samples_per_rank=samples.per_rank,
     )
     return result, trainer.is_global_zero
 

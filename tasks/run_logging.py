@@ -94,6 +94,7 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
                 {
                     "accelerator": model.accelerator,
                     "world_size": model.world_size,
+                    "samples_per_rank": ",".join(map(str, model.samples_per_rank)),
                     "resumed_from_epoch": model.resumed_from_epoch,
                 }
             )

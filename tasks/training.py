@@ -1,6 +1,7 @@
 """Train one candidate network with Lightning and keep its best validation checkpoint."""
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class TrainedModel:
     fit_seconds: float
     accelerator: str
     world_size: int = 1  # processes that trained it
+    samples_per_rank: list[int] = field(default_factory=list)  # training samples each of them saw
     resumed_from_epoch: int = 0  # > 0 when a killed or retried fit went on from its last checkpoint
     training_key: str = ""  # what the cache knows it by (tasks/caching.py)
 
@@ -128,6 +130,7 @@ def train(
         fit_seconds=result.fit_seconds,
         accelerator=result.accelerator,
         world_size=result.world_size,
+        samples_per_rank=result.samples_per_rank,
         resumed_from_epoch=result.resumed_from_epoch,
         training_key=training_key(dataset, split, config),
     )
@@ -142,18 +145,45 @@ def _training_cache_key(context, inputs: dict) -> str:
 @task(name="train_model", cache_key_fn=_training_cache_key, persist_result=True, retries=1)
 def train_model(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) -> TrainedModel:
     """Train one candidate, showing its progress in the Prefect UI."""
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
-
-    progress = create_progress_artifact(0.0, description=f"{dataset.name} / {config.family}: epochs done")
-
-    def report(done: int, total: int) -> None:
-        update_progress_artifact(progress, 100.0 * done / total)
-
-    model = train(dataset, split, config, out_dir, on_epoch=report)
-    update_progress_artifact(progress, 100.0)
+    progress = _Progress(f"{dataset.name} / {config.family}: epochs done")
+    model = train(dataset, split, config, out_dir, on_epoch=progress.report)
+    progress.report(1, 1)
     if model.resumed_from_epoch:
         get_run_logger().warning("%s resumed from epoch %d of its last run", config.family, model.resumed_from_epoch)
     return model
+
+
+class _Progress:
+    """A progress artifact in the Prefect UI, best effort: an API that stops answering mid-fit
+    loses the bar, never the training (one warning, then no more attempts)."""
+
+    def __init__(self, description: str) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.id = self._attempt(lambda: create_progress_artifact(0.0, description=description))
+
+    def report(self, done: int, total: int) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        if self.id is not None:
+            self._attempt(lambda: update_progress_artifact(self.id, 100.0 * done / total))
+
+    def _attempt(self, call):
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001 - whatever the API's client raises
+            _logger().warning("progress not shown in the Prefect UI: %s", " ".join(str(error).split())[:200])
+            self.id = None
+            return None
+
+
+def _logger():
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a run
+        return logging.getLogger("mlpipe.training")
 
 
 def _baseline_cache_key(context, inputs: dict) -> str:

@@ -129,6 +129,10 @@ def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, wo
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     run = client.get_run(registration.candidate_run_ids["cnn"])
     assert run.data.tags["world_size"] == "2" and run.data.params["devices"] == "2"
+    # Each rank trained on its half of the training rows, every epoch (DistributedSampler pads to even).
+    per_rank = [int(n) for n in run.data.tags["samples_per_rank"].split(",")]
+    train_rows = int(client.get_run(registration.parent_run_id).data.params["dataset.rows.train"])
+    assert len(per_rank) == 2 and all(abs(n - 4 * train_rows / 2) <= 4 for n in per_rank), per_rank
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/accuracy")] == [0, 1, 2, 3]
     assert len(client.get_metric_history(run.info.run_id, "test/accuracy")) == 1
     assert run.data.metrics["test/accuracy"] > 0.8  # both halves of the data trained one model

@@ -66,3 +66,18 @@ def test_two_identical_fits_at_once_do_not_share_a_half_written_folder(digits, d
     # One trained; the other waited for the folder and took its finished result.
     assert first.fit_seconds == second.fit_seconds and first.history == second.history
     assert len(first.history) == 2 and (tmp_path / "fit" / "best.ckpt").exists()
+
+
+def test_an_unreachable_prefect_api_costs_the_progress_bar_not_the_training(digits, digits_split, tmp_path, caplog):
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from tasks.training import train_model
+
+    config = TrainConfig(family="cnn", max_epochs=2, batch_size=128, patience=1, seed=7, network={"channels": 8})
+    # The discard port: nothing answers there, as when the API goes down mid-run.
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
+        model = train_model.fn(digits, digits_split, config, tmp_path / "fit")
+
+    assert model.epochs_run == 2
+    warnings = [r.getMessage() for r in caplog.records if "progress not shown" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not once per epoch
