@@ -72,6 +72,21 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     assert flow_run.parameters["params"]["max_epochs"] == 2
 
 
+def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(prefect_api, workspace, monkeypatch):
+    import tasks.reports
+
+    def unreachable(registration, settings):
+        raise ConnectionError("the Prefect API stopped answering")  # as after a restart of the server
+
+    monkeypatch.setattr(tasks.reports, "publish", unreachable)
+    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    version = client.get_model_version_by_alias("digits", "champion")
+    assert registration.promoted and str(version.version) == registration.version == "1"
+    assert version.tags["promotion.decision"] == "promoted" and version.tags["promotion"].startswith("champion: ")
+
+
 def test_broken_data_stops_the_flow_before_training(prefect_api, workspace, digits):
     table = workspace / "data" / "digits" / "digits.parquet"
     table.parent.mkdir(parents=True)
