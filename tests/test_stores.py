@@ -21,7 +21,9 @@ from tasks.settings import CODE_ROOT, Settings
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
 
-def test_two_runs_at_once_lose_no_version_and_crown_the_better(prefect_api, workspace):
+def test_two_whole_runs_at_once_on_one_sqlite_store_lose_no_version_and_crown_the_better(prefect_api, workspace):
+    """Whole `mlpipe run`s side by side on SQLite; that they contend for the promotion lock at the
+    same moment is the synchronised test below (test_two_machines_promoting_at_once...)."""
     env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": prefect_api}
     # Networks only (params.yaml turns the baseline off), so that one run is clearly the better.
     params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
@@ -266,12 +268,14 @@ print(json.dumps({"version": registration.version, "promoted": registration.prom
 """
 
 
+@pytest.mark.parametrize("store_kind", ["postgresql", "sqlite"])
 def test_two_machines_promoting_at_once_leave_one_consistent_history(
-    postgres_url, digits, digits_split, trained_cnn, tmp_path, monkeypatch
+    store_kind, request, digits, digits_split, trained_cnn, tmp_path, monkeypatch
 ):
-    """Two challengers, each better than the champion, on two "machines" (project folders that
-    share nothing but the PostgreSQL store) reach the gate together: one is crowned against the
-    old champion, the other is judged against the new one."""
+    """Two challengers, each better than the champion, in two project folders that share nothing
+    but the store (two machines on PostgreSQL's advisory lock; two runs on one machine on the
+    file lock beside the SQLite store) reach the gate together: one is crowned against the old
+    champion, the other is judged against the new one."""
     import dataclasses
     import json
     import pickle
@@ -285,10 +289,13 @@ def test_two_machines_promoting_at_once_leave_one_consistent_history(
     from tasks.training import TrainConfig, train
     from tasks.validation import validate
 
-    server = make_url(postgres_url)  # a database of its own on the module's server
-    createdb = [_postgres_bin("createdb"), "-h", server.host, "-p", str(server.port), "-U", server.username]
-    subprocess.run([*createdb, "promotion"], check=True, capture_output=True)
-    store = server.set(database="promotion").render_as_string(hide_password=False)
+    if store_kind == "postgresql":
+        server = make_url(request.getfixturevalue("postgres_url"))  # a database of its own on the module's server
+        createdb = [_postgres_bin("createdb"), "-h", server.host, "-p", str(server.port), "-U", server.username]
+        subprocess.run([*createdb, "promotion"], check=True, capture_output=True)
+        store = server.set(database="promotion").render_as_string(hide_password=False)
+    else:
+        store = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     lineage = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
     roots = [make_workspace(tmp_path / name) for name in ("champion", "machine-a", "machine-b")]
