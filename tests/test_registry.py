@@ -57,6 +57,18 @@ def registered(trained_cnn, weak_cnn, digits, digits_split, tmp_path_factory):
     return settings, results
 
 
+@pytest.fixture
+def own_registry(registered, tmp_path):
+    """A copy of the registered project, for a test that moves aliases or rewrites tags: the
+    others then see the registry as `registered` made it, whatever order they run in. (The copy's
+    store still points at the original's artifacts, which nothing here writes.)"""
+    import shutil
+
+    settings, results = registered
+    shutil.copytree(settings.root, tmp_path / "project", symlinks=True)
+    return Settings(root=tmp_path / "project"), results
+
+
 def test_champion_moves_only_to_a_clearly_better_version(registered):
     settings, (weak, strong, weak_again) = registered
     client = mlflow.MlflowClient(settings.tracking_uri)
@@ -91,8 +103,8 @@ def test_an_equal_retrain_is_noise_not_a_promotion():
     assert decide(correct, None, None).promote
 
 
-def test_rollback_restores_the_previous_champion(registered):
-    settings, _ = registered
+def test_rollback_restores_the_previous_champion(own_registry):
+    settings, _ = own_registry
     client = mlflow.MlflowClient(settings.tracking_uri)
     assert champion_history(client, "digits") == ["1", "2"]
 
@@ -100,26 +112,22 @@ def test_rollback_restores_the_previous_champion(registered):
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
     with pytest.raises(MlpipeError, match="no earlier champion to roll back to"):
         rollback(client, "digits")
-    move_champion(client, "digits", "2")  # restored for the other tests
+    move_champion(client, "digits", "2")
     move_champion(client, "digits", "2")  # `mlpipe promote` of the champion itself: no second entry
     assert champion_history(client, "digits") == ["1", "2"]
 
 
-def test_alias_and_history_agree_after_a_move_that_stopped_halfway(registered):
-    settings, _ = registered
+def test_alias_and_history_agree_after_a_move_that_stopped_halfway(own_registry):
+    settings, _ = own_registry
     client = mlflow.MlflowClient(settings.tracking_uri)
     assert champion_history(client, "digits") == ["1", "2"]
     client.set_registered_model_alias("digits", "champion", "3")  # moved; the history not yet written
-    try:
-        assert champion_history(client, "digits") == ["1", "2", "3"]
-        assert rollback(client, "digits") == ("3", "2")  # from the alias's real version
-        assert champion_history(client, "digits") == ["1", "2"]
-        # A rollback that wrote the history, then stopped before the alias: as if it never began.
-        client.set_registered_model_tag("digits", HISTORY_TAG, json.dumps(["1"]))
-        assert champion_history(client, "digits") == ["1", "2"]
-    finally:
-        client.set_registered_model_alias("digits", "champion", "2")
-        client.set_registered_model_tag("digits", HISTORY_TAG, json.dumps(["1", "2"]))
+    assert champion_history(client, "digits") == ["1", "2", "3"]
+    assert rollback(client, "digits") == ("3", "2")  # from the alias's real version
+    assert champion_history(client, "digits") == ["1", "2"]
+    # A rollback that wrote the history, then stopped before the alias: as if it never began.
+    client.set_registered_model_tag("digits", HISTORY_TAG, json.dumps(["1"]))
+    assert champion_history(client, "digits") == ["1", "2"]
 
 
 def test_versions_carry_lineage_tags(registered, digits):
@@ -212,8 +220,8 @@ def _mlpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([mlpipe, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_promote_and_rollback_from_the_command_line(registered):
-    settings, _ = registered
+def test_promote_and_rollback_from_the_command_line(own_registry):
+    settings, _ = own_registry
     client = mlflow.MlflowClient(settings.tracking_uri)
 
     promoted = _mlpipe(settings, "promote", "--dataset", "digits", "--version", "3")
