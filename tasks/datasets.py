@@ -32,6 +32,7 @@ class Dataset:
     test_positions: np.ndarray | None = None  # rows of an explicit test file
     test_fraction: float = 0.2
     spec_path: Path | None = None  # the spec it was read from (None: made in code)
+    read_notes: list[str] = field(default_factory=list)  # what reading changed knowingly (alpha, 16-bit)
 
     @property
     def classes(self) -> list:
@@ -155,6 +156,7 @@ def load_spec(path: Path) -> Dataset:
         test_positions=test_positions,
         test_fraction=spec.test_fraction,
         spec_path=path,
+        read_notes=train.notes + (test.notes if spec.test is not None else []),
     )
 
 

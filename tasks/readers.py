@@ -1,7 +1,7 @@
 """Read a data set's files into one table: feature (or text) columns and the label column."""
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,10 @@ from tasks.errors import MlpipeError
 from tasks.spec import DatasetSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+# Pixel columns of one image (C*H*W): a 224x224 colour photo would make 150,528 columns, a table
+# no classifier here can use. Larger images are refused with a hint to resize them (image_size).
+MAX_PIXEL_COLUMNS = 16_384
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 @dataclass
@@ -18,6 +22,7 @@ class Table:
     frame: pd.DataFrame
     feature_columns: list[str]
     image_shape: tuple[int, int, int] | None = None
+    notes: list[str] = field(default_factory=list)  # what reading changed knowingly (for the validation report)
 
 
 def read_part(spec: DatasetSpec, path: Path) -> Table:
@@ -92,37 +97,85 @@ def _read_npz(spec: DatasetSpec, path: Path) -> Table:
 
 
 def _read_image_folder(spec: DatasetSpec, path: Path) -> Table:
-    from PIL import Image, UnidentifiedImageError
+    """Class sub-folders of images. Colour mode and size are read from every file's header first:
+    any colour image makes the set RGB (a grey one is widened, never the reverse); alpha is
+    composited onto white and 16-bit values scaled to 8 bits, each counted in the table's notes."""
+    from collections import Counter
+
+    from PIL import Image
 
     files = sorted(f for f in path.glob("*/*") if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise MlpipeError(f"{path} has no images in class sub-folders (expected {path}/<class>/<image>.png)")
+    headers = {file: _header(file) for file in files}
+    colour = any(mode not in GRAY_MODES for mode, _ in headers.values())
     size = spec.image_size
-    pixels, labels, mode = [], [], None
+    if size is None:
+        sizes = Counter(shape for _, shape in headers.values())
+        size = sizes.most_common(1)[0][0]
+        odd = next((f for f, (_, shape) in headers.items() if shape != size), None)
+        if odd is not None:
+            height, width = headers[odd][1]
+            raise MlpipeError(f"{odd} is {height}x{width}, others are {size[0]}x{size[1]}: set image_size")
+    channels = 3 if colour else 1
+    columns = channels * size[0] * size[1]
+    if columns > MAX_PIXEL_COLUMNS:
+        side = int((MAX_PIXEL_COLUMNS / channels) ** 0.5)
+        raise MlpipeError(
+            f"{path}: {size[0]}x{size[1]} {'colour' if colour else 'grey'} images make {columns:,} pixel columns, "
+            f"more than {MAX_PIXEL_COLUMNS:,}: set image_size (e.g. [{side}, {side}]) in the spec to resize them"
+        )
+    converted: Counter = Counter()
+    pixels, labels = [], []
     for file in files:
         try:
             with Image.open(file) as image:
-                mode = mode or ("L" if image.mode in ("1", "L", "I;16", "I") else "RGB")
-                image = image.convert(mode)
-                size = size or (image.height, image.width)
+                image = _to_mode(image, "RGB" if colour else "L", converted)
                 if (image.height, image.width) != tuple(size):
-                    if spec.image_size is None:
-                        raise MlpipeError(
-                            f"{file} is {image.height}x{image.width}, others are {size[0]}x{size[1]}: set image_size"
-                        )
                     image = image.resize((size[1], size[0]))
                 pixels.append(np.asarray(image, dtype=np.uint8).reshape(-1))
-        except (UnidentifiedImageError, OSError) as error:
+        except OSError as error:
             raise MlpipeError(f"{file} is not a readable image: {error}") from None
         labels.append(file.parent.name)
-    channels = 1 if mode == "L" else 3
     # Stored channel-last by Pillow; the network wants (C, H, W).
     array = np.stack(pixels).reshape(len(pixels), size[0], size[1], channels).transpose(0, 3, 1, 2)
     flat = array.reshape(len(array), -1)
     features = [f"p{i}" for i in range(flat.shape[1])]
     frame = pd.DataFrame(flat, columns=features)
     frame[spec.label_column] = labels
-    return Table(frame, features, (channels, size[0], size[1]))
+    notes = [f"{path}: {count} images {how}" for how, count in sorted(converted.items())]
+    if colour and any(mode in GRAY_MODES for mode, _ in headers.values()):
+        notes.append(f"{path}: grey images widened to RGB beside the colour ones")
+    return Table(frame, features, (channels, size[0], size[1]), notes)
+
+
+def _header(file: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (height, width)) from the file's header, without decoding its pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            return image.mode, (image.height, image.width)
+    except (UnidentifiedImageError, OSError) as error:
+        raise MlpipeError(f"{file} is not a readable image: {error}") from None
+
+
+def _to_mode(image, mode: str, converted):
+    """`image` in `mode` (L or RGB) as 8-bit pixels; what was changed on the way is counted."""
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":  # 16 bits of grey: scaled, not clipped at 255
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F" or values.min() < 0 or values.max() > 65535:
+            raise MlpipeError(f"{image.filename}: a {image.mode} image beyond 16 bits: convert the set to 8 or 16 bits")
+        image = Image.fromarray(np.round(values / 65535.0 * 255.0).astype(np.uint8), "L")
+        converted["of 16 bits scaled to 8"] += 1
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+        converted["with an alpha channel composited onto white"] += 1
+    return image.convert(mode)
 
 
 def _square_shape(count: int, path: Path) -> tuple[int, int, int]:

@@ -195,6 +195,7 @@ def check_dataset(
         report.warnings += drift_failures
     else:
         report.failures += drift_failures
+    report.warnings += dataset.read_notes
     report.success = not report.failures
     report.warn_only = warn_only and not report.success
     return report

@@ -82,6 +82,65 @@ def test_image_folder_reads_class_subfolders_with_pillow(tmp_path, digits):
     assert dataset.frame.loc[0, "p10"] == digits.frame.loc[0, "pixel_10"] * 15
 
 
+def _image_set(folder, images: dict[str, "np.ndarray"], mode: str | None = None):
+    """Images in class sub-folders a and b (alternating), saved as PNG."""
+    from PIL import Image
+
+    for index, (name, pixels) in enumerate(images.items()):
+        target = folder / "images" / "ab"[index % 2]
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode=mode).save(target / f"{name}.png")
+    return write_spec(folder, name="imgs", modality="image", format="image-folder", train="images")
+
+
+def test_one_colour_image_makes_the_set_colour_never_the_reverse(tmp_path):
+    grey = {f"g{i}": np.full((6, 6), 40 * i, np.uint8) for i in range(5)}
+    red = np.zeros((6, 6, 3), np.uint8)
+    red[..., 0] = 200
+    dataset = load_spec(_image_set(tmp_path, {**grey, "z-red": red}))  # the colour file comes last
+
+    assert dataset.image_shape == (3, 6, 6)
+    row = dataset.frame.iloc[-1]  # z-red: its red channel kept, not averaged into grey
+    assert row["p0"] == 200 and row["p36"] == 0 and row["p72"] == 0
+    assert dataset.read_notes == [f"{tmp_path / 'images'}: grey images widened to RGB beside the colour ones"]
+
+
+def test_alpha_and_16_bit_images_are_converted_and_said(tmp_path):
+    from PIL import Image
+
+    transparent = np.zeros((4, 4, 4), np.uint8)  # fully transparent black: white once composited
+    deep = np.full((4, 4), 65535, np.uint16)  # 16-bit white: 255, not clipped from a wrong scale
+    target = tmp_path / "images"
+    for name, pixels, folder in (("t", transparent, "a"), ("d", deep, "b"), ("t2", transparent, "b")):
+        (target / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(target / folder / f"{name}.png")
+    dataset = load_spec(write_spec(tmp_path, name="imgs", modality="image", format="image-folder", train="images"))
+
+    assert dataset.image_shape == (3, 4, 4)
+    assert (dataset.frame[dataset.feature_columns].to_numpy() == 255).all()
+    assert dataset.read_notes == [
+        f"{target}: 1 images of 16 bits scaled to 8",
+        f"{target}: 2 images with an alpha channel composited onto white",
+        f"{target}: grey images widened to RGB beside the colour ones",
+    ]
+
+
+def test_a_size_that_differs_anywhere_in_the_set_is_named(tmp_path):
+    images = {f"i{i}": np.zeros((8, 8), np.uint8) for i in range(6)}
+    images["i3"] = np.zeros((9, 8), np.uint8)
+    with pytest.raises(MlpipeError, match=r"i3.png is 9x8, others are 8x8: set image_size"):
+        load_spec(_image_set(tmp_path, images))
+
+
+def test_images_too_large_for_a_pixel_table_are_refused_with_a_hint(tmp_path):
+    images = {f"i{i}": np.zeros((224, 224, 3), np.uint8) for i in range(2)}
+    with pytest.raises(MlpipeError) as refused:
+        load_spec(_image_set(tmp_path, images))
+    message = str(refused.value)
+    assert "224x224 colour images make 150,528 pixel columns, more than 16,384" in message
+    assert "set image_size (e.g. [73, 73]) in the spec" in message
+
+
 @pytest.mark.parametrize(
     ("keys", "files", "message"),
     [
