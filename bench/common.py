@@ -41,3 +41,18 @@ def save(name: str, title: str, rows: list[dict], notes: str = "", extra: dict |
     document |= extra or {}
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def sample_peak_memory(process, peak: list[int], every: float = 0.2) -> None:
+    """Until `process` (a Popen) ends, keep in peak[0] the most memory its whole process tree
+    held: the proportional set size (PSS), so that a page shared by two processes counts once."""
+    import psutil
+
+    root = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak[0] = max(peak[0], sum(p.memory_full_info().pss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(every)

@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import save
+from common import sample_peak_memory, save
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 REPEATS = 3
@@ -67,27 +67,12 @@ def mlpipe_run(root: Path, *args: str, sample_memory: bool = False) -> dict:
     )
     peak = [0]
     if sample_memory:
-        threading.Thread(target=_sample_tree, args=(process, peak), daemon=True).start()
+        threading.Thread(target=sample_peak_memory, args=(process, peak), daemon=True).start()
     out, err = process.communicate(timeout=3600)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"mlpipe run failed:\n{err[-3000:]}")
     return {"wall": wall, "stages": _stages(err, started_at, wall), "peak_bytes": peak[0], "log": err + out}
-
-
-def _sample_tree(process: subprocess.Popen, peak: list[int]) -> None:
-    import psutil
-
-    root = psutil.Process(process.pid)
-    while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            # PSS: a shared page (torch's libraries, mapped by mlpipe and by the serving check's
-            # process) counts once across the tree, where a sum of RSS would count it per process.
-            peak[0] = max(peak[0], sum(p.memory_full_info().pss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
 
 
 def _stages(log: str, started_at: datetime, wall: float) -> dict[str, float]:

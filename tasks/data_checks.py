@@ -54,13 +54,14 @@ def run_checks(dataset: Dataset, limits: dict | None = None) -> list[CheckResult
 
 def _row_hashes(dataset: Dataset) -> np.ndarray:
     """One 64-bit hash per row's features, so rows compare as integers. Numeric columns are
-    mixed in one at a time (5x faster than pandas' row hashing on a million 64-column rows)."""
-    frame = dataset.frame[dataset.feature_columns]
-    if not all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns):
-        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    mixed in one at a time (5x faster than pandas' row hashing on a million 64-column rows, and
+    never a copy of the whole table)."""
+    frame, columns = dataset.frame, dataset.feature_columns
+    if not all(pd.api.types.is_numeric_dtype(frame[c]) for c in columns):
+        return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
     hashes = np.zeros(len(frame), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for column in frame.columns:
+        for column in columns:
             bits = np.ascontiguousarray(frame[column].to_numpy(dtype=np.float64)).view(np.uint64)
             hashes = (hashes ^ _mix(bits)) * np.uint64(0x100000001B3)
     return hashes
@@ -124,10 +125,10 @@ def _test_only_classes(dataset: Dataset) -> CheckResult:
 
 
 def _numeric_features(dataset: Dataset) -> CheckResult:
-    frame = dataset.frame[dataset.feature_columns]
-    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    frame, columns = dataset.frame, dataset.feature_columns
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if not bad:
-        return CheckResult("numeric_features", True, 0, f"all {len(frame.columns)} feature columns are numeric")
+        return CheckResult("numeric_features", True, 0, f"all {len(columns)} feature columns are numeric")
     column = bad[0]
     values = pd.to_numeric(frame[column], errors="coerce")
     example = frame[column][values.isna() & frame[column].notna()].head(1).tolist()
@@ -136,27 +137,35 @@ def _numeric_features(dataset: Dataset) -> CheckResult:
 
 
 def _finite_values(dataset: Dataset) -> CheckResult:
-    # Integer columns cannot hold NaN or infinity: only float columns are copied and scanned.
+    """Column by column (integer columns cannot hold NaN or infinity), never a copy of the table."""
     columns = [c for c in dataset.feature_columns if pd.api.types.is_float_dtype(dataset.frame[c])]
-    values = dataset.frame[columns].to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    bad = int((~finite).sum())
-    if not bad:
+    nan = inf = 0
+    bad_rows = np.zeros(len(dataset.frame), dtype=bool)
+    first = None  # (row, column) of the first value that is not finite, in row order
+    for column in columns:
+        values = dataset.frame[column].to_numpy()
+        is_nan, is_inf = np.isnan(values), np.isinf(values)
+        bad = is_nan | is_inf
+        if bad.any():
+            nan, inf = nan + int(is_nan.sum()), inf + int(is_inf.sum())
+            row = int(bad.argmax())
+            first = min(first or (row, column), (row, column), key=lambda found: found[0])
+            bad_rows |= bad
+    if first is None:
         return CheckResult("finite_values", True, 0, "no NaN or infinite feature values")
-    rows, cols = np.nonzero(~finite)
-    nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-    where = f"first at row {rows[0]}, column {columns[cols[0]]!r}"
+    where = f"first at row {first[0]}, column {first[1]!r}"
     return CheckResult(
         "finite_values",
         False,
         {"nan": nan, "inf": inf},
-        f"{nan} NaN and {inf} infinite feature values in {len(np.unique(rows))} rows ({where})",
+        f"{nan} NaN and {inf} infinite feature values in {int(bad_rows.sum())} rows ({where})",
     )
 
 
 def _pixel_range(dataset: Dataset) -> CheckResult:
-    frame = dataset.frame[dataset.feature_columns]
-    low, high = float(frame.min().min()), float(frame.max().max())
+    lows = [float(dataset.frame[c].min()) for c in dataset.feature_columns]
+    highs = [float(dataset.frame[c].max()) for c in dataset.feature_columns]
+    low, high = min(lows), max(highs)
     ok = low >= 0 and high <= 255
     detail = f"pixel values span {low:g}..{high:g}" + ("" if ok else ", outside 0..255")
     return CheckResult("pixel_range", ok, [low, high], detail)
