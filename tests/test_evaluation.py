@@ -26,3 +26,22 @@ def test_a_trained_cnn_is_evaluated_on_the_test_rows(trained_cnn, digits, digits
     assert evaluation.metrics["test/accuracy"] > 0.8  # chance is 0.1; three epochs reach ~0.95
     assert 0 < evaluation.metrics["test/f1_macro"] <= 1
     assert evaluation.confusion_matrix_path.exists()
+
+
+def test_a_confusion_matrix_of_many_classes_is_drawn_as_colours_only(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    drawn = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(figure, *args, **kwargs):  # the real figure is saved; its texts are counted first
+        drawn["cell_texts"] = sum(len(ax.texts) for ax in figure.axes)
+        return real_savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    rng = np.random.default_rng(0)
+    few, many = rng.integers(0, 5, 200), rng.integers(0, 40, 2000)
+    plot_confusion_matrix(few, few, list(range(5)), "five", tmp_path / "five.png")
+    assert drawn["cell_texts"] == 25  # every cell numbered
+    plot_confusion_matrix(many, many, list(range(40)), "forty", tmp_path / "forty.png")
+    assert drawn["cell_texts"] == 0 and (tmp_path / "forty.png").stat().st_size > 0
