@@ -94,7 +94,16 @@ def test_a_stopped_run_leaves_no_process_behind(signum, extra, workspace):
     env = {**os.environ, "MLPIPE_ROOT": str(workspace)}
     env.pop("PREFECT_API_URL", None)  # the run starts its own temporary API
     args = [MLPIPE, "run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "200", *extra]
-    run = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: SIGINT delivered, even where this test runs as a background job (which
+    # starts with SIGINT ignored, and mlpipe keeps an ignored signal ignored).
+    run = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 300
     while _epochs_done(workspace) < 1:
         assert run.poll() is None, f"the run ended before it could be stopped: {run.stderr.read()[-2000:]}"
