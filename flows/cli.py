@@ -414,7 +414,7 @@ def _stop_like_ctrl_c() -> None:
         raise KeyboardInterrupt
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup` and `&` keep their meaning
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job of a script keeps ignoring it
             signal.signal(signum, stop)
 
 

@@ -47,6 +47,7 @@ def serve(
     limit: Annotated[int, typer.Option(min=1, help="Most flow runs at a time")] = 1,
 ) -> None:
     """Serve the deployments (scheduled retraining, UI-triggered runs, batch inference) until Ctrl-C."""
+    import signal
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from prefect import serve as serve_deployments
@@ -73,4 +74,6 @@ def serve(
     for name, cron in schedules.items():
         typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
     typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")
+    # Ctrl-C is how serving ends, not an error: Prefect's runner stops its flow runs and returns.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     serve_deployments(*deployments, limit=limit, print_starting_message=False)

@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from tasks.datasets import Dataset
+from tasks.datasets import plain as _plain
 
 DEFAULT_LIMITS = {
     "max_duplicate_fraction": 0.1,  # identical rows (features and label); sms_spam has 7 %
     "max_leakage_fraction": 0.0,  # rows of an explicit test file that also occur in its train file
     "min_class_count": 5,  # samples of the rarest class outside the test part
     "max_text_chars": 10_000,  # longer texts are almost always a broken file, not a message
+    "max_blank_fraction": 0.0,  # texts of whitespace only; a network sees nothing but padding in them
 }
 
 
@@ -37,7 +39,10 @@ def run_checks(dataset: Dataset, limits: dict | None = None) -> list[CheckResult
     if dataset.test_positions is not None:
         checks.append(_test_only_classes(dataset))
     if dataset.modality == "text":
-        checks += [_text_lengths(dataset, limits["max_text_chars"]), _blank_texts(dataset)]
+        checks += [
+            _text_lengths(dataset, limits["max_text_chars"]),
+            _blank_texts(dataset, limits["max_blank_fraction"]),
+        ]
     else:
         numeric = _numeric_features(dataset)
         checks.append(numeric)
@@ -85,10 +90,6 @@ def _class_counts(dataset: Dataset, minimum: int) -> CheckResult:
     return CheckResult("class_counts", ok, {str(k): int(v) for k, v in counts.items()}, detail)
 
 
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _text_lengths(dataset: Dataset, maximum: int) -> CheckResult:
     column = dataset.feature_columns[0]
     lengths = dataset.frame[column].str.len()
@@ -99,15 +100,18 @@ def _text_lengths(dataset: Dataset, maximum: int) -> CheckResult:
     return CheckResult("text_lengths", ok, longest, detail + ("" if ok else f", more than {maximum:,}"))
 
 
-def _blank_texts(dataset: Dataset) -> CheckResult:
+def _blank_texts(dataset: Dataset, maximum: float) -> CheckResult:
     """A text of whitespace only has no token: the network would see padding alone."""
     column = dataset.feature_columns[0]
     blank = dataset.frame[column].fillna("").astype(str).str.strip().eq("").to_numpy()
     count = int(blank.sum())
+    ok = count <= maximum * len(blank)
     detail = f"{count} texts in {column!r} are empty or whitespace only"
     if count:
-        detail += f" (first at row {int(blank.argmax())}): remove them or give them words"
-    return CheckResult("blank_texts", count == 0, count, detail)
+        detail += f" (first at row {int(blank.argmax())})"
+    if not ok:
+        detail += f", more than {maximum:.1%}: remove them or give them words (or raise max_blank_fraction)"
+    return CheckResult("blank_texts", ok, count, detail)
 
 
 def _test_only_classes(dataset: Dataset) -> CheckResult:

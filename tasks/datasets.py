@@ -261,10 +261,11 @@ def _check_stratifiable(labels: np.ndarray, fraction: float, part: str) -> None:
         )
     if counts.min() < 2:
         rare = values[counts.argmin()]
-        raise MlpipeError(f"split: class {_plain(rare)!r} has a single row; a stratified {part} part needs two")
+        raise MlpipeError(f"split: class {plain(rare)!r} has a single row; a stratified {part} part needs two")
 
 
-def _plain(value):
+def plain(value):
+    """A numpy scalar as the Python value it holds (for messages and JSON)."""
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -8,15 +8,18 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, content: str | bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename it over `path` (atomic on POSIX)."""
+    """Write to a temporary file beside `path`, then rename it over `path` (atomic on POSIX). A
+    link is followed (its target is replaced), and an existing file keeps its mode."""
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(content.encode() if isinstance(content, str) else content)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(partial, 0o644)  # mkstemp's 0600 would hide a shared project's files from its team
+        os.chmod(partial, mode)  # not mkstemp's 0600, which would hide a shared project's files from its team
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

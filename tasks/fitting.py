@@ -65,11 +65,19 @@ def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitR
     """Train on the devices the job asks for; several devices (or DDP) run in worker processes.
 
     on_epoch(epochs done, max epochs) reports progress (in this process only)."""
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
     # Two identical runs at once share this folder: the second waits, then finds the first's result.
-    with FileLock(job.out_dir.with_name(f".{job.out_dir.name}.lock")):
+    lock = FileLock(job.out_dir.with_name(f".{job.out_dir.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logging.getLogger("mlpipe.training").warning(
+            "waiting for another run training %s in %s", job.family, job.out_dir
+        )
+        lock.acquire()
+    with lock:
         done = _finished(job.out_dir)
         if done is not None:
             return done  # this very fit finished before
@@ -209,18 +217,22 @@ def _fit_in_worker(job: FitJob) -> FitResult:
 
 
 def _stop_group(worker: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM to the worker's group, then SIGKILL to what is left of it (ranks whose parent has
+    gone): in a `finally`, so that a second Ctrl-C during the grace period cannot skip it."""
     import os
     import signal
 
-    for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+    try:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    finally:
         try:
-            os.killpg(worker.pid, signum)
+            os.killpg(worker.pid, signal.SIGKILL)
         except ProcessLookupError:
-            return  # the group is gone
-        try:
-            worker.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
+            pass  # the whole group is gone
+        worker.wait()
 
 
 def _quiet_lightning() -> None:

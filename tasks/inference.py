@@ -2,6 +2,7 @@
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,7 @@ def confined_output(path: str | Path, settings: Settings) -> Path:
     """The output path of a deployment's run, which anyone who reaches the Prefect API may set:
     under outputs/ (or MLPIPE_PREDICTIONS_DIR) only, never the data or the registry's files,
     after following links. Relative paths are relative to the project."""
-    allowed = Path(os.environ.get(PREDICTIONS_DIR) or settings.outputs_dir).resolve()
+    allowed = (settings.root / (os.environ.get(PREDICTIONS_DIR) or settings.outputs_dir)).resolve()
     target = (settings.root / path).resolve()
     protected = [settings.data_dir, settings.mlflow_dir]
     if not target.is_relative_to(allowed) or any(target.is_relative_to(p.resolve()) for p in protected):
@@ -90,9 +91,12 @@ def predict_file(
     result = pd.concat([rows.reset_index(drop=True), predicted.add_prefix("predicted_")], axis=1)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     # Whole or not at all: a reader never sees half a file, a failed write leaves the old one.
-    partial = output_path.with_name(f".{output_path.stem}.partial{output_path.suffix}")
+    handle, name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.stem}.", suffix=output_path.suffix)
+    os.close(handle)
+    partial = Path(name)  # a name of its own: two runs writing the same output never share it
     try:
         WRITERS[output_path.suffix](result, partial)
+        os.chmod(partial, 0o644)
         os.replace(partial, output_path)
     finally:
         partial.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # the networks; the b
 # Keys of a family's section that configure the optimiser or the trainer, or the tokenizer;
 # every other key goes to the network.
 OPTIMISER_KEYS = ("learning_rate", "weight_decay")
-TRAINER_KEYS = ("max_epochs", "batch_size", "patience", "monitor", "class_weighting", "timeout_minutes")
+TRAINER_KEYS = ("max_epochs", "batch_size", "patience", "monitor", "class_weighting")
 TEXT_KEYS = ("vocab_size", "max_length", "lowercase")
 
 
@@ -63,7 +63,9 @@ def _read(path: Path) -> dict:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `learning_rate: 5e-4` is a string to YAML, `batch_size: "64"` a string, `max_epochs:
+    # true` a bool; each is refused here rather than reaching the optimiser or the trainer.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SplitParams(_Section):
@@ -72,22 +74,30 @@ class SplitParams(_Section):
     seed: int = Field(ge=0)
 
 
-class TrainerParams(_Section):
-    """The `train` section, and what a family may override of it."""
+class _TrainerKeys(_Section):
+    """What the `train` section sets and a family may override (TRAINER_KEYS)."""
 
     max_epochs: int = Field(None, ge=1, le=10_000)
     batch_size: int = Field(None, ge=1, le=65_536)
     patience: int = Field(None, ge=1)
     monitor: Literal["val/loss", "val/accuracy", "val/f1_macro"] = None
     class_weighting: Literal["sqrt", "none"] = None
-    timeout_minutes: float = Field(None, gt=0)
 
 
-class NetworkParams(TrainerParams):
+class TrainerParams(_TrainerKeys):
+    """The `train` section: every run needs these three."""
+
+    max_epochs: int = Field(ge=1, le=10_000)
+    batch_size: int = Field(ge=1, le=65_536)
+    patience: int = Field(ge=1)
+    timeout_minutes: float = Field(None, gt=0)  # for every candidate of a run
+
+
+class NetworkParams(_TrainerKeys):
     """A network family's section: optimiser, trainer and tokenizer keys are checked here; the
     rest go to the network, whose constructor checks them (`check_network_keys`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     learning_rate: float = Field(None, gt=0, lt=10)
     weight_decay: float = Field(None, ge=0)
     vocab_size: int = Field(None, ge=10)
@@ -99,7 +109,7 @@ class BaselineParams(_Section):
     C: float = Field(None, gt=0)
     max_kernel_rows: int = Field(None, ge=0)  # image: an RBF SVC up to this many rows
     neighbours: int = Field(None, ge=1)  # sequence: k of k-nearest-neighbour
-    ngrams: tuple[int, int] = None  # text: TF-IDF word n-gram range
+    ngrams: list[int] = Field(None, min_length=2, max_length=2)  # text: TF-IDF word n-gram range
 
 
 class FamilyParams(_Section):
@@ -114,6 +124,7 @@ class ChecksParams(_Section):
     max_leakage_fraction: float = Field(None, ge=0, le=1)
     min_class_count: int = Field(None, ge=1)
     max_text_chars: int = Field(None, ge=1)
+    max_blank_fraction: float = Field(None, ge=0, le=1)
 
 
 class DriftParams(_Section):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tasks.errors import MlpipeError
+from tasks.errors import MlpipeError, redact
 from tasks.serving import FreshProcess
 
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
@@ -142,7 +142,7 @@ def champion_correctness(
     except TransientError:
         raise
     except MlpipeError as error:
-        return str(champion.version), None, str(error)
+        return str(champion.version), None, redact(str(error))  # stored in tags: no password
     return str(champion.version), predicted == labels.to_numpy().astype(str), None
 
 
@@ -226,7 +226,7 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
             except TransientError:
                 raise
             except MlpipeError as failed:
-                decision = Decision(False, f"not promoted: {failed}", decision.score, champion)
+                decision = Decision(False, f"not promoted: {redact(str(failed))}", decision.score, champion)
         if champion is not None:
             client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
         _record(client, name, version, decision, move=decision.promote)

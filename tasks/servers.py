@@ -143,23 +143,15 @@ def wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Path
     raise MlpipeError(f"the {name} server did not answer {url} within {timeout:.0f} s (log: {log})")
 
 
-def without_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """(the URL without user info, (user, password) or None): http://user:password@host:port,
-    which MLflow's client accepts, is a host and basic-auth credentials to urllib."""
-    from urllib.parse import unquote, urlsplit
-
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=host).geturl(), (unquote(parts.username), unquote(parts.password or ""))
-
-
-def require_server(health_url: str, what: str) -> None:
-    """One clear line when a server that must be running does not answer; no password in it."""
+def require_server(health_url: str, what: str, credentials: tuple[str, str] | None = None) -> None:
+    """One clear line when a server that must be running does not answer; no password in it.
+    Credentials come as basic auth: in the URL's user info, or as (user, password)."""
     import base64
 
-    url, credentials = without_credentials(health_url)
+    from tasks.settings import split_credentials
+
+    url, in_url = split_credentials(health_url)
+    credentials = credentials or in_url
     request = urllib.request.Request(url)
     if credentials is not None:
         token = base64.b64encode(":".join(credentials).encode()).decode()
@@ -195,9 +187,10 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory"]
     command += ["prefect.server.api.server:create_app", "--host", HOST, "--port", str(port)]
     command += ["--log-level", "error", "--lifespan", "on"]
+    url = f"http://{HOST}:{port}/api"
     env = {"PREFECT_UI_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}  # as Prefect starts its own
-    url = f"http://{HOST}:{port}/api"
+    env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = f"http://{HOST}:{port}"  # no UI: no browser page may call it
     log = Path(tempfile.mkdtemp(prefix="mlpipe-prefect-")) / "server.log"
     process = spawn(Server("prefect", command, f"{url}/health", env), log)
     atexit.register(_drain_then_stop, process)

@@ -30,8 +30,18 @@ class Settings:
 
     @property
     def tracking_uri(self) -> str:
+        """The MLflow store. A tracking server's URI comes without its user info: the user and
+        password go to MLflow's own variables for basic auth (MLFLOW_TRACKING_USERNAME/_PASSWORD),
+        so that no error message, log line or stored link made from the URI holds the password."""
         default = f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
-        return os.environ.get("MLFLOW_TRACKING_URI", default)
+        uri = os.environ.get("MLFLOW_TRACKING_URI", default)
+        if not uri.startswith(("http://", "https://")):
+            return uri  # a database URI: SQLAlchemy masks its password itself
+        bare, credentials = split_credentials(uri)
+        if credentials is not None:
+            os.environ.setdefault("MLFLOW_TRACKING_USERNAME", credentials[0])
+            os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", credentials[1])
+        return bare
 
     @property
     def shown_tracking_uri(self) -> str:
@@ -51,6 +61,18 @@ class Settings:
             if path.exists():
                 return path
         return self.root / "expectations" / f"{dataset}.json"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(the URL without user info, (user, password) or None): to urllib and to a browser,
+    http://user:password@host:port is a host and basic-auth credentials."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]  # keeps an IPv6 address's brackets and the port
+    return parts._replace(netloc=host).geturl(), (unquote(parts.username), unquote(parts.password or ""))
 
 
 def get_settings() -> Settings:

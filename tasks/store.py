@@ -25,7 +25,7 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
             return None  # reading must not create an empty store
         database.parent.mkdir(parents=True, exist_ok=True)
     exported = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(_credentials_to_environment(uri))
+    mlflow.set_tracking_uri(uri)
     # MLflow also exports the URI to the environment, where Settings reads the user's choice: put
     # the user's value back, or the next project in this process would log into this one's store.
     if exported is None:
@@ -49,20 +49,6 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
             return found.experiment_id
 
 
-def _credentials_to_environment(uri: str) -> str:
-    """http://user:password@host: the user and password go to MLflow's own variables for basic
-    auth, and MLflow is pointed at the bare URI, so that the run links it prints hold no password."""
-    if not uri.startswith(("http://", "https://")):
-        return uri  # a database URI: SQLAlchemy masks the password itself
-    from tasks.servers import without_credentials
-
-    bare, credentials = without_credentials(uri)
-    if credentials is not None:
-        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", credentials[0])
-        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", credentials[1])
-    return bare
-
-
 def _first_use_lock(database: Path | None):
     """MLflow creates a SQLite store's tables, and mlpipe an experiment, on first use: two runs
     starting at once on a new store would both try ("table ... already exists"). On SQLite the
@@ -80,16 +66,16 @@ def check_tracking_store(settings: Settings) -> None:
 
     uri = settings.tracking_uri
     if uri.startswith(("http://", "https://")):  # a database store reports its errors on first use
-        require_server(f"{uri.rstrip('/')}/health", "the MLflow tracking server (MLFLOW_TRACKING_URI)")
+        user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+        credentials = (user, password or "") if user else None
+        require_server(f"{uri.rstrip('/')}/health", "the MLflow tracking server (MLFLOW_TRACKING_URI)", credentials)
 
 
 def mlflow_ui_url(settings: Settings) -> str:
     """Where people browse the store: the tracking server itself, else the UI `mlpipe up` serves."""
     uri = settings.tracking_uri
     if uri.startswith(("http://", "https://")):
-        from tasks.servers import without_credentials
-
-        return without_credentials(uri)[0].rstrip("/")  # a link people share carries no password
+        return uri.rstrip("/")  # without user info (Settings.tracking_uri): a shared link holds no password
     return os.environ.get("MLPIPE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
 
 

@@ -167,3 +167,31 @@ def test_an_unreachable_mlflow_server_stops_the_run_before_training(prefect_api,
     ]
     assert "Traceback" not in done.stderr + done.stdout
     assert not (workspace / "outputs" / "digits").exists()  # nothing validated or trained
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql+psycopg://mlflow:s3cr/et@db:5432/mlflow", "postgresql+psycopg://mlflow:***@db:5432/mlflow"),
+        ("failed: http://alice:pw@10.0.0.1:5000/api/2.0/x", "failed: http://alice:***@10.0.0.1:5000/api/2.0/x"),
+        (
+            "postgresql://db/mlflow?user=u&password=hunter2&sslmode=require",
+            "postgresql://db/mlflow?user=u&password=***&sslmode=require",
+        ),
+        ("sqlite:////tmp/mlflow.db and http://host:5000", "sqlite:////tmp/mlflow.db and http://host:5000"),
+    ],
+)
+def test_passwords_in_uris_are_masked(text, shown):
+    from tasks.errors import redact
+
+    assert redact(text) == shown
+
+
+def test_a_tracking_server_uri_reaches_mlflow_without_its_user_info(monkeypatch):
+    from tasks.settings import Settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:p%40ss@[::1]:5000")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    assert Settings(root=Path("/tmp")).tracking_uri == "http://[::1]:5000"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "p@ss")

@@ -49,6 +49,14 @@ def _set(params: dict, dotted: str, value) -> dict:
         ("validation.drift.action", "ignore", "key 'validation.drift.action': Input should be 'fail' or 'warn'"),
         ("promotion.confidence", 95, "key 'promotion.confidence': Input should be less than 1 (got 95)"),
         ("datasets.digits.models", "cnn,svm", "key 'datasets.digits.models': String should match pattern"),
+        (
+            "families.text.cnn.learning_rate",
+            "5e-4",
+            "key 'families.text.cnn.learning_rate': Input should be a valid number",
+        ),
+        ("train.batch_size", "64", "key 'train.batch_size': Input should be a valid integer"),
+        ("train.max_epochs", True, "key 'train.max_epochs': Input should be a valid integer"),
+        ("train", {"max_epochs": 3, "batch_size": 8}, "key 'train.patience': Field required"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_key(key, value, message, tmp_path):
@@ -56,6 +64,13 @@ def test_a_bad_value_is_refused_naming_its_key(key, value, message, tmp_path):
     with pytest.raises(MlpipeError) as refused:
         load_params(Settings(root=tmp_path))
     assert str(refused.value).startswith(f"{tmp_path / 'params.yaml'}: ") and message in str(refused.value)
+
+
+def test_a_family_cannot_set_what_only_the_train_section_sets(tmp_path):
+    params = _set(_shipped(), "families.image.cnn.timeout_minutes", 5)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(MlpipeError, match=r"key 'families.image.cnn.timeout_minutes' is not a setting"):
+        family_params(load_params(Settings(root=tmp_path)), "image", "cnn")
 
 
 def test_a_misspelt_network_setting_is_refused_before_training(tmp_path):

@@ -233,7 +233,15 @@ def test_credentials_in_tracking_uris_work_and_are_never_shown(workspace, postgr
             patch.setenv("PREFECT_API_URL", api)
             with get_client(sync_client=True) as client:
                 artifacts = client.read_artifacts()
+                logs = client.read_logs()
         assert artifacts and not [a.key for a in artifacts if secret in str(a.data)]
+        assert logs and not [log.message for log in logs if secret in log.message]
+        # Nor in what MLflow keeps: run params and tags, version tags.
+        client = mlflow.MlflowClient(f"http://127.0.0.1:{up.mlflow_port}")
+        runs = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+        assert runs and not [r.info.run_id for r in runs if secret in str(r.data.params) + str(r.data.tags)]
+        versions = client.search_model_versions("name='digits'")
+        assert versions and not [v.version for v in versions if secret in str(v.tags)]
         # Unreachable: one line, still without the password.
         down = {**env, "MLFLOW_TRACKING_URI": f"http://alice:{secret}@127.0.0.1:9"}
         failed = subprocess.run(run, capture_output=True, text=True, env=down, timeout=300)
