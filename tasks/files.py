@@ -4,26 +4,36 @@ the previous file (or none), never half of one."""
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_atomic(path: Path, content: str | bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename it over `path` (atomic on POSIX). A
-    link is followed (its target is replaced), and an existing file keeps its mode."""
+@contextmanager
+def replaced_whole(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` (atomic on POSIX) when the
+    block ends without an error, deleted otherwise. A link is followed (its target is replaced),
+    an existing file keeps its mode, and two writers of one path never share a temporary file."""
     path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    os.close(handle)
+    partial = Path(name)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content.encode() if isinstance(content, str) else content)
-            out.flush()
-            os.fsync(out.fileno())
+        yield partial
         os.chmod(partial, mode)  # not mkstemp's 0600, which would hide a shared project's files from its team
         os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, content: str | bytes) -> Path:
+    """`content` in `path`, whole or not at all (`replaced_whole`), flushed to the disk."""
+    with replaced_whole(path) as partial, partial.open("wb") as out:
+        out.write(content.encode() if isinstance(content, str) else content)
+        out.flush()
+        os.fsync(out.fileno())
     return path
 
 

@@ -77,7 +77,7 @@ def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitR
             "waiting for another run training %s in %s", job.family, job.out_dir
         )
         lock.acquire()
-    with lock:
+    try:
         done = _finished(job.out_dir)
         if done is not None:
             return done  # this very fit finished before
@@ -86,6 +86,8 @@ def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitR
         result, _ = _fit(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch)
         write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
         return result
+    finally:
+        lock.release()
 
 
 def _finished(out_dir: Path) -> FitResult | None:
@@ -203,15 +205,14 @@ def _fit_in_worker(job: FitJob) -> FitResult:
         except BaseException:  # Ctrl-C, SIGTERM, a task timeout: no rank may train on alone
             _stop_group(worker)
             raise
-    done = worker
-    if done.returncode != 0 or not result_path.exists():
+    if worker.returncode != 0 or not result_path.exists():
         lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
         last = lines[-1] if lines else "no output"
         # A worker killed by a signal may well finish when tried again (from last.ckpt).
-        error = TransientError if done.returncode < 0 else MlpipeError
+        error = TransientError if worker.returncode < 0 else MlpipeError
         raise error(
             f"training {job.family} on {job.devices} devices ({job.strategy}) failed with exit code "
-            f"{done.returncode}: {last} (log: {log_path})"
+            f"{worker.returncode}: {last} (log: {log_path})"
         )
     return FitResult(**read_json(result_path))
 

@@ -2,12 +2,12 @@
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from tasks.errors import MlpipeError
+from tasks.files import replaced_whole
 from tasks.settings import Settings
 
 READERS = {
@@ -89,16 +89,7 @@ def predict_file(
         message = str(error).strip().splitlines()[0][:200]
         raise MlpipeError(f"{input_path} does not fit {dataset} v{version.version}: {message}") from None
     result = pd.concat([rows.reset_index(drop=True), predicted.add_prefix("predicted_")], axis=1)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    # Whole or not at all: a reader never sees half a file, a failed write leaves the old one.
-    handle, name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.stem}.", suffix=output_path.suffix)
-    os.close(handle)
-    partial = Path(name)  # a name of its own: two runs writing the same output never share it
-    try:
+    with replaced_whole(output_path) as partial:  # a reader never sees half a file
         WRITERS[output_path.suffix](result, partial)
-        os.chmod(partial, 0o644)
-        os.replace(partial, output_path)
-    finally:
-        partial.unlink(missing_ok=True)
     counts = predicted["label"].astype(str).value_counts().to_dict()
     return {"dataset": dataset, "version": str(version.version), "rows": len(result), "labels": counts}

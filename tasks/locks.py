@@ -69,8 +69,8 @@ def promotion_lock(settings: Settings, name: str, timeout: float = TIMEOUT_SECON
 
 def _lock_path(settings: Settings, name: str) -> Path:
     """Beside the SQLite database, where every project that shares that store finds it."""
-    uri = settings.tracking_uri
-    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else settings.mlflow_dir
+    database = settings.sqlite_database
+    folder = database.parent if database is not None else settings.mlflow_dir
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f".{name}.promotion.lock"
 

@@ -44,6 +44,12 @@ class Settings:
         return bare
 
     @property
+    def sqlite_database(self) -> Path | None:
+        """The database file of a SQLite tracking store (the embedded default), else None."""
+        uri = self.tracking_uri
+        return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+    @property
     def shown_tracking_uri(self) -> str:
         """The tracking URI as printed and stored: its password masked."""
         from tasks.errors import redact

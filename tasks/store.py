@@ -18,8 +18,7 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
     # The served model's inputs are read by column name; these hints do not apply to it.
     warnings.filterwarnings("ignore", ".*Inferred schema contains integer column.*")
     warnings.filterwarnings("ignore", ".*Add type hints to the `predict` method.*")
-    uri = settings.tracking_uri
-    database = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    uri, database = settings.tracking_uri, settings.sqlite_database
     if database is not None:
         if not create and not database.exists():
             return None  # reading must not create an empty store

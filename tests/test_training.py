@@ -53,7 +53,7 @@ def test_a_result_cut_short_by_a_kill_is_treated_as_absent(digits, digits_split,
     again = train(digits, digits_split, config, tmp_path / "fit")  # no crash: trained again from last.ckpt
 
     assert json.loads(result.read_text())["epochs_run"] == 1
-    assert again.epochs_run == first.epochs_run and not list((tmp_path / "fit").glob("*.partial"))
+    assert again.epochs_run == first.epochs_run and not list((tmp_path / "fit").glob(".*partial*"))
 
 
 def test_two_identical_fits_at_once_do_not_share_a_half_written_folder(digits, digits_split, tmp_path):
