@@ -16,7 +16,7 @@ import sys
 import time
 
 import numpy as np
-from variants import shared_split, train_config
+from variants import shared_split, variant_config
 
 from common import ROOT, save
 
@@ -31,19 +31,20 @@ def validation_probabilities(name: str) -> dict[str, np.ndarray]:
     path = CACHE / f"{name}.npz"
     if path.exists():
         return dict(np.load(path))
-    from tasks.baseline import BaselineConfig, fit_baseline
-    from tasks.training import train
+    from tasks.training.baseline import fit_baseline
+    from tasks.training.config import baseline_config
+    from tasks.training.network import train
 
-    dataset, parts, defaults = shared_split(name)
+    dataset, parts, project = shared_split(name)
     rows = dataset.frame.iloc[parts.val]
     found = {"y": dataset.class_indices(parts.val)}
     for family in NETWORKS:
         started = time.perf_counter()
-        config = train_config(family, dataset.modality, defaults, {})
+        config = variant_config(family, dataset.modality, project, {})
         found[family] = train(dataset, parts, config, CACHE / "training" / name / family).predict_proba(rows)
         print(f"{name} {family}: {time.perf_counter() - started:.0f} s", flush=True)
-    settings = (defaults.get("families", {}).get(dataset.modality) or {}).get("baseline") or {}
-    found["baseline"] = fit_baseline(dataset, parts, BaselineConfig(defaults["seed"], settings)).predict_proba(rows)
+    baseline = fit_baseline(dataset, parts, baseline_config(project, dataset.modality, project.seed))
+    found["baseline"] = baseline.predict_proba(rows)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, **found)
     return found
@@ -54,8 +55,9 @@ def _mean(probabilities: dict, members) -> np.ndarray:
 
 
 def chosen_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """tasks.selection as a run uses it: the ensemble of the candidates close to the best, then `choose`."""
-    from tasks.selection import ENSEMBLE, choose, close_to_best, scores_of
+    """tasks.evaluation.selection as a run uses it: the ensemble of the candidates close to the best, then `choose`."""
+    from tasks.evaluation.selection import choose, close_to_best, scores_of
+    from tasks.infra.vocabulary import ENSEMBLE
 
     families = (*NETWORKS, "baseline")
     candidates = {f: probabilities[f] for f in families}
@@ -69,7 +71,7 @@ def chosen_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndar
 
 def earlier_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The rule before: the networks' ensemble only, taking a tie only on a lower log loss."""
-    from tasks.selection import scores_of
+    from tasks.evaluation.selection import scores_of
 
     candidates = {f: probabilities[f] for f in (*NETWORKS, "baseline")}
     candidates["ensemble"] = _mean(probabilities, NETWORKS)
@@ -95,7 +97,8 @@ def always_ensemble(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.
 
 def all_members(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
     """As chosen, with every candidate in the ensemble however weak."""
-    from tasks.selection import ENSEMBLE, choose, scores_of
+    from tasks.evaluation.selection import choose, scores_of
+    from tasks.infra.vocabulary import ENSEMBLE
 
     candidates = {f: probabilities[f] for f in (*NETWORKS, "baseline")}
     candidates[ENSEMBLE] = always_ensemble(probabilities, rows, y)
@@ -104,7 +107,7 @@ def all_members(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndar
 
 
 RULES = {
-    "chosen (tasks.selection)": chosen_rule,
+    "chosen (tasks.evaluation.selection)": chosen_rule,
     "before (networks' ensemble, ties on log loss)": earlier_rule,
     "ensemble of every candidate, ties to it": all_members,
     "best single candidate": best_single,

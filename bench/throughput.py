@@ -28,8 +28,9 @@ def datasets() -> dict:
     """modality -> (Dataset, Split): digits, ECG200 and 1,500 SMS."""
     import pandas as pd
 
-    from tasks.datasets import load, load_spec, split
-    from tasks.settings import Settings
+    from tasks.data.loading import load, load_spec
+    from tasks.data.splitting import split
+    from tasks.infra.settings import Settings
 
     shared = ROOT.parent / "shared" / "datasets"
     folder = Path(tempfile.mkdtemp(prefix="mlpipe-bench-"))
@@ -55,32 +56,31 @@ def datasets() -> dict:
 
 
 def job_for(dataset, parts, family: str, out_dir: Path):
+    from dataclasses import replace
+
     from models.networks import shape_kwargs
     from models.preprocessing import model_inputs
-    from tasks.features import class_weights, fit_preprocessing
-    from tasks.fitting import FitJob
-    from tasks.params import family_params, load_params
-    from tasks.settings import Settings
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import Settings
+    from tasks.training.config import train_config
+    from tasks.training.features import class_weights, fit_preprocessing
+    from tasks.training.trainer import FitJob
 
-    sections = family_params(load_params(Settings(root=ROOT)), dataset.modality, family)
-    info = fit_preprocessing(dataset, parts, sections["text"])
+    config = train_config(load_params(Settings(root=ROOT)), dataset.modality, family, seed=42)
+    # No early stop and the loss monitored: both paths run every epoch.
+    config = replace(config, max_epochs=EPOCHS[dataset.modality], patience=1000, monitor="val/loss")
+    info = fit_preprocessing(dataset, parts, config.text)
     num_classes = len(dataset.classes)
     y_train = dataset.class_indices(parts.train)
     return FitJob(
+        config=config,
         modality=dataset.modality,
-        family=family,
-        network_kwargs={**shape_kwargs(info, family, num_classes), **sections["network"]},
-        optimiser=sections["optimiser"],
+        network_kwargs={**shape_kwargs(info, family, num_classes), **config.network},
         class_weights=class_weights(y_train, num_classes),
         x_train=model_inputs(dataset.frame.iloc[parts.train], info),
         y_train=y_train,
         x_val=model_inputs(dataset.frame.iloc[parts.val], info),
         y_val=dataset.class_indices(parts.val),
-        max_epochs=EPOCHS[dataset.modality],
-        batch_size=sections["trainer"]["batch_size"],
-        patience=1000,  # no early stop: both paths run every epoch
-        monitor="val/loss",
-        seed=42,
         out_dir=out_dir,
     )
 
@@ -89,10 +89,10 @@ def lightning_seconds(job) -> float:
     """mlpipe's own fit: Classifier, ArrayDataModule, callbacks and Trainer settings."""
     import shutil
 
-    from tasks.fitting import _fit
+    from tasks.training.trainer import run_trainer
 
     shutil.rmtree(job.out_dir, ignore_errors=True)
-    result, _ = _fit(job)
+    result, _ = run_trainer(job)
     return result.fit_seconds
 
 
@@ -108,23 +108,25 @@ def plain_seconds(job) -> float:
 
     shutil.rmtree(job.out_dir, ignore_errors=True)
     job.out_dir.mkdir(parents=True)
-    torch.manual_seed(job.seed)
+    torch.manual_seed(job.config.seed)
     x_type = torch.long if np.issubdtype(job.x_train.dtype, np.integer) else torch.float32
     train = TensorDataset(torch.tensor(job.x_train, dtype=x_type), torch.tensor(job.y_train))
     val = TensorDataset(torch.tensor(job.x_val, dtype=x_type), torch.tensor(job.y_val))
-    loader = DataLoader(train, batch_size=job.batch_size, shuffle=True, generator=torch.Generator().manual_seed(42))
-    val_loader = DataLoader(val, batch_size=4 * job.batch_size)
-    network = build_network(job.modality, job.family, **job.network_kwargs)
+    batch_size = job.config.batch_size
+    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(42))
+    val_loader = DataLoader(val, batch_size=4 * job.config.batch_size)
+    network = build_network(job.modality, job.config.family, **job.network_kwargs)
     loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(job.class_weights))
+    optimiser_settings = job.config.optimiser
     optimiser = torch.optim.AdamW(
-        network.parameters(), lr=job.optimiser["learning_rate"], weight_decay=job.optimiser["weight_decay"]
+        network.parameters(), lr=optimiser_settings["learning_rate"], weight_decay=optimiser_settings["weight_decay"]
     )
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=job.optimiser["learning_rate"], total_steps=job.max_epochs * len(loader)
+        optimiser, max_lr=optimiser_settings["learning_rate"], total_steps=job.config.max_epochs * len(loader)
     )
     best = float("inf")
     started = time.perf_counter()
-    for _ in range(job.max_epochs):
+    for _ in range(job.config.max_epochs):
         network.train()
         for x, y in loader:
             optimiser.zero_grad()
@@ -154,7 +156,7 @@ def main() -> None:
         sizes.append(f"{dataset.name} {len(parts.train):,} training rows, {EPOCHS[modality]} epochs")
         for family in ("cnn", "rnn", "transformer"):
             job = job_for(dataset, parts, family, work / f"{modality}-{family}")
-            samples = len(job.y_train) * job.max_epochs
+            samples = len(job.y_train) * job.config.max_epochs
             lightning_seconds(job), plain_seconds(job)  # warm-up: first-call costs out of the timing
             timings = {"lightning": [], "plain": []}
             for _ in range(REPEATS):

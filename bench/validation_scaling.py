@@ -44,9 +44,9 @@ print(time.perf_counter() - started)
 
 
 def main() -> None:
-    from tasks.data_checks import run_checks
-    from tasks.datasets import Dataset
-    from tasks.validation import load_suite, run_suite
+    from tasks.types import Dataset
+    from tasks.validation.checks import run_checks
+    from tasks.validation.expectations import load_suite, run_suite
 
     suite = load_suite(ROOT / "expectations" / "digits.json")
     run_suite(table(100), suite, "digits")  # warm: imports and GX's first context are the fixed cost

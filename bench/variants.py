@@ -21,9 +21,11 @@ DATASETS = Path(__file__).with_name("datasets")
 
 def shared_split(name: str):
     """(dataset, split, params.yaml defaults) of a shared data set, split as a default run splits it."""
-    from tasks.datasets import load_spec, split, write_digits
-    from tasks.params import load_params
-    from tasks.settings import Settings
+    from tasks.data.builtin import write_digits
+    from tasks.data.loading import load_spec
+    from tasks.data.splitting import split
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import Settings
 
     if name == "digits":  # the built-in set, written to a scratch folder: no DVC repository needed
         folder = Path(tempfile.mkdtemp(prefix="mlpipe-variants-")) / "digits"
@@ -31,52 +33,30 @@ def shared_split(name: str):
         dataset = load_spec(folder.with_suffix(".yaml"))
     else:
         dataset = load_spec(DATASETS / f"{name}.yaml")
-    defaults = load_params(Settings(root=ROOT))
-    test_fraction = defaults["split"]["test_fraction"] if name == "digits" else dataset.test_fraction
+    project = load_params(Settings(root=ROOT))
+    test_fraction = project.split.test_fraction if name == "digits" else dataset.test_fraction
     labels = dataset.frame[dataset.label_column].to_numpy()
-    parts = split(labels, test_fraction, defaults["split"]["val_fraction"], 0, defaults["seed"], dataset.test_positions)
-    return dataset, parts, defaults
+    parts = split(labels, test_fraction, project.split.val_fraction, 0, project.seed, dataset.test_positions)
+    return dataset, parts, project
 
 
-def train_config(family: str, modality: str, defaults: dict, overrides: dict):
-    """The TrainConfig of a default run, with `overrides` over params.yaml's settings."""
-    from tasks.params import OPTIMISER_KEYS, TEXT_KEYS, TRAINER_KEYS, family_params
-    from tasks.training import TrainConfig
+def variant_config(family: str, modality: str, project, overrides: dict):
+    """The TrainConfig of a default run, with `overrides` over the family's params.yaml section."""
+    from tasks.infra.params import ProjectParams
+    from tasks.training.config import train_config
 
-    sections = family_params(defaults, modality, family)
-    for key, value in overrides.items():
-        section = (
-            "optimiser"
-            if key in OPTIMISER_KEYS
-            else "trainer"
-            if key in TRAINER_KEYS
-            else "text"
-            if key in TEXT_KEYS
-            else "network"
-        )
-        sections[section][key] = value
-    trainer = sections["trainer"]
-    return TrainConfig(
-        family=family,
-        max_epochs=trainer["max_epochs"],
-        batch_size=trainer["batch_size"],
-        patience=trainer["patience"],
-        monitor=trainer.get("monitor", "val/loss"),
-        class_weighting=trainer.get("class_weighting", "sqrt"),
-        seed=defaults["seed"],
-        optimiser=sections["optimiser"],
-        network=sections["network"],
-        text=sections["text"],
-    )
+    raw = project.model_dump(exclude_none=True)
+    raw["families"][modality][family] |= overrides
+    return train_config(ProjectParams.model_validate(raw), modality, family, seed=project.seed)
 
 
 def run(family: str, name: str, overrides: dict, tag: str) -> dict:
     import numpy as np
 
-    from tasks.training import train
+    from tasks.training.network import train
 
-    dataset, parts, defaults = shared_split(name)
-    config = train_config(family, dataset.modality, defaults, overrides)
+    dataset, parts, project = shared_split(name)
+    config = variant_config(family, dataset.modality, project, overrides)
     scratch = Path(tempfile.mkdtemp(prefix="mlpipe-variants-"))
     started = time.perf_counter()
     model = train(dataset, parts, config, scratch / "training")

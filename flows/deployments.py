@@ -9,17 +9,16 @@ from prefect.types.entrypoint import EntrypointType
 
 from flows.inference import batch_inference
 from flows.training import training_pipeline
-from tasks.errors import MlpipeError
-from tasks.validation import artifact_key
+from tasks.infra.errors import MlpipeError
+from tasks.infra.params import ProjectParams
+from tasks.infra.runs import artifact_key
 
 TAGS = ["mlpipe"]
 
 
-def schedules_from(params: dict, only: list[str] | None = None) -> dict[str, str]:
+def schedules_from(project: ProjectParams, only: list[str] | None = None) -> dict[str, str]:
     """params.yaml's `schedules` (data set -> cron), limited to `only` when given."""
-    schedules = params.get("schedules") or {}
-    if not isinstance(schedules, dict) or not all(isinstance(c, str) for c in schedules.values()):
-        raise MlpipeError("params.yaml: `schedules` must map data set names to cron strings")
+    schedules = project.schedules
     if only:
         missing = [name for name in only if name not in schedules]
         if missing:

@@ -1,10 +1,14 @@
-"""The training flow's parameters: one pydantic model, which the Prefect UI renders as a form."""
+"""The training flow's parameters: one pydantic model, which the Prefect UI renders as a form and
+from which `mlpipe run` builds its options (flows/cli/run.py): one surface for both, and the deployments."""
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.params import FAMILIES, Family
+from tasks.data.builtin import BUILT_IN
+from tasks.infra.params import BatchSize, Epochs, LearningRate, MinDelta, Seed
+from tasks.infra.vocabulary import NETWORK_FAMILIES, Family
+from tasks.types import TrainConfig
 
 
 class PipelineParams(BaseModel):
@@ -12,42 +16,43 @@ class PipelineParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field("digits", description="Built-in data set name (digits) or the path of a data set spec (.yaml)")
+    dataset: str = Field(
+        BUILT_IN[0], description="Data set: a name (built in: digits) or the path of a data set spec (.yaml)"
+    )
     models: list[Family] = Field(
-        default_factory=lambda: list(FAMILIES),
+        default_factory=lambda: list(NETWORK_FAMILIES),
         min_length=1,
         description="Model families to train (the scikit-learn baseline joins unless params.yaml turns it off)",
     )
-    max_epochs: int | None = Field(
-        None, ge=1, le=10_000, description="Most epochs per candidate (early stopping may end sooner)"
-    )
-    batch_size: int | None = Field(None, ge=1, le=65_536, description="Samples per training batch")
-    learning_rate: float | None = Field(None, gt=0, lt=10, description="Peak learning rate of the one-cycle schedule")
-    seed: int | None = Field(None, ge=0, description="Training seed (weights, shuffling, train/val split)")
-    min_delta: float | None = Field(
-        None, ge=0, le=1, description="Accuracy a new version must gain over @champion to replace it"
+    max_epochs: Epochs | None = Field(None, description="Most epochs per candidate (early stopping may end sooner)")
+    batch_size: BatchSize | None = Field(None, description="Samples per training batch")
+    learning_rate: LearningRate | None = Field(None, description="Peak learning rate of the one-cycle schedule")
+    seed: Seed | None = Field(None, description="Training seed (weights, shuffling, train/val split)")
+    min_delta: MinDelta | None = Field(
+        None, description="Accuracy a new version must gain over @champion to replace it"
     )
     warn_only: bool = Field(
         False, description="Train even when validation fails (the run is tagged validation-failed-warn-only)"
     )
-    devices: int = Field(1, ge=1, le=64, description="Devices (GPUs, or CPU processes) to train each candidate on")
+    devices: int = Field(
+        TrainConfig.devices, ge=1, le=64, description="Devices (GPUs, or CPU processes) to train each candidate on"
+    )
     strategy: Literal["auto", "ddp"] = Field(
-        "auto", description="auto: Lightning's choice (DDP on several devices); ddp: distributed data parallel"
+        TrainConfig.strategy,
+        description="auto: Lightning's choice (DDP on several devices); ddp: distributed data parallel",
     )
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from tasks.datasets import BUILT_IN
-        from tasks.settings import get_settings
-        from tasks.spec import is_spec_path
+        from tasks.data.loading import spec_path_of
+        from tasks.infra.errors import MlpipeError
+        from tasks.infra.settings import get_settings
 
-        named_spec = get_settings().data_dir / f"{name}.yaml"
-        if name not in BUILT_IN and not is_spec_path(name) and not named_spec.exists():
-            raise ValueError(
-                f"unknown data set {name!r}: built-in data sets are {', '.join(BUILT_IN)}; "
-                "otherwise pass the path of a data set spec (.yaml)"
-            )
+        try:
+            spec_path_of(name, get_settings())
+        except MlpipeError as error:
+            raise ValueError(str(error)) from None
         return name
 
     @field_validator("models")

@@ -5,19 +5,22 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PipelineParams
-from tasks.baseline import BaselineConfig
-from tasks.caching import cache_dir, training_dir, training_key
-from tasks.datasets import load_dataset, split_dataset
-from tasks.errors import MlpipeError
-from tasks.evaluation import choose_candidate, evaluate_model
-from tasks.lineage import code_version, flow_run_url, package_versions, params_hash
-from tasks.params import family_params, load_params
-from tasks.registry import Registration, publish_reports, register
-from tasks.selection import Ensemble
-from tasks.settings import get_settings
-from tasks.store import champion_profile, check_tracking_store
-from tasks.training import TrainConfig, train_baseline, train_model
-from tasks.validation import validate_dataset
+from tasks.data.tasks import load_dataset, split_dataset
+from tasks.evaluation.selection import Ensemble
+from tasks.evaluation.tasks import choose_candidate, evaluate_model
+from tasks.infra.errors import MlpipeError
+from tasks.infra.lineage import code_version, package_versions, params_hash
+from tasks.infra.params import load_params
+from tasks.infra.runs import flow_run_url
+from tasks.infra.settings import get_settings
+from tasks.infra.vocabulary import BASELINE
+from tasks.registry.registering import Registration
+from tasks.registry.store import champion_profile, check_tracking_store
+from tasks.registry.tasks import publish_reports, register
+from tasks.training.caching import training_dir, training_key
+from tasks.training.config import baseline_config, train_config
+from tasks.training.tasks import train_baseline, train_model
+from tasks.validation.tasks import validate_dataset
 
 
 @flow(name="training_pipeline")
@@ -27,32 +30,30 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     MLflow and make it @champion only if it beats the current one on those test rows."""
     logger = get_run_logger()
     settings = get_settings()
-    defaults = load_params(settings)
-    seed = params.seed if params.seed is not None else defaults["seed"]
+    project = load_params(settings)  # params.yaml, checked once
+    seed = params.seed if params.seed is not None else project.seed
     check_tracking_store(settings)  # an unreachable MLflow server stops the run before any work
     dataset = load_dataset(params.dataset)
     run_dir = settings.outputs_dir / dataset.name / _run_name()
     # Cached results live in the project, so that a rerun with nothing changed reads them back.
-    storage = {"result_storage": cache_dir(settings)}
+    storage = {"result_storage": settings.cache_dir}
     reference = champion_profile(dataset.name, settings)
-    report = validate_dataset.with_options(**storage)(
-        dataset, run_dir, defaults.get("validation"), reference, params.warn_only
-    )
+    report = validate_dataset.with_options(**storage)(dataset, run_dir, project.validation, reference, params.warn_only)
     if report.warn_only:
         _tag_flow_run("validation-failed-warn-only")
-    parts = split_dataset(dataset, defaults["split"], seed)
-    train = train_model.with_options(**storage, timeout_seconds=60 * defaults["train"].get("timeout_minutes", 240))
-    selection = {"baseline": True, "ensemble": True} | (defaults.get("selection") or {})
+    parts = split_dataset(dataset, project.split, seed)
+    train = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
+    choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
     networks = []
-    for family in (f for f in params.models if f != "baseline"):
-        config = _train_config(params, defaults, dataset.modality, family, seed)
+    for family in (f for f in params.models if f != BASELINE):
+        config = train_config(project, dataset.modality, family, seed, **choices)
         out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
         networks.append(train(dataset, parts, config, out_dir))
     models = list(networks)
-    if selection["baseline"] or "baseline" in params.models:
-        settings_of = (defaults.get("families", {}).get(dataset.modality) or {}).get("baseline") or {}
-        models.append(train_baseline.with_options(**storage)(dataset, parts, BaselineConfig(seed, settings_of)))
-    choice = choose_candidate(models, dataset, parts, ensemble=selection["ensemble"])  # validation rows only
+    if project.selection.baseline or BASELINE in params.models:
+        config = baseline_config(project, dataset.modality, seed)
+        models.append(train_baseline.with_options(**storage)(dataset, parts, config))
+    choice = choose_candidate(models, dataset, parts, ensemble=project.selection.ensemble)  # validation rows only
     if choice.members:
         models.append(Ensemble([m for m in models if m.family in choice.members]))
     for family, scores in choice.scores.items():
@@ -71,12 +72,14 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
         **code_version(),
         "prefect_flow_run_id": flow_run_id,
         "prefect_flow_run_url": flow_run_url(flow_run_id),
-        "params_hash": params_hash(params.model_dump(), defaults, [asdict(c[0].config) for c in candidates]),
+        "params_hash": params_hash(
+            params.model_dump(), project.model_dump(), [asdict(c[0].config) for c in candidates]
+        ),
         "package_versions": package_versions(),
     }
-    policy = dict(defaults.get("promotion") or {})
+    policy = project.promotion
     if params.min_delta is not None:
-        policy["min_delta"] = params.min_delta
+        policy = policy.model_copy(update={"min_delta": params.min_delta})
     registration = register(dataset, parts, report, candidates, choice, lineage, settings, policy, as_tasks=True)
     published = publish_reports(registration, settings, return_state=True)
     if published.is_failed():  # the decision is in MLflow already: the run still succeeds
@@ -93,27 +96,6 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     for note in registration.notes:
         logger.warning(note)
     return registration
-
-
-def _train_config(params: PipelineParams, defaults: dict, modality: str, family: str, seed: int) -> TrainConfig:
-    sections = family_params(defaults, modality, family)
-    optimiser, trainer = sections["optimiser"], sections["trainer"]
-    if params.learning_rate is not None:
-        optimiser["learning_rate"] = params.learning_rate
-    return TrainConfig(
-        family=family,
-        max_epochs=params.max_epochs or trainer["max_epochs"],
-        batch_size=params.batch_size or trainer["batch_size"],
-        patience=trainer["patience"],
-        monitor=trainer.get("monitor", "val/loss"),
-        class_weighting=trainer.get("class_weighting", "sqrt"),
-        seed=seed,
-        optimiser=optimiser,
-        network=sections["network"],
-        text=sections["text"],
-        devices=params.devices,
-        strategy=params.strategy,
-    )
 
 
 def _tag_flow_run(tag: str) -> None:

@@ -1,1 +1,1 @@
-"""Pipeline stages: plain functions plus the thin Prefect tasks that wrap them."""
+"""Pipeline stages, one package each (data, validation, training, evaluation, registry) over shared infra."""

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks.servers import free_port  # noqa: F401 - tests import it from here
+from tasks.infra.servers import free_port  # noqa: F401 - tests import it from here
 
 # Set before Prefect, GX or DVC load: there is no network, and telemetry would only wait on it.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -51,7 +51,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     started once (~15 s). Flows in this process and `mlpipe` subprocesses both report to it."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.servers import drain_prefect_workers, launch, prefect_server, stop
+    from tasks.infra.servers import drain_prefect_workers, launch, prefect_server, stop
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
@@ -68,15 +68,15 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def digits(shared_workspace: Path):
-    from tasks.datasets import load
-    from tasks.settings import Settings
+    from tasks.data.loading import load
+    from tasks.infra.settings import Settings
 
     return load("digits", Settings(root=shared_workspace))
 
 
 @pytest.fixture(scope="session")
 def digits_split(digits):
-    from tasks.datasets import split
+    from tasks.data.splitting import split
 
     return split(digits.frame["label"].to_numpy(), 0.2, 0.1, split_seed=0, seed=1)
 
@@ -84,7 +84,8 @@ def digits_split(digits):
 @pytest.fixture(scope="session")
 def trained_cnn(digits, digits_split, shared_workspace: Path):
     """A CNN trained for three epochs: enough to beat chance by far, quick on a CPU."""
-    from tasks.training import TrainConfig, train
+    from tasks.training.network import train
+    from tasks.types import TrainConfig
 
     config = TrainConfig(
         family="cnn",
@@ -101,7 +102,7 @@ def trained_cnn(digits, digits_split, shared_workspace: Path):
 @pytest.fixture(scope="session")
 def small_datasets(tmp_path_factory, digits):
     """A few hundred rows per modality: digits, ECG200 and a class-balanced slice of sms_spam."""
-    from tasks.datasets import load_spec
+    from tasks.data.loading import load_spec
 
     folder = tmp_path_factory.mktemp("small")
     sms = pd.read_csv(SHARED_DATASETS / "sms_spam.tsv", sep="\t", quoting=csv.QUOTE_NONE)

@@ -13,7 +13,7 @@ import yaml
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.settings import CODE_ROOT, Settings
 
 BENCH_DATASETS = Path(__file__).resolve().parents[1] / "bench" / "datasets"
 TARGETS = yaml.safe_load((BENCH_DATASETS / "targets.yaml").read_text())

@@ -10,8 +10,10 @@ import yaml
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
-from tasks.caching import TRAINING_CODE, VALIDATION_CODE, code_fingerprint
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.fingerprints import code_fingerprint
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.training.caching import TRAINING_CODE
+from tasks.validation.caching import VALIDATION_CODE
 
 
 def _task_states(state) -> dict[str, list[str]]:
@@ -91,16 +93,19 @@ def test_code_changes_invalidate_the_stage_whose_code_changed(tmp_path):
     after = {name: code_fingerprint(paths, tmp_path) for name, paths in (("v", VALIDATION_CODE), ("t", TRAINING_CODE))}
     assert after["t"] != before["t"] and after["v"] == before["v"]
 
-    with (tmp_path / "tasks" / "data_checks.py").open("a") as source:
+    with (tmp_path / "tasks" / "validation" / "checks.py").open("a") as source:
         source.write("\n# a changed check\n")
     assert code_fingerprint(VALIDATION_CODE, tmp_path) != after["v"]
     assert code_fingerprint(TRAINING_CODE, tmp_path) == after["t"]
 
 
 def test_editing_a_spec_invalidates_validation_and_training_with_the_same_files(small_datasets, tmp_path):
-    from tasks.baseline import BaselineConfig
-    from tasks.caching import training_key, validation_key
-    from tasks.datasets import load_spec, split
+    from tasks.data.loading import load_spec
+    from tasks.data.splitting import split
+    from tasks.infra.params import ValidationParams
+    from tasks.training.caching import training_key
+    from tasks.types import BaselineConfig
+    from tasks.validation.caching import validation_key
 
     image = small_datasets["image"]
     spec = yaml.safe_load(image.spec_path.read_text())
@@ -114,7 +119,10 @@ def test_editing_a_spec_invalidates_validation_and_training_with_the_same_files(
         parts = split(dataset.frame["label"].to_numpy(), 0.2, 0.1, 0, 0)
         suite = tmp_path / "no-suite.json"
         keys.append(
-            (training_key(dataset, parts, BaselineConfig(seed=0)), validation_key(dataset, suite, {}, None, False))
+            (
+                training_key(dataset, parts, BaselineConfig(seed=0)),
+                validation_key(dataset, suite, ValidationParams(), None, False),
+            )
         )
         assert dataset.data_hash == image.data_hash  # the data version alone cannot tell them apart
     (train_16, validate_16), (train_255, validate_255) = keys

@@ -182,13 +182,13 @@ def test_an_unreachable_mlflow_server_stops_the_run_before_training(prefect_api,
     ],
 )
 def test_passwords_in_uris_are_masked(text, shown):
-    from tasks.errors import redact
+    from tasks.infra.errors import redact
 
     assert redact(text) == shown
 
 
 def test_a_tracking_server_uri_reaches_mlflow_without_its_user_info(monkeypatch):
-    from tasks.settings import Settings
+    from tasks.infra.settings import Settings
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:p%40ss@[::1]:5000")
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)

@@ -5,9 +5,10 @@ import pytest
 import yaml
 from conftest import SHARED_DATASETS
 
-from tasks.datasets import load, split
-from tasks.errors import MlpipeError
-from tasks.settings import Settings
+from tasks.data.loading import load
+from tasks.data.splitting import split
+from tasks.infra.errors import MlpipeError
+from tasks.infra.settings import Settings
 
 
 def test_digits_are_written_as_parquet_and_tracked_by_dvc(workspace):
@@ -64,7 +65,7 @@ def test_the_tokenizer_is_the_same_in_every_process():
 
     script = (
         "import csv, hashlib, pandas as pd\n"
-        "from tasks.features import train_tokenizer\n"
+        "from tasks.training.features import train_tokenizer\n"
         f"sms = pd.read_csv({str(SHARED_DATASETS / 'sms_spam.tsv')!r}, sep='\\t', quoting=csv.QUOTE_NONE).head(500)\n"
         "for size, lower in ((300, False), (2000, True)):\n"
         "    info = train_tokenizer(sms['SMS'].tolist(), vocab_size=size, lowercase=lower)\n"

@@ -14,7 +14,7 @@ import yaml
 from conftest import make_workspace
 from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
 
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.settings import CODE_ROOT, Settings
 
 BIN = Path(sys.executable).parent
 CRON = "15 4 * * 1"  # not the shipped default: the schedule must come from the project's params.yaml

@@ -5,7 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from tasks.drift import compare, profile
+from tasks.infra.params import DriftParams
+from tasks.validation.drift import compare, profile
 
 
 def _failed(checks) -> dict[str, str]:
@@ -30,14 +31,14 @@ def test_a_brighter_image_set_drifts_in_its_features(digits):
 def test_a_vanishing_class_shifts_the_label_proportions(digits):
     frame = digits.frame[digits.frame["label"] != 3]
 
-    failed = _failed(compare(profile(digits), replace(digits, frame=frame), {"label_shift": 0.05}))
+    failed = _failed(compare(profile(digits), replace(digits, frame=frame), DriftParams(label_shift=0.05)))
 
     assert "drift.label_shift" in failed
     assert "class '3' share moved -10.2%" in failed["drift.label_shift"]
 
 
 def test_new_words_and_longer_texts_drift(tmp_path):
-    from tasks.datasets import Dataset
+    from tasks.types import Dataset
 
     def texts(items: list[str]) -> Dataset:
         frame = pd.DataFrame({"text": items, "label": ["a", "b"] * (len(items) // 2)})

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from conftest import SHARED_DATASETS, make_workspace
 
-from tasks.settings import CODE_ROOT, Settings
-from tasks.versioning import recorded_hash
+from tasks.data.versioning import recorded_hash
+from tasks.infra.settings import CODE_ROOT, Settings
 
 BIN = Path(sys.executable).parent
 

@@ -1,6 +1,7 @@
 import numpy as np
 
-from tasks.evaluation import evaluate, plot_confusion_matrix, score
+from tasks.evaluation.plots import plot_confusion_matrix
+from tasks.evaluation.scoring import evaluate, score
 
 
 def test_scores_match_hand_computed_values():

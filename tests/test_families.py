@@ -7,10 +7,11 @@ import torch
 
 from models.networks import FAMILIES, build_network, shape_kwargs
 from models.preprocessing import model_inputs
-from tasks.datasets import split
-from tasks.evaluation import evaluate
-from tasks.features import class_weights, train_tokenizer
-from tasks.training import TrainConfig, train
+from tasks.data.splitting import split
+from tasks.evaluation.scoring import evaluate
+from tasks.training.features import class_weights, train_tokenizer
+from tasks.training.network import train
+from tasks.types import TrainConfig
 
 
 @pytest.mark.parametrize("modality", ["image", "sequence", "text"])

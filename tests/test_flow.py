@@ -16,8 +16,8 @@ from conftest import SHARED_DATASETS
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
-from tasks.errors import ValidationFailed
-from tasks.settings import Settings
+from tasks.infra.errors import ValidationFailed
+from tasks.infra.settings import Settings
 
 
 def _flow_run(flow_run_id: str):
@@ -73,12 +73,12 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
 
 
 def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(prefect_api, workspace, monkeypatch):
-    import tasks.reports
+    import tasks.registry.reports
 
     def unreachable(registration, settings):
         raise ConnectionError("the Prefect API stopped answering")  # as after a restart of the server
 
-    monkeypatch.setattr(tasks.reports, "publish", unreachable)
+    monkeypatch.setattr(tasks.registry.reports, "publish", unreachable)
     registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
 
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
@@ -202,13 +202,13 @@ def test_reports_drift_gate_and_warn_only(prefect_api, workspace):
 
 KILLED_AFTER_REGISTERING = """
 import os, signal
-import tasks.promotion
+import tasks.registry.promotion
 
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)  # kill -9: the version exists, the gate has not decided
 
-tasks.promotion.decide_promotion = killed
-from flows.cli import app
+tasks.registry.promotion.decide_promotion = killed
+from flows.cli.app import app
 app(["run", "--dataset", "digits", "--models", "cnn", "--max-epochs", "1"])
 """
 

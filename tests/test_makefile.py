@@ -3,7 +3,7 @@
 import shutil
 import subprocess
 
-from tasks.settings import CODE_ROOT
+from tasks.infra.settings import CODE_ROOT
 
 
 def test_make_clean_deletes_caches_and_outputs_but_keeps_the_registry_and_the_data(tmp_path):

@@ -3,20 +3,57 @@
 import pytest
 import yaml
 
-from tasks.errors import MlpipeError
-from tasks.params import family_params, load_params
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.errors import MlpipeError
+from tasks.infra.params import ChecksParams, NetworkParams, load_params
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.training.config import train_config
+from tasks.types import TrainConfig
 
 
 def _shipped() -> dict:
     return yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
 
 
-def test_the_shipped_params_pass_and_every_family_section_builds():
+def test_the_shipped_params_pass_and_every_network_section_builds_its_config():
     params = load_params(Settings(root=CODE_ROOT))
-    for modality, families in params["families"].items():
-        for family in families:
-            assert set(family_params(params, modality, family)) == {"optimiser", "trainer", "text", "network"}
+    for modality, families in params.families.items():
+        for family in ("cnn", "rnn", "transformer"):
+            if getattr(families, family) is not None:
+                config = train_config(params, modality, family, seed=1)
+                assert isinstance(config, TrainConfig) and config.seed == 1 and config.max_epochs >= 1
+
+
+def test_a_family_section_overrides_the_train_section_and_a_run_overrides_both(tmp_path):
+    params = _set(_shipped(), "families.image.cnn", {"batch_size": 16, "learning_rate": 0.01, "channels": [4, 8]})
+    params = _set(params, "train.max_epochs", 7)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    project = load_params(Settings(root=tmp_path))
+    config = train_config(project, "image", "cnn", seed=3)
+    assert (config.max_epochs, config.batch_size, config.optimiser, config.network) == (
+        7,
+        16,
+        {"learning_rate": 0.01},
+        {"channels": [4, 8]},
+    )
+    assert (config.monitor, config.class_weighting) == (TrainConfig.monitor, TrainConfig.class_weighting)
+    chosen = train_config(project, "image", "cnn", seed=3, max_epochs=2, learning_rate=0.5, devices=2)
+    assert (chosen.max_epochs, chosen.batch_size, chosen.optimiser, chosen.devices) == (
+        2,
+        16,
+        {"learning_rate": 0.5},
+        2,
+    )
+
+
+def test_a_section_left_out_takes_the_defaults_declared_once(tmp_path):
+    params = _shipped()
+    params.pop("validation", None)
+    params["promotion"] = None  # null is as if unset
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    project = load_params(Settings(root=tmp_path))
+    assert project.validation.checks == ChecksParams() and project.validation.drift.action == "fail"
+    assert project.promotion.min_delta == 0.0 and project.selection.baseline and project.train.timeout_minutes == 240
+    assert NetworkParams(dropout=0.1).network == {"dropout": 0.1}
 
 
 def _set(params: dict, dotted: str, value) -> dict:
@@ -48,7 +85,7 @@ def _set(params: dict, dotted: str, value) -> dict:
         ("split.val_fraction", 1.5, "key 'split.val_fraction': Input should be less than 1 (got 1.5)"),
         ("validation.drift.action", "ignore", "key 'validation.drift.action': Input should be 'fail' or 'warn'"),
         ("promotion.confidence", 95, "key 'promotion.confidence': Input should be less than 1 (got 95)"),
-        ("datasets.digits.models", "cnn,svm", "key 'datasets.digits.models': String should match pattern"),
+        ("datasets.digits.models", "cnn,svm", "key 'datasets.digits.models': unknown families ['svm']"),
         (
             "families.text.cnn.learning_rate",
             "5e-4",
@@ -70,7 +107,7 @@ def test_a_family_cannot_set_what_only_the_train_section_sets(tmp_path):
     params = _set(_shipped(), "families.image.cnn.timeout_minutes", 5)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(MlpipeError, match=r"key 'families.image.cnn.timeout_minutes' is not a setting"):
-        family_params(load_params(Settings(root=tmp_path)), "image", "cnn")
+        train_config(load_params(Settings(root=tmp_path)), "image", "cnn", seed=0)
 
 
 def test_a_misspelt_network_setting_is_refused_before_training(tmp_path):
@@ -80,4 +117,4 @@ def test_a_misspelt_network_setting_is_refused_before_training(tmp_path):
     with pytest.raises(
         MlpipeError, match=r"key 'families.text.cnn.dropuot' is not a setting of the text cnn \(it takes"
     ):
-        family_params(loaded, "text", "cnn")
+        train_config(loaded, "text", "cnn", seed=0)

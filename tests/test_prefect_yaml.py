@@ -13,7 +13,7 @@ import mlflow
 from conftest import make_workspace
 from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
 
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.settings import CODE_ROOT, Settings
 
 BIN = Path(sys.executable).parent
 

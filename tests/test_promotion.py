@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from conftest import make_workspace
 
-from tasks.errors import MlpipeError
-from tasks.evaluation import choose_candidate, evaluate
-from tasks.promotion import champion_correctness, decide, paired_bootstrap, serving_check
-from tasks.registry import register
-from tasks.retrying import is_transient
-from tasks.serving import WORKER, FreshProcess
-from tasks.settings import CODE_ROOT, Settings
-from tasks.validation import validate
+from tasks.evaluation.scoring import evaluate
+from tasks.evaluation.tasks import choose_candidate
+from tasks.infra.errors import MlpipeError
+from tasks.infra.params import PromotionParams
+from tasks.infra.retrying import is_transient
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.registry.promotion import champion_correctness, decide, paired_bootstrap
+from tasks.registry.serving import WORKER, FreshProcess, serving_check
+from tasks.registry.tasks import register
+from tasks.validation.checking import validate
 
 LINEAGE = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
 
@@ -39,11 +41,12 @@ def test_a_gain_is_promoted_only_when_its_interval_clears_min_delta():
     delta, (low, high) = paired_bootstrap(new, old, 1000, 0.95, 0)
     assert delta == pytest.approx(0.05) and 0.02 < low < 0.04 < high
 
-    refused = decide(new, "1", old, {"min_delta": 0.04})  # the point estimate clears it, the interval does not
+    # The point estimate clears min_delta, the interval does not.
+    refused = decide(new, "1", old, PromotionParams(min_delta=0.04))
     assert not refused.promote and "its lower bound is not above min_delta 0.04" in refused.reason
-    assert decide(new, "1", old, {"min_delta": 0.01}).promote
-    assert not decide(new, "1", old, {"min_delta": 0.06}).promote  # the gain itself is below it
-    tags = decide(new, "1", old, {"min_delta": 0.01}).tags()
+    assert decide(new, "1", old, PromotionParams(min_delta=0.01)).promote
+    assert not decide(new, "1", old, PromotionParams(min_delta=0.06)).promote  # the gain itself is below it
+    tags = decide(new, "1", old, PromotionParams(min_delta=0.01)).tags()
     assert tags["promotion.decision"] == "promoted" and float(tags["promotion.ci_low"]) == pytest.approx(low)
     assert float(tags["promotion.ci_high"]) == pytest.approx(high)
     assert float(tags["promotion.champion_accuracy"]) == pytest.approx(old.mean())
@@ -128,7 +131,8 @@ def test_a_fresh_process_answers_again_when_a_task_is_retried(champion, digits, 
 
 
 def test_a_promotion_that_stopped_after_moving_the_alias_is_completed_not_decided_again(champion, digits, digits_split):
-    from tasks.promotion import HISTORY_TAG, champion_history, decide_promotion
+    from tasks.registry.aliases import HISTORY_TAG, champion_history
+    from tasks.registry.promotion import decide_promotion
 
     settings, evaluation = champion
     client = mlflow.MlflowClient(settings.tracking_uri)

@@ -11,14 +11,18 @@ import pandas as pd
 import pytest
 from conftest import make_workspace
 
-from tasks.errors import MlpipeError
-from tasks.evaluation import choose_candidate, evaluate
-from tasks.promotion import HISTORY_TAG, champion_history, decide, move_champion, rollback
-from tasks.registry import register
-from tasks.reports import leaderboard
-from tasks.settings import CODE_ROOT, Settings
-from tasks.training import TrainConfig, train
-from tasks.validation import validate
+from tasks.evaluation.scoring import evaluate
+from tasks.evaluation.tasks import choose_candidate
+from tasks.infra.errors import MlpipeError
+from tasks.infra.params import PromotionParams
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.registry.aliases import HISTORY_TAG, champion_history, move_champion, rollback
+from tasks.registry.promotion import decide
+from tasks.registry.reports import leaderboard
+from tasks.registry.tasks import register
+from tasks.training.network import train
+from tasks.types import TrainConfig
+from tasks.validation.checking import validate
 
 LINEAGE = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
 
@@ -99,7 +103,7 @@ def test_an_equal_retrain_is_noise_not_a_promotion():
     flipped[np.flatnonzero(~correct)[:3]] = True  # three more rows right: +0.75 points, inside the noise
     decision = decide(flipped, "4", correct)
     assert not decision.promote and "its lower bound is not above min_delta 0.0" in decision.reason
-    assert not decide(correct, "4", correct, {"min_delta": 0.0}).promote
+    assert not decide(correct, "4", correct, PromotionParams(min_delta=0.0)).promote
     assert decide(correct, None, None).promote
 
 
@@ -256,7 +260,7 @@ def test_predict_labels_a_file_of_raw_rows(registered, digits, digits_split, tmp
 
 
 def test_the_predict_deployment_writes_under_outputs_only(registered, digits, digits_split, monkeypatch):
-    from flows.inference import predict_file_task
+    from tasks.registry.tasks import predict_file
 
     settings, _ = registered
     root = settings.root
@@ -267,14 +271,14 @@ def test_the_predict_deployment_writes_under_outputs_only(registered, digits, di
     (root / "data" / "keep.csv").write_text("precious\n")
     (root / "outputs" / "to-data").symlink_to(root / "data")
 
-    summary = predict_file_task.fn("digits", "outputs/new.csv", "outputs/labelled/new.csv")
+    summary = predict_file.fn("digits", "outputs/new.csv", "outputs/labelled/new.csv")
     assert summary["rows"] == 5 and len(pd.read_csv(root / "outputs" / "labelled" / "new.csv")) == 5
     assert [p.name for p in (root / "outputs" / "labelled").iterdir()] == ["new.csv"]  # no partial file left
 
     before = sorted(p for p in root.parent.rglob("*") if p.is_file())
     for outside in ("../escaped.csv", "/tmp/mlpipe-escaped.csv", "data/keep.csv", "outputs/to-data/keep.csv"):
         with pytest.raises(MlpipeError, match=r"predictions are written under .*outputs only"):
-            predict_file_task.fn("digits", "outputs/new.csv", outside)
+            predict_file.fn("digits", "outputs/new.csv", outside)
     assert sorted(p for p in root.parent.rglob("*") if p.is_file()) == before
     assert (root / "data" / "keep.csv").read_text() == "precious\n"
 
@@ -290,7 +294,7 @@ def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
     import time
     import urllib.request
 
-    from tasks.servers import free_port
+    from tasks.infra.servers import free_port
 
     settings, _ = registered
     port = free_port()

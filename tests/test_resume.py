@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tasks.settings import Settings
+from tasks.infra.settings import Settings
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 ARGS = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "8", "--seed", "5"]

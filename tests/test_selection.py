@@ -6,11 +6,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from tasks.baseline import BaselineConfig, fit_baseline
-from tasks.datasets import split
-from tasks.evaluation import choose_candidate, evaluate
-from tasks.packaging import PYFUNC_FILE, requirements, write_model_files
-from tasks.selection import BELOW_MAJORITY, Ensemble, choose, close_to_best, majority_rate, validation_scores
+from tasks.data.splitting import split
+from tasks.evaluation.scoring import evaluate
+from tasks.evaluation.selection import BELOW_MAJORITY, Ensemble, choose, close_to_best, majority_rate, validation_scores
+from tasks.evaluation.tasks import choose_candidate
+from tasks.registry.packaging import PYFUNC_FILE, requirements, write_model_files
+from tasks.training.baseline import fit_baseline
+from tasks.types import BaselineConfig
 
 
 def _scores(accuracy: float, f1: float | None = None, loss: float = 0.5) -> dict:
@@ -145,7 +147,7 @@ def _round_trip(model, rows, folder):
     """Save the candidate as the registry's pyfunc model and load it back, as `mlflow models serve` does."""
     files = folder / "files"
     files.mkdir()
-    from tasks.settings import CODE_ROOT
+    from tasks.infra.settings import CODE_ROOT
 
     mlflow.pyfunc.save_model(
         path=str(folder / "model"),

@@ -6,8 +6,9 @@ import pytest
 import yaml
 from conftest import SHARED_DATASETS
 
-from tasks.datasets import load_spec, split
-from tasks.errors import MlpipeError
+from tasks.data.loading import load_spec
+from tasks.data.splitting import split
+from tasks.infra.errors import MlpipeError
 
 
 def write_spec(folder, **keys):

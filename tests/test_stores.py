@@ -15,8 +15,8 @@ from conftest import free_port
 
 from flows.parameters import PipelineParams
 from flows.training import training_pipeline
-from tasks.reports import leaderboard
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.registry.reports import leaderboard
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
@@ -51,8 +51,8 @@ def test_two_whole_runs_at_once_on_one_sqlite_store_lose_no_version_and_crown_th
 def test_two_processes_opening_a_new_sqlite_store_at_once_both_get_the_experiment(tmp_path):
     # Without a lock both ran MLflow's table creation: "table ... already exists".
     script = (
-        "import sys; from pathlib import Path; from tasks.store import connect; "
-        "from tasks.settings import CODE_ROOT, Settings; print(connect(Settings(root=Path(sys.argv[1])), 'digits'))"
+        "import sys; from pathlib import Path; from tasks.registry.store import connect; "
+        "from tasks.infra.settings import Settings; print(connect(Settings(root=Path(sys.argv[1])), 'digits'))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLPIPE_ROOT")}
     for attempt in range(2):
@@ -160,7 +160,7 @@ class Up:
 def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
     import urllib.request
 
-    from tasks.servers import port_is_free
+    from tasks.infra.servers import port_is_free
 
     up = Up({**os.environ, "MLPIPE_ROOT": str(workspace)})
     try:
@@ -254,9 +254,9 @@ def test_credentials_in_tracking_uris_work_and_are_never_shown(workspace, postgr
 SYNCHRONISED_CHALLENGER = """
 import json, pickle, sys, time
 from pathlib import Path
-import tasks.locks as locks
-import tasks.registry as registry
-from tasks.settings import Settings
+import tasks.registry.locks as locks
+import tasks.registry.tasks as registry
+from tasks.infra.settings import Settings
 
 root, barrier, me, payload = sys.argv[1:]
 real_lock = locks.promotion_lock
@@ -291,11 +291,13 @@ def test_two_machines_promoting_at_once_leave_one_consistent_history(
     from conftest import make_workspace
     from sqlalchemy.engine import make_url
 
-    from tasks.evaluation import choose_candidate, evaluate
-    from tasks.promotion import champion_history
-    from tasks.registry import register
-    from tasks.training import TrainConfig, train
-    from tasks.validation import validate
+    from tasks.evaluation.scoring import evaluate
+    from tasks.evaluation.tasks import choose_candidate
+    from tasks.registry.aliases import champion_history
+    from tasks.registry.tasks import register
+    from tasks.training.network import train
+    from tasks.types import TrainConfig
+    from tasks.validation.checking import validate
 
     if store_kind == "postgresql":
         server = make_url(request.getfixturevalue("postgres_url"))  # a database of its own on the module's server
@@ -347,8 +349,8 @@ def test_two_machines_promoting_at_once_leave_one_consistent_history(
 HOLDER = """
 import sys, time
 from pathlib import Path
-from tasks.locks import promotion_lock
-from tasks.settings import Settings
+from tasks.registry.locks import promotion_lock
+from tasks.infra.settings import Settings
 
 root, held, release = sys.argv[1:]
 with promotion_lock(Settings(root=Path(root)), "digits"):
@@ -363,8 +365,8 @@ def test_a_prefect_global_concurrency_limit_holds_the_promotion_lock(prefect_api
     another process (any machine that reaches the server) holds it, the gate waits."""
     import time
 
-    from tasks.errors import MlpipeError
-    from tasks.locks import lock_kind, promotion_lock
+    from tasks.infra.errors import MlpipeError
+    from tasks.registry.locks import lock_kind, promotion_lock
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a tracking server, never contacted
     settings = Settings(root=tmp_path)

@@ -2,8 +2,9 @@ import json
 
 import torch
 
-from tasks.fitting import trainer_settings
-from tasks.training import TrainConfig, train
+from tasks.training.network import train
+from tasks.training.trainer import trainer_settings
+from tasks.types import TrainConfig
 
 
 def test_training_keeps_the_best_checkpoint_and_learning_curves(trained_cnn):
@@ -71,7 +72,7 @@ def test_two_identical_fits_at_once_do_not_share_a_half_written_folder(digits, d
 def test_an_unreachable_prefect_api_costs_the_progress_bar_not_the_training(digits, digits_split, tmp_path, caplog):
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-    from tasks.training import train_model
+    from tasks.training.tasks import train_model
 
     config = TrainConfig(family="cnn", max_epochs=2, batch_size=128, patience=1, seed=7, network={"channels": 8})
     # The discard port: nothing answers there, as when the API goes down mid-run.

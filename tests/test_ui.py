@@ -10,7 +10,7 @@ import pytest
 from conftest import free_port
 from prefect_runs import wait_for_deployment
 
-from tasks.settings import CODE_ROOT, Settings
+from tasks.infra.settings import CODE_ROOT, Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = CODE_ROOT / "outputs" / "screenshots"
@@ -59,7 +59,7 @@ def test_the_mlflow_ui_shows_the_champion(prefect_api, workspace):
 
     from flows.parameters import PipelineParams
     from flows.training import training_pipeline
-    from tasks.servers import launch, mlflow_server, stop
+    from tasks.infra.servers import launch, mlflow_server, stop
 
     training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
     port = free_port()

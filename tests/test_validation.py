@@ -4,9 +4,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tasks.errors import MlpipeError, ValidationFailed
-from tasks.settings import CODE_ROOT
-from tasks.validation import validate, validate_dataset
+from tasks.infra.errors import MlpipeError, ValidationFailed
+from tasks.infra.settings import CODE_ROOT
+from tasks.validation.checking import validate
+from tasks.validation.tasks import validate_dataset
 
 SUITE = CODE_ROOT / "expectations" / "digits.json"
 

@@ -1,0 +1,1 @@
+"""The `mlpipe` command line: one module per group of commands, each a short adapter over a use case."""

@@ -1,0 +1,1 @@
+"""Data sets: the spec, reading files, loading and splitting, DVC versions, and `mlpipe data add`."""

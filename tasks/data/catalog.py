@@ -1,0 +1,119 @@
+"""`mlpipe data add`: a user's files become a DVC-versioned data set of the project.
+
+PATH is read and checked first (a data set that cannot be loaded is refused before anything is
+copied), then copied to data/<name>/, described by data/<name>.yaml, tracked by DVC
+(data/<name>.dvc) and pushed to the default remote. Adding changed files again makes a new
+version; the caller prints the git commit that records it.
+"""
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import yaml
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.files import write_atomic
+from tasks.infra.settings import Settings
+from tasks.infra.vocabulary import NETWORK_FAMILIES
+
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".npz": "npz", ".txt": "ucr"}
+
+
+@dataclass
+class Added:
+    name: str
+    spec_path: Path
+    dvc_file: Path
+    data_hash: str
+    previous_hash: str | None  # the version it replaced; None for a new data set
+    rows: int
+    remote: str
+
+    def files_to_commit(self, root: Path) -> list[Path]:
+        """What git records of this version: the .dvc file, the spec, DVC's .gitignore, params.yaml."""
+        files = [self.dvc_file, self.spec_path, self.dvc_file.parent / ".gitignore", root / "params.yaml"]
+        return [f for f in files if f.exists()]
+
+
+def infer_format(path: Path) -> str:
+    if path.is_dir():
+        return "image-folder"
+    try:
+        return SUFFIX_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise MlpipeError(
+            f"cannot tell the format of {path}: pass --format ({', '.join(SUFFIX_FORMATS.values())})"
+        ) from None
+
+
+def add_dataset(
+    source: Path,
+    name: str,
+    modality: str,
+    settings: Settings,
+    data_format: str | None = None,
+    test: Path | None = None,
+    **spec_keys,
+) -> Added:
+    """spec_keys: label_column, text_column and the other keys of a data set spec."""
+    from tasks.data.loading import load_spec
+    from tasks.data.spec import check_name
+    from tasks.data.versioning import ensure_remote, push, recorded_hash, version_data
+
+    check_name(name)  # before anything is written: the name makes file names
+    for part in (source, test):
+        if part is not None and not part.exists():
+            raise MlpipeError(f"{part} does not exist")
+    parts = {"train": source.resolve(), **({"test": test.resolve()} if test else {})}
+    spec = {"name": name, "modality": modality, "format": data_format or infer_format(source)}
+    spec |= {k: v for k, v in spec_keys.items() if v is not None}
+    with TemporaryDirectory() as tmp:  # refuse data that does not load, before anything is copied
+        check = Path(tmp, f"{name}.yaml")
+        check.write_text(yaml.safe_dump(spec | {k: str(v) for k, v in parts.items()}, sort_keys=False))
+        rows = len(load_spec(check).frame)
+
+    folder, spec_path, dvc_file = (settings.data_dir / f"{name}{suffix}" for suffix in ("", ".yaml", ".dvc"))
+    previous = recorded_hash(dvc_file) if dvc_file.exists() else None
+    staged = settings.data_dir / f".{name}.incoming"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for key, path in parts.items():
+        # Train and test each in a folder of their own: they may share a file name.
+        (staged / key).mkdir()
+        if path.is_dir():
+            shutil.copytree(path, staged / key / path.name)
+        else:
+            shutil.copy2(path, staged / key / path.name)
+        spec[key] = f"{name}/{key}/{path.name}"
+    shutil.rmtree(folder, ignore_errors=True)  # the old version stays in DVC's cache and remote
+    staged.rename(folder)
+    write_atomic(spec_path, yaml.safe_dump(spec, sort_keys=False))
+    data_hash = version_data(settings.root, folder)
+    _list_in_params(settings.root / "params.yaml", name, modality)
+    remote = ensure_remote(settings.root)
+    push(settings.root, [dvc_file])
+    return Added(name, spec_path, dvc_file, data_hash, previous, rows, remote)
+
+
+def _list_in_params(params_path: Path, name: str, modality: str) -> None:
+    """Add the data set to params.yaml's `datasets` (the stages `dvc repro` runs), keeping the
+    file's comments: one line appended to that block."""
+    if not params_path.exists():
+        return
+    text = params_path.read_text()
+    datasets = (yaml.safe_load(text) or {}).get("datasets") or {}
+    if name in datasets:
+        return
+    line = f"  {name}: {{modality: {modality}, models: '{','.join(NETWORK_FAMILIES)}'}}\n"
+    text = text if text.endswith("\n") else text + "\n"
+    block = re.search(r"^datasets:[ \t]*(#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)*)", text, re.M)
+    if block is None and "datasets" in (yaml.safe_load(text) or {}):
+        raise MlpipeError(f"{params_path}: write `datasets` as a block to let mlpipe list {name!r} in it")
+    if block is None:
+        text += "datasets:\n" + line
+    else:
+        text = text[: block.end()] + line + text[block.end() :]
+    write_atomic(params_path, text)

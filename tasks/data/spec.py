@@ -1,0 +1,84 @@
+"""The data set spec: a YAML file that says what a data set is and where its files lie."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.vocabulary import FORMATS_OF, Format, Modality
+
+# A data set's name names files (data/<name>.yaml), the experiment and the registered model.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def check_name(name: str) -> str:
+    """The name, or one line saying why it cannot name a data set (a path would write elsewhere)."""
+    import re
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise MlpipeError(
+            f"data set name {name!r} is not allowed: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit (no path)"
+        )
+    return name
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Names the experiment, model and suite")
+    modality: Modality
+    format: Format
+    train: Path = Field(description="Training file or folder, relative to the spec")
+    test: Path | None = Field(None, description="Test file or folder; else a stratified test_fraction")
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    label_column: str = "label"
+    text_column: str | None = None
+    image_shape: tuple[int, int, int] | None = Field(None, description="(C, H, W) of an image table or npz")
+    image_size: tuple[int, int] | None = Field(None, description="(H, W) to resize an image folder to")
+    pixel_scale: float | None = Field(None, gt=0, description="Raw pixel value that maps to 1.0")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> "DatasetSpec":
+        if self.modality == "text" and not self.text_column and self.format not in ("npz", "image-folder"):
+            raise ValueError("text data sets need text_column")
+        allowed = FORMATS_OF[self.modality]
+        if self.format not in allowed:
+            raise ValueError(f"format {self.format!r} does not fit modality {self.modality!r} (use {sorted(allowed)})")
+        return self
+
+    def resolve(self, base: Path) -> "DatasetSpec":
+        """Paths relative to the spec's folder made absolute."""
+        return self.model_copy(
+            update={"train": (base / self.train).resolve(), "test": (base / self.test).resolve() if self.test else None}
+        )
+
+
+def read_spec(path: Path) -> DatasetSpec:
+    import yaml
+
+    if not path.is_file():
+        raise MlpipeError(f"data set spec {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise MlpipeError(f"data set spec {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise MlpipeError(f"data set spec {path} must be a mapping of keys")
+    try:
+        spec = DatasetSpec(**raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "spec"
+        message = first["msg"].removeprefix("Value error, ")
+        raise MlpipeError(f"data set spec {path}: key '{key}': {message}") from None
+    spec = spec.resolve(path.parent)
+    for part in (spec.train, spec.test):
+        if part is not None and not part.exists():
+            raise MlpipeError(f"data set spec {path}: file {part} does not exist")
+    return spec
+
+
+def is_spec_path(dataset: str) -> bool:
+    return dataset.endswith((".yaml", ".yml"))

@@ -1,0 +1,219 @@
+"""params.yaml as one typed model, validated once when read: a bad value, an unknown key or family
+is refused naming the key, before anything runs. Each section's defaults are declared here, once;
+a key left out (or set to null) takes its default."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.infra.vocabulary import FAMILIES, Modality
+
+# Bounds that params.yaml and a run's parameters (flows/parameters.py) share.
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+LearningRate = Annotated[float, Field(gt=0, lt=10)]
+Seed = Annotated[int, Field(ge=0)]
+MinDelta = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Section(BaseModel):
+    # Strict: `learning_rate: 5e-4` is a string to YAML, `batch_size: "64"` a string, `max_epochs:
+    # true` a bool; each is refused here rather than reaching the optimiser or the trainer.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, values):
+        return {k: v for k, v in values.items() if v is not None} if isinstance(values, dict) else values
+
+
+class SplitParams(_Section):
+    test_fraction: float = Field(gt=0, lt=1)
+    val_fraction: float = Field(gt=0, lt=1)
+    seed: Seed
+
+
+class TrainerKeys(_Section):
+    """What the `train` section sets and a family may override; unset: TrainConfig's default."""
+
+    max_epochs: Epochs | None = None
+    batch_size: BatchSize | None = None
+    patience: int | None = Field(None, ge=1)
+    monitor: Literal["val/loss", "val/accuracy", "val/f1_macro"] | None = None
+    class_weighting: Literal["sqrt", "none"] | None = None
+
+
+class TrainParams(TrainerKeys):
+    """The `train` section: every run needs the first three."""
+
+    max_epochs: Epochs
+    batch_size: BatchSize
+    patience: int = Field(ge=1)
+    timeout_minutes: float = Field(240, gt=0)  # for every candidate of a run
+
+
+class OptimiserKeys(_Section):
+    """Unset: the defaults of models.classifier.Classifier."""
+
+    learning_rate: LearningRate | None = None
+    weight_decay: float | None = Field(None, ge=0)
+
+
+class TokenizerKeys(_Section):
+    """Text only; unset: the defaults of tasks.training.features.train_tokenizer."""
+
+    vocab_size: int | None = Field(None, ge=10)
+    max_length: int | None = Field(None, ge=1)
+    lowercase: bool | None = None
+
+
+class NetworkParams(TrainerKeys, OptimiserKeys, TokenizerKeys):
+    """A network family's section. Every other key goes to the network, whose constructor is
+    checked when the family is trained (`check_network_keys`)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    def part(self, keys: type[_Section]) -> dict:
+        """The keys of one part (TrainerKeys, OptimiserKeys, TokenizerKeys) that the section sets."""
+        return self.model_dump(include=set(keys.model_fields), exclude_none=True)
+
+    @property
+    def network(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+class BaselineParams(_Section):
+    """Unset: the defaults of tasks.training.baseline.build_estimator."""
+
+    C: float | None = Field(None, gt=0)
+    max_kernel_rows: int | None = Field(None, ge=0)  # image: an RBF SVC up to this many rows
+    neighbours: int | None = Field(None, ge=1)  # sequence: k of k-nearest-neighbour
+    ngrams: list[int] | None = Field(None, min_length=2, max_length=2)  # text: TF-IDF word n-gram range
+
+
+class FamilyParams(_Section):
+    cnn: NetworkParams | None = None
+    rnn: NetworkParams | None = None
+    transformer: NetworkParams | None = None
+    baseline: BaselineParams = Field(default_factory=BaselineParams)
+
+
+class ChecksParams(_Section):
+    """Row-level checks (tasks/validation/checks.py)."""
+
+    max_duplicate_fraction: float = Field(0.1, ge=0, le=1)  # identical rows (features and label); sms_spam has 7 %
+    max_leakage_fraction: float = Field(0.0, ge=0, le=1)  # rows of an explicit test file also in its train file
+    min_class_count: int = Field(5, ge=1)  # samples of the rarest class outside the test part
+    max_text_chars: int = Field(10_000, ge=1)  # longer texts are almost always a broken file, not a message
+    max_blank_fraction: float = Field(0.0, ge=0, le=1)  # texts of whitespace only: a network sees only padding
+
+
+class DriftParams(_Section):
+    """Drift from the champion's data (tasks/validation/drift.py)."""
+
+    action: Literal["fail", "warn"] = "fail"  # fail: drift stops the run like a failed expectation; warn: go on
+    label_shift: float = Field(0.1, ge=0, le=1)  # largest change in any class's share of the rows
+    feature_psi: float = Field(0.25, ge=0)  # population stability index of the worst feature (0.25: major)
+    text_length_psi: float = Field(0.25, ge=0)
+    oov_rate: float = Field(0.2, ge=0, le=1)  # share of the new words that the champion's data never had
+
+
+class ValidationParams(_Section):
+    checks: ChecksParams = Field(default_factory=ChecksParams)
+    drift: DriftParams = Field(default_factory=DriftParams)
+
+
+class PromotionParams(_Section):
+    """The champion/challenger gate (tasks/registry/promotion.py)."""
+
+    min_delta: MinDelta = 0.0  # the gain's interval must clear this to promote
+    bootstrap_samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: Seed = 0
+
+
+class SelectionParams(_Section):
+    baseline: bool = True  # the classical baseline competes in every run
+    ensemble: bool = True  # so does the mean of the candidates close to the best
+
+
+class DatasetEntry(_Section):
+    """A data set `dvc repro` trains (dvc.yaml's foreach)."""
+
+    modality: Modality
+    models: str  # comma-separated families, as `mlpipe run --models` takes them
+
+    @field_validator("models")
+    @classmethod
+    def _known_families(cls, models: str) -> str:
+        unknown = [m for m in models.split(",") if m not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}: use {', '.join(FAMILIES)}, comma-separated")
+        return models
+
+
+class ProjectParams(_Section):
+    seed: Seed
+    split: SplitParams
+    train: TrainParams
+    families: dict[Modality, FamilyParams]
+    selection: SelectionParams = Field(default_factory=SelectionParams)
+    validation: ValidationParams = Field(default_factory=ValidationParams)
+    promotion: PromotionParams = Field(default_factory=PromotionParams)
+    schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
+    datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
+
+    def network(self, modality: str, family: str) -> NetworkParams:
+        section = getattr(self.families.get(modality), family, None)
+        if section is None:
+            raise MlpipeError(f"params.yaml has no section families.{modality}.{family}")
+        return section
+
+    def baseline(self, modality: str) -> BaselineParams:
+        return self.families[modality].baseline if modality in self.families else BaselineParams()
+
+
+def load_params(settings: Settings) -> ProjectParams:
+    """The project's params.yaml, else the one shipped with mlpipe."""
+    for path in (settings.root / "params.yaml", CODE_ROOT / "params.yaml"):
+        if path.exists():
+            return _read(path)
+    raise MlpipeError(f"no params.yaml in {settings.root} or {CODE_ROOT}")
+
+
+def _read(path: Path) -> ProjectParams:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise MlpipeError(f"{path} is not valid YAML: {error}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise MlpipeError(f"{path} must hold a mapping of parameters")
+    try:
+        return ProjectParams.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        got = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {first.get('input')!r})"
+        raise MlpipeError(f"{path}: key '{key}': {message}{got}") from None
+
+
+def check_network_keys(modality: str, family: str, network: dict) -> None:
+    """The network keys of families.<modality>.<family> against what that network takes."""
+    import inspect
+
+    from models.networks import NETWORKS
+
+    data_keys = {"in_channels", "num_classes", "width", "height", "length", "vocab_size"}  # set from the data
+    accepted = set(inspect.signature(NETWORKS[(modality, family)]).parameters) - data_keys
+    others = [*TrainerKeys.model_fields, *OptimiserKeys.model_fields, *TokenizerKeys.model_fields]
+    for key in network:
+        if key not in accepted:
+            raise MlpipeError(
+                f"params.yaml: key 'families.{modality}.{family}.{key}' is not a setting of the {modality} {family} "
+                f"(it takes {', '.join(sorted(accepted))}, and {', '.join(others)})"
+            )

@@ -1,0 +1,1 @@
+"""The MLflow registry: store access and locks, packaging, serving checks, promotion, reports and use cases."""

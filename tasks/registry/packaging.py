@@ -1,0 +1,99 @@
+"""A candidate as a registered model: spec.json and one artifact per member, logged as an MLflow
+pyfunc with the `models` package as its code and registered as a new version.
+
+tasks/pyfunc_model.py reads the files back in the serving process: a network's weights, or the
+classical baseline's fitted scikit-learn estimator; an ensemble has one member per candidate it
+averages.
+"""
+
+import json
+import pickle
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from tasks.evaluation.selection import Ensemble
+from tasks.infra.settings import CODE_ROOT
+from tasks.training.baseline import TrainedBaseline
+from tasks.types import Dataset, Split
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def write_model_files(model, folder: Path) -> dict[str, str]:
+    """Write spec.json and the members' artifacts into `folder`; return MLflow's artifacts mapping."""
+    members = model.members if isinstance(model, Ensemble) else [model]
+    artifacts, described = {}, []
+    for index, member in enumerate(members):
+        name = f"member_{index}"
+        if isinstance(member, TrainedBaseline):
+            path = folder / f"{name}.pkl"
+            path.write_bytes(pickle.dumps(member.estimator))
+            described.append({"kind": "sklearn", "family": member.family, "preprocessing": member.preprocessing})
+        else:
+            import torch
+
+            path = folder / f"{name}.pt"
+            torch.save(member.network.state_dict(), path)
+            described.append(
+                {
+                    "kind": "network",
+                    "family": member.family,
+                    "network_kwargs": member.network_kwargs,
+                    "preprocessing": member.preprocessing,
+                }
+            )
+        described[-1]["artifact"] = name
+        artifacts[name] = str(path)
+    spec = folder / "spec.json"
+    spec.write_text(
+        json.dumps({"family": model.family, "classes": model.preprocessing["classes"], "members": described})
+    )
+    return {"spec": str(spec), **artifacts}
+
+
+def requirements() -> list[str]:
+    """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring them)."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    import tokenizers
+    import torch
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"tokenizers=={tokenizers.__version__}",
+    ]
+
+
+def log_and_register(dataset: Dataset, split: Split, model, run_id: str, tags: dict) -> str:
+    """Log the chosen candidate as a pyfunc model in its candidate run and register it: the version."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from tasks.validation.drift import profile
+
+    example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
+    probabilities = model.predict_proba(example)
+    classes = np.asarray(dataset.classes)
+    output = pd.DataFrame({"label": classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)})
+    with TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_FILE),
+            artifacts=write_model_files(model, Path(tmp)),
+            code_paths=[str(CODE_ROOT / "models")],
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=requirements(),
+        )
+        # The champion's data, summarised: the next run's drift check compares against it.
+        mlflow.log_dict(profile(dataset), "data/profile.json")
+        version = mlflow.register_model(info.model_uri, dataset.name, tags=tags)
+    return str(version.version)

@@ -1,0 +1,203 @@
+"""Who serves: the champion/challenger gate, the serving check, and the alias history.
+
+A new version becomes @champion only when there is none, or when it beats the current champion
+re-scored on the same test rows: the lower bound of a paired bootstrap interval of the gain must
+exceed `min_delta`. The champion is re-scored, and the new version checked, as a model server
+would load them: in a fresh process, from their registered artifacts and code only. A run that
+trained past failed validation (--warn-only) is registered for inspection, never crowned. Every
+move is appended to the alias history (tasks/registry/aliases.py).
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tasks.infra.errors import MlpipeError, redact
+from tasks.infra.params import PromotionParams
+from tasks.infra.retrying import TransientError, is_transient
+from tasks.registry.aliases import HISTORY_TAG, champion_history, move_champion
+from tasks.registry.serving import FreshProcess, serving_check
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str  # one sentence, stored as the `promotion` tag
+    score: float  # the new version's test accuracy
+    champion_version: str | None = None
+    champion_score: float | None = None  # the champion re-scored on the same test rows
+    delta: float | None = None
+    interval: tuple[float, float] | None = None  # bootstrap interval of the delta
+
+    def tags(self) -> dict[str, str]:
+        tags = {
+            "promotion": self.reason,
+            "promotion.decision": "promoted" if self.promote else "not promoted",
+            "promotion.challenger_accuracy": f"{self.score:.6f}",
+        }
+        if self.champion_version is not None:
+            tags["promotion.champion_version"] = str(self.champion_version)
+        if self.champion_score is not None:
+            tags |= {
+                "promotion.champion_accuracy": f"{self.champion_score:.6f}",
+                "promotion.delta": f"{self.delta:+.6f}",
+                "promotion.ci_low": f"{self.interval[0]:+.6f}",
+                "promotion.ci_high": f"{self.interval[1]:+.6f}",
+            }
+        return tags
+
+    def markdown(self, name: str, version: str) -> str:
+        lines = [f"# Promotion of `{name}` v{version}: {'promoted' if self.promote else 'not promoted'}", ""]
+        lines += [self.reason, "", "| | value |", "|---|---|", f"| challenger v{version} accuracy | {self.score:.4f} |"]
+        if self.champion_score is not None:
+            lines += [
+                f"| champion v{self.champion_version} accuracy (re-scored on the same test rows) | "
+                f"{self.champion_score:.4f} |",
+                f"| delta | {self.delta:+.4f} |",
+                f"| bootstrap interval of the delta | [{self.interval[0]:+.4f}, {self.interval[1]:+.4f}] |",
+            ]
+        return "\n".join(lines)
+
+
+def paired_bootstrap(
+    new_correct: np.ndarray, old_correct: np.ndarray, samples: int, confidence: float, seed: int
+) -> tuple[float, tuple[float, float]]:
+    """Accuracy delta (new - old) and its bootstrap interval, resampling the same test rows for both."""
+    diff = new_correct.astype(np.float64) - old_correct.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(diff.mean()), (float(low), float(high))
+
+
+def decide(
+    new_correct: np.ndarray,
+    champion_version: str | None,
+    champion_correct: np.ndarray | None,
+    policy: PromotionParams | None = None,
+    warn_only: bool = False,
+    champion_error: str | None = None,
+) -> Decision:
+    """Whether the new version takes @champion: `new_correct` and `champion_correct` say which of
+    the same test rows each classifies right; `champion_error` why the champion could not be scored."""
+    policy = policy or PromotionParams()
+    score = float(new_correct.mean())
+    if warn_only:
+        reason = "not promoted: trained with --warn-only after validation failed; registered for inspection only"
+        return Decision(False, reason, score, champion_version)
+    if champion_version is None:
+        return Decision(True, f"champion: first version (test/accuracy {score:.4f})", score)
+    if champion_correct is None:
+        why = champion_error or "unknown error"
+        reason = f"not promoted: champion v{champion_version} could not be re-scored: {why}"
+        return Decision(False, reason, score, champion_version)
+    delta, interval = paired_bootstrap(
+        new_correct, champion_correct, policy.bootstrap_samples, policy.confidence, policy.seed
+    )
+    old, min_delta = float(champion_correct.mean()), policy.min_delta
+    facts = (
+        f"test/accuracy {score:.4f} vs champion v{champion_version}'s {old:.4f} on the same rows, "
+        f"delta {delta:+.4f}, {policy.confidence:.0%} interval [{interval[0]:+.4f}, {interval[1]:+.4f}]"
+    )
+    if delta <= min_delta:
+        reason = f"not promoted: {facts}; the gain is not above min_delta {min_delta}"
+        return Decision(False, reason, score, champion_version, old, delta, interval)
+    if interval[0] <= min_delta:
+        reason = f"not promoted: {facts}; its lower bound is not above min_delta {min_delta}: the gain may be noise"
+        return Decision(False, reason, score, champion_version, old, delta, interval)
+    return Decision(True, f"champion: {facts}", score, champion_version, old, delta, interval)
+
+
+def champion_correctness(
+    client,
+    tracking_uri: str,
+    name: str,
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    process: "FreshProcess",
+    challenger: str | None = None,
+) -> tuple[str | None, np.ndarray | None, str | None]:
+    """(champion version, which of these rows it classifies right, why it could not be scored):
+    the champion re-scored in `process`, a fresh one, with its own registered code. (None, None,
+    None) when there is no champion; no rows when the champion is `challenger` itself. A store
+    that may answer next time raises TransientError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except MlflowException as error:
+        if is_transient(error):
+            raise  # an unreachable store is not "no champion": the task tries again
+        return None, None, None
+    if str(champion.version) == challenger:
+        return challenger, None, None
+    try:
+        predicted = process.predict(tracking_uri, name, str(champion.version), frame)
+    except TransientError:
+        raise
+    except MlpipeError as error:
+        return str(champion.version), None, redact(str(error))  # stored in tags: no password
+    return str(champion.version), predicted == labels.to_numpy().astype(str), None
+
+
+def decide_promotion(client, settings, dataset, split, version: str, best_eval, policy, warn_only: bool, processes):
+    """@challenger, then @champion if the version beats the champion re-scored on the same test rows
+    and serves; `processes` are two FreshProcess: the champion's and the version's. A warn-only
+    run is neither: it is registered for inspection, and its tags say why."""
+    from tasks.registry.locks import promotion_lock
+
+    name, (champion_process, challenger_process) = dataset.name, processes
+    test_rows = dataset.frame.iloc[split.test]
+    features, labels = test_rows[dataset.feature_columns], test_rows[dataset.label_column]
+    correct = best_eval.predictions == dataset.class_indices(split.test)
+    if warn_only:
+        decision = decide(correct, None, None, policy, warn_only=True)
+        _record(client, name, version, decision)
+        return decision
+    with promotion_lock(settings, name):
+        client.set_registered_model_alias(name, "challenger", version)
+        champion, champion_correct, error = champion_correctness(
+            client, settings.tracking_uri, name, features, labels, champion_process, challenger=version
+        )
+        if champion == version:
+            return _finish_move(client, name, version, float(correct.mean()))
+        decision = decide(correct, champion, champion_correct, policy, warn_only, error)
+        if decision.promote:
+            evaluated = np.asarray(dataset.classes)[best_eval.predictions]
+            try:
+                serving_check(challenger_process, settings.tracking_uri, name, version, features, evaluated)
+            except TransientError:
+                raise
+            except MlpipeError as failed:
+                decision = Decision(False, f"not promoted: {redact(str(failed))}", decision.score, champion)
+        if champion is not None:
+            client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
+        _record(client, name, version, decision, move=decision.promote)
+    return decision
+
+
+def _record(client, name: str, version: str, decision: Decision, move: bool = False) -> None:
+    """The decision's tags, then (when `move`) @champion and its history, and last the `promotion`
+    tag: the marker that the decision is complete (an identical run then reuses it)."""
+    tags = decision.tags()
+    reason = tags.pop("promotion")
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if move:
+        move_champion(client, name, version)
+    client.set_model_version_tag(name, version, "promotion", reason)
+
+
+def _finish_move(client, name: str, version: str, score: float) -> Decision:
+    """An earlier attempt recorded the decision's tags, passed the serving check and moved
+    @champion to this version, then stopped before the history or the marker: complete those."""
+    tags = client.get_model_version(name, version).tags
+    history = champion_history(client, name)  # ends with this version: it is the alias's
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    previous = tags.get("promotion.champion_version")
+    reason = "champion: " + (f"beat v{previous}" if previous else "first version") + " (recorded by an earlier attempt)"
+    client.set_model_version_tag(name, version, "promotion", reason)
+    return Decision(True, reason, score, previous)

@@ -1,0 +1,102 @@
+"""What people read about a data set's runs: the leaderboard (the `mlpipe compare` contract) and
+the Prefect UI's artifacts of a pipeline run."""
+
+from typing import TYPE_CHECKING
+
+from tasks.evaluation.selection import SELECTED_BY
+from tasks.infra.errors import MlpipeError
+from tasks.infra.settings import Settings
+from tasks.registry.store import connect, mlflow_ui_url
+
+if TYPE_CHECKING:
+    from tasks.registry.registering import Registration
+
+
+def leaderboard(dataset: str, settings: Settings) -> list[dict]:
+    """One row per candidate run of the data set, best first (the `mlpipe compare` contract)."""
+    import mlflow
+
+    experiment_id = connect(settings, dataset, create=False)
+    if experiment_id is None:
+        raise MlpipeError(
+            f"no runs for data set {dataset!r} in {settings.shown_tracking_uri}: "
+            f"run `mlpipe run --dataset {dataset}` first"
+        )
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id], filter_string="tags.`mlpipe.role` = 'candidate'", output_format="list"
+    )
+    client = mlflow.MlflowClient()
+    versions, aliases = {}, {}
+    if runs:
+        try:
+            model = client.get_registered_model(dataset)
+        except mlflow.exceptions.MlflowException:
+            model = None  # runs exist but nothing was registered yet
+        if model is not None:
+            versions = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{dataset}'")}
+            for alias, version in model.aliases.items():
+                aliases.setdefault(int(version), []).append(alias)
+    rows = []
+    for run in runs:
+        version = versions.get(run.info.run_id)
+        flags = run.data.tags.get("flags", "none")
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "dataset": dataset,
+                "family": run.data.tags.get("family"),
+                "val_accuracy": run.data.metrics.get("selection/val_accuracy"),
+                "selected_by": SELECTED_BY if "selection/val_accuracy" in run.data.metrics else None,
+                "selected": run.data.tags.get("selected") == "true",
+                "flags": [] if flags == "none" else flags.split(", "),
+                "test_accuracy": run.data.metrics.get("test/accuracy"),
+                "test_f1_macro": run.data.metrics.get("test/f1_macro"),
+                "registered_version": version,
+                "aliases": sorted(aliases.get(version, [])),
+                "data_hash": run.data.tags.get("data_hash"),
+                "git_sha": run.data.tags.get("git_sha"),
+            }
+        )
+    # Best first by the figure that chooses; the test figure only breaks ties among older runs without one.
+    return sorted(rows, key=lambda r: (r["val_accuracy"] or 0.0, r["test_accuracy"] or 0.0), reverse=True)
+
+
+def publish(registration: "Registration", settings: Settings) -> None:
+    """The Prefect UI's view of the result: the decision, the leaderboard, links into MLflow."""
+    import mlflow
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+    from tasks.infra.runs import artifact_key
+
+    name, key = registration.dataset, artifact_key(registration.dataset)
+    create_markdown_artifact(
+        key=f"promotion-{key}", markdown=registration.decision_markdown, description=registration.reason[:500]
+    )
+    rows = leaderboard(name, settings)
+    columns = (
+        "family",
+        "val_accuracy",
+        "test_accuracy",
+        "test_f1_macro",
+        "registered_version",
+        "aliases",
+        "flags",
+        "run_id",
+    )
+    create_table_artifact(
+        key=f"leaderboard-{key}",
+        table=[{c: ", ".join(row[c]) if c in ("aliases", "flags") else row[c] for c in columns} for row in rows[:50]],
+        description=f"Candidate runs of {name}, best validation accuracy first (the figure that chooses)",
+    )
+    ui = mlflow_ui_url(settings)
+    experiment_id = mlflow.MlflowClient().get_run(registration.parent_run_id).info.experiment_id
+    create_link_artifact(
+        key=f"mlflow-run-{key}",
+        link=f"{ui}/#/experiments/{experiment_id}/runs/{registration.parent_run_id}",
+        link_text=f"MLflow run of this pipeline run ({name})",
+    )
+    create_link_artifact(
+        key=f"mlflow-model-{key}",
+        link=f"{ui}/#/models/{name}/versions/{registration.version}",
+        link_text=f"{name} v{registration.version} in the MLflow model registry",
+    )

@@ -1,0 +1,122 @@
+"""MLflow runs of a pipeline run: a parent run with the data, validation and choice, and a child
+run per candidate with its settings, learning curves and test figures."""
+
+from dataclasses import asdict
+
+from tasks.evaluation.scoring import Evaluation
+from tasks.evaluation.selection import SELECTED_BY, Choice
+from tasks.types import Candidate, Dataset, Split
+
+PRIMARY_METRIC = "test/accuracy"
+
+
+def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, choice: Choice, tags: dict, key: str):
+    """The parent run and a child run per candidate: (parent run id, family -> run id, the tags
+    of the version to register from the chosen one)."""
+    import mlflow
+
+    validation = f"{report.outcome}: {report.report_path}"
+    with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
+        mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})
+        mlflow.log_params(
+            {
+                "split_seed": split.seeds["split"],
+                "seed": split.seeds["seed"],
+                "split.test_fraction": split.fractions.get("test"),
+                "split.val_fraction": split.fractions.get("val"),
+                "families": ",".join(m.family for m, _ in candidates),
+                **{f"dataset.{k}": v for k, v in dataset_params(dataset, split).items()},
+            }
+        )
+        for path in (report.report_path, report.docs_path):
+            if path is not None and path.exists():
+                mlflow.log_artifact(str(path), artifact_path="validation")
+        if dataset.spec_path is not None:  # with the data hash, what `mlpipe reproduce` needs
+            mlflow.log_text(dataset.spec_path.read_text(), "dataset/spec.yaml")
+        run_ids = {}
+        for model, evaluation in candidates:
+            run_ids[model.family] = log_candidate(
+                model, evaluation, choice, {**tags, "validation": validation}, experiment_id
+            )
+
+        best_model, best_eval = next(c for c in candidates if c[0].family == choice.family)
+        # What chose, on which figure; the test figure only judges the choice afterwards.
+        mlflow.log_metrics(
+            {"selected/val_accuracy": choice.value, "selected/test_accuracy": best_eval.metrics[PRIMARY_METRIC]}
+        )
+        mlflow.set_tags(
+            {
+                "best_family": best_model.family,
+                "selected_family": best_model.family,
+                "selected_by": choice.selected_by,
+                "selection.notes": " | ".join(choice.notes) or "none",
+            }
+        )
+        mlflow.log_dict(choice.as_dict(), "selection.json")
+        version_tags = {
+            **tags,
+            "family": best_model.family,
+            "validation": validation,
+            "candidates_key": key,
+            "training_key": best_model.training_key,
+            "selected_by": choice.selected_by,
+            SELECTED_BY: f"{choice.value:.6f}",
+            PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
+        }
+    return parent.info.run_id, run_ids, version_tags
+
+
+def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags: dict, experiment_id: str) -> str:
+    import mlflow
+
+    flags = choice.flags(model.family)
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=model.family,
+        nested=True,
+        tags={**tags, "mlpipe.role": "candidate", "family": model.family},
+    ) as run:
+        mlflow.log_params(model.run_params())
+        mlflow.log_dict(asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
+        for epoch in model.history:
+            mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
+        mlflow.log_metrics({**choice.scores[model.family], **evaluation.metrics, "fit_seconds": model.fit_seconds})
+        mlflow.set_tags(
+            {
+                "training_key": model.training_key,
+                "selected": str(model.family == choice.family).lower(),
+                "flags": ", ".join(flags) or "none",
+            }
+        )
+        if hasattr(model, "best_epoch"):  # a network
+            mlflow.log_metric("best_epoch", model.best_epoch)
+            mlflow.set_tags(
+                {
+                    "accelerator": model.accelerator,
+                    "world_size": model.world_size,
+                    "samples_per_rank": ",".join(map(str, model.samples_per_rank)),
+                    "resumed_from_epoch": model.resumed_from_epoch,
+                }
+            )
+        for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+        return run.info.run_id
+
+
+def dataset_params(dataset: Dataset, split: Split) -> dict:
+    """What was trained on, as run params: the spec's settings and the size of each part."""
+    params = {
+        "name": dataset.name,
+        "modality": dataset.modality,
+        "path": str(dataset.path),
+        "label_column": dataset.label_column,
+        "features": len(dataset.feature_columns),
+        "classes": len(dataset.classes),
+        "rows.train": len(split.train),
+        "rows.val": len(split.val),
+        "rows.test": len(split.test),
+        "test": "explicit file" if dataset.test_positions is not None else f"fraction {dataset.test_fraction}",
+    }
+    if dataset.image_shape:
+        params["image_shape"] = "x".join(map(str, dataset.image_shape))
+    return params

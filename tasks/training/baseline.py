@@ -1,0 +1,86 @@
+"""The classical baseline that competes in every run: scikit-learn on the networks' rows and inputs.
+
+Text: TF-IDF word n-grams (sublinear tf) and a logistic regression; images: an RBF support
+vector machine on the scaled pixels (a linear model past `max_kernel_rows`, where the kernel's
+cost grows with the square of the rows); sequences: 1-nearest-neighbour on the z-normalised
+series. Each reads its inputs through `models.preprocessing.baseline_inputs`, as the served model
+does, so training and serving never drift.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tasks.infra.vocabulary import BASELINE
+from tasks.training.caching import training_key
+from tasks.types import BaselineConfig, Dataset, Split
+
+
+@dataclass
+class TrainedBaseline:
+    family: str
+    estimator: object  # a fitted scikit-learn classifier with predict_proba, over class indices
+    preprocessing: dict  # raw rows -> inputs, as the served model will do it
+    config: BaselineConfig
+    description: str  # what it is, in words: "TF-IDF 1-2 grams + LogisticRegression(C=10)"
+    fit_seconds: float
+    training_key: str = ""
+    history: list[dict] = field(default_factory=list)  # no epochs: a single fit
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        from models.networks import estimator_probabilities
+        from models.preprocessing import baseline_inputs
+
+        x = baseline_inputs(frame, self.preprocessing)
+        return estimator_probabilities(self.estimator, x, len(self.preprocessing["classes"]))
+
+    def run_params(self) -> dict:
+        return {"family": self.family, "seed": self.config.seed, "estimator": self.description, **self.config.settings}
+
+
+def build_estimator(modality: str, rows: int, settings: dict, seed: int):
+    """(estimator, description) for a modality's classical baseline."""
+    from sklearn.linear_model import LogisticRegression
+
+    if modality == "text":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_pipeline
+
+        low, high = settings.get("ngrams", (1, 2))
+        c = settings.get("C", 10.0)
+        vectoriser = TfidfVectorizer(ngram_range=(low, high), sublinear_tf=True, min_df=1)
+        description = f"TF-IDF {low}-{high} grams + LogisticRegression(C={c:g})"
+        return make_pipeline(vectoriser, LogisticRegression(C=c, max_iter=2000)), description
+    if modality == "image":
+        c = settings.get("C", 10.0)
+        if rows <= settings.get("max_kernel_rows", 10_000):
+            from sklearn.svm import SVC
+
+            return SVC(C=c, gamma="scale", probability=True, random_state=seed), f"SVC(rbf, C={c:g}) on pixels"
+        return LogisticRegression(C=c, max_iter=1000), f"LogisticRegression(C={c:g}) on pixels"
+    if modality == "sequence":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        k = settings.get("neighbours", 1)
+        return KNeighborsClassifier(n_neighbors=k), f"{k}-nearest-neighbour (Euclidean) on z-normalised series"
+    raise ValueError(f"unknown modality {modality!r}")
+
+
+def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> TrainedBaseline:
+    from models.preprocessing import baseline_inputs
+
+    info = dataset.preprocessing()  # no tokenizer: the vectoriser learns its own n-grams
+    estimator, description = build_estimator(dataset.modality, len(split.train), config.settings, config.seed)
+    started = time.perf_counter()
+    estimator.fit(baseline_inputs(dataset.frame.iloc[split.train], info), dataset.class_indices(split.train))
+    return TrainedBaseline(
+        family=BASELINE,
+        estimator=estimator,
+        preprocessing=info,
+        config=config,
+        description=description,
+        fit_seconds=time.perf_counter() - started,
+        training_key=training_key(dataset, split, config),
+    )

@@ -1,0 +1,41 @@
+"""A candidate's configuration from params.yaml and the run's own choices (the flow's parameters)."""
+
+from tasks.infra.params import OptimiserKeys, ProjectParams, TokenizerKeys, TrainerKeys, check_network_keys
+from tasks.types import BaselineConfig, TrainConfig
+
+
+def train_config(
+    project: ProjectParams,
+    modality: str,
+    family: str,
+    seed: int,
+    max_epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    devices: int = TrainConfig.devices,
+    strategy: str = TrainConfig.strategy,
+) -> TrainConfig:
+    """A network's TrainConfig: the family's section over the `train` section, and the run's
+    choices (None: not chosen) over both. Its network keys are checked against the network."""
+    section = project.network(modality, family)
+    check_network_keys(modality, family, section.network)
+    trainer = project.train.model_dump(include=set(TrainerKeys.model_fields), exclude_none=True)
+    trainer |= section.part(TrainerKeys)
+    trainer |= {k: v for k, v in {"max_epochs": max_epochs, "batch_size": batch_size}.items() if v is not None}
+    optimiser = section.part(OptimiserKeys)
+    if learning_rate is not None:
+        optimiser["learning_rate"] = learning_rate
+    return TrainConfig(
+        family=family,
+        seed=seed,
+        optimiser=optimiser,
+        network=section.network,
+        text=section.part(TokenizerKeys),
+        devices=devices,
+        strategy=strategy,
+        **trainer,
+    )
+
+
+def baseline_config(project: ProjectParams, modality: str, seed: int) -> BaselineConfig:
+    return BaselineConfig(seed, project.baseline(modality).model_dump(exclude_none=True))

@@ -1,0 +1,52 @@
+"""Fit what turns raw rows into network inputs on the training rows only."""
+
+import numpy as np
+
+from tasks.types import Dataset, Split
+
+
+def fit_preprocessing(dataset: Dataset, split: Split, text_params: dict | None = None) -> dict:
+    info = dataset.preprocessing()
+    if dataset.modality == "text":
+        texts = dataset.frame[dataset.feature_columns[0]].iloc[split.train].tolist()
+        info |= train_tokenizer(texts, **(text_params or {}))
+    return info
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 8000, max_length: int = 0, lowercase: bool = True) -> dict:
+    """A WordPiece tokenizer learned from the training texts (nothing is downloaded).
+
+    A small vocabulary makes pieces close to characters, which keep spellings, digits and case
+    (strong signals in spam); max_length 0 picks the 99th percentile of the training token counts."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    # The trainer numbers "##x" pieces in hash-map order, which breaks ties between merges
+    # differently from run to run (huggingface/tokenizers#1794). Naming them up front, sorted,
+    # makes the vocabulary, and so a seeded training, repeatable.
+    continuing = sorted(
+        {
+            f"##{char}"
+            for text in texts
+            for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text))
+            for char in word[1:]
+        }
+    )
+    special = ["[PAD]", "[UNK]", *continuing]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=special)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    if not max_length:
+        lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]
+        max_length = int(np.clip(np.percentile(lengths, 99), 8, 512))
+    return {"tokenizer": tokenizer.to_str(), "vocab_size": tokenizer.get_vocab_size(), "max_length": max_length}
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency weights, normalised to mean 1, square-rooted so that a rare class
+    gains recall without costing the common class much precision."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.sqrt(counts.sum() / np.maximum(counts, 1) / num_classes)
+    return (weights / weights.mean()).astype(np.float32)

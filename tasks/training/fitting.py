@@ -1,0 +1,55 @@
+"""A candidate's fit, done once: a fit keeps its checkpoints in its folder and resumes from
+`last.ckpt` when started again (a killed run, a retried task), and writes `result.json` when done,
+so a finished fit is never repeated. One device trains in this process; several in workers.
+"""
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks.infra.files import read_json, write_atomic
+from tasks.training.trainer import FitJob, FitResult, run_trainer
+from tasks.training.workers import fit_in_worker
+
+
+def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitResult:
+    """Train on the devices the job asks for; several devices (or DDP) run in worker processes.
+
+    on_epoch(epochs done, max epochs) reports progress (in this process only)."""
+    from filelock import FileLock, Timeout
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    # Two identical runs at once share this folder: the second waits, then finds the first's result.
+    lock = FileLock(job.out_dir.with_name(f".{job.out_dir.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logging.getLogger("mlpipe.training").warning(
+            "waiting for another run training %s in %s", job.config.family, job.out_dir
+        )
+        lock.acquire()
+    try:
+        done = _finished(job.out_dir)
+        if done is not None:
+            return done  # this very fit finished before
+        if job.config.devices > 1 or job.config.strategy != "auto":
+            return fit_in_worker(job)
+        result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch)
+        write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
+        return result
+    finally:
+        lock.release()
+
+
+def _finished(out_dir: Path) -> FitResult | None:
+    """The result of a fit that finished in out_dir; None for one cut short (no result, or a
+    result.json that a kill left unreadable: trained again, from last.ckpt)."""
+    recorded = read_json(out_dir / "result.json")
+    if not isinstance(recorded, dict) or not (out_dir / "best.ckpt").exists():
+        return None
+    try:
+        return FitResult(**recorded)
+    except TypeError:  # written by another version of FitResult
+        return None

@@ -1,0 +1,110 @@
+"""Train one candidate network with Lightning and keep its best validation checkpoint."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tasks.training.caching import training_key
+from tasks.training.fitting import fit
+from tasks.training.trainer import FitJob
+from tasks.types import Dataset, Split, TrainConfig
+
+
+@dataclass
+class TrainedModel:
+    family: str
+    network: object  # torch.nn.Module on the CPU, in eval mode, with the best weights
+    network_kwargs: dict
+    preprocessing: dict  # raw rows -> inputs, as the served model will do it
+    config: TrainConfig
+    checkpoint_path: Path
+    best_epoch: int
+    epochs_run: int
+    history: list[dict]  # per epoch: epoch, train/loss, val/loss, val/accuracy, ...
+    fit_seconds: float
+    accelerator: str
+    world_size: int = 1  # processes that trained it
+    samples_per_rank: list[int] = field(default_factory=list)  # training samples each of them saw
+    resumed_from_epoch: int = 0  # > 0 when a killed or retried fit went on from its last checkpoint
+    training_key: str = ""  # what the cache knows it by (tasks/caching.py)
+
+    def predict_proba(self, frame) -> "np.ndarray":
+        """Raw rows -> (N, classes) probabilities, through the preprocessing the served model uses."""
+        from models.networks import predict_probabilities
+        from models.preprocessing import model_inputs
+
+        return predict_probabilities(self.network, model_inputs(frame, self.preprocessing))
+
+    def run_params(self) -> dict:
+        config = self.config
+        return {
+            "family": self.family,
+            "max_epochs": config.max_epochs,
+            "batch_size": config.batch_size,
+            "patience": config.patience,
+            "seed": config.seed,
+            "devices": config.devices,
+            "strategy": config.strategy,
+            **config.optimiser,
+            "monitor": config.monitor,
+            "class_weighting": config.class_weighting,
+            **{f"network.{k}": v for k, v in self.network_kwargs.items()},
+            **{f"text.{k}": v for k, v in config.text.items()},
+        }
+
+
+def train(
+    dataset: Dataset,
+    split: Split,
+    config: TrainConfig,
+    out_dir: Path,
+    on_epoch: Callable[[int, int], None] | None = None,
+) -> TrainedModel:
+    import torch
+
+    from models.networks import build_network, shape_kwargs
+    from models.preprocessing import model_inputs
+    from tasks.training.features import class_weights, fit_preprocessing
+
+    info = fit_preprocessing(dataset, split, config.text)
+    num_classes = len(dataset.classes)
+    y_train = dataset.class_indices(split.train)
+    network_kwargs = {**shape_kwargs(info, config.family, num_classes), **config.network}
+    job = FitJob(
+        config=config,
+        modality=dataset.modality,
+        network_kwargs=network_kwargs,
+        class_weights=class_weights(y_train, num_classes) if config.class_weighting == "sqrt" else None,
+        x_train=model_inputs(dataset.frame.iloc[split.train], info),
+        y_train=y_train,
+        x_val=model_inputs(dataset.frame.iloc[split.val], info),
+        y_val=dataset.class_indices(split.val),
+        out_dir=out_dir,
+    )
+    result = fit(job, on_epoch)
+
+    network = build_network(dataset.modality, config.family, **network_kwargs)
+    best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
+    # The checkpoint holds the LightningModule's state: the network's weights sit under "network.".
+    weights = {k.removeprefix("network."): v for k, v in best["state_dict"].items() if k.startswith("network.")}
+    network.load_state_dict(weights)
+    return TrainedModel(
+        family=config.family,
+        network=network.eval(),
+        network_kwargs=network_kwargs,
+        preprocessing=info,
+        config=config,
+        checkpoint_path=Path(result.best_model_path),
+        best_epoch=int(best["epoch"]),
+        epochs_run=result.epochs_run,
+        history=json.loads((out_dir / "history.json").read_text()),
+        fit_seconds=result.fit_seconds,
+        accelerator=result.accelerator,
+        world_size=result.world_size,
+        samples_per_rank=result.samples_per_rank,
+        resumed_from_epoch=result.resumed_from_epoch,
+        training_key=training_key(dataset, split, config),
+    )

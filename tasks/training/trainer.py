@@ -1,0 +1,140 @@
+"""Lightning's Trainer on a FitJob's prepared arrays, in this process: one rank of a fit.
+
+Every epoch leaves `last.ckpt` in the job's folder, where a killed fit resumes, and `best.ckpt`,
+the weights that scored best on the monitored validation metric."""
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tasks.types import TrainConfig
+
+
+@dataclass
+class FitJob:
+    """Everything a training process needs; picklable, so that a worker can take it."""
+
+    config: TrainConfig
+    modality: str
+    network_kwargs: dict  # the config's network keys and the shapes of the data
+    class_weights: np.ndarray | None
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    out_dir: Path
+
+
+@dataclass
+class FitResult:
+    best_model_path: str
+    epochs_run: int
+    fit_seconds: float
+    accelerator: str
+    world_size: int
+    resumed_from_epoch: int = 0  # the epoch a killed or retried fit went on from; 0: from the start
+    samples_per_rank: list[int] = field(default_factory=list)  # training samples each process saw in this fit
+
+
+def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
+    """Accelerator and precision: bf16 on a CUDA device that supports it, fp32 elsewhere."""
+    import torch
+
+    settings = {"accelerator": "auto", "devices": devices, "strategy": strategy}
+    if torch.cuda.is_available():
+        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return settings | {"precision": precision, "deterministic": False}
+    # Deterministic kernels on the CPU make a seeded run repeatable.
+    return settings | {"precision": "32-true", "deterministic": True}
+
+
+def run_trainer(
+    job: FitJob, progress_bar: bool = False, on_epoch: Callable[[int, int], None] | None = None
+) -> tuple[FitResult, bool]:
+    """The fit and whether this process is rank zero."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from models.classifier import Classifier
+    from models.data import ArrayDataModule
+    from models.history import EpochProgress, MetricHistory, SamplesPerRank
+    from models.networks import build_network
+
+    _quiet_lightning()
+    config = job.config
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data = ArrayDataModule(
+        job.x_train, job.y_train, job.x_val, job.y_val, batch_size=config.batch_size, seed=config.seed
+    )
+    network = build_network(job.modality, config.family, **job.network_kwargs)
+    weights = torch.from_numpy(job.class_weights) if job.class_weights is not None else None
+    module = Classifier(
+        network, num_classes=job.network_kwargs["num_classes"], class_weights=weights, **config.optimiser
+    )
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    mode = "min" if config.monitor.endswith("loss") else "max"
+    # best.ckpt: the weights that scored best (weights only: half the bytes to write). last.ckpt:
+    # everything, every epoch, where a killed fit resumes. Both written at the end of the training
+    # epoch, once its metrics are logged; no version counter, so a resumed fit overwrites its own.
+    saving = {"dirpath": job.out_dir, "save_on_train_epoch_end": True, "enable_version_counter": False}
+    checkpoint = ModelCheckpoint(filename="best", monitor=config.monitor, mode=mode, save_weights_only=True, **saving)
+    last = job.out_dir / "last.ckpt"
+    resume_from = last if last.exists() else None
+    callbacks = [
+        MetricHistory(job.out_dir / "history.json"),  # before the checkpoints: last.ckpt holds its epoch
+        checkpoint,
+        ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
+        EarlyStopping(config.monitor, mode=mode, patience=config.patience),
+    ]
+    samples = SamplesPerRank()
+    callbacks.append(samples)
+    if on_epoch is not None:
+        callbacks.append(EpochProgress(on_epoch))
+    trainer = L.Trainer(
+        max_epochs=config.max_epochs,
+        callbacks=callbacks,
+        logger=False,
+        default_root_dir=job.out_dir,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **trainer_settings(config.devices, config.strategy),
+    )
+    resumed_from_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"] + 1 if resume_from else 0
+    if resume_from:
+        logging.getLogger("mlpipe.training").warning(
+            "resuming %s from epoch %d (%s)", config.family, resumed_from_epoch, last
+        )
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1): the caller should see the Ctrl-C
+            raise KeyboardInterrupt from None
+        raise
+    result = FitResult(
+        best_model_path=checkpoint.best_model_path,
+        epochs_run=trainer.current_epoch,
+        fit_seconds=time.perf_counter() - started,
+        accelerator=type(trainer.accelerator).__name__,
+        world_size=trainer.world_size,
+        resumed_from_epoch=resumed_from_epoch,
+        samples_per_rank=samples.per_rank,
+    )
+    return result, trainer.is_global_zero
+
+
+def _quiet_lightning() -> None:
+    # In-memory tensors need no loader workers; the hints about them and about GPUs are noise.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # lightning 2.6 on torch 2.13
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)

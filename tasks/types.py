@@ -1,0 +1,111 @@
+"""The data types that pass between stages. Plain dataclasses: importing them loads no Prefect,
+MLflow or torch, so every stage (and a training worker) can use them."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from tasks.infra.vocabulary import BASELINE
+
+
+@dataclass
+class Dataset:
+    name: str
+    modality: str  # image | sequence | text
+    frame: pd.DataFrame  # one row per sample: the features (or text) and the label
+    label_column: str
+    feature_columns: list[str]  # for text: the one text column
+    path: Path
+    data_hash: str  # the data version: DVC's hash for built-in data, else the files' md5
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) for images
+    pixel_scale: float = 1.0  # raw pixel value that maps to 1.0
+    test_positions: np.ndarray | None = None  # rows of an explicit test file
+    test_fraction: float = 0.2
+    spec_path: Path | None = None  # the spec it was read from (None: made in code)
+    read_notes: list[str] = field(default_factory=list)  # what reading changed knowingly (alpha, 16-bit)
+
+    @property
+    def classes(self) -> list:
+        return sorted(self.frame[self.label_column].unique().tolist())
+
+    def class_indices(self, positions: np.ndarray) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes)}
+        return self.frame[self.label_column].iloc[positions].map(index).to_numpy(dtype=np.int64)
+
+    def preprocessing(self) -> dict:
+        """What turns raw rows into network inputs (text adds its tokenizer when trained)."""
+        info = {"modality": self.modality, "classes": self.classes}
+        if self.modality == "text":
+            return info | {"text_column": self.feature_columns[0]}
+        info["feature_columns"] = self.feature_columns
+        if self.modality == "image":
+            info |= {"image_shape": list(self.image_shape), "pixel_scale": self.pixel_scale}
+        return info
+
+
+@dataclass
+class Split:
+    """Row positions of each part; the test part depends only on the data and `split_seed`."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    seeds: dict = field(default_factory=dict)  # split: fixes the test rows; seed: the train/val split
+    fractions: dict = field(default_factory=dict)  # test and val, as asked for
+
+
+@dataclass
+class TrainConfig:
+    """One network candidate's whole configuration: its cache key, its logged train_config.json
+    (what `mlpipe reproduce` retrains from) and what a training worker receives."""
+
+    family: str
+    max_epochs: int
+    batch_size: int
+    patience: int
+    seed: int
+    monitor: str = "val/loss"  # picks the checkpoint and stops early; a *loss is minimised, else maximised
+    class_weighting: str = "sqrt"  # "sqrt": square-rooted inverse class frequency in the loss; "none"
+    optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
+    network: dict = field(default_factory=dict)  # the family's own keyword arguments
+    text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
+    devices: int = 1  # more than one trains in worker processes (tasks/training/workers.py)
+    strategy: str = "auto"  # Lightning's: auto, ddp, ...
+
+
+@dataclass
+class BaselineConfig:
+    seed: int
+    settings: dict = field(default_factory=dict)  # params.yaml families.<modality>.baseline, as set there
+    family: str = BASELINE
+
+
+class Candidate(Protocol):
+    """What a trained network, the baseline and an ensemble all offer to evaluation and the registry."""
+
+    family: str
+    history: list[dict]  # per epoch; empty for the baseline and an ensemble
+    fit_seconds: float
+
+    @property
+    def config(self): ...  # TrainConfig, BaselineConfig or EnsembleConfig
+
+    @property
+    def training_key(self) -> str: ...
+
+    @property
+    def preprocessing(self) -> dict: ...
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...  # raw rows -> (N, classes)
+
+    def run_params(self) -> dict: ...
+
+
+def plain(value):
+    """A numpy scalar (or a list of them) as plain Python values, for messages and JSON."""
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,90 @@
+"""Drift of a new data version against the one the current champion was trained on.
+
+At registration the champion's data is summarised in a small profile (label proportions,
+per-feature quantile bins, text lengths and vocabulary) kept with the model in MLflow; a later
+run compares its data with that profile, so the old data need not be restored to check.
+"""
+
+import re
+
+import numpy as np
+
+from tasks.infra.params import DriftParams
+from tasks.types import Dataset
+from tasks.validation.checks import CheckResult
+
+BINS = 10
+VOCABULARY = 20_000  # most frequent words kept in a text profile
+_WORDS = re.compile(r"\w+")
+
+
+def profile(dataset: Dataset) -> dict:
+    labels = dataset.frame[dataset.label_column].astype(str).value_counts(normalize=True)
+    summary = {"data_hash": dataset.data_hash, "rows": len(dataset.frame), "labels": labels.to_dict()}
+    if dataset.modality == "text":
+        texts = dataset.frame[dataset.feature_columns[0]]
+        summary["text_length"] = _quantile_bins(texts.str.len().to_numpy(dtype=np.float64))
+        words = texts.str.lower().str.findall(_WORDS).explode().dropna()
+        summary["vocabulary"] = words.value_counts().index[:VOCABULARY].tolist()
+    else:
+        values = dataset.frame[dataset.feature_columns].to_numpy(dtype=np.float64)
+        summary["features"] = {c: _quantile_bins(values[:, i]) for i, c in enumerate(dataset.feature_columns)}
+    return summary
+
+
+def compare(reference: dict, dataset: Dataset, limits: DriftParams | None = None) -> list[CheckResult]:
+    limits = limits or DriftParams()
+    current = dataset.frame[dataset.label_column].astype(str).value_counts(normalize=True).to_dict()
+    classes = set(reference["labels"]) | set(current)
+    shifts = {c: current.get(c, 0.0) - reference["labels"].get(c, 0.0) for c in classes}
+    worst = max(shifts, key=lambda c: abs(shifts[c]))
+    checks = [
+        _check(
+            "label_shift",
+            abs(shifts[worst]),
+            limits.label_shift,
+            f"class {worst!r} share moved {shifts[worst]:+.1%} from the champion's data",
+        )
+    ]
+    if dataset.modality == "text":
+        texts = dataset.frame[dataset.feature_columns[0]]
+        psi = _psi(reference["text_length"], texts.str.len().to_numpy(dtype=np.float64))
+        checks.append(_check("text_length_psi", psi, limits.text_length_psi, f"text length PSI {psi:.3f}"))
+        words = texts.str.lower().str.findall(_WORDS).explode().dropna()
+        oov = float((~words.isin(set(reference["vocabulary"]))).mean()) if len(words) else 0.0
+        checks.append(_check("oov_rate", oov, limits.oov_rate, f"{oov:.1%} of the words are new"))
+    else:
+        shared = [c for c in dataset.feature_columns if c in reference.get("features", {})]
+        values = dataset.frame[shared].to_numpy(dtype=np.float64)
+        scores = {c: _psi(reference["features"][c], values[:, i]) for i, c in enumerate(shared)}
+        column = max(scores, key=scores.get)
+        detail = f"largest PSI {scores[column]:.3f} in {column!r}"
+        checks.append(_check("feature_psi", scores[column], limits.feature_psi, detail))
+    return checks
+
+
+def _check(name: str, value: float, limit: float, detail: str) -> CheckResult:
+    ok = value <= limit
+    return CheckResult(f"drift.{name}", ok, round(float(value), 6), detail + ("" if ok else f", above {limit}"))
+
+
+def _quantile_bins(values: np.ndarray) -> dict:
+    """Bin edges at the reference's deciles and the share of rows in each bin."""
+    values = values[np.isfinite(values)]
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, BINS + 1))) if len(values) else np.array([0.0])
+    return {"edges": edges.tolist(), "shares": _shares(edges, values).tolist()}
+
+
+def _shares(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    # Interior edges split the line into len(edges)+1 bins, the outer two for values beyond the range.
+    counts = np.bincount(np.searchsorted(edges[1:-1], values, side="right"), minlength=max(len(edges) - 1, 1))
+    return counts / max(len(values), 1)
+
+
+def _psi(reference: dict, values: np.ndarray) -> float:
+    """Population stability index: sum over bins of (new - old) * ln(new / old)."""
+    edges = np.asarray(reference["edges"])
+    expected = np.asarray(reference["shares"])
+    actual = _shares(edges, values[np.isfinite(values)])
+    expected, actual = np.clip(expected, 1e-4, None), np.clip(actual, 1e-4, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))

@@ -1,0 +1,93 @@
+"""The layout holds: imports go flows -> tasks -> models without cycles, stage logic imports no
+Prefect (only each stage's tasks.py does), and no module grows past what one reads in a sitting."""
+
+import ast
+import subprocess
+import sys
+
+from tasks.infra.settings import CODE_ROOT
+
+PACKAGES = ("flows", "tasks", "models")
+MAX_LINES = 250
+
+
+def _modules() -> dict[str, ast.Module]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((CODE_ROOT / package).rglob("*.py")):
+            name = ".".join(path.relative_to(CODE_ROOT).with_suffix("").parts).removesuffix(".__init__")
+            found[name] = ast.parse(path.read_text())
+    return found
+
+
+def _imports(tree: ast.Module, modules: dict) -> set[str]:
+    """First-party modules imported anywhere in the file (inside functions too)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+    return {n for n in names if n in modules}
+
+
+def test_imports_go_down_the_layers_without_a_cycle():
+    modules = _modules()
+    graph = {name: _imports(tree, modules) - {name} for name, tree in modules.items()}
+    rank = {"flows": 0, "tasks": 1, "models": 2}
+    upward = [(a, b) for a, targets in graph.items() for b in targets if rank[b.split(".")[0]] < rank[a.split(".")[0]]]
+    assert upward == []
+
+    def cycle_from(start, path, seen):
+        for target in graph[start]:
+            if target in path:
+                return [*path[path.index(target) :], target]
+            if target not in seen:
+                seen.add(target)
+                if found := cycle_from(target, [*path, target], seen):
+                    return found
+        return None
+
+    seen: set[str] = set()
+    cycles = [c for name in graph if (c := cycle_from(name, [name], seen))]
+    assert cycles == []
+
+
+def test_a_stage_imports_only_the_stages_before_it():
+    """types and infra, then data -> validation -> training -> evaluation -> registry."""
+    modules = _modules()
+    rank = {"types": 0, "infra": 0, "data": 1, "validation": 2, "training": 3, "evaluation": 4, "registry": 5}
+    stage = {name: rank[name.split(".")[1]] for name in modules if name.count(".") >= 1 and name.startswith("tasks.")}
+    later = [
+        (name, target)
+        for name, tree in modules.items()
+        if name in stage
+        for target in _imports(tree, modules)
+        if target in stage and stage[target] > stage[name]
+    ]
+    assert later == []
+
+
+def test_stage_logic_imports_no_prefect():
+    """Every module under tasks/ but the stages' tasks.py, imported in a fresh interpreter."""
+    pure = [name for name in _modules() if name.startswith("tasks") and not name.endswith(".tasks")]
+    pure.remove("tasks.registry.serving_worker")  # a script run by path in its own interpreter
+    pure.remove("tasks.registry.pyfunc_model")  # MLflow's model file, loaded by MLflow
+    script = (
+        "import importlib, sys\n"
+        f"for name in {pure!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    if 'prefect' in sys.modules:\n"
+        "        sys.exit(name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=CODE_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, f"importing {done.stderr.strip().splitlines()[-1]} imports Prefect"
+
+
+def test_no_module_is_longer_than_one_sitting():
+    long = {}
+    for package in PACKAGES:
+        for path in (CODE_ROOT / package).rglob("*.py"):
+            if (lines := len(path.read_text().splitlines())) > MAX_LINES:
+                long[str(path.relative_to(CODE_ROOT))] = lines
+    assert long == {}
