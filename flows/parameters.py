@@ -6,8 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data.builtin import BUILT_IN
-from tasks.infra.params import BatchSize, Epochs, LearningRate, MinDelta, Seed
-from tasks.infra.vocabulary import NETWORK_FAMILIES, Family
+from tasks.infra.vocabulary import NETWORK_FAMILIES, BatchSize, Epochs, Family, LearningRate, MinDelta, Seed
 from tasks.types import TrainConfig
 
 

@@ -1,14 +1,18 @@
 """The data types that pass between stages. Plain dataclasses: importing them loads no Prefect,
-MLflow or torch, so every stage (and a training worker) can use them."""
+MLflow or torch (nor numpy or pandas, which only their methods need), so every stage, a training
+worker and the command line's start-up can use them."""
+
+from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Protocol
 
 from tasks.infra.vocabulary import BASELINE
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass
@@ -32,6 +36,8 @@ class Dataset:
         return sorted(self.frame[self.label_column].unique().tolist())
 
     def class_indices(self, positions: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         index = {c: i for i, c in enumerate(self.classes)}
         return self.frame[self.label_column].iloc[positions].map(index).to_numpy(dtype=np.int64)
 
@@ -106,6 +112,8 @@ class Candidate(Protocol):
 
 def plain(value):
     """A numpy scalar (or a list of them) as plain Python values, for messages and JSON."""
+    import numpy as np
+
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value.item() if isinstance(value, np.generic) else value

@@ -1,12 +1,15 @@
 import csv
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tasks.infra.servers import free_port  # noqa: F401 - tests import it from here
+from tasks.infra.servers import free_port
 
 # Set before Prefect, GX or DVC load: there is no network, and telemetry would only wait on it.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -137,3 +140,104 @@ def small_datasets(tmp_path_factory, digits):
         (folder / f"{modality}.yaml").write_text(yaml.safe_dump(spec))
         loaded[modality] = load_spec(folder / f"{modality}.yaml")
     return loaded
+
+
+def postgres_bin(name: str) -> str | None:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server (Debian's package) on a free loopback port, for the session."""
+    initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+    if not initdb:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    # PostgreSQL refuses to run as root: run it as the package's postgres user then.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="mlpipe-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlpipe", "--auth=trust"], check=True, capture_output=True)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    # The server outlives pg_ctl: it must write to a log file, not to pipes that we would wait on forever.
+    start = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"]
+    subprocess.run(start, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120)
+    try:
+        createdb = [postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpipe", "mlflow"]
+        subprocess.run(createdb, check=True, capture_output=True)
+        yield f"postgresql+psycopg://mlpipe@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"], stdout=subprocess.DEVNULL, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+LINEAGE = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
+
+
+@pytest.fixture(scope="session")
+def weak_cnn(digits, digits_split, shared_workspace):
+    """A CNN that has barely trained: clearly worse than trained_cnn on the same test rows."""
+    from tasks.training.network import train
+    from tasks.types import TrainConfig
+
+    config = TrainConfig(
+        family="cnn",
+        max_epochs=1,
+        batch_size=256,
+        patience=1,
+        seed=1,
+        optimiser={"learning_rate": 3e-4},
+        network={"channels": 2},
+    )
+    return train(digits, digits_split, config, shared_workspace / "outputs" / "weak")
+
+
+@pytest.fixture(scope="session")
+def registered(trained_cnn, weak_cnn, digits, digits_split, tmp_path_factory):
+    """Register weak, strong, weak again (as if retrained): v1, v2, v3 in one store. Read only:
+    a test that moves aliases or rewrites tags takes `own_registry`."""
+    import dataclasses
+
+    from tasks.evaluation.scoring import evaluate
+    from tasks.evaluation.tasks import choose_candidate
+    from tasks.infra.settings import CODE_ROOT, Settings
+    from tasks.registry.tasks import register
+    from tasks.validation.checking import validate
+
+    root = make_workspace(tmp_path_factory.mktemp("registry") / "project")
+    settings = Settings(root=root)
+    report_path = root / "validation.json"
+    report = validate(digits.frame, "digits", CODE_ROOT / "expectations" / "digits.json", report_path)
+    results = []
+    # A retrain that ended up as weak: another training key, or the registry would reuse v1.
+    weak_again = dataclasses.replace(weak_cnn, training_key="retrained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLPIPE_ROOT", str(root))
+        for model in (weak_cnn, trained_cnn, weak_again):
+            evaluation = evaluate(model, digits, digits_split, root / "outputs" / model.family)
+            choice = choose_candidate.fn([model], digits, digits_split)
+            results.append(register(digits, digits_split, report, [(model, evaluation)], choice, LINEAGE, settings))
+    return settings, results
+
+
+@pytest.fixture
+def own_registry(registered, tmp_path):
+    """A copy of the registered project, for a test that moves aliases or rewrites tags: the
+    others then see the registry as `registered` made it, whatever order they run in. (The copy's
+    store still points at the original's artifacts, which nothing here writes.)"""
+    from tasks.infra.settings import Settings
+
+    settings, results = registered
+    shutil.copytree(settings.root, tmp_path / "project", symlinks=True)
+    return Settings(root=tmp_path / "project"), results
+
+
+def run_mlpipe(settings, *args: str) -> subprocess.CompletedProcess:
+    """`mlpipe ARGS` in its own process, on the project at settings.root."""
+    import sys
+
+    env = {**os.environ, "MLPIPE_ROOT": str(settings.root)}
+    mlpipe = str(Path(sys.executable).with_name("mlpipe"))
+    return subprocess.run([mlpipe, *args], capture_output=True, text=True, env=env, timeout=300)

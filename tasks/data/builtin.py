@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from tasks.infra.files import write_atomic
 
 BUILT_IN = ("digits",)
@@ -22,6 +20,7 @@ DIGITS_SPEC = {
 def write_digits(folder: Path) -> Path:
     """scikit-learn's 8x8 digits as one Parquet table (pixel_0..pixel_63, 0..16, and label), and
     its spec beside the folder unless there is one."""
+    import pandas as pd
     from sklearn.datasets import load_digits
 
     digits = load_digits()

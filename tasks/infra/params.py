@@ -3,21 +3,14 @@ is refused naming the key, before anything runs. Each section's defaults are dec
 a key left out (or set to null) takes its default."""
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import CODE_ROOT, Settings
-from tasks.infra.vocabulary import FAMILIES, Modality
-
-# Bounds that params.yaml and a run's parameters (flows/parameters.py) share.
-Epochs = Annotated[int, Field(ge=1, le=10_000)]
-BatchSize = Annotated[int, Field(ge=1, le=65_536)]
-LearningRate = Annotated[float, Field(gt=0, lt=10)]
-Seed = Annotated[int, Field(ge=0)]
-MinDelta = Annotated[float, Field(ge=0, le=1)]
+from tasks.infra.vocabulary import FAMILIES, BatchSize, Epochs, LearningRate, MinDelta, Modality, Seed
 
 
 class _Section(BaseModel):

@@ -1,0 +1,152 @@
+"""The promotion lock holds across machines: two challengers racing on one store (PostgreSQL
+or SQLite) leave one consistent champion history, and a Prefect server's concurrency limit holds it."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from conftest import postgres_bin
+
+from tasks.infra.settings import CODE_ROOT, Settings
+
+SYNCHRONISED_CHALLENGER = """
+import json, pickle, sys, time
+from pathlib import Path
+import tasks.registry.locks as locks
+import tasks.registry.tasks as registry
+from tasks.infra.settings import Settings
+
+root, barrier, me, payload = sys.argv[1:]
+real_lock = locks.promotion_lock
+
+def synchronised(settings, name):
+    # Both challengers reach the gate at the same moment, then race for the real lock.
+    Path(barrier, me).touch()
+    while len(list(Path(barrier).iterdir())) < 2:
+        time.sleep(0.01)
+    return real_lock(settings, name)
+
+locks.promotion_lock = synchronised
+with open(payload, "rb") as handle:
+    dataset, split, report, candidates, choice, lineage = pickle.load(handle)
+registration = registry.register(dataset, split, report, candidates, choice, lineage, Settings(root=Path(root)))
+print(json.dumps({"version": registration.version, "promoted": registration.promoted}))
+"""
+
+
+@pytest.mark.parametrize("store_kind", ["postgresql", "sqlite"])
+def test_two_machines_promoting_at_once_leave_one_consistent_history(
+    store_kind, request, digits, digits_split, trained_cnn, tmp_path, monkeypatch
+):
+    """Two challengers, each better than the champion, in two project folders that share nothing
+    but the store (two machines on PostgreSQL's advisory lock; two runs on one machine on the
+    file lock beside the SQLite store) reach the gate together: one is crowned against the old
+    champion, the other is judged against the new one."""
+    import dataclasses
+
+    from conftest import make_workspace
+    from sqlalchemy.engine import make_url
+
+    from tasks.evaluation.scoring import evaluate
+    from tasks.evaluation.tasks import choose_candidate
+    from tasks.registry.aliases import champion_history
+    from tasks.registry.tasks import register
+    from tasks.training.network import train
+    from tasks.types import TrainConfig
+    from tasks.validation.checking import validate
+
+    if store_kind == "postgresql":
+        server = make_url(request.getfixturevalue("postgres_url"))  # a database of its own on the module's server
+        createdb = [postgres_bin("createdb"), "-h", server.host, "-p", str(server.port), "-U", server.username]
+        subprocess.run([*createdb, "promotion"], check=True, capture_output=True)
+        store = server.set(database="promotion").render_as_string(hide_password=False)
+    else:
+        store = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    lineage = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
+    roots = [make_workspace(tmp_path / name) for name in ("champion", "machine-a", "machine-b")]
+    report = validate(digits.frame, "digits", CODE_ROOT / "expectations" / "digits.json", tmp_path / "report.json")
+
+    def candidates(model, root):
+        evaluation = evaluate(model, digits, digits_split, root / "outputs" / model.family)
+        return [(model, evaluation)], choose_candidate.fn([model], digits, digits_split)
+
+    weak_config = TrainConfig(family="cnn", max_epochs=1, batch_size=256, patience=1, seed=1, network={"channels": 2})
+    weak = train(digits, digits_split, weak_config, roots[0] / "outputs" / "weak")
+    monkeypatch.setenv("MLPIPE_ROOT", str(roots[0]))
+    first = register(digits, digits_split, report, *candidates(weak, roots[0]), lineage, Settings(root=roots[0]))
+    assert first.promoted and first.version == "1"
+
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    processes = []
+    for name, root in zip(("a", "b"), roots[1:], strict=True):
+        model = dataclasses.replace(trained_cnn, training_key=f"challenger-{name}")  # two versions, not one reused
+        payload = tmp_path / f"{name}.pickle"
+        payload.write_bytes(pickle.dumps((digits, digits_split, report, *candidates(model, root), lineage)))
+        env = {**os.environ, "MLPIPE_ROOT": str(root), "MLFLOW_TRACKING_URI": store}
+        command = [sys.executable, "-c", SYNCHRONISED_CHALLENGER, str(root), str(barrier), name, str(payload)]
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outcomes = [process.communicate(timeout=600) for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outcomes]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outcomes]
+
+    client = mlflow.MlflowClient(store)
+    crowned = [r["version"] for r in results if r["promoted"]]
+    assert len(crowned) == 1, results  # the second is no better than the first: not promoted
+    (other,) = [r["version"] for r in results if not r["promoted"]]
+    assert champion_history(client, "digits") == ["1", crowned[0]]
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == crowned[0]
+    # Each was judged against the champion of its moment: v1, then the one crowned before it.
+    assert client.get_model_version("digits", crowned[0]).tags["promotion.champion_version"] == "1"
+    assert client.get_model_version("digits", other).tags["promotion.champion_version"] == crowned[0]
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from tasks.registry.locks import promotion_lock
+from tasks.infra.settings import Settings
+
+root, held, release = sys.argv[1:]
+with promotion_lock(Settings(root=Path(root)), "digits"):
+    Path(held).touch()
+    while not Path(release).exists():
+        time.sleep(0.05)
+"""
+
+
+def test_a_prefect_global_concurrency_limit_holds_the_promotion_lock(prefect_api, tmp_path, monkeypatch):
+    """With a Prefect server configured, the lock is a global concurrency limit on that server: while
+    another process (any machine that reaches the server) holds it, the gate waits."""
+    import time
+
+    from tasks.infra.errors import MlpipeError
+    from tasks.registry.locks import lock_kind, promotion_lock
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a tracking server, never contacted
+    settings = Settings(root=tmp_path)
+    assert lock_kind(settings) == "prefect"
+    held, release = tmp_path / "held", tmp_path / "release"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), str(held), str(release)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not held.exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with pytest.raises(MlpipeError, match="mlpipe-promotion-digits was held for more than 3 s"):
+            with promotion_lock(settings, "digits", timeout=3):
+                pass
+    finally:
+        release.touch()
+        holder.wait(60)
+    assert holder.returncode == 0
+    started = time.monotonic()
+    with promotion_lock(settings, "digits", timeout=60):
+        waited = time.monotonic() - started
+    assert waited < 30

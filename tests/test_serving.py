@@ -1,0 +1,121 @@
+"""The champion served as users serve it: in a fresh process from its registered files, from a
+file of raw rows (`mlpipe predict` and the predict deployment), and over MLflow's REST server."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import run_mlpipe
+
+from tasks.infra.errors import MlpipeError
+
+
+def test_the_champion_predicts_raw_rows_in_a_fresh_process(registered, digits, digits_split, trained_cnn):
+    settings, _ = registered
+    rows = digits.frame.iloc[digits_split.test[:20]]
+    script = f"""
+import json, sys, mlflow, pandas as pd
+mlflow.set_tracking_uri({settings.tracking_uri!r})
+model = mlflow.pyfunc.load_model("models:/digits@champion")
+frame = pd.DataFrame(json.loads(sys.stdin.read()))
+print(json.dumps(model.predict(frame)["label"].tolist()))
+"""
+    features = rows[digits.feature_columns].to_dict(orient="list")
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(features),
+        capture_output=True,
+        text=True,
+        cwd="/",  # not the checkout: the model must bring its own code
+    )
+    assert done.returncode == 0, done.stderr
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert served == trained_cnn.predict_proba(rows).argmax(axis=1).tolist()
+
+
+def test_predict_labels_a_file_of_raw_rows(registered, digits, digits_split, tmp_path):
+    settings, _ = registered
+    rows = digits.frame.iloc[digits_split.test[:50]]
+    rows[digits.feature_columns].to_csv(tmp_path / "new.csv", index=False)
+
+    done = run_mlpipe(
+        settings, "predict", "--input", str(tmp_path / "new.csv"), "--output", str(tmp_path / "out.parquet")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "50 rows labelled by digits v2" in done.stdout
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out.columns[-2:]) == ["predicted_label", "predicted_probability"]
+    assert (out["predicted_label"].to_numpy() == rows["label"].to_numpy()).mean() > 0.8
+
+    rows[digits.feature_columns[:-1]].to_csv(tmp_path / "short.csv", index=False)
+    bad = run_mlpipe(settings, "predict", "--input", str(tmp_path / "short.csv"), "--output", str(tmp_path / "o.csv"))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert "short.csv does not fit digits v2" in bad.stderr and "pixel_63" in bad.stderr
+
+
+def test_the_predict_deployment_writes_under_outputs_only(registered, digits, digits_split, monkeypatch):
+    from tasks.registry.tasks import predict_file
+
+    settings, _ = registered
+    root = settings.root
+    monkeypatch.setenv("MLPIPE_ROOT", str(root))
+    (root / "outputs").mkdir(exist_ok=True)
+    digits.frame.iloc[digits_split.test[:5]][digits.feature_columns].to_csv(root / "outputs" / "new.csv", index=False)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "keep.csv").write_text("precious\n")
+    (root / "outputs" / "to-data").symlink_to(root / "data")
+
+    summary = predict_file.fn("digits", "outputs/new.csv", "outputs/labelled/new.csv")
+    assert summary["rows"] == 5 and len(pd.read_csv(root / "outputs" / "labelled" / "new.csv")) == 5
+    assert [p.name for p in (root / "outputs" / "labelled").iterdir()] == ["new.csv"]  # no partial file left
+
+    before = sorted(p for p in root.parent.rglob("*") if p.is_file())
+    for outside in ("../escaped.csv", "/tmp/mlpipe-escaped.csv", "data/keep.csv", "outputs/to-data/keep.csv"):
+        with pytest.raises(MlpipeError, match=r"predictions are written under .*outputs only"):
+            predict_file.fn("digits", "outputs/new.csv", outside)
+    assert sorted(p for p in root.parent.rglob("*") if p.is_file()) == before
+    assert (root / "data" / "keep.csv").read_text() == "precious\n"
+
+
+def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
+    import time
+    import urllib.request
+
+    from tasks.infra.servers import free_port
+
+    settings, _ = registered
+    port = free_port()
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    # As from an activated venv: the server runs `uvicorn` from PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "PATH": path}
+    server = subprocess.Popen(
+        [mlflow_cli, "models", "serve", "-m", "models:/digits@champion", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        rows = digits.frame.iloc[digits_split.test[:5]]
+        body = json.dumps({"dataframe_split": rows[digits.feature_columns].to_dict(orient="split")}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    predictions = json.loads(response.read())["predictions"]
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not answer within 120 s"
+                time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(predictions) == 5 and {"label", "probability"} <= set(predictions[0])
