@@ -1,4 +1,4 @@
-"""Validation evidence for the rule that chooses a run's candidate (tasks/selection.py).
+"""Validation evidence for the rule that chooses a run's candidate (tasks/evaluation/selection.py).
 
 Trains every default candidate on shared data sets and keeps their validation probabilities
 (outputs/bench/selection/<name>.npz; delete a file to retrain). Then, many times over, a rule

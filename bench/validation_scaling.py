@@ -45,8 +45,8 @@ print(time.perf_counter() - started)
 
 def main() -> None:
     from tasks.types import Dataset
-    from tasks.validation.checks import run_checks
     from tasks.validation.expectations import load_suite, run_suite
+    from tasks.validation.row_checks import run_checks
 
     suite = load_suite(ROOT / "expectations" / "digits.json")
     run_suite(table(100), suite, "digits")  # warm: imports and GX's first context are the fixed cost

@@ -3,7 +3,7 @@
 from prefect import flow, get_run_logger
 
 from tasks.data.builtin import BUILT_IN
-from tasks.registry.tasks import predict_file
+from tasks.registry.tasks import predict_file_task
 
 
 @flow(name="batch_inference")
@@ -12,7 +12,7 @@ def batch_inference(
 ) -> dict:
     """Label every row of input_path with the data set's @champion and write them to output_path,
     a path under the project's outputs/ folder (or MLPIPE_PREDICTIONS_DIR)."""
-    summary = predict_file(dataset, input_path, output_path)
+    summary = predict_file_task(dataset, input_path, output_path)
     get_run_logger().info(
         "%s v%s labelled %d rows: %s", dataset, summary["version"], summary["rows"], summary["labels"]
     )

@@ -1,13 +1,13 @@
 """The training flow's parameters: one pydantic model, which the Prefect UI renders as a form and
 from which `mlpipe run` builds its options (flows/cli/run.py): one surface for both, and the deployments."""
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data.builtin import BUILT_IN
-from tasks.infra.vocabulary import NETWORK_FAMILIES, BatchSize, Epochs, Family, LearningRate, MinDelta, Seed
+from tasks.infra.vocabulary import NETWORK_FAMILIES, BatchSize, Epochs, Family, LearningRate, MinDelta, Seed, Strategy
 from tasks.types import TrainConfig
+
+DATASET_HELP = f"Data set: a name (built in: {', '.join(BUILT_IN)}) or the path of a data set spec (.yaml)"
 
 
 class PipelineParams(BaseModel):
@@ -15,9 +15,7 @@ class PipelineParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(
-        BUILT_IN[0], description="Data set: a name (built in: digits) or the path of a data set spec (.yaml)"
-    )
+    dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)
     models: list[Family] = Field(
         default_factory=lambda: list(NETWORK_FAMILIES),
         min_length=1,
@@ -36,7 +34,7 @@ class PipelineParams(BaseModel):
     devices: int = Field(
         TrainConfig.devices, ge=1, le=64, description="Devices (GPUs, or CPU processes) to train each candidate on"
     )
-    strategy: Literal["auto", "ddp"] = Field(
+    strategy: Strategy = Field(
         TrainConfig.strategy,
         description="auto: Lightning's choice (DDP on several devices); ddp: distributed data parallel",
     )

@@ -73,7 +73,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
         "prefect_flow_run_id": flow_run_id,
         "prefect_flow_run_url": flow_run_url(flow_run_id),
         "params_hash": params_hash(
-            params.model_dump(), project.model_dump(), [asdict(c[0].config) for c in candidates]
+            params.model_dump(), project.model_dump(exclude_unset=True), [asdict(c[0].config) for c in candidates]
         ),
         "package_versions": package_versions(),
     }

@@ -1,6 +1,7 @@
-"""The data types that pass between stages. Plain dataclasses: importing them loads no Prefect,
-MLflow or torch (nor numpy or pandas, which only their methods need), so every stage, a training
-worker and the command line's start-up can use them."""
+"""The data types every stage takes: the data set, its split and the candidates' configurations
+(each stage's own results live with it: ValidationReport, TrainedModel, Evaluation, Choice, ...).
+Plain dataclasses: importing them loads no Prefect, MLflow or torch (nor numpy or pandas, which
+only their methods need), so every stage, a training worker and the command line can use them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from tasks.infra.vocabulary import BASELINE
+from tasks.infra.vocabulary import BASELINE, ClassWeighting, Monitor, Strategy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,13 +74,13 @@ class TrainConfig:
     batch_size: int
     patience: int
     seed: int
-    monitor: str = "val/loss"  # picks the checkpoint and stops early; a *loss is minimised, else maximised
-    class_weighting: str = "sqrt"  # "sqrt": square-rooted inverse class frequency in the loss; "none"
+    monitor: Monitor = "val/loss"  # picks the checkpoint and stops early; a *loss is minimised, else maximised
+    class_weighting: ClassWeighting = "sqrt"  # "sqrt": square-rooted inverse class frequency in the loss; "none"
     optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
     network: dict = field(default_factory=dict)  # the family's own keyword arguments
     text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
     devices: int = 1  # more than one trains in worker processes (tasks/training/workers.py)
-    strategy: str = "auto"  # Lightning's: auto, ddp, ...
+    strategy: Strategy = "auto"
 
 
 @dataclass

@@ -59,7 +59,7 @@ def test_predict_labels_a_file_of_raw_rows(registered, digits, digits_split, tmp
 
 
 def test_the_predict_deployment_writes_under_outputs_only(registered, digits, digits_split, monkeypatch):
-    from tasks.registry.tasks import predict_file
+    from tasks.registry.tasks import predict_file_task
 
     settings, _ = registered
     root = settings.root
@@ -70,14 +70,14 @@ def test_the_predict_deployment_writes_under_outputs_only(registered, digits, di
     (root / "data" / "keep.csv").write_text("precious\n")
     (root / "outputs" / "to-data").symlink_to(root / "data")
 
-    summary = predict_file.fn("digits", "outputs/new.csv", "outputs/labelled/new.csv")
+    summary = predict_file_task.fn("digits", "outputs/new.csv", "outputs/labelled/new.csv")
     assert summary["rows"] == 5 and len(pd.read_csv(root / "outputs" / "labelled" / "new.csv")) == 5
     assert [p.name for p in (root / "outputs" / "labelled").iterdir()] == ["new.csv"]  # no partial file left
 
     before = sorted(p for p in root.parent.rglob("*") if p.is_file())
     for outside in ("../escaped.csv", "/tmp/mlpipe-escaped.csv", "data/keep.csv", "outputs/to-data/keep.csv"):
         with pytest.raises(MlpipeError, match=r"predictions are written under .*outputs only"):
-            predict_file.fn("digits", "outputs/new.csv", outside)
+            predict_file_task.fn("digits", "outputs/new.csv", outside)
     assert sorted(p for p in root.parent.rglob("*") if p.is_file()) == before
     assert (root / "data" / "keep.csv").read_text() == "precious\n"
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.options import DatasetOption
+from flows.cli.options import DEFAULT_DATASET, DatasetOption
 from tasks.infra.vocabulary import Format, Modality
 
 data_app = typer.Typer(help="Data sets versioned with DVC: add, push, pull.", no_args_is_help=True)
@@ -41,7 +41,7 @@ def data_add(
 
 @data_app.command("builtin")
 def data_builtin(
-    name: Annotated[str, typer.Argument(help="A built-in data set: digits")] = "digits",
+    name: Annotated[str, typer.Argument(help="A built-in data set: digits")] = DEFAULT_DATASET,
 ) -> None:
     """Write a built-in data set to data/<name> (the first stage of dvc.yaml)."""
     from tasks.data.builtin import BUILT_IN, write_digits
@@ -76,7 +76,7 @@ def data_pull() -> None:
 
 
 def validate(
-    dataset: DatasetOption = "digits",
+    dataset: DatasetOption = DEFAULT_DATASET,
     init_suite: Annotated[
         bool, typer.Option("--init-suite", help="Write a starting suite to expectations/<name>.json from the data")
     ] = False,

@@ -4,9 +4,11 @@ from typing import Annotated
 
 import typer
 
-DatasetOption = Annotated[
-    str, typer.Option("--dataset", "-d", help="Data set: a name (built in: digits) or the path of a spec .yaml")
-]
+from flows.parameters import DATASET_HELP
+from tasks.data.builtin import BUILT_IN
+
+DEFAULT_DATASET = BUILT_IN[0]
+DatasetOption = Annotated[str, typer.Option("--dataset", "-d", help=DATASET_HELP)]
 
 
 def dataset_name(dataset: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.options import DatasetOption, dataset_name
+from flows.cli.options import DEFAULT_DATASET, DatasetOption, dataset_name
 
 
 class OutputFormat(StrEnum):
@@ -16,7 +16,7 @@ class OutputFormat(StrEnum):
 
 
 def compare(
-    dataset: DatasetOption = "digits",
+    dataset: DatasetOption = DEFAULT_DATASET,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json")] = OutputFormat.table,
     plot: Annotated[Path | None, typer.Option(help="Also draw the runs' test metrics by family to this PNG")] = None,
 ) -> None:
@@ -30,7 +30,7 @@ def compare(
     else:
         _print_table(rows)
     if plot is not None:
-        from tasks.evaluation.plots import plot_leaderboard
+        from tasks.registry.reports import plot_leaderboard
 
         plot_leaderboard(rows, plot)
         typer.echo(f"Plot: {plot}", err=output_format is OutputFormat.json)
@@ -38,7 +38,7 @@ def compare(
 
 def promote(
     version: Annotated[int, typer.Option("--version", help="The version to make @champion")],
-    dataset: DatasetOption = "digits",
+    dataset: DatasetOption = DEFAULT_DATASET,
 ) -> None:
     """Make a version @champion by hand, after it loads and predicts in a fresh process."""
     from tasks.registry.aliases import promote_by_hand
@@ -48,7 +48,7 @@ def promote(
     typer.echo(f"{name} v{version} is @champion.")
 
 
-def rollback(dataset: DatasetOption = "digits") -> None:
+def rollback(dataset: DatasetOption = DEFAULT_DATASET) -> None:
     """Give @champion back to the version that held it before."""
     from tasks.registry.aliases import roll_back
 
@@ -60,7 +60,7 @@ def rollback(dataset: DatasetOption = "digits") -> None:
 def predict(
     input_path: Annotated[Path, typer.Option("--input", help="Raw rows: .csv, .tsv, .parquet or .jsonl")],
     output_path: Annotated[Path, typer.Option("--output", help="Rows with predicted_label and predicted_probability")],
-    dataset: DatasetOption = "digits",
+    dataset: DatasetOption = DEFAULT_DATASET,
 ) -> None:
     """Label a file of raw rows with the data set's @champion (batch inference)."""
     from tasks.infra.settings import get_settings
@@ -72,7 +72,7 @@ def predict(
 
 def reproduce(
     version: Annotated[int, typer.Option("--version", help="The registered version to retrain")],
-    dataset: DatasetOption = "digits",
+    dataset: DatasetOption = DEFAULT_DATASET,
     tolerance: Annotated[
         float, typer.Option(help="Largest metric difference that still counts as reproduced (0.005: 0.5 points)")
     ] = 0.005,

@@ -55,6 +55,9 @@ def _options() -> list[inspect.Parameter]:
             choices = typing.get_args(typing.get_args(annotation)[0])
             annotation, default = str, ",".join(default)
             help_text += f"; comma-separated: {', '.join(choices)}"
+        elif typing.get_origin(annotation) is typing.Literal:
+            help_text += f"; one of {', '.join(typing.get_args(annotation))}"
+            annotation = str  # PipelineParams refuses another value, in one line like every other
         names = ["--" + name.replace("_", "-")] + (["-d"] if name == "dataset" else [])
         option = typer.Option(*names, help=help_text)
         found.append(

@@ -6,11 +6,22 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import CODE_ROOT, Settings
-from tasks.infra.vocabulary import FAMILIES, BatchSize, Epochs, LearningRate, MinDelta, Modality, Seed
+from tasks.infra.vocabulary import (
+    FAMILIES,
+    NETWORK_FAMILIES,
+    BatchSize,
+    ClassWeighting,
+    Epochs,
+    LearningRate,
+    MinDelta,
+    Modality,
+    Monitor,
+    Seed,
+)
 
 
 class _Section(BaseModel):
@@ -36,8 +47,8 @@ class TrainerKeys(_Section):
     max_epochs: Epochs | None = None
     batch_size: BatchSize | None = None
     patience: int | None = Field(None, ge=1)
-    monitor: Literal["val/loss", "val/accuracy", "val/f1_macro"] | None = None
-    class_weighting: Literal["sqrt", "none"] | None = None
+    monitor: Monitor | None = None
+    class_weighting: ClassWeighting | None = None
 
 
 class TrainParams(TrainerKeys):
@@ -82,21 +93,30 @@ class NetworkParams(TrainerKeys, OptimiserKeys, TokenizerKeys):
 class BaselineParams(_Section):
     """Unset: the defaults of tasks.training.baseline.build_estimator."""
 
-    C: float | None = Field(None, gt=0)
+    C: int | float | None = Field(None, gt=0)  # an int stays one: logged and keyed as written
     max_kernel_rows: int | None = Field(None, ge=0)  # image: an RBF SVC up to this many rows
     neighbours: int | None = Field(None, ge=1)  # sequence: k of k-nearest-neighbour
     ngrams: list[int] | None = Field(None, min_length=2, max_length=2)  # text: TF-IDF word n-gram range
 
 
-class FamilyParams(_Section):
-    cnn: NetworkParams | None = None
-    rnn: NetworkParams | None = None
-    transformer: NetworkParams | None = None
+class _Families(_Section):
     baseline: BaselineParams = Field(default_factory=BaselineParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, values):
+        # `cnn:` with nothing under it is that family with the `train` section's settings.
+        return {k: {} if v is None else v for k, v in values.items()} if isinstance(values, dict) else values
+
+
+# One section per network family (None: not configured for this modality) and the baseline's.
+FamilyParams = create_model(
+    "FamilyParams", __base__=_Families, **{family: (NetworkParams | None, None) for family in NETWORK_FAMILIES}
+)
 
 
 class ChecksParams(_Section):
-    """Row-level checks (tasks/validation/checks.py)."""
+    """Row-level checks (tasks/validation/row_checks.py)."""
 
     max_duplicate_fraction: float = Field(0.1, ge=0, le=1)  # identical rows (features and label); sms_spam has 7 %
     max_leakage_fraction: float = Field(0.0, ge=0, le=1)  # rows of an explicit test file also in its train file

@@ -1,14 +1,11 @@
 """The words the spec, params.yaml, the command line and the UI form share, each declared once."""
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 Modality = Literal["image", "sequence", "text"]
-MODALITIES: tuple[str, ...] = get_args(Modality)
-
 Format = Literal["csv", "tsv", "parquet", "ucr", "npz", "image-folder"]
-FORMATS: tuple[str, ...] = get_args(Format)
 FORMATS_OF: dict[str, tuple[str, ...]] = {  # the formats each modality can be read from
     "image": ("csv", "tsv", "parquet", "npz", "image-folder"),
     "sequence": ("csv", "tsv", "parquet", "ucr", "npz"),
@@ -20,6 +17,10 @@ BASELINE = "baseline"  # the classical scikit-learn candidate
 ENSEMBLE = "ensemble"  # the mean of the candidates close to the best
 FAMILIES: tuple[str, ...] = (*NETWORK_FAMILIES, BASELINE)  # what a run may be asked to train
 Family = Literal[FAMILIES]  # for pydantic: one of FAMILIES
+
+Strategy = Literal["auto", "ddp"]  # Lightning's: auto picks DDP on several devices
+Monitor = Literal["val/loss", "val/accuracy", "val/f1_macro"]  # picks the checkpoint, stops early
+ClassWeighting = Literal["sqrt", "none"]  # sqrt: square-rooted inverse class frequency in the loss
 
 # Bounds that params.yaml and a run's parameters (flows/parameters.py) share.
 Epochs = Annotated[int, Field(ge=1, le=10_000)]

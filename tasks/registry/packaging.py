@@ -1,7 +1,7 @@
 """A candidate as a registered model: spec.json and one artifact per member, logged as an MLflow
 pyfunc with the `models` package as its code and registered as a new version.
 
-tasks/pyfunc_model.py reads the files back in the serving process: a network's weights, or the
+tasks/registry/pyfunc_model.py reads the files back in the serving process: a network's weights, or the
 classical baseline's fitted scikit-learn estimator; an ensemble has one member per candidate it
 averages.
 """

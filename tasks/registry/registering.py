@@ -31,7 +31,7 @@ class Registration:
     reason: str
     decision_markdown: str = ""  # the promotion decision, for the Prefect UI
     reused: bool = False  # nothing changed since this version was registered: nothing new was logged
-    notes: list[str] = field(default_factory=list)  # plain lines for the run's summary (tasks/selection.py)
+    notes: list[str] = field(default_factory=list)  # plain lines for the run's summary (tasks/evaluation/selection.py)
 
 
 @dataclass

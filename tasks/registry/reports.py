@@ -1,6 +1,7 @@
-"""What people read about a data set's runs: the leaderboard (the `mlpipe compare` contract) and
-the Prefect UI's artifacts of a pipeline run."""
+"""What people read about a data set's runs: the leaderboard (the `mlpipe compare` contract), its
+chart, and the Prefect UI's artifacts of a pipeline run."""
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.evaluation.selection import SELECTED_BY
@@ -59,6 +60,32 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
         )
     # Best first by the figure that chooses; the test figure only breaks ties among older runs without one.
     return sorted(rows, key=lambda r: (r["val_accuracy"] or 0.0, r["test_accuracy"] or 0.0), reverse=True)
+
+
+def plot_leaderboard(rows: list[dict], path: Path) -> Path:
+    """Test accuracy and macro F1 of every candidate run, grouped by family, oldest run first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted({r["family"] or "?" for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, metric in zip(axes, ("test_accuracy", "test_f1_macro"), strict=True):
+        for offset, family in enumerate(families):
+            scores = [r[metric] for r in rows if (r["family"] or "?") == family and r[metric] is not None]
+            ax.scatter([offset] * len(scores), scores, alpha=0.7, label=family)
+            if scores:
+                ax.hlines(max(scores), offset - 0.3, offset + 0.3, colors="black", linewidth=1)
+        ax.set_xticks(range(len(families)), families)
+        ax.set_title(metric.replace("_", " "))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("score on the test rows (line: best run)")
+    fig.suptitle(f"{rows[0]['dataset']}: {len(rows)} candidate runs" if rows else "no runs")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def publish(registration: "Registration", settings: Settings) -> None:

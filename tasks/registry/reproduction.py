@@ -31,7 +31,7 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     import yaml
     from mlflow.exceptions import MlflowException
 
-    from tasks.data.builtin import DIGITS_SPEC
+    from tasks.data.builtin import BUILT_IN, DIGITS_SPEC
     from tasks.data.loading import load_spec
     from tasks.data.splitting import split
     from tasks.data.versioning import restore
@@ -56,7 +56,7 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
     try:
         spec = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/dataset/spec.yaml")
     except (MlflowException, OSError) as error:
-        if name != "digits" or is_transient(error):
+        if name not in BUILT_IN or is_transient(error):
             raise MlpipeError(f"{name} v{version}: its run has no data set spec: {error}") from None
         spec = yaml.safe_dump(DIGITS_SPEC, sort_keys=False)  # digits registered before it had a spec
     spec_path.write_text(spec)

@@ -1,5 +1,5 @@
 """A registered version loaded as a model server loads it: in a fresh Python process started
-outside the project, from the version's artifacts and code only (tasks/serving_worker.py).
+outside the project, from the version's artifacts and code only (tasks/registry/serving_worker.py).
 
 The pipeline's own process has the checkout's `models` package imported; a version loaded there
 would run today's code, not the code it was registered with."""

@@ -1,6 +1,6 @@
 """A registered version loaded as a model server loads it, run as `python -I serving_worker.py`.
 
-Not imported by mlpipe: the parent (tasks/serving.py) starts it in a fresh process, outside the
+Not imported by mlpipe: the parent (tasks/registry/serving.py) starts it in a fresh process, outside the
 project, so that the version runs its own registered code (code_paths), never the checkout's.
 It makes its slow imports first, then answers JSON requests from stdin, one per line:
 
@@ -69,7 +69,7 @@ def _normal(distribution: str) -> str:
 
 
 def _transient(error: BaseException) -> bool:
-    """A store that may answer next time: the rules of tasks/retrying.py, which this file may not import."""
+    """A store that may answer next time: the rules of tasks/infra/retrying.py, which this file may not import."""
     message = str(error)
     if isinstance(error, ConnectionError | TimeoutError):
         return True

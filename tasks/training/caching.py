@@ -10,17 +10,9 @@ from tasks.infra.fingerprints import cached_code_fingerprint, dataset_signature,
 from tasks.infra.settings import Settings
 from tasks.types import BaselineConfig, Dataset, Split, TrainConfig
 
-# The code a trained candidate depends on, relative to mlpipe's checkout.
-TRAINING_CODE = (
-    "models",
-    "tasks/data/readers.py",
-    "tasks/training/network.py",
-    "tasks/training/fitting.py",
-    "tasks/training/trainer.py",
-    "tasks/training/workers.py",
-    "tasks/training/features.py",
-    "tasks/training/baseline.py",
-)
+# The code a trained candidate depends on, relative to mlpipe's checkout: all of the training stage,
+# whose results are pickled in the cache, and what it is made of.
+TRAINING_CODE = ("models", "tasks/types.py", "tasks/data/readers.py", "tasks/training")
 
 
 def training_key(dataset: Dataset, split: Split, config: TrainConfig | BaselineConfig) -> str:

@@ -29,7 +29,7 @@ class TrainedModel:
     world_size: int = 1  # processes that trained it
     samples_per_rank: list[int] = field(default_factory=list)  # training samples each of them saw
     resumed_from_epoch: int = 0  # > 0 when a killed or retried fit went on from its last checkpoint
-    training_key: str = ""  # what the cache knows it by (tasks/caching.py)
+    training_key: str = ""  # what the cache knows it by (tasks/training/caching.py)
 
     def predict_proba(self, frame) -> "np.ndarray":
         """Raw rows -> (N, classes) probabilities, through the preprocessing the served model uses."""

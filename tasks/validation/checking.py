@@ -8,10 +8,10 @@ import pandas as pd
 from tasks.infra.params import ValidationParams
 from tasks.infra.settings import Settings
 from tasks.types import Dataset
-from tasks.validation.checks import run_checks
 from tasks.validation.drift import compare
 from tasks.validation.expectations import default_suite, load_suite, run_suite
 from tasks.validation.report import ValidationReport
+from tasks.validation.row_checks import run_checks
 
 
 def validate(frame: pd.DataFrame, dataset: str, suite_path: Path, report_path: Path) -> ValidationReport:

@@ -11,7 +11,7 @@ import numpy as np
 
 from tasks.infra.params import DriftParams
 from tasks.types import Dataset
-from tasks.validation.checks import CheckResult
+from tasks.validation.row_checks import CheckResult
 
 BINS = 10
 VOCABULARY = 20_000  # most frequent words kept in a text profile
