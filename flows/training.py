@@ -11,7 +11,7 @@ from tasks.evaluation.tasks import choose_candidate, evaluate_model
 from tasks.infra.errors import MlpipeError
 from tasks.infra.lineage import code_version, package_versions, params_hash
 from tasks.infra.params import load_params
-from tasks.infra.runs import flow_run_url
+from tasks.infra.runs import flow_run_url, run_title
 from tasks.infra.settings import get_settings
 from tasks.infra.vocabulary import BASELINE
 from tasks.registry.registering import Registration
@@ -20,10 +20,21 @@ from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
 from tasks.training.config import baseline_config, train_config
 from tasks.training.tasks import train_baseline, train_model
-from tasks.validation.tasks import validate_dataset
+from tasks.validation.tasks import publish_validation, validate_dataset
 
 
-@flow(name="training_pipeline")
+def _flow_run_name() -> str:
+    """What the run is, for people: `digits-cnn,rnn-2026-11-23T0300` (data set, families, start in UTC)."""
+    from tasks.data.spec import is_spec_path
+
+    params = runtime.flow_run.parameters.get("params") or PipelineParams()
+    if isinstance(params, dict):
+        params = PipelineParams.model_validate(params)
+    dataset = params.dataset.rsplit("/", 1)[-1].rsplit(".", 1)[0] if is_spec_path(params.dataset) else params.dataset
+    return run_title(dataset, params.models, runtime.flow_run.scheduled_start_time)
+
+
+@flow(name="training_pipeline", flow_run_name=_flow_run_name)
 def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration:  # noqa: B008
     """Validate a data set, train candidate networks beside a classical baseline, choose one on the
     validation rows, score the candidates on the held-out test rows, register the chosen one in
@@ -39,6 +50,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     storage = {"result_storage": settings.cache_dir}
     reference = champion_profile(dataset.name, settings)
     report = validate_dataset.with_options(**storage)(dataset, run_dir, project.validation, reference, params.warn_only)
+    publish_validation(report)
     if report.warn_only:
         _tag_flow_run("validation-failed-warn-only")
     parts = split_dataset(dataset, project.split, seed)
@@ -71,6 +83,7 @@ def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration
     lineage = {
         **code_version(),
         "prefect_flow_run_id": flow_run_id,
+        "prefect_flow_run_name": str(runtime.flow_run.name),
         "prefect_flow_run_url": flow_run_url(flow_run_id),
         "params_hash": params_hash(
             params.model_dump(), project.model_dump(exclude_unset=True), [asdict(c[0].config) for c in candidates]
@@ -107,8 +120,8 @@ def _tag_flow_run(tag: str) -> None:
 
 
 def _run_name() -> str:
-    """A folder name per flow run: its Prefect name when there is one."""
-    name = runtime.flow_run.name
-    if not name:
+    """A folder name per flow run: its start and its id (two runs may start in the same second)."""
+    flow_run_id = runtime.flow_run.id
+    if not flow_run_id:
         raise MlpipeError("training_pipeline must run as a Prefect flow")
-    return f"{runtime.flow_run.scheduled_start_time:%Y%m%dT%H%M%S}-{name}"
+    return f"{runtime.flow_run.scheduled_start_time:%Y%m%dT%H%M%S}-{str(flow_run_id)[:8]}"

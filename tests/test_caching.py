@@ -33,6 +33,17 @@ def _task_states(state) -> dict[str, list[str]]:
     return states
 
 
+def _artifact_keys(flow_run_id) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [a.key for a in found]
+
+
 def _run(**params):
     state = training_pipeline(PipelineParams(dataset="digits", **params), return_state=True)
     return state.result(), _task_states(state)
@@ -45,9 +56,13 @@ def test_a_rerun_with_nothing_changed_trains_nothing_and_reuses_the_version(pref
     for stage in ("log_candidates", "register_chosen", "promotion_gate", "publish_reports"):
         assert states[stage] == ["Completed"], stage
 
-    again, states = _run(models=["cnn"], max_epochs=2, seed=3)
+    state = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=2, seed=3), return_state=True)
+    again, states = state.result(), _task_states(state)
 
     assert states["train_model"] == ["Cached"] and states["validate_dataset"] == ["Cached"]
+    # The cached verdict is shown all the same: this run's page has its validation artifact.
+    assert states["publish_validation"] == ["Completed"]
+    assert "validation-digits" in _artifact_keys(state.state_details.flow_run_id)
     assert "register_chosen" not in states and "promotion_gate" not in states  # nothing to register or decide
     assert again.reused and again.version == first.version == "1"
     assert again.reason.startswith("unchanged: data, parameters and code are those of v1")

@@ -195,3 +195,15 @@ def test_a_tracking_server_uri_reaches_mlflow_without_its_user_info(monkeypatch)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     assert Settings(root=Path("/tmp")).tracking_uri == "http://[::1]:5000"
     assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "p@ss")
+
+
+def test_a_flow_run_link_is_stored_only_for_a_prefect_server_people_can_browse(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    from tasks.infra.runs import flow_run_url
+    from tasks.infra.servers import TEMPORARY_API
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api", PREFECT_UI_URL: "http://127.0.0.1:4200"}):
+        assert flow_run_url("abc") == "http://127.0.0.1:4200/runs/flow-run/abc"
+        monkeypatch.setenv(TEMPORARY_API, "http://127.0.0.1:4200/api")  # a command-line run's own API
+        assert flow_run_url("abc") == "none (temporary Prefect server)"

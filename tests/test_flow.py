@@ -3,6 +3,7 @@
 import asyncio
 import csv
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -70,6 +71,14 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     flow_run = _flow_run(version.tags["prefect_flow_run_id"])
     assert flow_run.state.is_completed()
     assert flow_run.parameters["params"]["max_epochs"] == 2
+
+    # Named for what they are, alike in Prefect and MLflow; the data set in MLflow's dataset panel.
+    assert re.fullmatch(r"digits-cnn-\d{4}-\d\d-\d\dT\d{4}", flow_run.name)
+    parent_run = client.get_run(registration.parent_run_id)
+    assert parent_run.info.run_name == flow_run.name
+    assert client.get_run(registration.candidate_run_ids["cnn"]).info.run_name == "digits/cnn"
+    (logged,) = parent_run.inputs.dataset_inputs
+    assert (logged.dataset.name, logged.dataset.digest) == ("digits", version.tags["data_hash"][:12])
 
 
 def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(prefect_api, workspace, monkeypatch):

@@ -132,7 +132,11 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
     up = Up({**os.environ, "MLPIPE_ROOT": str(workspace)})
     try:
         assert f"Prefect UI: http://127.0.0.1:{up.prefect_port}\n" in up.seen
-        assert up.seen[1].startswith(f"MLflow UI:  http://127.0.0.1:{up.mlflow_port}")
+        # The classic pages for models, not MLflow 3's GenAI view; the project's own Prefect database.
+        assert (
+            up.seen[1] == f"MLflow UI:  http://127.0.0.1:{up.mlflow_port}/#/experiments?workflowType=machine_learning\n"
+        )
+        assert (workspace / ".prefect" / "prefect.db").exists()
         with urllib.request.urlopen(f"http://127.0.0.1:{up.prefect_port}/api/health", timeout=10) as response:
             assert response.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{up.mlflow_port}/", timeout=10) as response:

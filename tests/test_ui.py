@@ -54,22 +54,53 @@ def test_the_prefect_ui_shows_the_training_form(prefect_api):
         page.screenshot(path=SCREENSHOTS / "prefect-training-form.png", full_page=True)
 
 
-def test_the_mlflow_ui_shows_the_champion(prefect_api, workspace):
+def _link_artifacts(flow_run_id) -> dict[str, str]:
+    """key -> link of the MLflow links a flow run left in the Prefect UI (Prefect stores a link
+    artifact as the markdown `[text](link)`)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect_runs import prefect_client
+
+    with prefect_client() as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: re.search(r"\]\((.*)\)$", a.data).group(1) for a in found if (a.key or "").startswith("mlflow-")}
+
+
+def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(prefect_api, workspace, monkeypatch):
+    """MLflow 3 opens an experiment in its GenAI view (traces, sessions) unless a link says the
+    workflow is model training: every link in the run's artifacts lands on the classic pages."""
     from playwright.sync_api import expect
 
     from flows.parameters import PipelineParams
     from flows.training import training_pipeline
     from tasks.infra.servers import launch, mlflow_server, stop
+    from tasks.registry.links import experiment_url
 
-    training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
     port = free_port()
+    monkeypatch.setenv("MLPIPE_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
+    state = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1), return_state=True)
+    registration = state.result()
+    links = _link_artifacts(state.state_details.flow_run_id)
+    assert set(links) == {"mlflow-run-digits", "mlflow-model-digits"}
     servers = launch([mlflow_server(Settings(root=workspace), port)], workspace / "logs")
     try:
         with chromium_page() as page:
-            page.goto(f"http://127.0.0.1:{port}/#/models/digits")
-
+            page.goto(links["mlflow-model-digits"])
             expect(page.get_by_text("Version 1", exact=True)).to_be_visible(timeout=60_000)
             expect(page.get_by_text(re.compile(r"^@\s*champion$"))).to_be_visible()
             page.screenshot(path=SCREENSHOTS / "mlflow-registered-model.png", full_page=True)
+
+            page.goto(links["mlflow-run-digits"])  # the pipeline run: named for what it is
+            expect(page.get_by_text("Model metrics", exact=True)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(re.compile(r"^digits-cnn-\d{4}-\d\d-\d\dT\d{4}$")).first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "mlflow-pipeline-run.png", full_page=True)
+
+            page.goto(experiment_url(f"http://127.0.0.1:{port}", "1"))  # the runs, their names and data set
+            expect(page.get_by_text("Run Name", exact=True)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(re.compile(r"^digits \([0-9a-f]{12}\)$")).first).to_be_visible()
+            expect(page.get_by_text("Observability", exact=True)).to_have_count(0)  # the GenAI view's
+            page.screenshot(path=SCREENSHOTS / "mlflow-experiment.png", full_page=True)
     finally:
         stop(servers)
+    assert registration.version == "1"

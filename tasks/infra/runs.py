@@ -2,6 +2,7 @@
 
 import logging
 import re
+from datetime import UTC, datetime
 
 
 def run_logger(fallback: str) -> logging.Logger:
@@ -20,9 +21,22 @@ def artifact_key(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "dataset"
 
 
+def run_title(dataset: str, families: list[str], started: datetime | None) -> str:
+    """A pipeline run's name in Prefect and MLflow alike: `digits-cnn,rnn-2026-11-23T0300` (UTC)."""
+    started = (started or datetime.now(UTC)).astimezone(UTC)
+    return f"{dataset}-{','.join(families)}-{started:%Y-%m-%dT%H%M}"
+
+
 def flow_run_url(flow_run_id: str) -> str:
-    """The flow run's page in the Prefect UI, where one is configured (a server; not the temporary one)."""
-    from prefect.settings import PREFECT_UI_URL
+    """The flow run's page in the Prefect UI, where one is configured: a server, not the temporary
+    API of a command-line run, whose port is dead once the run ends."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    from tasks.infra.servers import TEMPORARY_API
 
     base = PREFECT_UI_URL.value()
-    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else "none (temporary Prefect server)"
+    if not base or PREFECT_API_URL.value() == os.environ.get(TEMPORARY_API):
+        return "none (temporary Prefect server)"
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"

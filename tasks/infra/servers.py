@@ -105,7 +105,8 @@ def start(settings: Settings, prefect_port: int, mlflow_port: int, log_dir: Path
     for port in (prefect_port, mlflow_port):
         if not port_is_free(port):
             raise MlpipeError(f"port {port} on {HOST} is in use: pick another with --prefect-port/--mlflow-port")
-    return launch([prefect_server(prefect_port), mlflow_server(settings, mlflow_port)], log_dir)
+    servers = [prefect_server(prefect_port, home=settings.prefect_home), mlflow_server(settings, mlflow_port)]
+    return launch(servers, log_dir)
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 20) -> None:

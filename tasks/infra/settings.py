@@ -30,6 +30,11 @@ class Settings:
         return self.outputs_dir / "cache"
 
     @property
+    def prefect_home(self) -> Path:
+        """`mlpipe up`'s Prefect server keeps its database here: the project's runs, no other clone's."""
+        return self.root / ".prefect"
+
+    @property
     def mlflow_dir(self) -> Path:
         return self.root / "mlflow"
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from tasks.evaluation.selection import SELECTED_BY
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
+from tasks.registry.links import model_url, run_url
 from tasks.registry.store import connect, mlflow_ui_url
 
 if TYPE_CHECKING:
@@ -119,11 +120,11 @@ def publish(registration: "Registration", settings: Settings) -> None:
     experiment_id = mlflow.MlflowClient().get_run(registration.parent_run_id).info.experiment_id
     create_link_artifact(
         key=f"mlflow-run-{key}",
-        link=f"{ui}/#/experiments/{experiment_id}/runs/{registration.parent_run_id}",
+        link=run_url(ui, experiment_id, registration.parent_run_id),
         link_text=f"MLflow run of this pipeline run ({name})",
     )
     create_link_artifact(
         key=f"mlflow-model-{key}",
-        link=f"{ui}/#/models/{name}/versions/{registration.version}",
+        link=model_url(ui, name, registration.version),
         link_text=f"{name} v{registration.version} in the MLflow model registry",
     )

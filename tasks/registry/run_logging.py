@@ -16,7 +16,10 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
     import mlflow
 
     validation = f"{report.outcome}: {report.report_path}"
-    with mlflow.start_run(experiment_id=experiment_id, tags={**tags, "mlpipe.role": "pipeline"}) as parent:
+    run_name = tags.get("prefect_flow_run_name")  # the flow run's: the same name in both UIs
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags={**tags, "mlpipe.role": "pipeline"}
+    ) as parent:
         mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})
         mlflow.log_params(
             {
@@ -31,6 +34,7 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
         for path in (report.report_path, report.docs_path):
             if path is not None and path.exists():
                 mlflow.log_artifact(str(path), artifact_path="validation")
+        mlflow.log_input(_dataset_input(dataset), context="training")  # MLflow's dataset panel
         if dataset.spec_path is not None:  # with the data hash, what `mlpipe reproduce` needs
             mlflow.log_text(dataset.spec_path.read_text(), "dataset/spec.yaml")
         run_ids = {}
@@ -72,7 +76,7 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
     flags = choice.flags(model.family)
     with mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=model.family,
+        run_name=f"{tags.get('dataset', '')}/{model.family}".lstrip("/"),
         nested=True,
         tags={**tags, "mlpipe.role": "candidate", "family": model.family},
     ) as run:
@@ -101,6 +105,16 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
         for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         return run.info.run_id
+
+
+def _dataset_input(dataset: Dataset):
+    """The data set as MLflow's dataset panel shows it: name, version (the data hash), source, schema."""
+    import mlflow
+
+    source = str(dataset.spec_path or dataset.path)
+    return mlflow.data.from_pandas(
+        dataset.frame, source=source, targets=dataset.label_column, name=dataset.name, digest=dataset.data_hash[:12]
+    )
 
 
 def dataset_params(dataset: Dataset, split: Split) -> dict:

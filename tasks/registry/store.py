@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 from tasks.infra.settings import Settings
+from tasks.registry.links import EXPERIMENT_KIND
 
 
 def connect(settings: Settings, experiment: str, create: bool = True) -> str | None:
@@ -40,7 +41,11 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
         if not create:
             return None
         try:
-            return mlflow.create_experiment(experiment, artifact_location=f"{settings.artifact_location}/{experiment}")
+            return mlflow.create_experiment(
+                experiment,
+                artifact_location=f"{settings.artifact_location}/{experiment}",
+                tags=dict([EXPERIMENT_KIND]),  # models, not GenAI: the UI opens its classic pages
+            )
         except MlflowException:
             found = mlflow.get_experiment_by_name(experiment)  # another run created it a moment ago
             if found is None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.infra.errors import ValidationFailed
 from tasks.infra.params import ValidationParams
@@ -31,23 +32,34 @@ def validate_dataset(
     reference: dict | None = None,
     warn_only: bool = False,
 ) -> ValidationReport:
-    """Validate and keep the reports: JSON and Data Docs in out_dir, a markdown artifact in
-    Prefect. Raise ValidationFailed (which fails the flow run) unless warn_only."""
+    """Validate and keep the reports, JSON and Data Docs, in out_dir. Raise ValidationFailed (which
+    fails the flow run) unless warn_only; a passed (or warn-only) report is shown by `publish_validation`."""
+    report = check_dataset(dataset, get_settings(), limits, reference, warn_only)
+    write_reports(report, out_dir)
+    report.gx_result = None  # rendered already; GX's objects need not be kept in the cache
+    if not report.success and not warn_only:
+        _show(report)
+        raise ValidationFailed(f"validation failed for {report.summary()} (report: {report.report_path})")
+    return report
+
+
+# Every run, a cached validation too: the run's page in the Prefect UI always shows its data's verdict.
+@task(name="publish_validation", cache_policy=NO_CACHE)
+def publish_validation(report: ValidationReport) -> None:
+    """The verdict as a markdown artifact in the Prefect UI, and its warnings in the run's log."""
+    _show(report)
+    if not report.success:
+        run_logger("mlpipe.validation").warning("validation failed, going on (--warn-only): %s", report.summary())
+
+
+def _show(report: ValidationReport) -> None:
     from prefect.artifacts import create_markdown_artifact
 
-    report = check_dataset(dataset, get_settings(), limits, reference, warn_only)
-    report_path, docs_path = write_reports(report, out_dir)
     create_markdown_artifact(
-        key=f"validation-{artifact_key(dataset.name)}",
-        markdown=report.markdown() + f"\n\nReport: `{report_path}`; Data Docs: `{docs_path}`",
+        key=f"validation-{artifact_key(report.dataset)}",
+        markdown=report.markdown() + f"\n\nReport: `{report.report_path}`; Data Docs: `{report.docs_path}`",
         description=report.summary()[:500],
     )
     logger = run_logger("mlpipe.validation")
     for warning in report.warnings:
         logger.warning("validation warning: %s", warning)
-    if not report.success:
-        if not warn_only:
-            raise ValidationFailed(f"validation failed for {report.summary()} (report: {report_path})")
-        logger.warning("validation failed, going on (--warn-only): %s", report.summary())
-    report.gx_result = None  # rendered already; GX's objects need not be kept in the cache
-    return report
