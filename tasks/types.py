@@ -96,6 +96,8 @@ class Candidate(Protocol):
     family: str
     history: list[dict]  # per epoch; empty for the baseline and an ensemble
     fit_seconds: float
+    started_at: float  # when its training began and ended (Unix time); 0.0: unknown
+    finished_at: float
 
     @property
     def config(self): ...  # TrainConfig, BaselineConfig or EnsembleConfig

@@ -77,6 +77,10 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     parent_run = client.get_run(registration.parent_run_id)
     assert parent_run.info.run_name == flow_run.name
     assert client.get_run(registration.candidate_run_ids["cnn"]).info.run_name == "digits/cnn"
+    # A candidate's run lasts as long as its training did, inside its pipeline run.
+    cnn = client.get_run(registration.candidate_run_ids["cnn"]).info
+    assert (cnn.end_time - cnn.start_time) / 1000 >= run.data.metrics["fit_seconds"]
+    assert parent_run.info.start_time <= cnn.start_time < cnn.end_time <= parent_run.info.end_time
     (logged,) = parent_run.inputs.dataset_inputs
     assert (logged.dataset.name, logged.dataset.digest) == ("digits", version.tags["data_hash"][:12])
 

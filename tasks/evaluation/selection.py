@@ -42,6 +42,14 @@ class Ensemble:
     fit_seconds: float = 0.0
 
     @property
+    def started_at(self) -> float:
+        return min(m.started_at for m in self.members)
+
+    @property
+    def finished_at(self) -> float:
+        return max(m.finished_at for m in self.members)
+
+    @property
     def config(self) -> EnsembleConfig:
         return EnsembleConfig(members=[m.config for m in self.members])
 

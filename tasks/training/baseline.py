@@ -28,6 +28,8 @@ class TrainedBaseline:
     fit_seconds: float
     training_key: str = ""
     history: list[dict] = field(default_factory=list)  # no epochs: a single fit
+    started_at: float = 0.0  # when the fit began and ended (Unix time): its MLflow run's times
+    finished_at: float = 0.0
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         from models.networks import estimator_probabilities
@@ -73,7 +75,7 @@ def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> Trai
 
     info = dataset.preprocessing()  # no tokenizer: the vectoriser learns its own n-grams
     estimator, description = build_estimator(dataset.modality, len(split.train), config.settings, config.seed)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     estimator.fit(baseline_inputs(dataset.frame.iloc[split.train], info), dataset.class_indices(split.train))
     return TrainedBaseline(
         family=BASELINE,
@@ -82,5 +84,7 @@ def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> Trai
         config=config,
         description=description,
         fit_seconds=time.perf_counter() - started,
+        started_at=started_at,
+        finished_at=time.time(),
         training_key=training_key(dataset, split, config),
     )

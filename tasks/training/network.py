@@ -30,6 +30,8 @@ class TrainedModel:
     samples_per_rank: list[int] = field(default_factory=list)  # training samples each of them saw
     resumed_from_epoch: int = 0  # > 0 when a killed or retried fit went on from its last checkpoint
     training_key: str = ""  # what the cache knows it by (tasks/training/caching.py)
+    started_at: float = 0.0  # when training began and ended (Unix time): its MLflow run's times
+    finished_at: float = 0.0
 
     def predict_proba(self, frame) -> "np.ndarray":
         """Raw rows -> (N, classes) probabilities, through the preprocessing the served model uses."""
@@ -63,12 +65,15 @@ def train(
     out_dir: Path,
     on_epoch: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
+    import time
+
     import torch
 
     from models.networks import build_network, shape_kwargs
     from models.preprocessing import model_inputs
     from tasks.training.features import class_weights, fit_preprocessing
 
+    started_at = time.time()
     info = fit_preprocessing(dataset, split, config.text)
     num_classes = len(dataset.classes)
     y_train = dataset.class_indices(split.train)
@@ -107,4 +112,6 @@ def train(
         samples_per_rank=result.samples_per_rank,
         resumed_from_epoch=result.resumed_from_epoch,
         training_key=training_key(dataset, split, config),
+        started_at=started_at,
+        finished_at=time.time(),
     )
