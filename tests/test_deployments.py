@@ -102,4 +102,4 @@ def test_a_run_from_the_ui_form_trains_and_registers(served):
     assert {"validation-digits", "promotion-digits", "leaderboard-digits", "mlflow-model-digits"} <= set(artifacts)
     assert '"family": "cnn"' in artifacts["leaderboard-digits"].data
     assert '"family": "baseline"' in artifacts["leaderboard-digits"].data  # the baseline competes in every run
-    assert artifacts["mlflow-model-digits"].data.endswith("/#/models/digits/versions/1)")
+    assert artifacts["mlflow-model-digits"].data.endswith("/#/models/digits/versions/1?workflowType=machine_learning)")

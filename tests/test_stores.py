@@ -189,7 +189,7 @@ def test_credentials_in_tracking_uris_work_and_are_never_shown(workspace, postgr
     store = postgres_url.replace("mlpipe@", f"mlpipe:{secret}@")
     up = Up({**os.environ, "MLPIPE_ROOT": str(workspace), "MLFLOW_TRACKING_URI": store})
     try:
-        assert secret not in "".join(up.seen) and "mlpipe:***@" in up.seen[1]
+        assert secret not in "".join(up.seen) and "mlpipe:***@" in up.seen[2]  # the store, its password masked
         assert secret not in _command_lines()  # the MLflow server got the store through its environment
         # A run against that MLflow server through a URI with user info, as MLflow's client accepts it.
         api = f"http://127.0.0.1:{up.prefect_port}/api"
