@@ -35,6 +35,8 @@ def test_champion_moves_only_to_a_clearly_better_version(registered):
     champion_tags = client.get_model_version("digits", "2").tags
     assert float(tags["promotion.champion_accuracy"]) == pytest.approx(float(champion_tags["test/accuracy"]))
     assert client.get_model_version("digits", "2").tags["challenged_by.v3"] == weak_again.reason
+    description = client.get_model_version("digits", "3").description  # the decision, where the registry shows it
+    assert description.startswith("# Promotion of `digits` v3: not promoted") and weak_again.reason in description
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "2"
     assert str(client.get_model_version_by_alias("digits", "challenger").version) == "3"
 
@@ -127,6 +129,9 @@ def test_leaderboard_follows_the_compare_contract(registered, digits):
         "aliases",
         "data_hash",
         "git_sha",
+        "experiment_id",
+        "started",
+        "flow_run",
     }
     assert rows[0]["data_hash"] == digits.data_hash
 

@@ -54,9 +54,8 @@ def test_the_prefect_ui_shows_the_training_form(prefect_api):
         page.screenshot(path=SCREENSHOTS / "prefect-training-form.png", full_page=True)
 
 
-def _link_artifacts(flow_run_id) -> dict[str, str]:
-    """key -> link of the MLflow links a flow run left in the Prefect UI (Prefect stores a link
-    artifact as the markdown `[text](link)`)."""
+def _artifacts(flow_run_id) -> dict[str, str]:
+    """key -> data of the artifacts a flow run left in the Prefect UI."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect_runs import prefect_client
 
@@ -64,7 +63,7 @@ def _link_artifacts(flow_run_id) -> dict[str, str]:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    return {a.key: re.search(r"\]\((.*)\)$", a.data).group(1) for a in found if (a.key or "").startswith("mlflow-")}
+    return {a.key: a.data for a in found if a.key}
 
 
 def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(prefect_api, workspace, monkeypatch):
@@ -81,8 +80,13 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     monkeypatch.setenv("MLPIPE_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
     state = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1), return_state=True)
     registration = state.result()
-    links = _link_artifacts(state.state_details.flow_run_id)
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    # Prefect keeps a link artifact as the markdown `[text](link)`.
+    links = {k: re.search(r"\]\((.*)\)$", v).group(1) for k, v in artifacts.items() if k.startswith("mlflow-")}
     assert set(links) == {"mlflow-run-digits", "mlflow-model-digits"}
+    board = artifacts["leaderboard-digits"]  # rounded, this run's candidates marked and linked
+    assert board.count("**this run**") == 2 and board.count("?workflowType=machine_learning") == 2
+    assert re.search(r"\| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", board)
     servers = launch([mlflow_server(Settings(root=workspace), port)], workspace / "logs")
     try:
         with chromium_page() as page:

@@ -186,6 +186,8 @@ def _record(client, name: str, version: str, decision: Decision, move: bool = Fa
     reason = tags.pop("promotion")
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    # The registry's page of the version opens on this: the decision and its figures, in words.
+    client.update_model_version(name, version, description=decision.markdown(name, version))
     if move:
         move_champion(client, name, version)
     client.set_model_version_tag(name, version, "promotion", reason)

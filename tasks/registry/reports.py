@@ -57,10 +57,50 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
                 "aliases": sorted(aliases.get(version, [])),
                 "data_hash": run.data.tags.get("data_hash"),
                 "git_sha": run.data.tags.get("git_sha"),
+                "experiment_id": experiment_id,
+                "started": _utc(run.info.start_time),
+                "flow_run": run.data.tags.get("prefect_flow_run_name") or run.data.tags.get("prefect_flow_run_id"),
             }
         )
     # Best first by the figure that chooses; the test figure only breaks ties among older runs without one.
     return sorted(rows, key=lambda r: (r["val_accuracy"] or 0.0, r["test_accuracy"] or 0.0), reverse=True)
+
+
+LEADERBOARD_ROWS = 30  # the newest candidate runs in a run's artifact; `mlpipe compare` has them all
+
+
+def leaderboard_markdown(rows: list[dict], ui: str, this_run: set[str]) -> str:
+    """The newest candidate runs as a table for the Prefect UI: rounded figures, this run's
+    candidates marked, each linked to its MLflow run."""
+    newest = sorted(rows, key=lambda r: r["started"] or "", reverse=True)[:LEADERBOARD_ROWS]
+    lines = [
+        "| | candidate | val accuracy | test accuracy | test F1 | version | aliases | flags | started | flow run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in newest:
+        link = f"[{row['dataset']}/{row['family']}]({run_url(ui, row['experiment_id'], row['run_id'])})"
+        cells = [
+            "**this run**" if row["run_id"] in this_run else "",
+            link + (" (chosen)" if row["selected"] else ""),
+            *(_rounded(row[k]) for k in ("val_accuracy", "test_accuracy", "test_f1_macro")),
+            f"v{row['registered_version']}" if row["registered_version"] else "",
+            ", ".join(f"@{alias}" for alias in row["aliases"]),
+            ", ".join(row["flags"]),
+            row["started"] or "",
+            row["flow_run"] or "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _rounded(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _utc(milliseconds: int | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return None if milliseconds is None else f"{datetime.fromtimestamp(milliseconds / 1000, UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def plot_leaderboard(rows: list[dict], path: Path) -> Path:
@@ -92,7 +132,7 @@ def plot_leaderboard(rows: list[dict], path: Path) -> Path:
 def publish(registration: "Registration", settings: Settings) -> None:
     """The Prefect UI's view of the result: the decision, the leaderboard, links into MLflow."""
     import mlflow
-    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
     from tasks.infra.runs import artifact_key
 
@@ -100,23 +140,12 @@ def publish(registration: "Registration", settings: Settings) -> None:
     create_markdown_artifact(
         key=f"promotion-{key}", markdown=registration.decision_markdown, description=registration.reason[:500]
     )
-    rows = leaderboard(name, settings)
-    columns = (
-        "family",
-        "val_accuracy",
-        "test_accuracy",
-        "test_f1_macro",
-        "registered_version",
-        "aliases",
-        "flags",
-        "run_id",
-    )
-    create_table_artifact(
-        key=f"leaderboard-{key}",
-        table=[{c: ", ".join(row[c]) if c in ("aliases", "flags") else row[c] for c in columns} for row in rows[:50]],
-        description=f"Candidate runs of {name}, best validation accuracy first (the figure that chooses)",
-    )
     ui = mlflow_ui_url(settings)
+    create_markdown_artifact(
+        key=f"leaderboard-{key}",
+        markdown=leaderboard_markdown(leaderboard(name, settings), ui, set(registration.candidate_run_ids.values())),
+        description=f"Candidate runs of {name}, newest first; the registry keeps the history",
+    )
     experiment_id = mlflow.MlflowClient().get_run(registration.parent_run_id).info.experiment_id
     create_link_artifact(
         key=f"mlflow-run-{key}",
