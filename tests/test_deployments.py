@@ -61,6 +61,11 @@ def test_the_form_is_typed_with_descriptions_and_bounds(served):
     assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "baseline"]
     assert {"minimum": 1, "maximum": 10_000, "type": "integer"} in fields["max_epochs"]["anyOf"]
     assert all(field.get("description") for field in fields.values())
+    # Beside each field: its range, and what an empty field takes from params.yaml.
+    assert (
+        "(>= 1, <= 10000, empty: params.yaml's 40; families that set their own: " in fields["max_epochs"]["description"]
+    )
+    assert fields["seed"]["description"].endswith("(>= 0, empty: params.yaml's 42)")
 
 
 @pytest.mark.parametrize(
@@ -100,6 +105,6 @@ def test_a_run_from_the_ui_form_trains_and_registers(served):
     with prefect_client() as client:
         artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == flow_run.id and a.key}
     assert {"validation-digits", "promotion-digits", "leaderboard-digits", "mlflow-model-digits"} <= set(artifacts)
-    assert '"family": "cnn"' in artifacts["leaderboard-digits"].data
-    assert '"family": "baseline"' in artifacts["leaderboard-digits"].data  # the baseline competes in every run
+    assert "[digits/cnn](" in artifacts["leaderboard-digits"].data  # the candidate, linked to its MLflow run
+    assert "[digits/baseline](" in artifacts["leaderboard-digits"].data  # the baseline competes in every run
     assert artifacts["mlflow-model-digits"].data.endswith("/#/models/digits/versions/1?workflowType=machine_learning)")
