@@ -44,6 +44,9 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     assert 0.5 < run.data.metrics["test/accuracy"] <= 1.0
     assert "test/f1_macro" in run.data.metrics
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
+    # The kept checkpoint's validation figures, beside the curves that end at the last epoch.
+    best = client.get_metric_history(run.info.run_id, "val/loss")[int(run.data.metrics["best_epoch"])].value
+    assert run.data.metrics["checkpoint/val/loss"] == best and "checkpoint/val/accuracy" in run.data.metrics
     assert run.data.params["max_epochs"] == "2" and run.data.params["seed"] == "3"
 
     # Chosen on the validation rows: the registered family has the best validation accuracy.

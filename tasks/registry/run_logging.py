@@ -94,6 +94,9 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
         )
         if hasattr(model, "best_epoch"):  # a network
             mlflow.log_metric("best_epoch", model.best_epoch)
+            # The per-epoch curves end at the last epoch; the weights kept are the best epoch's.
+            chosen = next((e for e in model.history if e["epoch"] == model.best_epoch), {})
+            mlflow.log_metrics({f"checkpoint/{k}": v for k, v in chosen.items() if k.startswith("val/")})
             mlflow.set_tags(
                 {
                     "accelerator": model.accelerator,
