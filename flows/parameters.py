@@ -8,8 +8,12 @@ from tasks.infra.vocabulary import NETWORK_FAMILIES, BatchSize, Epochs, Family, 
 from tasks.types import TrainConfig
 
 # The params.yaml value an unset field takes, by where it lies in the file (learning_rate: per family).
-FROM_PARAMS_YAML = {"max_epochs": ("train", "max_epochs"), "batch_size": ("train", "batch_size"), "seed": ("seed",)}
-FROM_PARAMS_YAML["min_delta"] = ("promotion", "min_delta")
+FROM_PARAMS_YAML = {
+    "max_epochs": ("train", "max_epochs"),
+    "batch_size": ("train", "batch_size"),
+    "seed": ("seed",),
+    "min_delta": ("promotion", "min_delta"),
+}
 
 
 def _form_hints(schema: dict) -> None:

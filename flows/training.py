@@ -1,6 +1,7 @@
 """The training pipeline: load -> validate -> train candidates -> choose on validation -> test -> register."""
 
 from dataclasses import asdict
+from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime
 
@@ -30,7 +31,7 @@ def _flow_run_name() -> str:
     params = runtime.flow_run.parameters.get("params") or PipelineParams()
     if isinstance(params, dict):
         params = PipelineParams.model_validate(params)
-    dataset = params.dataset.rsplit("/", 1)[-1].rsplit(".", 1)[0] if is_spec_path(params.dataset) else params.dataset
+    dataset = Path(params.dataset).stem if is_spec_path(params.dataset) else params.dataset
     return run_title(dataset, params.models, runtime.flow_run.scheduled_start_time)
 
 
