@@ -5,15 +5,27 @@
 `predict` (batch inference), then runs their flow runs in this process's runner until Ctrl-C.
 """
 
+from prefect.utilities.annotations import freeze
 from prefect.types.entrypoint import EntrypointType
+from prefect.utilities.callables import ParameterSchema
 
 from flows.inference import batch_inference
+from flows.parameters import form_schema
 from flows.training import training_pipeline
+from tasks.data.loading import known_datasets
 from tasks.infra.errors import MlpipeError
 from tasks.infra.params import ProjectParams
 from tasks.infra.runs import artifact_key
+from tasks.infra.settings import get_settings
 
 TAGS = ["mlpipe"]
+
+
+class ClosedParameterSchema(ParameterSchema):
+    """A form that refuses a parameter the flow does not have when the run is created: a flow run
+    started with one would crash without saying why."""
+
+    additionalProperties: bool = False  # noqa: N815 (JSON Schema's name)
 
 
 def schedules_from(project: ProjectParams, only: list[str] | None = None) -> dict[str, str]:
@@ -27,9 +39,10 @@ def schedules_from(project: ProjectParams, only: list[str] | None = None) -> dic
     return schedules
 
 
-def build_deployments(schedules: dict[str, str], timezone: str = "UTC") -> list:
+def build_deployments(project: ProjectParams, schedules: dict[str, str], timezone: str = "UTC") -> list:
     """RunnerDeployments for `prefect.serve`. Module entrypoints: runs import the installed
-    package, whatever the runner's working directory."""
+    package, whatever the runner's working directory. The training forms say each field's range
+    and params.yaml default, and offer the project's data sets."""
     from prefect.schedules import Cron
 
     common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": TAGS}
@@ -43,7 +56,7 @@ def build_deployments(schedules: dict[str, str], timezone: str = "UTC") -> list:
             training_pipeline.to_deployment(
                 name=f"train-{artifact_key(dataset)}",
                 schedule=schedule,
-                parameters={"params": {"dataset": dataset}},
+                parameters={"dataset": freeze(dataset)},  # its form shows the data set, read-only
                 description=f"Retrain {dataset} on `{cron}` ({timezone}): validate, train, evaluate, register.",
                 **common,
             )
@@ -53,6 +66,13 @@ def build_deployments(schedules: dict[str, str], timezone: str = "UTC") -> list:
             name="train", description="Train candidates on any data set: fill the form and press Run.", **common
         )
     )
+    known = known_datasets(get_settings())
+    for deployment in deployments:
+        # The form's schema is a private attribute, which Prefect's own freeze() edits the same
+        # way: there is no public one to add the hints to.
+        schema = ClosedParameterSchema(**deployment._parameter_openapi_schema.model_dump())
+        form_schema(schema.properties, project.model_dump(), known)
+        deployment._parameter_openapi_schema = schema
     deployments.append(
         batch_inference.to_deployment(name="predict", description="Label a file with a data set's @champion.", **common)
     )

@@ -1,5 +1,8 @@
-"""The training flow's parameters: one pydantic model, which the Prefect UI renders as a form and
-from which `mlpipe run` builds its options (flows/cli/run.py): one surface for both, and the deployments."""
+"""The training flow's parameters: one pydantic model, from which the flow's signature (the
+Prefect UI's form, the deployments) and `mlpipe run`'s options (flows/cli/run.py) are built."""
+
+import inspect
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -16,18 +19,11 @@ FROM_PARAMS_YAML = {
 }
 
 
-def _form_hints(schema: dict) -> None:
-    """What the Prefect UI's form says beside each field: its allowed range, and for a field left
-    empty the value params.yaml gives it (read when the deployment's schema is made, not on import)."""
-    from tasks.infra.errors import MlpipeError
-    from tasks.infra.params import load_params
-    from tasks.infra.settings import get_settings
-
-    try:
-        project = load_params(get_settings()).model_dump()
-    except MlpipeError:
-        project = {}
-    for name, field in schema.get("properties", {}).items():
+def form_schema(fields: dict, project: dict, known_datasets: list[str]) -> None:
+    """What the Prefect UI's form shows, written into the flow's parameter schema when a deployment
+    is made: each field's allowed range, for a field left empty the value params.yaml gives it, and
+    the known data sets to pick from (a spec's path may still be typed in)."""
+    for name, field in fields.items():
         hints = []
         for bounds in [field, *field.get("anyOf", [])]:
             low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
@@ -36,10 +32,15 @@ def _form_hints(schema: dict) -> None:
                 open_low, open_high = "exclusiveMinimum" in bounds, "exclusiveMaximum" in bounds
                 hints.append(f"{'>' if open_low else '>='} {low}" if low is not None else "")
                 hints.append(f"{'<' if open_high else '<='} {high}" if high is not None else "")
-        if project and (name in FROM_PARAMS_YAML or name == "learning_rate"):
+        if name in FROM_PARAMS_YAML or name == "learning_rate":
             hints.append("empty: " + _params_yaml_value(project, name))
         if hints := [h for h in hints if h]:
             field["description"] = f"{field['description']} ({', '.join(hints)})"
+    dataset = fields.get("dataset")
+    if dataset is not None and "enum" not in dataset:  # a deployment's own data set is frozen: one choice
+        choice = {"title": "Known data set", "type": "string", "enum": known_datasets}
+        dataset.pop("type", None)
+        dataset["anyOf"] = [choice, {"title": "Path of a data set spec (.yaml)", "type": "string"}]
 
 
 def _params_yaml_value(project: dict, name: str) -> str:
@@ -69,7 +70,7 @@ DATASET_HELP = f"Data set: a name (built in: {', '.join(BUILT_IN)}) or the path 
 class PipelineParams(BaseModel):
     """Unset values (None) take their defaults from params.yaml."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_form_hints)
+    model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)
     models: list[Family] = Field(
@@ -112,3 +113,37 @@ class PipelineParams(BaseModel):
     @classmethod
     def _unique(cls, models: list[str]) -> list[str]:
         return list(dict.fromkeys(models))
+
+    @classmethod
+    def checked(cls, **values) -> "PipelineParams":
+        """The parameters, or one line naming the bad one (`bad value for max_epochs (0): ...`)."""
+        from pydantic import ValidationError
+
+        from tasks.infra.errors import MlpipeError
+
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None
+
+
+def takes_pipeline_params(function):
+    """Give `function(**values)` PipelineParams' fields as keyword parameters, so that each is a
+    top-level flow parameter (`prefect deployment run ... --param max_epochs=2`) with its type,
+    range and description in the form; the body checks them together with PipelineParams.checked.
+    Applied below @flow, which reads the signature."""
+    parameters = []
+    for name, field in PipelineParams.model_fields.items():
+        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        default = Field(
+            field.get_default(call_default_factory=True),
+            description=field.description,
+            json_schema_extra={"title": name.replace("_", " ").title()},  # the form's label: "Max Epochs"
+        )
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    returns = inspect.signature(function).return_annotation
+    function.__signature__ = inspect.Signature(parameters, return_annotation=returns)
+    return function

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime
 
-from flows.parameters import PipelineParams
+from flows.parameters import PipelineParams, takes_pipeline_params
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.evaluation.selection import Ensemble
 from tasks.evaluation.tasks import choose_candidate, evaluate_model
@@ -28,18 +28,20 @@ def _flow_run_name() -> str:
     """What the run is, for people: `digits-cnn,rnn-2026-11-23T0300` (data set, families, start in UTC)."""
     from tasks.data.spec import is_spec_path
 
-    params = runtime.flow_run.parameters.get("params") or PipelineParams()
-    if isinstance(params, dict):
-        params = PipelineParams.model_validate(params)
-    dataset = Path(params.dataset).stem if is_spec_path(params.dataset) else params.dataset
-    return run_title(dataset, params.models, runtime.flow_run.scheduled_start_time)
+    given = runtime.flow_run.parameters  # named before the body checks them: no validation here
+    defaults = PipelineParams.model_fields
+    dataset = str(given.get("dataset") or defaults["dataset"].default)
+    models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
+    return run_title(Path(dataset).stem if is_spec_path(dataset) else dataset, models, runtime.flow_run.scheduled_start_time)
 
 
 @flow(name="training_pipeline", flow_run_name=_flow_run_name)
-def training_pipeline(params: PipelineParams = PipelineParams()) -> Registration:  # noqa: B008
+@takes_pipeline_params
+def training_pipeline(**values) -> Registration:
     """Validate a data set, train candidate networks beside a classical baseline, choose one on the
     validation rows, score the candidates on the held-out test rows, register the chosen one in
     MLflow and make it @champion only if it beats the current one on those test rows."""
+    params = PipelineParams.checked(**values)
     logger = get_run_logger()
     settings = get_settings()
     project = load_params(settings)  # params.yaml, checked once

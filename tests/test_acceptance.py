@@ -11,7 +11,6 @@ import mlflow
 import pytest
 import yaml
 
-from flows.parameters import PipelineParams
 from flows.training import training_pipeline
 from tasks.infra.settings import CODE_ROOT, Settings
 
@@ -29,7 +28,7 @@ def test_default_run_beats_the_classical_baseline(name, prefect_api, workspace):
         (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     started = time.perf_counter()
-    registration = training_pipeline(PipelineParams(dataset=dataset))
+    registration = training_pipeline(dataset=dataset)
     minutes = (time.perf_counter() - started) / 60
 
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)

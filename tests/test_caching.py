@@ -8,7 +8,6 @@ import mlflow
 import pandas as pd
 import yaml
 
-from flows.parameters import PipelineParams
 from flows.training import training_pipeline
 from tasks.infra.fingerprints import code_fingerprint
 from tasks.infra.settings import CODE_ROOT, Settings
@@ -45,7 +44,7 @@ def _artifact_keys(flow_run_id) -> list[str]:
 
 
 def _run(**params):
-    state = training_pipeline(PipelineParams(dataset="digits", **params), return_state=True)
+    state = training_pipeline(dataset="digits", **params, return_state=True)
     return state.result(), _task_states(state)
 
 
@@ -56,7 +55,7 @@ def test_a_rerun_with_nothing_changed_trains_nothing_and_reuses_the_version(pref
     for stage in ("log_candidates", "register_chosen", "promotion_gate", "publish_reports"):
         assert states[stage] == ["Completed"], stage
 
-    state = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=2, seed=3), return_state=True)
+    state = training_pipeline(dataset="digits", models=["cnn"], max_epochs=2, seed=3, return_state=True)
     again, states = state.result(), _task_states(state)
 
     assert states["train_model"] == ["Cached"] and states["validate_dataset"] == ["Cached"]

@@ -27,6 +27,9 @@ def served(prefect_api, tmp_path_factory):
     params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
     params["schedules"] = {"digits": CRON}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "data").mkdir()
+    spec = {"name": "tiny", "modality": "tabular", "format": "csv", "train": "tiny/train.csv"}
+    (root / "data" / "tiny.yaml").write_text(yaml.safe_dump(spec))  # a data set the form offers
     log = (root / "serve.log").open("w")
     env = {**os.environ, "MLPIPE_ROOT": str(root)}
     process = subprocess.Popen(
@@ -49,15 +52,19 @@ def test_serve_schedules_each_data_set_on_its_cron(served):
 
     (schedule,) = deployment.schedules
     assert schedule.active and schedule.schedule.cron == CRON and schedule.schedule.timezone == "UTC"
-    assert deployment.parameters == {"params": {"dataset": "digits"}}
+    assert deployment.parameters == {"dataset": "digits"}
+    dataset = deployment.parameter_openapi_schema["properties"]["dataset"]
+    assert dataset["readOnly"] and dataset["enum"] == ["digits"]  # the deployment's own data set, fixed
     assert wait_for_deployment("batch_inference/predict").entrypoint == "flows.inference.batch_inference"
 
 
 def test_the_form_is_typed_with_descriptions_and_bounds(served):
     schema = wait_for_deployment("training_pipeline/train").parameter_openapi_schema
-    fields = schema["definitions"]["PipelineParams"]["properties"]
+    fields = schema["properties"]  # top-level flow parameters: `--param max_epochs=2` works
 
     assert set(fields) >= {"dataset", "models", "max_epochs", "batch_size", "learning_rate", "seed", "min_delta"}
+    known, any_spec = fields["dataset"]["anyOf"]
+    assert known["enum"] == ["digits", "tiny"] and any_spec["type"] == "string"  # built in, and data/tiny.yaml
     assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "baseline"]
     assert {"minimum": 1, "maximum": 10_000, "type": "integer"} in fields["max_epochs"]["anyOf"]
     assert all(field.get("description") for field in fields.values())
@@ -73,10 +80,9 @@ def test_the_form_is_typed_with_descriptions_and_bounds(served):
     [
         (
             {"max_epochs": 0},
-            "Validation failed for field 'params.max_epochs'. Failure reason: 0 is less than the minimum",
+            "Validation failed for field 'max_epochs'. Failure reason: 0 is less than the minimum",
         ),
-        ({"models": ["svm"]}, "Validation failed for field 'params.models[0]'. Failure reason: 'svm' is not one of"),
-        ({"epochs": 3}, "Additional properties are not allowed ('epochs' was unexpected)"),
+        ({"models": ["svm"]}, "Validation failed for field 'models[0]'. Failure reason: 'svm' is not one of"),
     ],
 )
 def test_invalid_form_values_are_rejected_not_replaced(served, params, message):
@@ -87,14 +93,14 @@ def test_invalid_form_values_are_rejected_not_replaced(served, params, message):
         prefect_client() as client,
         pytest.raises(PrefectHTTPStatusError, match=re.escape(message)),
     ):
-        client.create_flow_run_from_deployment(deployment.id, parameters={"params": {"dataset": "digits", **params}})
+        client.create_flow_run_from_deployment(deployment.id, parameters={"dataset": "digits", **params})
 
 
 def test_a_run_from_the_ui_form_trains_and_registers(served):
     deployment = wait_for_deployment("training_pipeline/train")
     params = {"dataset": "digits", "models": ["cnn"], "max_epochs": 2, "seed": 3}
     with prefect_client() as client:
-        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={"params": params})
+        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters=params)
 
     flow_run = wait_for_flow_run(flow_run.id)
 
@@ -108,3 +114,18 @@ def test_a_run_from_the_ui_form_trains_and_registers(served):
     assert "[digits/cnn](" in artifacts["leaderboard-digits"].data  # the candidate, linked to its MLflow run
     assert "[digits/baseline](" in artifacts["leaderboard-digits"].data  # the baseline competes in every run
     assert artifacts["mlflow-model-digits"].data.endswith("/#/models/digits/versions/1?workflowType=machine_learning)")
+
+
+def test_a_run_triggered_from_the_command_line_takes_each_setting_as_a_flow_parameter(served):
+    """`prefect deployment run --param NAME=VALUE`, as the README shows it."""
+    command = [str(BIN / "prefect"), "deployment", "run", "training_pipeline/train"]
+    command += ["--param", "dataset=digits", "--param", 'models=["baseline"]', "--param", "seed=5"]
+    started = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
+
+    flow_run = wait_for_flow_run(flow_run_id)
+
+    assert flow_run.state.is_completed(), flow_run.state.message
+    assert flow_run.parameters == {"dataset": "digits", "models": ["baseline"], "seed": 5}
+    assert re.fullmatch(r"digits-baseline-\d{4}-\d\d-\d\dT\d{4}", flow_run.name)

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from conftest import SHARED_DATASETS
 
-from flows.parameters import PipelineParams
 from flows.training import training_pipeline
 from tasks.infra.errors import ValidationFailed
 from tasks.infra.settings import Settings
@@ -32,7 +31,7 @@ def _flow_run(flow_run_id: str):
 
 
 def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, workspace):
-    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=2, seed=3))
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=2, seed=3)
 
     settings = Settings(root=workspace)
     client = mlflow.MlflowClient(settings.tracking_uri)
@@ -73,7 +72,7 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
 
     flow_run = _flow_run(version.tags["prefect_flow_run_id"])
     assert flow_run.state.is_completed()
-    assert flow_run.parameters["params"]["max_epochs"] == 2
+    assert flow_run.parameters["max_epochs"] == 2
 
     # Named for what they are, alike in Prefect and MLflow; the data set in MLflow's dataset panel.
     assert re.fullmatch(r"digits-cnn-\d{4}-\d\d-\d\dT\d{4}", flow_run.name)
@@ -95,7 +94,7 @@ def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(pref
         raise ConnectionError("the Prefect API stopped answering")  # as after a restart of the server
 
     monkeypatch.setattr(tasks.registry.reports, "publish", unreachable)
-    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
 
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     version = client.get_model_version_by_alias("digits", "champion")
@@ -111,7 +110,7 @@ def test_broken_data_stops_the_flow_before_training(prefect_api, workspace, digi
     broken.to_parquet(table, index=False)
 
     with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_between\(pixel_10\) 1 unexpected"):
-        training_pipeline(PipelineParams(dataset="digits", max_epochs=1))
+        training_pipeline(dataset="digits", max_epochs=1)
 
     assert not list((workspace / "outputs" / "digits").glob("*/cnn"))  # nothing trained
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing logged or registered
@@ -134,7 +133,7 @@ def _sms_spec(folder: Path) -> Path:
 
 def test_a_text_spec_is_trained_and_served_on_raw_strings(prefect_api, workspace, tmp_path):
     spec = _sms_spec(tmp_path)
-    registration = training_pipeline(PipelineParams(dataset=str(spec), models=["cnn", "rnn"], max_epochs=2))
+    registration = training_pipeline(dataset=str(spec), models=["cnn", "rnn"], max_epochs=2)
 
     assert registration.dataset == "sms_small" and registration.version == "1"
     # (an ensemble joins them only when two of them come close on the validation rows)
@@ -154,8 +153,9 @@ print(json.dumps(model.predict(pd.DataFrame({{"SMS": texts}}))["label"].tolist()
 
 def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, workspace):
     # Two CPU processes over gloo: rank zero's checkpoint and history reach MLflow, once.
-    params = PipelineParams(dataset="digits", models=["cnn"], max_epochs=4, seed=3, devices=2, strategy="ddp")
-    registration = training_pipeline(params)
+    registration = training_pipeline(
+        dataset="digits", models=["cnn"], max_epochs=4, seed=3, devices=2, strategy="ddp"
+    )
 
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     run = client.get_run(registration.candidate_run_ids["cnn"])
@@ -177,7 +177,7 @@ def test_reports_drift_gate_and_warn_only(prefect_api, workspace):
     unless --warn-only, which trains and says so in the tags of both runs."""
     from prefect.client.orchestration import get_client
 
-    first = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1, seed=3))
+    first = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1, seed=3)
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     parent = [a.path for a in client.list_artifacts(first.parent_run_id, "validation")]
     assert parent == ["validation/data_docs.html", "validation/validation.json"]
@@ -203,10 +203,10 @@ def test_reports_drift_gate_and_warn_only(prefect_api, workspace):
     frame = pd.read_parquet(table)
     frame[frame["label"] != 3].to_parquet(table, index=False)  # a class went missing upstream
     with pytest.raises(ValidationFailed, match=r"drift.label_shift: class '3' share moved -10.2%"):
-        training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+        training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
     assert [v.version for v in client.search_model_versions("name='digits'")] == [1]
 
-    second = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1, warn_only=True))
+    second = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1, warn_only=True)
     version = client.get_model_version("digits", second.version)
     assert version.tags["validation"].startswith("failed (warn-only): ")
     assert client.get_run(second.parent_run_id).data.tags["validation.warn_only"] == "true"
@@ -241,12 +241,12 @@ def test_a_run_killed_after_registering_is_finished_by_the_next_identical_run(pr
     (version,) = client.search_model_versions("name='digits'")
     assert "promotion" not in version.tags and client.get_registered_model("digits").aliases == {}
 
-    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
     assert (registration.version, registration.promoted, registration.reused) == ("1", True, False)
     assert registration.reason.startswith("champion: first version")
     assert client.get_model_version("digits", "1").tags["promotion.decision"] == "promoted"
     assert client.get_registered_model("digits").aliases == {"champion": 1, "challenger": 1}
     assert set(registration.candidate_run_ids) == {"cnn", "baseline"}
 
-    again = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    again = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
     assert again.reused and again.version == "1"  # nothing left to finish

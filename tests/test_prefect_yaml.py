@@ -35,7 +35,7 @@ def test_prefect_yaml_deploys_to_a_work_pool_that_a_worker_runs(prefect_api, tmp
     train = wait_for_deployment("training_pipeline/train")
     with prefect_client() as client:
         flow_run = client.create_flow_run_from_deployment(
-            train.id, parameters={"params": {"dataset": "digits", "models": ["cnn"], "max_epochs": 1}}
+            train.id, parameters={"dataset": "digits", "models": ["cnn"], "max_epochs": 1}
         )
     worker = subprocess.Popen(
         [prefect, "worker", "start", "--pool", "mlpipe"],

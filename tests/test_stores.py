@@ -11,7 +11,6 @@ import pytest
 import yaml
 from conftest import free_port
 
-from flows.parameters import PipelineParams
 from flows.training import training_pipeline
 from tasks.infra.settings import CODE_ROOT, Settings
 from tasks.registry.reports import leaderboard
@@ -66,7 +65,7 @@ def test_two_processes_opening_a_new_sqlite_store_at_once_both_get_the_experimen
 def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres_url, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_url)
 
-    registration = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1))
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
 
     client = mlflow.MlflowClient(postgres_url)
     assert str(client.get_model_version_by_alias("digits", "champion").version) == registration.version == "1"

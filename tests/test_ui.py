@@ -40,8 +40,10 @@ def test_the_prefect_ui_shows_the_training_form(prefect_api):
     from playwright.sync_api import expect
 
     from flows.deployments import build_deployments
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import get_settings
 
-    for deployment in build_deployments({"digits": "0 3 * * *"}):
+    for deployment in build_deployments(load_params(get_settings()), {"digits": "0 3 * * *"}):
         deployment.apply()
     deployment = wait_for_deployment("training_pipeline/train")
 
@@ -51,6 +53,7 @@ def test_the_prefect_ui_shows_the_training_form(prefect_api):
         for field in FORM_FIELDS:
             expect(page.get_by_text(f"{field} (Optional)", exact=True)).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Model families to train (the scikit-learn baseline joins")).to_be_visible()
+        expect(page.get_by_role("button", name="Known data set")).to_be_visible()  # a list to pick from
         page.screenshot(path=SCREENSHOTS / "prefect-training-form.png", full_page=True)
 
 
@@ -71,14 +74,13 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     workflow is model training: every link in the run's artifacts lands on the classic pages."""
     from playwright.sync_api import expect
 
-    from flows.parameters import PipelineParams
     from flows.training import training_pipeline
     from tasks.infra.servers import launch, mlflow_server, stop
     from tasks.registry.links import experiment_url
 
     port = free_port()
     monkeypatch.setenv("MLPIPE_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
-    state = training_pipeline(PipelineParams(dataset="digits", models=["cnn"], max_epochs=1), return_state=True)
+    state = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1, return_state=True)
     registration = state.result()
     artifacts = _artifacts(state.state_details.flow_run_id)
     # Prefect keeps a link artifact as the markdown `[text](link)`.

@@ -1,4 +1,4 @@
-"""What several commands share: the --dataset option, a data set's name, a parameter model's errors."""
+"""What several commands share: the --dataset option and a data set's name."""
 
 from typing import Annotated
 
@@ -19,17 +19,3 @@ def dataset_name(dataset: str) -> str:
 
     return read_spec(Path(dataset)).name if is_spec_path(dataset) else dataset
 
-
-def parse(model, **values):
-    """Build a pydantic model; a bad value becomes one line naming the parameter."""
-    from pydantic import ValidationError
-
-    from tasks.infra.errors import MlpipeError
-
-    try:
-        return model(**values)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None

@@ -16,17 +16,16 @@ OUT_OPTION = typer.Option(help="Also write the registered model, metrics.json an
 
 def run(ctx: typer.Context, out: Path | None = None, **options) -> None:
     """Run the training pipeline: validate, train candidates, evaluate, register the best."""
-    from flows.cli.options import parse
     from flows.cli.registry import print_leaderboard
     from flows.cli.runtime import prepare_flow_run
     from tasks.infra.settings import get_settings
 
     options["models"] = [m.strip() for m in options["models"].split(",") if m.strip()]
-    params = parse(PipelineParams, **options)
+    params = PipelineParams.checked(**options)
     prepare_flow_run(debug=ctx.obj["debug"])
     from flows.training import training_pipeline
 
-    registration = training_pipeline(params)
+    registration = training_pipeline(**params.model_dump())
     settings = get_settings()
     print_leaderboard(registration.dataset, limit=10)
     for note in registration.notes:

@@ -71,8 +71,9 @@ def serve(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise MlpipeError(f"unknown time zone {timezone!r}: use an IANA name such as UTC or Europe/Paris") from None
-    schedules = schedules_from(load_params(get_settings()), datasets)
-    deployments = build_deployments(schedules, timezone)
+    project = load_params(get_settings())
+    schedules = schedules_from(project, datasets)
+    deployments = build_deployments(project, schedules, timezone)
     for name, cron in schedules.items():
         typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
     typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")

@@ -34,6 +34,11 @@ def spec_path_of(dataset: str, settings: Settings) -> Path | None:
     return path if path.is_absolute() else settings.root / path
 
 
+def known_datasets(settings: Settings) -> list[str]:
+    """The names `load` takes without a path: the built-in data sets and the specs in data/."""
+    return sorted({*BUILT_IN, *(path.stem for path in settings.data_dir.glob("*.yaml"))})
+
+
 def load_spec(path: Path) -> Dataset:
     """A data set described by a spec. Next to a spec data/<name>.yaml, a DVC-tracked folder
     data/<name> (`mlpipe data add`) is pulled when missing and its DVC hash is the data version."""
