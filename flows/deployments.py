@@ -5,8 +5,8 @@
 `predict` (batch inference), then runs their flow runs in this process's runner until Ctrl-C.
 """
 
-from prefect.utilities.annotations import freeze
 from prefect.types.entrypoint import EntrypointType
+from prefect.utilities.annotations import freeze
 from prefect.utilities.callables import ParameterSchema
 
 from flows.inference import batch_inference

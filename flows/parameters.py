@@ -143,7 +143,8 @@ def takes_pipeline_params(function):
             description=field.description,
             json_schema_extra={"title": name.replace("_", " ").title()},  # the form's label: "Max Epochs"
         )
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+        kind = inspect.Parameter.KEYWORD_ONLY
+        parameters.append(inspect.Parameter(name, kind, default=default, annotation=annotation))
     returns = inspect.signature(function).return_annotation
     function.__signature__ = inspect.Signature(parameters, return_annotation=returns)
     return function

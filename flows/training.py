@@ -32,7 +32,8 @@ def _flow_run_name() -> str:
     defaults = PipelineParams.model_fields
     dataset = str(given.get("dataset") or defaults["dataset"].default)
     models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
-    return run_title(Path(dataset).stem if is_spec_path(dataset) else dataset, models, runtime.flow_run.scheduled_start_time)
+    name = Path(dataset).stem if is_spec_path(dataset) else dataset
+    return run_title(name, models, runtime.flow_run.scheduled_start_time)
 
 
 @flow(name="training_pipeline", flow_run_name=_flow_run_name)

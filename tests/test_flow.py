@@ -153,9 +153,7 @@ print(json.dumps(model.predict(pd.DataFrame({{"SMS": texts}}))["label"].tolist()
 
 def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, workspace):
     # Two CPU processes over gloo: rank zero's checkpoint and history reach MLflow, once.
-    registration = training_pipeline(
-        dataset="digits", models=["cnn"], max_epochs=4, seed=3, devices=2, strategy="ddp"
-    )
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=4, seed=3, devices=2, strategy="ddp")
 
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     run = client.get_run(registration.candidate_run_ids["cnn"])

@@ -18,4 +18,3 @@ def dataset_name(dataset: str) -> str:
     from tasks.data.spec import is_spec_path, read_spec
 
     return read_spec(Path(dataset)).name if is_spec_path(dataset) else dataset
-
