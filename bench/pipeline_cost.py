@@ -104,7 +104,7 @@ def fit_seconds(root: Path) -> float:
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("digits")
     runs = client.search_runs([experiment.experiment_id], "tags.`mlpipe.role` = 'candidate'")
-    return sum(run.data.metrics["fit_seconds"] for run in runs)
+    return sum(run.data.metrics["train/seconds"] for run in runs)
 
 
 def median(values: list[float]) -> float:

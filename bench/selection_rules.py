@@ -80,7 +80,7 @@ def earlier_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.nda
 
     def key(f: str) -> tuple:
         s = scores[f]
-        return (s["selection/val_accuracy"], s["selection/val_f1_macro"], f != "baseline", -s["selection/val_loss"])
+        return (s["val/accuracy"], s["val/f1_macro"], f != "baseline", -s["val/loss"])
 
     return candidates[max(scores, key=key)]
 

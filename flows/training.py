@@ -73,7 +73,7 @@ def training_pipeline(**values) -> Registration:
     if choice.members:
         models.append(Ensemble([m for m in models if m.family in choice.members]))
     for family, scores in choice.scores.items():
-        logger.info("%s: validation accuracy %.4f", family, scores["selection/val_accuracy"])
+        logger.info("%s: validation accuracy %.4f", family, scores["val/accuracy"])
     logger.info("chosen on %s: %s (%.4f)", choice.selected_by, choice.family, choice.value)
     candidates = []
     for model in models:  # the test rows, once, after the choice

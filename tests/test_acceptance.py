@@ -42,7 +42,7 @@ def test_default_run_beats_the_classical_baseline(name, prefect_api, workspace):
     print(f"{name}: test accuracy {accuracy}, chosen {chosen}, F1 {f1}, {minutes:.1f} min")  # noqa: T201
 
     # The choice was made on validation figures: the chosen candidate has the best of them.
-    assert metrics[chosen]["selection/val_accuracy"] == max(m["selection/val_accuracy"] for m in metrics.values())
+    assert metrics[chosen]["val/accuracy"] == max(m["val/accuracy"] for m in metrics.values())
     networks = {family: a for family, a in accuracy.items() if family not in ("baseline", "ensemble")}
     assert max(networks.values()) >= accuracy["baseline"]
     assert accuracy[chosen] >= TARGETS["accuracy"][name]

@@ -110,7 +110,7 @@ def test_run_then_compare_from_the_command_line(workspace):
     rows = {row["family"]: row for row in json.loads(compared.stdout)}
     assert set(rows) == {"cnn", "baseline"}
     (chosen,) = [row for row in rows.values() if row["registered_version"] == 1]
-    assert chosen["selected_by"] == "selection/val_accuracy" and "champion" in chosen["aliases"]
+    assert chosen["selected_by"] == "val/accuracy" and "champion" in chosen["aliases"]
     assert chosen["val_accuracy"] == max(row["val_accuracy"] for row in rows.values())
 
 

@@ -42,25 +42,35 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     run = client.get_run(registration.candidate_run_ids["cnn"])
     assert 0.5 < run.data.metrics["test/accuracy"] <= 1.0
     assert "test/f1_macro" in run.data.metrics
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
-    # The kept checkpoint's validation figures, beside the curves that end at the last epoch.
-    best = client.get_metric_history(run.info.run_id, "val/loss")[int(run.data.metrics["best_epoch"])].value
-    assert run.data.metrics["checkpoint/val/loss"] == best and "checkpoint/val/accuracy" in run.data.metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch/val_loss")] == [0, 1]
+    # val/* are the kept weights' figures, which the curves (ending at the last epoch) show at train/best_epoch.
+    curve = client.get_metric_history(run.info.run_id, "epoch/val_accuracy")
+    val_rows = int(client.get_run(registration.parent_run_id).data.params["dataset.rows.val"])
+    kept = curve[int(run.data.metrics["train/best_epoch"])].value
+    assert run.data.metrics["val/accuracy"] == pytest.approx(kept, abs=1.01 / val_rows)
+    assert {"val/loss", "val/f1_macro", "train/seconds"} <= set(run.data.metrics)
+    assert all(float(f"{value:.6g}") == value for value in run.data.metrics.values())  # no float noise
     assert run.data.params["max_epochs"] == "2" and run.data.params["seed"] == "3"
 
     # Chosen on the validation rows: the registered family has the best validation accuracy.
     runs = {family: client.get_run(run_id).data for family, run_id in registration.candidate_run_ids.items()}
-    val = {family: data.metrics["selection/val_accuracy"] for family, data in runs.items()}
+    val = {family: data.metrics["val/accuracy"] for family, data in runs.items()}
     assert registration.promoted and registration.best_family == max(val, key=val.get)
-    assert (
-        version.tags["family"] == registration.best_family and version.tags["selected_by"] == "selection/val_accuracy"
-    )
+    assert version.tags["family"] == registration.best_family
     parent = client.get_run(registration.parent_run_id).data
-    assert (
-        parent.tags["selected_family"] == registration.best_family
-        and parent.tags["selected_by"] == "selection/val_accuracy"
-    )
-    assert parent.metrics["selected/val_accuracy"] == val[registration.best_family]
+    assert parent.tags["selected_family"] == registration.best_family and parent.tags["selected_by"] == "val/accuracy"
+    # The parent run has the chosen candidate's figures, under the same names: one column in the runs table.
+    chosen = runs[registration.best_family].metrics
+    assert {name: parent.metrics[name] for name in ("val/accuracy", "test/accuracy")} == {
+        name: chosen[name] for name in ("val/accuracy", "test/accuracy")
+    }
+    # Few tags on a version: what versions are found by; the lineage is on its run.
+    assert set(version.tags) == {
+        *("family", "validation", "candidates_key", "data_hash", "git_sha", "prefect_flow_run_id"),
+        *("promotion", "promotion.decision", "promotion.challenger_accuracy"),
+    }
+    assert f"| family | {registration.best_family} |" in version.description
+    assert f"| test/accuracy | {chosen['test/accuracy']:.4f} |" in version.description
     assert runs[registration.best_family].tags["selected"] == "true"
     assert runs["baseline"].params["estimator"] == "SVC(rbf, C=10) on pixels"
 
@@ -81,7 +91,7 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     assert client.get_run(registration.candidate_run_ids["cnn"]).info.run_name == "digits/cnn"
     # A candidate's run lasts as long as its training did, inside its pipeline run.
     cnn = client.get_run(registration.candidate_run_ids["cnn"]).info
-    assert (cnn.end_time - cnn.start_time) / 1000 >= run.data.metrics["fit_seconds"]
+    assert (cnn.end_time - cnn.start_time) / 1000 >= run.data.metrics["train/seconds"]
     assert parent_run.info.start_time <= cnn.start_time < cnn.end_time <= parent_run.info.end_time
     (logged,) = parent_run.inputs.dataset_inputs
     assert (logged.dataset.name, logged.dataset.digest) == ("digits", version.tags["data_hash"][:12])
@@ -162,7 +172,7 @@ def test_two_process_ddp_logs_one_set_of_metrics_and_one_version(prefect_api, wo
     per_rank = [int(n) for n in run.data.tags["samples_per_rank"].split(",")]
     train_rows = int(client.get_run(registration.parent_run_id).data.params["dataset.rows.train"])
     assert len(per_rank) == 2 and all(abs(n - 4 * train_rows / 2) <= 4 for n in per_rank), per_rank
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/accuracy")] == [0, 1, 2, 3]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch/val_accuracy")] == [0, 1, 2, 3]
     assert len(client.get_metric_history(run.info.run_id, "test/accuracy")) == 1
     assert run.data.metrics["test/accuracy"] > 0.8  # both halves of the data trained one model
     experiment = client.get_experiment_by_name("digits")

@@ -52,7 +52,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(prefect_api, workspace):
     assert 1 <= resumed_from <= killed_at
     assert f"rnn resumed from epoch {resumed_from}" in second.stderr
     # The learning curves still start at epoch 0: the history came back with the checkpoint.
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch/val_loss")]
     assert steps == list(range(len(steps))) and len(steps) > resumed_from
 
 

@@ -17,16 +17,16 @@ from tasks.types import BaselineConfig
 
 def _scores(accuracy: float, f1: float | None = None, loss: float = 0.5) -> dict:
     return {
-        "selection/val_accuracy": accuracy,
-        "selection/val_f1_macro": accuracy if f1 is None else f1,
-        "selection/val_loss": loss,
+        "val/accuracy": accuracy,
+        "val/f1_macro": accuracy if f1 is None else f1,
+        "val/loss": loss,
     }
 
 
 def test_the_best_validation_accuracy_is_chosen_whatever_the_order():
     scores = {"cnn": _scores(0.90), "baseline": _scores(0.95), "rnn": _scores(0.93)}
     choice = choose(scores, majority=0.5)
-    assert (choice.family, choice.selected_by, choice.value) == ("baseline", "selection/val_accuracy", 0.95)
+    assert (choice.family, choice.selected_by, choice.value) == ("baseline", "val/accuracy", 0.95)
     assert choice.notes == [
         "No network beats the classical baseline on the validation rows (baseline 0.9500, best network rnn "
         "0.9300): the baseline is registered."

@@ -40,7 +40,7 @@ def test_two_whole_runs_at_once_on_one_sqlite_store_lose_no_version_and_crown_th
     versions = {str(v.version): v for v in client.search_model_versions("name='digits'")}
     assert sorted(versions) == ["1", "2"]
     assert {v.tags["family"] for v in versions.values()} == {"cnn"}
-    scores = {v: float(versions[v].tags["test/accuracy"]) for v in versions}
+    scores = {v: float(versions[v].tags["promotion.challenger_accuracy"]) for v in versions}
     champion = str(client.get_model_version_by_alias("digits", "champion").version)
     assert champion == max(scores, key=scores.get), (scores, [versions[v].tags["promotion"] for v in versions])
 

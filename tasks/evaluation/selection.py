@@ -21,7 +21,7 @@ from tasks.infra.fingerprints import digest
 from tasks.infra.vocabulary import BASELINE, ENSEMBLE
 from tasks.types import Dataset, Split
 
-SELECTED_BY = "selection/val_accuracy"  # the metric that chooses, as logged in every candidate run
+SELECTED_BY = "val/accuracy"  # the metric that chooses, as logged in every candidate run
 MEMBER_MARGIN = 1.0  # an ensemble member trails the best candidate by at most this many standard errors
 BELOW_MAJORITY = "below the majority-class rate"
 
@@ -74,17 +74,17 @@ class Choice:
 
     family: str
     selected_by: str
-    scores: dict[str, dict[str, float]]  # family -> selection/val_accuracy, .../val_f1_macro, .../val_loss
+    scores: dict[str, dict[str, float]]  # family -> val/accuracy, val/f1_macro, val/loss (the kept model)
     majority_rate: float  # accuracy of always answering the training rows' most common class
     members: list[str] = field(default_factory=list)  # the families the ensemble averages, if one was scored
     notes: list[str] = field(default_factory=list)  # plain lines for the run's summary
 
     @property
     def value(self) -> float:
-        return self.scores[self.family]["selection/val_accuracy"]
+        return self.scores[self.family][SELECTED_BY]
 
     def flags(self, family: str) -> list[str]:
-        below = self.scores[family]["selection/val_accuracy"] < self.majority_rate
+        below = self.scores[family][SELECTED_BY] < self.majority_rate
         return [BELOW_MAJORITY] if below else []
 
     def as_dict(self) -> dict:
@@ -126,9 +126,9 @@ def scores_of(probabilities: np.ndarray, y_true: np.ndarray, num_classes: int) -
     clipped = np.clip(probabilities, 1e-7, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)  # log_loss wants rows that sum to one
     return {
-        "selection/val_accuracy": float(accuracy_score(y_true, y_pred)),
-        "selection/val_f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "selection/val_loss": float(log_loss(y_true, clipped, labels=labels)),
+        "val/accuracy": float(accuracy_score(y_true, y_pred)),
+        "val/f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "val/loss": float(log_loss(y_true, clipped, labels=labels)),
     }
 
 
@@ -157,11 +157,11 @@ def choose(scores: dict[str, dict[str, float]], majority: float, members: list[s
     def key(family: str) -> tuple:
         s = scores[family]
         return (
-            s["selection/val_accuracy"],
-            s["selection/val_f1_macro"],
+            s["val/accuracy"],
+            s["val/f1_macro"],
             family == ENSEMBLE,
             family != BASELINE,
-            -s["selection/val_loss"],
+            -s["val/loss"],
         )
 
     best = max(scores, key=key)
@@ -174,14 +174,14 @@ def _notes(choice: Choice) -> list[str]:
     notes = []
     for family in choice.scores:
         if choice.flags(family):
-            accuracy = choice.scores[family]["selection/val_accuracy"]
+            accuracy = choice.scores[family][SELECTED_BY]
             notes.append(
                 f"{family} ends below the majority-class rate: validation accuracy {accuracy:.4f} "
                 f"< {choice.majority_rate:.4f}"
             )
     if BASELINE in choice.scores and len(choice.scores) > 1:
-        baseline = choice.scores[BASELINE]["selection/val_accuracy"]
-        networks = {f: s["selection/val_accuracy"] for f, s in choice.scores.items() if f not in (BASELINE, ENSEMBLE)}
+        baseline = choice.scores[BASELINE][SELECTED_BY]
+        networks = {f: s[SELECTED_BY] for f, s in choice.scores.items() if f not in (BASELINE, ENSEMBLE)}
         if choice.family == BASELINE and networks:
             best = max(networks, key=networks.get)
             notes.append(

@@ -15,8 +15,9 @@ from tempfile import TemporaryDirectory
 
 from tasks.infra.files import write_atomic
 from tasks.infra.settings import Settings
+from tasks.registry.run_logging import curve_name
 
-CURVES = ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "val/f1_macro")
+CURVES = ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "val/f1_macro")  # as training logs them
 
 
 def export_version(name: str, version: str, out_dir: Path, settings: Settings) -> Path:
@@ -56,7 +57,7 @@ def export_version(name: str, version: str, out_dir: Path, settings: Settings) -
     for run in candidates:
         rows: dict[int, dict] = {}
         for metric in CURVES:
-            for point in client.get_metric_history(run.info.run_id, metric):
+            for point in client.get_metric_history(run.info.run_id, curve_name(metric)):
                 rows.setdefault(point.step, {"epoch": point.step})[metric.replace("/", "_")] = point.value
         columns = ["epoch", *(m.replace("/", "_") for m in CURVES)]
         lines = [",".join(columns)] + [

@@ -18,6 +18,7 @@ from tasks.infra.errors import MlpipeError, redact
 from tasks.infra.params import PromotionParams
 from tasks.infra.retrying import TransientError, is_transient
 from tasks.registry.aliases import HISTORY_TAG, champion_history, move_champion
+from tasks.registry.run_logging import version_summary
 from tasks.registry.serving import FreshProcess, serving_check
 
 
@@ -32,6 +33,7 @@ class Decision:
     interval: tuple[float, float] | None = None  # bootstrap interval of the delta
 
     def tags(self) -> dict[str, str]:
+        """The decision as a version's tags (the contract in DESIGN.md); the description shows them as a table."""
         tags = {
             "promotion": self.reason,
             "promotion.decision": "promoted" if self.promote else "not promoted",
@@ -39,10 +41,9 @@ class Decision:
         }
         if self.champion_version is not None:
             tags["promotion.champion_version"] = str(self.champion_version)
-        if self.champion_score is not None:
+        if self.champion_score is not None:  # the delta is challenger - champion: no tag of its own
             tags |= {
                 "promotion.champion_accuracy": f"{self.champion_score:.6f}",
-                "promotion.delta": f"{self.delta:+.6f}",
                 "promotion.ci_low": f"{self.interval[0]:+.6f}",
                 "promotion.ci_high": f"{self.interval[1]:+.6f}",
             }
@@ -173,8 +174,6 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
                 raise
             except MlpipeError as failed:
                 decision = Decision(False, f"not promoted: {redact(str(failed))}", decision.score, champion)
-        if champion is not None:
-            client.set_model_version_tag(name, champion, f"challenged_by.v{version}", decision.reason)
         _record(client, name, version, decision, move=decision.promote)
     return decision
 
@@ -186,8 +185,9 @@ def _record(client, name: str, version: str, decision: Decision, move: bool = Fa
     reason = tags.pop("promotion")
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    # The registry's page of the version opens on this: the decision and its figures, in words.
-    client.update_model_version(name, version, description=decision.markdown(name, version))
+    # The registry's page of the version opens on this: the decision, then what the version is.
+    summary = version_summary(client.get_run(client.get_model_version(name, version).run_id))
+    client.update_model_version(name, version, description=f"{decision.markdown(name, version)}\n\n{summary}")
     if move:
         move_champion(client, name, version)
     client.set_model_version_tag(name, version, "promotion", reason)

@@ -41,14 +41,16 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     rows = []
     for run in runs:
         version = versions.get(run.info.run_id)
+        # Runs logged before the metric names were unified kept the choosing figure apart.
+        val_accuracy = run.data.metrics.get("selection/val_accuracy", run.data.metrics.get(SELECTED_BY))
         flags = run.data.tags.get("flags", "none")
         rows.append(
             {
                 "run_id": run.info.run_id,
                 "dataset": dataset,
                 "family": run.data.tags.get("family"),
-                "val_accuracy": run.data.metrics.get("selection/val_accuracy"),
-                "selected_by": SELECTED_BY if "selection/val_accuracy" in run.data.metrics else None,
+                "val_accuracy": val_accuracy,
+                "selected_by": SELECTED_BY if val_accuracy is not None else None,
                 "selected": run.data.tags.get("selected") == "true",
                 "flags": [] if flags == "none" else flags.split(", "),
                 "test_accuracy": run.data.metrics.get("test/accuracy"),

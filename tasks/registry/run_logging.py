@@ -1,13 +1,30 @@
 """MLflow runs of a pipeline run: a parent run with the data, validation and choice, and a child
-run per candidate with its settings, learning curves and test figures."""
+run per candidate with its settings, learning curves and test figures.
+
+Metric names say which rows a figure comes from, `<rows>/<measure>`: `val/accuracy`, `val/loss`
+and `test/accuracy` are the kept model's (the weights training kept, as the choice and the
+registry see them), `train/seconds` its training time; the parent run has the chosen candidate's.
+The per-epoch learning curves are `epoch/<rows>_<measure>`, one point per epoch. Values are
+rounded to 6 significant digits: the float noise beyond says nothing."""
 
 from dataclasses import asdict
 
 from tasks.evaluation.scoring import Evaluation
-from tasks.evaluation.selection import SELECTED_BY, Choice
+from tasks.evaluation.selection import Choice
 from tasks.types import Candidate, Dataset, Split
 
-PRIMARY_METRIC = "test/accuracy"
+FIGURES = 6  # significant digits of a logged metric
+VERSION_LINEAGE = ("data_hash", "git_sha", "prefect_flow_run_id")
+SUMMARY_METRICS = ("val/accuracy", "test/accuracy", "test/f1_macro", "train/seconds")
+
+
+def curve_name(name: str) -> str:
+    """The MLflow name of a learning curve that training logs as `val/loss`: `epoch/val_loss`."""
+    return "epoch/" + name.replace("/", "_")
+
+
+def rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {name: float(f"{value:.{FIGURES}g}") for name, value in metrics.items()}
 
 
 def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, choice: Choice, tags: dict, key: str):
@@ -45,10 +62,8 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
             )
 
         best_model, best_eval = next(c for c in candidates if c[0].family == choice.family)
-        # What chose, on which figure; the test figure only judges the choice afterwards.
-        mlflow.log_metrics(
-            {"selected/val_accuracy": choice.value, "selected/test_accuracy": best_eval.metrics[PRIMARY_METRIC]}
-        )
+        # The chosen candidate's figures, under the names its own run has: one column in the runs table.
+        mlflow.log_metrics(rounded({**choice.scores[choice.family], **best_eval.metrics}))
         mlflow.set_tags(
             {
                 "best_family": best_model.family,
@@ -58,15 +73,12 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
             }
         )
         mlflow.log_dict(choice.as_dict(), "selection.json")
+        # A version's tags are what versions are found by; the rest of the lineage is on its run.
         version_tags = {
-            **tags,
+            **{name: tags[name] for name in VERSION_LINEAGE if name in tags},
             "family": best_model.family,
             "validation": validation,
             "candidates_key": key,
-            "training_key": best_model.training_key,
-            "selected_by": choice.selected_by,
-            SELECTED_BY: f"{choice.value:.6f}",
-            PRIMARY_METRIC: f"{best_eval.metrics[PRIMARY_METRIC]:.6f}",
         }
     return parent.info.run_id, run_ids, version_tags
 
@@ -83,8 +95,10 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
         mlflow.log_params(model.run_params())
         mlflow.log_dict(asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
         for epoch in model.history:
-            mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
-        mlflow.log_metrics({**choice.scores[model.family], **evaluation.metrics, "fit_seconds": model.fit_seconds})
+            curves = {curve_name(k): v for k, v in epoch.items() if k != "epoch"}
+            mlflow.log_metrics(rounded(curves), step=epoch["epoch"])
+        figures = {**choice.scores[model.family], **evaluation.metrics, "train/seconds": model.fit_seconds}
+        mlflow.log_metrics(rounded(figures))
         mlflow.set_tags(
             {
                 "training_key": model.training_key,
@@ -92,11 +106,8 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
                 "flags": ", ".join(flags) or "none",
             }
         )
-        if hasattr(model, "best_epoch"):  # a network
-            mlflow.log_metric("best_epoch", model.best_epoch)
-            # The per-epoch curves end at the last epoch; the weights kept are the best epoch's.
-            chosen = next((e for e in model.history if e["epoch"] == model.best_epoch), {})
-            mlflow.log_metrics({f"checkpoint/{k}": v for k, v in chosen.items() if k.startswith("val/")})
+        if hasattr(model, "best_epoch"):  # a network: the curves end at the last epoch, the weights kept are this one's
+            mlflow.log_metric("train/best_epoch", model.best_epoch)
             mlflow.set_tags(
                 {
                     "accelerator": model.accelerator,
@@ -110,6 +121,17 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
     if model.finished_at:  # the run lasts as long as its training did, not as long as its logging
         mlflow.MlflowClient().set_terminated(run.info.run_id, end_time=int(model.finished_at * 1000))
     return run.info.run_id
+
+
+def version_summary(run) -> str:
+    """What a registered version is, from its candidate run, as Markdown for its description."""
+    metrics, tags = run.data.metrics, run.data.tags
+    rows = [("family", tags.get("family", "?"))]
+    rows += [(name, f"{metrics[name]:.4f}") for name in SUMMARY_METRICS if name in metrics]
+    rows += [("data hash", tags.get("data_hash", "?")[:12]), ("git commit", tags.get("git_sha", "?")[:12])]
+    rows += [("flow run", tags.get("prefect_flow_run_name", "?"))]
+    lines = ["## The version", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
+    return "\n".join(lines)
 
 
 def _created_run(experiment_id: str, name: str | None, tags: dict, started_at: float | None) -> str:
