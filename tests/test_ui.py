@@ -84,8 +84,9 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     registration = state.result()
     artifacts = _artifacts(state.state_details.flow_run_id)
     # Prefect keeps a link artifact as the markdown `[text](link)`.
-    links = {k: re.search(r"\]\((.*)\)$", v).group(1) for k, v in artifacts.items() if k.startswith("mlflow-")}
-    assert set(links) == {"mlflow-run-digits", "mlflow-model-digits"}
+    found = {k: re.fullmatch(r"\[[^\]]*\]\((\S*)\)", v) for k, v in artifacts.items()}
+    links = {k: match.group(1) for k, match in found.items() if match}
+    assert set(links) == {"mlflow-run-digits", "mlflow-model-digits", "data-docs-digits"}
     board = artifacts["leaderboard-digits"]  # rounded, this run's candidates marked and linked
     assert board.count("**this run**") == 2 and board.count("?workflowType=machine_learning") == 2
     assert re.search(r"\| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", board)
@@ -101,6 +102,13 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
             expect(page.get_by_text("Model metrics", exact=True)).to_be_visible(timeout=60_000)
             expect(page.get_by_text(re.compile(r"^digits-cnn-\d{4}-\d\d-\d\dT\d{4}$")).first).to_be_visible()
             page.screenshot(path=SCREENSHOTS / "mlflow-pipeline-run.png", full_page=True)
+
+            page.goto(links["data-docs-digits"])  # self-contained: status icons and mlpipe's checks, offline
+            docs = page.frame_locator("iframe").first
+            expect(docs.get_by_text("mlpipe checks: rows, classes, leakage, drift")).to_be_visible(timeout=60_000)
+            expect(docs.get_by_text("duplicates", exact=True)).to_be_visible()
+            expect(docs.locator(".fa-check-circle").first).to_be_visible()  # drawn without Font Awesome's CDN
+            page.screenshot(path=SCREENSHOTS / "mlflow-data-docs.png")
 
             page.goto(experiment_url(f"http://127.0.0.1:{port}", "1"))  # the runs, their names and data set
             expect(page.get_by_text("Run Name", exact=True)).to_be_visible(timeout=60_000)

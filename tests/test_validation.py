@@ -1,4 +1,5 @@
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -52,7 +53,12 @@ def test_the_task_raises_so_the_flow_stops(digits, workspace, prefect_api, tmp_p
     with pytest.raises(ValidationFailed, match=expected):
         validate_dataset.fn(replace(digits, frame=frame), tmp_path)
     assert (tmp_path / "validation.json").exists()
-    assert "Expectation Validation Result" in (tmp_path / "data_docs.html").read_text()
+    docs = (tmp_path / "data_docs.html").read_text()
+    assert 'Validation of <code>digits</code>: <span class="failed">failed</span>' in docs
+    assert "values must be greater than or equal to" in docs  # GX's sections
+    # Self-contained: nothing to fetch (offline, a CDN's icons were blank), and mlpipe's checks beside GX's.
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", docs) and "<script" not in docs
+    assert "<td>duplicates</td><td>0 duplicated rows" in docs and "fa-times text-danger" in docs
 
 
 def test_a_malformed_suite_is_a_clear_error(digits, tmp_path):

@@ -13,6 +13,11 @@ def run_url(ui: str, experiment_id: str, run_id: str) -> str:
     return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC}"
 
 
+def artifact_url(ui: str, experiment_id: str, run_id: str, path: str) -> str:
+    """A run's artifact, opened in MLflow's artifact view (which renders HTML, images, text)."""
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}/artifactPath/{path}?{CLASSIC}"
+
+
 def model_url(ui: str, name: str, version: str | None = None) -> str:
     page = f"{ui}/#/models/{name}" + (f"/versions/{version}" if version is not None else "")
     return f"{page}?{CLASSIC}"

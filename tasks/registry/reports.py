@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from tasks.evaluation.selection import SELECTED_BY
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
-from tasks.registry.links import model_url, run_url
+from tasks.registry.links import artifact_url, model_url, run_url
 from tasks.registry.store import connect, mlflow_ui_url
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
     return sorted(rows, key=lambda r: (r["val_accuracy"] or 0.0, r["test_accuracy"] or 0.0), reverse=True)
 
 
+DATA_DOCS = "validation/data_docs.html"  # in a pipeline run (tasks/registry/run_logging.py)
 LEADERBOARD_ROWS = 30  # the newest candidate runs in a run's artifact; `mlpipe compare` has them all
 
 
@@ -154,6 +155,12 @@ def publish(registration: "Registration", settings: Settings) -> None:
         link=run_url(ui, experiment_id, registration.parent_run_id),
         link_text=f"MLflow run of this pipeline run ({name})",
     )
+    if DATA_DOCS in {a.path for a in mlflow.MlflowClient().list_artifacts(registration.parent_run_id, "validation")}:
+        create_link_artifact(
+            key=f"data-docs-{key}",
+            link=artifact_url(ui, experiment_id, registration.parent_run_id, DATA_DOCS),
+            link_text=f"Data Docs of {name}'s validation: expectations, row checks and drift (in MLflow)",
+        )
     create_link_artifact(
         key=f"mlflow-model-{key}",
         link=model_url(ui, name, registration.version),

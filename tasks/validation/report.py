@@ -40,13 +40,10 @@ class ValidationReport:
         return path
 
     def write_data_docs(self, path: Path) -> Path:
-        """Great Expectations' Data Docs page for this validation, as one static HTML file."""
-        from great_expectations.render.renderer import ValidationResultsPageRenderer
-        from great_expectations.render.view import DefaultJinjaPageView
+        """The Data Docs page for this validation, with mlpipe's checks: one self-contained HTML file."""
+        from tasks.validation.data_docs import render
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        page = ValidationResultsPageRenderer().render(self.gx_result)
-        path.write_text(DefaultJinjaPageView().render(page))
+        write_atomic(path, render(self))
         self.docs_path = path
         return path
 

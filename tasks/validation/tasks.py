@@ -57,7 +57,9 @@ def _show(report: ValidationReport) -> None:
 
     create_markdown_artifact(
         key=f"validation-{artifact_key(report.dataset)}",
-        markdown=report.markdown() + f"\n\nReport: `{report.report_path}`; Data Docs: `{report.docs_path}`",
+        markdown=report.markdown()
+        + f"\n\nReport: `{report.report_path}`; Data Docs: `{report.docs_path}` (once the run is logged,"
+        + f" also in MLflow: the `data-docs-{artifact_key(report.dataset)}` link)",
         description=report.summary()[:500],
     )
     logger = run_logger("mlpipe.validation")
