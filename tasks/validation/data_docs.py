@@ -63,9 +63,9 @@ def render(report) -> str:
 def checks_html(report) -> str:
     """The verdict, then mlpipe's checks across rows (duplicates, leakage, classes, ...) and drift
     as a table, and the warnings: what GX's own sections do not show."""
-    verdict = "passed" if report.success else "failed"
+    verdict = f'<span class="{"passed" if report.success else "failed"}">{report.outcome}</span>'
     lines = [
-        f'<h1>Validation of <code>{escape(report.dataset)}</code>: <span class="{verdict}">{report.outcome}</span></h1>',
+        f"<h1>Validation of <code>{escape(report.dataset)}</code>: {verdict}</h1>",
         f"<p>{escape(report.summary())}</p>",
         '<div class="alert"><h5>mlpipe checks: rows, classes, leakage, drift</h5></div>',
         "<table><tr><th>status</th><th>check</th><th>observed</th></tr>",
