@@ -12,7 +12,7 @@ from tasks.evaluation.tasks import choose_candidate, evaluate_model
 from tasks.infra.errors import MlpipeError
 from tasks.infra.lineage import code_version, package_versions, params_hash
 from tasks.infra.params import load_params
-from tasks.infra.runs import flow_run_url, run_title
+from tasks.infra.runs import fail_clearly, filter_failed_task_lines, flow_run_url, run_title
 from tasks.infra.settings import get_settings
 from tasks.infra.vocabulary import BASELINE
 from tasks.registry.registering import Registration
@@ -42,7 +42,14 @@ def training_pipeline(**values) -> Registration:
     """Validate a data set, train candidate networks beside a classical baseline, choose one on the
     validation rows, score the candidates on the held-out test rows, register the chosen one in
     MLflow and make it @champion only if it beats the current one on those test rows."""
-    params = PipelineParams.checked(**values)
+    filter_failed_task_lines()
+    try:
+        return _train(PipelineParams.checked(**values))
+    except MlpipeError as error:  # bad data, a bad setting, a store out of reach: said once
+        return fail_clearly(error)
+
+
+def _train(params: PipelineParams) -> Registration:
     logger = get_run_logger()
     settings = get_settings()
     project = load_params(settings)  # params.yaml, checked once

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import SHARED_DATASETS
+from prefect_runs import prefect_client
 
 from flows.training import training_pipeline
 from tasks.infra.errors import ValidationFailed
@@ -112,6 +113,18 @@ def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(pref
     assert version.tags["promotion.decision"] == "promoted" and version.tags["promotion"].startswith("champion: ")
 
 
+def _flow_run_logs(flow_run_id) -> list:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    from tasks.infra.servers import drain_prefect_workers
+
+    drain_prefect_workers()
+    with prefect_client() as client:
+        found = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        return client.read_logs(log_filter=found, sort=LogSort.TIMESTAMP_ASC)
+
+
 def test_broken_data_stops_the_flow_before_training(prefect_api, workspace, digits):
     table = workspace / "data" / "digits" / "digits.parquet"
     table.parent.mkdir(parents=True)
@@ -119,11 +132,21 @@ def test_broken_data_stops_the_flow_before_training(prefect_api, workspace, digi
     broken.loc[5, "pixel_10"] = 99
     broken.to_parquet(table, index=False)
 
-    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_between\(pixel_10\) 1 unexpected"):
-        training_pipeline(dataset="digits", max_epochs=1)
+    state = training_pipeline(dataset="digits", max_epochs=1, return_state=True)
 
+    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_between\(pixel_10\) 1 unexpected"):
+        state.result()
     assert not list((workspace / "outputs" / "digits").glob("*/cnn"))  # nothing trained
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing logged or registered
+    # The Prefect UI says it once: the run's state is the message, and one error line adds the traceback.
+    assert state.message.startswith("validation failed for digits: 1 of ")
+    logs = _flow_run_logs(state.state_details.flow_run_id)
+    (error,) = [log for log in logs if log.level >= 40]
+    assert error.message.startswith(state.message + "\nTraceback (most recent call last):")
+    assert [log.message for log in logs if state.message in log.message] == [
+        error.message,
+        f"Finished in state Failed({state.message!r})",
+    ]
 
 
 def _sms_spec(folder: Path) -> Path:

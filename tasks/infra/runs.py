@@ -40,3 +40,39 @@ def flow_run_url(flow_run_id: str) -> str:
     if not base or PREFECT_API_URL.value() == os.environ.get(TEMPORARY_API):
         return "none (temporary Prefect server)"
     return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+class _FailedTaskLines(logging.Filter):
+    """Drops a task's error lines about an MlpipeError (`Task run failed with exception:
+    ValidationFailed(...)` and its traceback, `Finished in state Failed(...)`): the flow run says
+    that error once, with its traceback (fail_clearly). Other failures keep Prefect's lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tasks.infra.errors import MlpipeError
+
+        if record.levelno < logging.ERROR:
+            return True  # "Retry 1/3 will start ..." stays
+        names, pending = set(), [MlpipeError]
+        while pending:
+            error = pending.pop()
+            names.add(error.__name__)
+            pending += error.__subclasses__()
+        return not re.search(rf"\b({'|'.join(names)})[(:]", record.getMessage())
+
+
+_FAILED_TASK_LINES = _FailedTaskLines()
+
+
+def filter_failed_task_lines() -> None:
+    """From now on in this process, a task failing with an MlpipeError logs no line of its own."""
+    logging.getLogger("prefect.task_runs").addFilter(_FAILED_TASK_LINES)  # adding it again is a no-op
+
+
+def fail_clearly(error: Exception):
+    """The Failed state a flow returns for an error the user can fix: its message once, as the
+    run's state and as one log line with the traceback, where Prefect shows it three times (the
+    task's state, the flow's traceback, the flow's state). Calling the flow still raises it."""
+    from prefect.states import Failed
+
+    run_logger("mlpipe").error("%s", error, exc_info=error)
+    return Failed(message=str(error), data=error)
