@@ -76,7 +76,7 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
 
     from flows.training import training_pipeline
     from tasks.infra.servers import launch, mlflow_server, stop
-    from tasks.registry.links import experiment_url
+    from tasks.registry.links import CLASSIC, experiment_url
 
     port = free_port()
     monkeypatch.setenv("MLPIPE_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
@@ -93,6 +93,14 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     servers = launch([mlflow_server(Settings(root=workspace), port)], workspace / "logs")
     try:
         with chromium_page() as page:
+            # The flow run's page in the Prefect UI: its name, and the artifacts people read.
+            flow_run_page = f"{prefect_api.removesuffix('/api')}/runs/flow-run/{state.state_details.flow_run_id}"
+            page.goto(flow_run_page)
+            page.get_by_role("listitem").filter(has_text=re.compile(r"^Artifacts$")).click(timeout=60_000)
+            expect(page.get_by_text("leaderboard-digits").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("data-docs-digits").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "prefect-flow-run-artifacts.png", full_page=True)
+
             page.goto(links["mlflow-model-digits"])
             expect(page.get_by_text("Version 1", exact=True)).to_be_visible(timeout=60_000)
             expect(page.get_by_text(re.compile(r"^@\s*champion$"))).to_be_visible()
@@ -109,6 +117,13 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
             expect(docs.get_by_text("duplicates", exact=True)).to_be_visible()
             expect(docs.locator(".fa-check-circle").first).to_be_visible()  # drawn without Font Awesome's CDN
             page.screenshot(path=SCREENSHOTS / "mlflow-data-docs.png")
+
+            # MLflow's compare view of the candidates: one metric scheme, the same columns for every family.
+            runs = ",".join(f'"{run_id}"' for run_id in registration.candidate_run_ids.values())
+            page.goto(f'http://127.0.0.1:{port}/#/compare-runs?runs=[{runs}]&experiments=["1"]&{CLASSIC}')
+            expect(page.get_by_text("digits/cnn").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("val/accuracy").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "mlflow-compare-candidates.png", full_page=True)
 
             page.goto(experiment_url(f"http://127.0.0.1:{port}", "1"))  # the runs, their names and data set
             expect(page.get_by_text("Run Name", exact=True)).to_be_visible(timeout=60_000)
