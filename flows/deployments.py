@@ -1,8 +1,9 @@
 """Deployments people schedule and trigger from the Prefect UI.
 
 `mlpipe serve` registers one training deployment per data set in params.yaml's `schedules`
-(retrained on its cron), `train` (no schedule: the UI's parameter form, for any data set) and
-`predict` (batch inference), then runs their flow runs in this process's runner until Ctrl-C.
+(retrained on its cron), `train` (no schedule: the UI's parameter form, for any data set), `tune`
+(Optuna studies, with a form too) and `predict` (batch inference), then runs their flow runs in
+this process's runner until Ctrl-C.
 """
 
 from prefect.types.entrypoint import EntrypointType
@@ -12,6 +13,7 @@ from prefect.utilities.callables import ParameterSchema
 from flows.inference import batch_inference
 from flows.parameters import form_schema
 from flows.training import training_pipeline
+from flows.tuning import tuning_pipeline
 from tasks.data.loading import known_datasets
 from tasks.infra.errors import MlpipeError
 from tasks.infra.params import ProjectParams
@@ -64,6 +66,13 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
     deployments.append(
         training_pipeline.to_deployment(
             name="train", description="Train candidates on any data set: fill the form and press Run.", **common
+        )
+    )
+    deployments.append(
+        tuning_pipeline.to_deployment(
+            name="tune",
+            description="Tune network families' settings for a data set with Optuna; later runs train with the best.",
+            **common,
         )
     )
     known = known_datasets(get_settings())

@@ -7,7 +7,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data.builtin import BUILT_IN
-from tasks.infra.vocabulary import NETWORK_FAMILIES, BatchSize, Epochs, Family, LearningRate, MinDelta, Seed, Strategy
+from tasks.infra.vocabulary import (
+    NETWORK_FAMILIES,
+    BatchSize,
+    Epochs,
+    Family,
+    LearningRate,
+    MinDelta,
+    NetworkFamily,
+    Seed,
+    Strategy,
+)
 from tasks.types import TrainConfig
 
 # The params.yaml value an unset field takes, by where it lies in the file (learning_rate: per family).
@@ -16,6 +26,8 @@ FROM_PARAMS_YAML = {
     "batch_size": ("train", "batch_size"),
     "seed": ("seed",),
     "min_delta": ("promotion", "min_delta"),
+    "trials": ("tuning", "trials"),
+    "timeout_minutes": ("tuning", "timeout_minutes"),
 }
 
 
@@ -60,17 +72,54 @@ def _params_yaml_value(project: dict, name: str) -> str:
     others = sorted(families - {value})
     spread = "" if not others else str(others[0]) if len(others) == 1 else f"{others[0]} to {others[-1]}"
     if value is None:
-        return f"params.yaml's, per family ({spread})"
+        return f"params.yaml's, per family ({spread})" if spread else "params.yaml's: none"
     return f"params.yaml's {value}" + (f"; families that set their own: {spread}" if spread else "")
 
 
 DATASET_HELP = f"Data set: a name (built in: {', '.join(BUILT_IN)}) or the path of a data set spec (.yaml)"
 
 
-class PipelineParams(BaseModel):
-    """Unset values (None) take their defaults from params.yaml."""
+class FlowParams(BaseModel):
+    """A flow's parameters: checked together, with one line for the first bad one."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("dataset", check_fields=False)
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from tasks.data.loading import spec_path_of
+        from tasks.infra.errors import MlpipeError
+        from tasks.infra.settings import get_settings
+
+        try:
+            spec_path_of(name, get_settings())
+        except MlpipeError as error:
+            raise ValueError(str(error)) from None
+        return name
+
+    @field_validator("models", check_fields=False)
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        return list(dict.fromkeys(models))
+
+    @classmethod
+    def checked(cls, **values):
+        """The parameters, or one line naming the bad one (`bad value for max_epochs (0): ...`)."""
+        from pydantic import ValidationError
+
+        from tasks.infra.errors import MlpipeError
+
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None
+
+
+class PipelineParams(FlowParams):
+    """Unset values (None) take their defaults from params.yaml."""
 
     dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)
     models: list[Family] = Field(
@@ -96,55 +145,46 @@ class PipelineParams(BaseModel):
         description="auto: Lightning's choice (DDP on several devices); ddp: distributed data parallel",
     )
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        from tasks.data.loading import spec_path_of
-        from tasks.infra.errors import MlpipeError
-        from tasks.infra.settings import get_settings
 
-        try:
-            spec_path_of(name, get_settings())
-        except MlpipeError as error:
-            raise ValueError(str(error)) from None
-        return name
+class TuneParams(FlowParams):
+    """Unset values (None) take their defaults from params.yaml's `tuning` section."""
 
-    @field_validator("models")
-    @classmethod
-    def _unique(cls, models: list[str]) -> list[str]:
-        return list(dict.fromkeys(models))
-
-    @classmethod
-    def checked(cls, **values) -> "PipelineParams":
-        """The parameters, or one line naming the bad one (`bad value for max_epochs (0): ...`)."""
-        from pydantic import ValidationError
-
-        from tasks.infra.errors import MlpipeError
-
-        try:
-            return cls(**values)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None
+    dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)
+    models: list[NetworkFamily] = Field(
+        default_factory=lambda: list(NETWORK_FAMILIES),
+        min_length=1,
+        description="Network families to tune, a study each",
+    )
+    trials: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Trials per family, pruned ones included: the study's total, so a resumed study runs the rest",
+    )
+    timeout_minutes: float | None = Field(None, gt=0, description="Start no trial after this long, per family")
+    workers: int = Field(1, ge=1, le=64, description="Processes that share each study on this machine")
+    seed: Seed | None = Field(None, description="Sampling and training seed (each worker adds its number)")
 
 
-def takes_pipeline_params(function):
-    """Give `function(**values)` PipelineParams' fields as keyword parameters, so that each is a
+def takes_params(model: type[FlowParams]):
+    """Give `function(**values)` the model's fields as keyword parameters, so that each is a
     top-level flow parameter (`prefect deployment run ... --param max_epochs=2`) with its type,
-    range and description in the form; the body checks them together with PipelineParams.checked.
+    range and description in the form; the body checks them together with `model.checked`.
     Applied below @flow, which reads the signature."""
-    parameters = []
-    for name, field in PipelineParams.model_fields.items():
-        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
-        default = Field(
-            field.get_default(call_default_factory=True),
-            description=field.description,
-            json_schema_extra={"title": name.replace("_", " ").title()},  # the form's label: "Max Epochs"
-        )
-        kind = inspect.Parameter.KEYWORD_ONLY
-        parameters.append(inspect.Parameter(name, kind, default=default, annotation=annotation))
-    returns = inspect.signature(function).return_annotation
-    function.__signature__ = inspect.Signature(parameters, return_annotation=returns)
-    return function
+
+    def decorate(function):
+        parameters = []
+        for name, field in model.model_fields.items():
+            annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+            default = Field(
+                field.get_default(call_default_factory=True),
+                description=field.description,
+                json_schema_extra={"title": name.replace("_", " ").title()},  # the form's label: "Max Epochs"
+            )
+            kind = inspect.Parameter.KEYWORD_ONLY
+            parameters.append(inspect.Parameter(name, kind, default=default, annotation=annotation))
+        returns = inspect.signature(function).return_annotation
+        function.__signature__ = inspect.Signature(parameters, return_annotation=returns)
+        return function
+
+    return decorate

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime
 
-from flows.parameters import PipelineParams, takes_pipeline_params
+from flows.parameters import PipelineParams, takes_params
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.evaluation.selection import Ensemble
 from tasks.evaluation.tasks import choose_candidate, evaluate_model
@@ -14,6 +14,7 @@ from tasks.infra.lineage import code_version, package_versions, params_hash
 from tasks.infra.params import load_params
 from tasks.infra.runs import fail_clearly, filter_failed_task_lines, flow_run_url, run_title
 from tasks.infra.settings import get_settings
+from tasks.infra.tuned import read_tuned
 from tasks.infra.vocabulary import BASELINE
 from tasks.registry.registering import Registration
 from tasks.registry.store import champion_profile, check_tracking_store
@@ -37,7 +38,7 @@ def _flow_run_name() -> str:
 
 
 @flow(name="training_pipeline", flow_run_name=_flow_run_name)
-@takes_pipeline_params
+@takes_params(PipelineParams)
 def training_pipeline(**values) -> Registration:
     """Validate a data set, train candidate networks beside a classical baseline, choose one on the
     validation rows, score the candidates on the held-out test rows, register the chosen one in
@@ -67,9 +68,11 @@ def _train(params: PipelineParams) -> Registration:
     parts = split_dataset(dataset, project.split, seed)
     train = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
     choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
+    tuned = read_tuned(settings, dataset.name)  # `mlpipe tune`'s best settings, over params.yaml's
     networks = []
     for family in (f for f in params.models if f != BASELINE):
-        config = train_config(project, dataset.modality, family, seed, **choices)
+        own = tuned[family].settings if family in tuned else None
+        config = train_config(project, dataset.modality, family, seed, **choices, tuned=own)
         out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
         networks.append(train(dataset, parts, config, out_dir))
     models = list(networks)
@@ -100,6 +103,8 @@ def _train(params: PipelineParams) -> Registration:
             params.model_dump(), project.model_dump(exclude_unset=True), [asdict(c[0].config) for c in candidates]
         ),
         "package_versions": package_versions(),
+        # Where a family's tuned settings came from; the registered version names its own.
+        **{f"tuning.{f}": f"study {t.study}, trial {t.trial}" for f, t in tuned.items() if f in params.models},
     }
     policy = project.promotion
     if params.min_delta is not None:

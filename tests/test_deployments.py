@@ -56,6 +56,8 @@ def test_serve_schedules_each_data_set_on_its_cron(served):
     dataset = deployment.parameter_openapi_schema["properties"]["dataset"]
     assert dataset["readOnly"] and dataset["enum"] == ["digits"]  # the deployment's own data set, fixed
     assert wait_for_deployment("batch_inference/predict").entrypoint == "flows.inference.batch_inference"
+    tune = wait_for_deployment("tuning_pipeline/tune").parameter_openapi_schema["properties"]
+    assert tune["trials"]["description"].endswith("(>= 1, <= 10000, empty: params.yaml's 20)")
 
 
 def test_the_form_is_typed_with_descriptions_and_bounds(served):

@@ -17,6 +17,7 @@ import yaml
 from tasks.infra.errors import MlpipeError
 from tasks.infra.files import write_atomic
 from tasks.infra.settings import Settings
+from tasks.infra.tuned import ensure_tuned_file
 from tasks.infra.vocabulary import NETWORK_FAMILIES
 
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".npz": "npz", ".txt": "ucr"}
@@ -33,8 +34,10 @@ class Added:
     remote: str
 
     def files_to_commit(self, root: Path) -> list[Path]:
-        """What git records of this version: the .dvc file, the spec, DVC's .gitignore, params.yaml."""
+        """What git records of this version: the .dvc file, the spec, DVC's .gitignore, params.yaml
+        and the data set's tuned settings."""
         files = [self.dvc_file, self.spec_path, self.dvc_file.parent / ".gitignore", root / "params.yaml"]
+        files.append(root / "params" / f"{self.name}.yaml")
         return [f for f in files if f.exists()]
 
 
@@ -93,6 +96,7 @@ def add_dataset(
     write_atomic(spec_path, yaml.safe_dump(spec, sort_keys=False))
     data_hash = version_data(settings.root, folder)
     _list_in_params(settings.root / "params.yaml", name, modality)
+    ensure_tuned_file(settings, name)  # dvc.yaml's stage reads it: it must exist before any tuning
     remote = ensure_remote(settings.root)
     push(settings.root, [dvc_file])
     return Added(name, spec_path, dvc_file, data_hash, previous, rows, remote)

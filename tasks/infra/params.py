@@ -2,14 +2,17 @@
 is refused naming the key, before anything runs. Each section's defaults are declared here, once;
 a key left out (or set to null) takes its default."""
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from tasks.infra.base_params import Section as _Section
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.infra.tuning_params import TuningParams
 from tasks.infra.vocabulary import (
     FAMILIES,
     NETWORK_FAMILIES,
@@ -22,17 +25,6 @@ from tasks.infra.vocabulary import (
     Monitor,
     Seed,
 )
-
-
-class _Section(BaseModel):
-    # Strict: `learning_rate: 5e-4` is a string to YAML, `batch_size: "64"` a string, `max_epochs:
-    # true` a bool; each is refused here rather than reaching the optimiser or the trainer.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_unset(cls, values):
-        return {k: v for k, v in values.items() if v is not None} if isinstance(values, dict) else values
 
 
 class SplitParams(_Section):
@@ -177,6 +169,7 @@ class ProjectParams(_Section):
     selection: SelectionParams = Field(default_factory=SelectionParams)
     validation: ValidationParams = Field(default_factory=ValidationParams)
     promotion: PromotionParams = Field(default_factory=PromotionParams)
+    tuning: TuningParams = Field(default_factory=TuningParams)
     schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
 
@@ -205,14 +198,21 @@ def _read(path: Path) -> ProjectParams:
         raise MlpipeError(f"{path} is not valid YAML: {error}".splitlines()[0]) from None
     if not isinstance(raw, dict):
         raise MlpipeError(f"{path} must hold a mapping of parameters")
-    try:
+    with raise_as_params_error(str(path)):
         return ProjectParams.model_validate(raw)
+
+
+@contextmanager
+def raise_as_params_error(where: str):
+    """A pydantic error in a settings model as one line naming the key: `where: key 'k': ...`."""
+    try:
+        yield
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         got = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {first.get('input')!r})"
-        raise MlpipeError(f"{path}: key '{key}': {message}{got}") from None
+        raise MlpipeError(f"{where}: key '{key}': {message}{got}") from None
 
 
 def check_network_keys(modality: str, family: str, network: dict) -> None:

@@ -17,6 +17,7 @@ BASELINE = "baseline"  # the classical scikit-learn candidate
 ENSEMBLE = "ensemble"  # the mean of the candidates close to the best
 FAMILIES: tuple[str, ...] = (*NETWORK_FAMILIES, BASELINE)  # what a run may be asked to train
 Family = Literal[FAMILIES]  # for pydantic: one of FAMILIES
+NetworkFamily = Literal[NETWORK_FAMILIES]  # a family `mlpipe tune` can search
 
 Strategy = Literal["auto", "ddp"]  # Lightning's: auto picks DDP on several devices
 Monitor = Literal["val/loss", "val/accuracy", "val/f1_macro"]  # picks the checkpoint, stops early

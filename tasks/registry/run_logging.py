@@ -80,6 +80,8 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
             "validation": validation,
             "candidates_key": key,
         }
+        if tuned := tags.get(f"tuning.{best_model.family}"):
+            version_tags["tuning"] = tuned  # the study and trial its settings came from
     return parent.info.run_id, run_ids, version_tags
 
 

@@ -1,6 +1,14 @@
 """A candidate's configuration from params.yaml and the run's own choices (the flow's parameters)."""
 
-from tasks.infra.params import OptimiserKeys, ProjectParams, TokenizerKeys, TrainerKeys, check_network_keys
+from tasks.infra.params import (
+    NetworkParams,
+    OptimiserKeys,
+    ProjectParams,
+    TokenizerKeys,
+    TrainerKeys,
+    check_network_keys,
+    raise_as_params_error,
+)
 from tasks.types import BaselineConfig, TrainConfig
 
 
@@ -14,10 +22,17 @@ def train_config(
     learning_rate: float | None = None,
     devices: int = TrainConfig.devices,
     strategy: str = TrainConfig.strategy,
+    tuned: dict | None = None,
 ) -> TrainConfig:
-    """A network's TrainConfig: the family's section over the `train` section, and the run's
-    choices (None: not chosen) over both. Its network keys are checked against the network."""
+    """A network's TrainConfig: the family's section over the `train` section, `tuned` settings
+    (a trial's, or those `mlpipe tune` found) over the family's, and the run's choices (None: not
+    chosen) over all. The merged section is checked like params.yaml, its network keys against
+    the network."""
     section = project.network(modality, family)
+    if tuned:
+        where = f"tuned settings of {modality} {family}"
+        with raise_as_params_error(where):
+            section = NetworkParams.model_validate(section.model_dump(exclude_none=True) | tuned)
     check_network_keys(modality, family, section.network)
     trainer = project.train.model_dump(include=set(TrainerKeys.model_fields), exclude_none=True)
     trainer |= section.part(TrainerKeys)

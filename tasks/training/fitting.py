@@ -14,10 +14,11 @@ from tasks.training.trainer import FitJob, FitResult, run_trainer
 from tasks.training.workers import fit_in_worker
 
 
-def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitResult:
+def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None, callbacks: list | None = None) -> FitResult:
     """Train on the devices the job asks for; several devices (or DDP) run in worker processes.
 
-    on_epoch(epochs done, max epochs) reports progress (in this process only)."""
+    on_epoch(epochs done, max epochs) reports progress, and `callbacks` (Lightning's) join the
+    trainer: in this process only, so on one device."""
     from filelock import FileLock, Timeout
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,7 @@ def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None) -> FitR
             return done  # this very fit finished before
         if job.config.devices > 1 or job.config.strategy != "auto":
             return fit_in_worker(job)
-        result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch)
+        result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch, callbacks=callbacks)
         write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
         return result
     finally:

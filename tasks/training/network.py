@@ -64,6 +64,7 @@ def train(
     config: TrainConfig,
     out_dir: Path,
     on_epoch: Callable[[int, int], None] | None = None,
+    callbacks: list | None = None,
 ) -> TrainedModel:
     import time
 
@@ -89,7 +90,7 @@ def train(
         y_val=dataset.class_indices(split.val),
         out_dir=out_dir,
     )
-    result = fit(job, on_epoch)
+    result = fit(job, on_epoch, callbacks)
 
     network = build_network(dataset.modality, config.family, **network_kwargs)
     best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)

@@ -54,7 +54,10 @@ def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
 
 
 def run_trainer(
-    job: FitJob, progress_bar: bool = False, on_epoch: Callable[[int, int], None] | None = None
+    job: FitJob,
+    progress_bar: bool = False,
+    on_epoch: Callable[[int, int], None] | None = None,
+    callbacks: list | None = None,
 ) -> tuple[FitResult, bool]:
     """The fit and whether this process is rank zero."""
     import lightning as L
@@ -87,16 +90,20 @@ def run_trainer(
     checkpoint = ModelCheckpoint(filename="best", monitor=config.monitor, mode=mode, save_weights_only=True, **saving)
     last = job.out_dir / "last.ckpt"
     resume_from = last if last.exists() else None
-    callbacks = [
-        MetricHistory(job.out_dir / "history.json"),  # before the checkpoints: last.ckpt holds its epoch
-        checkpoint,
-        ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
-        EarlyStopping(config.monitor, mode=mode, patience=config.patience),
-    ]
+    extra, callbacks = (
+        callbacks or [],
+        [
+            MetricHistory(job.out_dir / "history.json"),  # before the checkpoints: last.ckpt holds its epoch
+            checkpoint,
+            ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
+            EarlyStopping(config.monitor, mode=mode, patience=config.patience),
+        ],
+    )
     samples = SamplesPerRank()
     callbacks.append(samples)
     if on_epoch is not None:
         callbacks.append(EpochProgress(on_epoch))
+    callbacks += extra
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         callbacks=callbacks,

@@ -1,0 +1,83 @@
+"""What a study found: its best trial, its counts and times, Optuna's plots, and a markdown
+table for the Prefect UI."""
+
+from pathlib import Path
+
+from tasks.tuning.study import TuneJob, counted
+
+
+def summarize(study, job: TuneJob) -> dict:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {
+        state.name: sum(t.state == state for t in trials)
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    seconds = {
+        state.name: round(sum(t.duration.total_seconds() for t in trials if t.state == state and t.duration), 1)
+        for state in (TrialState.COMPLETE, TrialState.PRUNED)
+    }
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(finished, key=lambda t: t.value) if finished else None
+    return {
+        "family": job.family,
+        "study": job.study_name,
+        "best_trial": best.number if best else None,
+        "value": best.value if best else None,
+        "settings": dict(best.params) if best else {},
+        "counts": counts,
+        "seconds": seconds,
+        "epochs": {
+            t.number: len(t.intermediate_values) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        },
+        "trials_counted": counted(study),
+    }
+
+
+def plot_study(study, out_dir: Path) -> list[Path]:
+    """Optuna's optimisation history and parameter importances, as PNG files (matplotlib)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
+    from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = []
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    makers = {"optimization_history.png": plot_optimization_history}
+    if len(finished) >= 2:  # importances need trials to compare
+        makers["param_importances.png"] = plot_param_importances
+    for name, make in makers.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                axes = make(study)
+            except (ValueError, RuntimeError):
+                continue  # e.g. every trial had the same settings: no importance to show
+        figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
+        figure.savefig(out_dir / name, dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        plots.append(out_dir / name)
+    return plots
+
+
+def tuning_markdown(dataset: str, summaries: list[dict], links: dict[str, str]) -> str:
+    lines = [f"# Tuning of `{dataset}`", "", "Judged on the validation rows only; the test rows are not read.", ""]
+    lines += [
+        "| family | best val accuracy | trial | finished | pruned | failed | settings | MLflow |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        value = f"{s['value']:.4f}" if s["value"] is not None else "-"
+        settings = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["settings"].items())
+        counts = s["counts"]
+        lines.append(
+            f"| {s['family']} | {value} | {s['best_trial']} | {counts['COMPLETE']} | {counts['PRUNED']} | "
+            f"{counts['FAIL']} | {settings} | [study run]({links.get(s['family'], '')}) |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""The tuning stage as Prefect tasks."""
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.infra.params import ProjectParams
+from tasks.infra.runs import artifact_key, run_logger, run_title
+from tasks.infra.settings import get_settings
+from tasks.infra.tuned import Tuned, write_tuned
+from tasks.types import Dataset, Split
+
+
+# Not cached: the study in its storage is the memory; a rerun with the budget spent runs no trial.
+@task(name="tune_family", cache_policy=NO_CACHE)
+def tune_family(
+    dataset: Dataset,
+    split: Split,
+    project: ProjectParams,
+    family: str,
+    seed: int,
+    trials: int,
+    timeout_minutes: float | None,
+    workers: int,
+) -> dict:
+    """A family's study: trials until its budget is spent, then the best settings in params/<name>.yaml."""
+    from tasks.tuning.report import plot_study, summarize
+    from tasks.tuning.study import TuneJob, open_study
+    from tasks.tuning.tracking import finish_tuning_run, start_tuning_run
+    from tasks.tuning.workers import run_workers
+
+    settings = get_settings()
+    name = run_title(f"{dataset.name}-tune", [family], None)
+    experiment_id, parent_id = start_tuning_run(
+        settings, dataset.name, name, {"dataset": dataset.name, "family": family}
+    )
+    job = TuneJob(
+        dataset=dataset,
+        split=split,
+        project=project,
+        family=family,
+        seed=seed,
+        trials=trials,
+        timeout_seconds=timeout_minutes * 60 if timeout_minutes else None,
+        root=settings.root,
+        experiment_id=experiment_id,
+        parent_run_id=parent_id,
+    )
+    folder = settings.outputs_dir / dataset.name / "tuning" / job.study_name
+    try:
+        run_workers(job, workers, folder)
+    except BaseException:
+        import mlflow
+
+        mlflow.MlflowClient().set_terminated(parent_id, status="FAILED")  # not left RUNNING in the UI
+        raise
+    study = open_study(job)
+    summary = summarize(study, job)
+    summary |= {"mlflow_run_id": parent_id, "experiment_id": experiment_id}
+    if summary["value"] is not None:
+        tuned = Tuned(
+            settings={k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()},
+            study=job.study_name,
+            trial=summary["best_trial"],
+            val_accuracy=round(summary["value"], 6),
+            trials=summary["trials_counted"],
+        )
+        summary["written_to"] = str(write_tuned(settings, dataset.name, family, tuned))
+    finish_tuning_run(parent_id, summary, plot_study(study, folder / "plots"))
+    run_logger("mlpipe.tuning").info(
+        "%s %s: best val/accuracy %s (trial %s), %s",
+        dataset.name,
+        family,
+        summary["value"],
+        summary["best_trial"],
+        summary["counts"],
+    )
+    return summary
+
+
+@task(name="publish_tuning", cache_policy=NO_CACHE)
+def publish_tuning(dataset: str, summaries: list[dict]) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    from tasks.registry.links import run_url
+    from tasks.registry.store import mlflow_ui_url
+    from tasks.tuning.report import tuning_markdown
+
+    ui = mlflow_ui_url(get_settings())
+    links = {s["family"]: run_url(ui, s["experiment_id"], s["mlflow_run_id"]) for s in summaries}
+    create_markdown_artifact(
+        key=f"tuning-{artifact_key(dataset)}",
+        markdown=tuning_markdown(dataset, summaries, links),
+        description=f"Tuning of {dataset}: the best trial of each family's study",
+    )

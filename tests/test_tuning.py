@@ -1,0 +1,154 @@
+"""`mlpipe tune`: real Optuna studies in the storage beside the tracking store, real Lightning
+trials with pruning, nested MLflow runs, and the best settings that the next run trains with."""
+
+import optuna
+import pytest
+import yaml
+from conftest import run_mlpipe
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.params import load_params
+from tasks.infra.settings import CODE_ROOT, Settings
+from tasks.infra.tuned import read_tuned
+from tasks.training.config import train_config
+from tasks.tuning.space import suggest
+from tasks.tuning.storage import open_storage, storage_url
+
+
+def _quick_params(root, **tuning) -> None:
+    """The shipped params.yaml, with trials short enough for a test: 3 epochs of the image CNN."""
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["families"]["image"]["cnn"] |= {"max_epochs": 3, "patience": 3}
+    params["tuning"] |= {"startup_trials": 2, "warmup_epochs": 1, **tuning}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def _study(settings: Settings, name_start: str):
+    (summary,) = [
+        s for s in optuna.get_all_study_summaries(open_storage(settings)) if s.study_name.startswith(name_start)
+    ]
+    return optuna.load_study(study_name=summary.study_name, storage=open_storage(settings))
+
+
+def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_with(prefect_api, workspace):
+    import mlflow
+
+    from flows.training import training_pipeline
+    from flows.tuning import tuning_pipeline
+
+    _quick_params(workspace)
+    settings = Settings(root=workspace)
+    summaries = tuning_pipeline(dataset="digits", models=["cnn"], trials=4)
+
+    # One study, beside the tracking store, with the budget spent: finished and pruned trials count.
+    assert storage_url(settings) == f"sqlite:///{workspace / 'mlflow' / 'optuna.db'}"
+    study = _study(settings, "digits-cnn-")
+    states = [t.state for t in study.trials]
+    assert sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states) == 4
+    best = study.best_trial
+    summary = summaries["cnn"]
+    assert (summary["best_trial"], summary["value"]) == (best.number, best.value)
+
+    # The best settings, in the data set's file, for every later run of it.
+    tuned = read_tuned(settings, "digits")["cnn"]
+    assert (tuned.study, tuned.trial, tuned.val_accuracy) == (study.study_name, best.number, round(best.value, 6))
+    assert set(tuned.settings) == set(load_params(settings).tuning.space("image", "cnn"))
+    assert tuned.settings["channels"] == best.params["channels"]
+
+    # MLflow: one tuning run per study, a nested run per trial, with the candidates' metric names.
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name("digits").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.`mlpipe.role` = 'tuning'")
+    trials = client.search_runs([experiment], "tags.`mlpipe.role` = 'trial'")
+    assert len(trials) == len(study.trials)
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    finished = [t for t in trials if t.data.tags["optuna.state"] == "COMPLETE"]
+    assert finished and all(
+        {"val/accuracy", "epoch/val_loss", "train/seconds"} <= set(t.data.metrics) for t in finished
+    )
+    assert parent.data.metrics["val/accuracy"] == pytest.approx(best.value, abs=1e-6)
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "tuning")}
+    assert "tuning/optimization_history.png" in plots
+
+    # The next run of the data set trains the CNN with those settings, and says where they came from.
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
+    cnn = client.get_run(registration.candidate_run_ids["cnn"])
+    assert cnn.data.params["network.channels"] == str(tuned.settings["channels"])
+    assert float(cnn.data.params["learning_rate"]) == tuned.settings["learning_rate"]
+    assert cnn.data.tags["tuning.cnn"] == f"study {study.study_name}, trial {best.number}"
+
+    # A rerun with the budget spent runs no trial; a bigger budget runs only the rest.
+    tuning_pipeline(dataset="digits", models=["cnn"], trials=4)
+    assert len(_study(settings, "digits-cnn-").trials) == len(study.trials)
+
+
+def test_two_workers_share_one_study(prefect_api, workspace):
+    from flows.tuning import tuning_pipeline
+
+    _quick_params(workspace, startup_trials=4)  # no pruning: both workers run whole trials
+    tuning_pipeline(dataset="digits", models=["cnn"], trials=4, workers=2)
+
+    study = _study(Settings(root=workspace), "digits-cnn-")
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) >= 4 and len({t.number for t in study.trials}) == len(study.trials)
+    logs = sorted((workspace / "outputs" / "digits" / "tuning" / study.study_name).glob("worker-*.log"))
+    assert [log.name for log in logs] == ["worker-0.log", "worker-1.log"]
+    # The two workers overlapped in time: they ran at once, not one after the other.
+    first, second = sorted(finished, key=lambda t: t.datetime_start)[:2]
+    assert second.datetime_start < first.datetime_complete
+
+
+def test_every_shipped_search_space_gives_settings_its_family_takes():
+    project = load_params(Settings(root=CODE_ROOT))
+    for modality, families in project.tuning.spaces.items():
+        for family, space in families.items():
+            chosen = suggest(optuna.create_study(direction="maximize").ask(), space)
+            config = train_config(project, modality, family, 0, tuned=chosen)
+            assert {**config.optimiser, **config.network, **config.text, "batch_size": config.batch_size}.keys() >= set(
+                chosen
+            ), (modality, family)
+
+
+def test_a_setting_its_family_does_not_take_is_refused_naming_it():
+    project = load_params(Settings(root=CODE_ROOT))
+    with pytest.raises(MlpipeError, match=r"families.image.cnn.width' is not a setting of the image cnn"):
+        train_config(project, "image", "cnn", 0, tuned={"width": 3})
+    with pytest.raises(MlpipeError, match=r"tuned settings of image cnn: key 'batch_size': Input should be a valid"):
+        train_config(project, "image", "cnn", 0, tuned={"batch_size": "64"})
+
+
+def test_the_storage_follows_the_tracking_store(tmp_path, monkeypatch, postgres_url):
+    monkeypatch.delenv("MLPIPE_OPTUNA_STORAGE", raising=False)
+    settings = Settings(root=tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_url)
+    url = storage_url(settings)
+    assert url == postgres_url.removesuffix("/mlflow") + "/mlflow_optuna"  # the same server, a database of its own
+    study = optuna.create_study(study_name="s", storage=open_storage(settings), direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="s", storage=open_storage(settings)).trials) == 2
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    with pytest.raises(MlpipeError, match="set MLPIPE_OPTUNA_STORAGE to a database URL"):
+        storage_url(settings)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "error: bad value for trials (0): Input should be greater than or equal to 1"),
+        (["--models", "baseline"], "error: bad value for models.0 ('baseline'): Input should be 'cnn', 'rnn' or"),
+    ],
+)
+def test_bad_tuning_options_are_one_line_errors(workspace, args, message):
+    done = run_mlpipe(Settings(root=workspace), "tune", *args)
+    assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (workspace / "mlflow").exists()  # nothing was created
+
+
+def test_run_with_tune_tunes_then_trains_with_the_best_settings(workspace):
+    _quick_params(workspace)
+    done = run_mlpipe(Settings(root=workspace), "run", "--models", "cnn", "--tune", "2", "--max-epochs", "1")
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "cnn: best val/accuracy " in done.stdout and "Registered model 'digits' version 1" in done.stdout
+    assert read_tuned(Settings(root=workspace), "digits")["cnn"].trials == 2
