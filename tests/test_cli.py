@@ -47,7 +47,7 @@ def test_every_command_has_help(command):
         (["compare", "--dataset", "nope"], "error: no runs for data set 'nope'"),
         (["compare", "--format", "xml"], "'xml' is not one of 'table', 'json'"),
         (["train"], "error: No such command 'train'."),
-        (["run", "--nope"], "error: No such option: --nope (see `mlpipe run --help`)"),
+        (["run", "--xyzzy"], "error: No such option: --xyzzy (see `mlpipe run --help`)"),
     ],
 )
 def test_bad_arguments_get_one_line_and_a_nonzero_exit(args, message, workspace):

@@ -1,6 +1,8 @@
 """`mlpipe tune`: real Optuna studies in the storage beside the tracking store, real Lightning
 trials with pruning, nested MLflow runs, and the best settings that the next run trains with."""
 
+import re
+
 import optuna
 import pytest
 import yaml
@@ -152,3 +154,19 @@ def test_run_with_tune_tunes_then_trains_with_the_best_settings(workspace):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "cnn: best val/accuracy " in done.stdout and "Registered model 'digits' version 1" in done.stdout
     assert read_tuned(Settings(root=workspace), "digits")["cnn"].trials == 2
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"dropout": {"low": 0.5, "high": 0.1}}, "low (0.5) must be below high (0.1)"),
+        ({"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}, "a log range needs low > 0"),
+        ({"dropout": {"low": "0.1", "high": 0.5}}, "tuning.spaces.image.cnn.dropout"),
+    ],
+)
+def test_a_bad_search_space_is_refused_when_params_yaml_is_read(tmp_path, space, message):
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["tuning"]["spaces"]["image"]["cnn"] = space
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(MlpipeError, match=re.escape(message)):
+        load_params(Settings(root=tmp_path))

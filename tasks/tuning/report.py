@@ -5,6 +5,8 @@ from pathlib import Path
 
 from tasks.tuning.study import TuneJob, counted
 
+PLOTS = ("optimization_history", "param_importances")  # Optuna's, as PNG artifacts of the study's run
+
 
 def summarize(study, job: TuneJob) -> dict:
     from optuna.trial import TrialState
@@ -28,8 +30,10 @@ def summarize(study, job: TuneJob) -> dict:
         "settings": dict(best.params) if best else {},
         "counts": counts,
         "seconds": seconds,
+        # Epochs each trial ran (one reported figure per epoch), by how it ended.
         "epochs": {
-            t.number: len(t.intermediate_values) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            state.name: [len(t.intermediate_values) for t in trials if t.state == state]
+            for state in (TrialState.COMPLETE, TrialState.PRUNED)
         },
         "trials_counted": counted(study),
     }
@@ -49,9 +53,9 @@ def plot_study(study, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    makers = {"optimization_history.png": plot_optimization_history}
+    makers = {"optimization_history": plot_optimization_history}
     if len(finished) >= 2:  # importances need trials to compare
-        makers["param_importances.png"] = plot_param_importances
+        makers["param_importances"] = plot_param_importances
     for name, make in makers.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
@@ -60,13 +64,13 @@ def plot_study(study, out_dir: Path) -> list[Path]:
             except (ValueError, RuntimeError):
                 continue  # e.g. every trial had the same settings: no importance to show
         figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
-        figure.savefig(out_dir / name, dpi=100, bbox_inches="tight")
+        figure.savefig(out_dir / f"{name}.png", dpi=100, bbox_inches="tight")
         plt.close(figure)
-        plots.append(out_dir / name)
+        plots.append(out_dir / f"{name}.png")
     return plots
 
 
-def tuning_markdown(dataset: str, summaries: list[dict], links: dict[str, str]) -> str:
+def tuning_markdown(dataset: str, summaries: list[dict], links: dict[str, str], plots: dict[str, dict]) -> str:
     lines = [f"# Tuning of `{dataset}`", "", "Judged on the validation rows only; the test rows are not read.", ""]
     lines += [
         "| family | best val accuracy | trial | finished | pruned | failed | settings | MLflow |",
@@ -78,6 +82,8 @@ def tuning_markdown(dataset: str, summaries: list[dict], links: dict[str, str]) 
         counts = s["counts"]
         lines.append(
             f"| {s['family']} | {value} | {s['best_trial']} | {counts['COMPLETE']} | {counts['PRUNED']} | "
-            f"{counts['FAIL']} | {settings} | [study run]({links.get(s['family'], '')}) |"
+            f"{counts['FAIL']} | {settings} | [study run]({links.get(s['family'], '')}), "
+            + ", ".join(f"[{name.replace('_', ' ')}]({url})" for name, url in plots.get(s["family"], {}).items())
+            + " |"
         )
     return "\n".join(lines)

@@ -81,14 +81,20 @@ def tune_family(
 def publish_tuning(dataset: str, summaries: list[dict]) -> None:
     from prefect.artifacts import create_markdown_artifact
 
-    from tasks.registry.links import run_url
+    from tasks.registry.links import artifact_url, run_url
     from tasks.registry.store import mlflow_ui_url
-    from tasks.tuning.report import tuning_markdown
+    from tasks.tuning.report import PLOTS, tuning_markdown
 
     ui = mlflow_ui_url(get_settings())
     links = {s["family"]: run_url(ui, s["experiment_id"], s["mlflow_run_id"]) for s in summaries}
+    plots = {
+        s["family"]: {
+            name: artifact_url(ui, s["experiment_id"], s["mlflow_run_id"], f"tuning/{name}.png") for name in PLOTS
+        }
+        for s in summaries
+    }
     create_markdown_artifact(
         key=f"tuning-{artifact_key(dataset)}",
-        markdown=tuning_markdown(dataset, summaries, links),
+        markdown=tuning_markdown(dataset, summaries, links, plots),
         description=f"Tuning of {dataset}: the best trial of each family's study",
     )

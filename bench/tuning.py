@@ -1,0 +1,124 @@
+"""What `mlpipe tune` buys on shared data sets, and what it costs (issue 18's figures).
+
+    python bench/tuning.py ecg200:cnn,osuleaf:cnn,trec:cnn,sst2:cnn [TRIALS] [SPEEDUP_SET]
+
+For each `data:family`: the family trained with params.yaml's defaults, then a study of TRIALS
+trials (default 20, one worker), then the family trained with the study's best settings, as the
+next pipeline run would train it. Validation accuracy is what tuning maximised; test accuracy is
+reported beside it to show whether tuning overfitted the validation rows, never used to choose.
+Also: how many trials were pruned and the training time pruning saved (the epochs a pruned
+trial did not run, at the study's mean seconds per epoch), and for SPEEDUP_SET (default ecg200:cnn)
+the wall time of 8 trials with 2 workers against 1 (fresh studies, pruning off, same seeds).
+Results: bench/results/tuning.json.
+"""
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from variants import shared_split
+
+from common import RESULTS, machine
+
+
+def _accuracies(dataset, parts, config, folder: Path) -> dict:
+    import numpy as np
+
+    from tasks.training.network import train
+
+    started = time.perf_counter()
+    model = train(dataset, parts, config, folder)
+
+    def accuracy(rows) -> float:
+        predicted = model.predict_proba(dataset.frame.iloc[rows]).argmax(axis=1)
+        return round(float(np.mean(predicted == dataset.class_indices(rows))), 4)
+
+    seconds = round(time.perf_counter() - started, 1)
+    return {"val": accuracy(parts.val), "test": accuracy(parts.test), "seconds": seconds}
+
+
+def _study(dataset, parts, project, family: str, trials: int, workers: int, root: Path, tag: str) -> tuple[dict, float]:
+    """A fresh study on a scratch project: (its summary, wall seconds)."""
+    from tasks.infra.settings import Settings
+    from tasks.tuning.report import summarize
+    from tasks.tuning.study import TuneJob, open_study
+    from tasks.tuning.tracking import start_tuning_run
+    from tasks.tuning.workers import run_workers
+
+    settings = Settings(root=root)
+    experiment_id, parent_id = start_tuning_run(settings, dataset.name, f"bench-{tag}", {})
+    job = TuneJob(dataset, parts, project, family, project.seed, trials, None, root, experiment_id, parent_id)
+    started = time.perf_counter()
+    run_workers(job, workers, root / "outputs" / tag)
+    return summarize(open_study(job), job), round(time.perf_counter() - started, 1)
+
+
+def _pruning_saved(summary: dict) -> float:
+    """Seconds of training the pruned trials did not spend: their missing epochs (against the mean
+    of the finished trials) at the study's mean seconds per epoch."""
+    finished, pruned = summary["epochs"]["COMPLETE"], summary["epochs"]["PRUNED"]
+    if not finished or not pruned:
+        return 0.0
+    seconds = summary["seconds"]["COMPLETE"] + summary["seconds"]["PRUNED"]
+    per_epoch = seconds / max(1, sum(finished) + sum(pruned))
+    missing = sum(max(0.0, sum(finished) / len(finished) - n) for n in pruned)
+    return round(missing * per_epoch, 1)
+
+
+def tune_one(name: str, family: str, trials: int) -> dict:
+    from tasks.training.config import train_config
+
+    dataset, parts, project = shared_split(name)
+    root = Path(tempfile.mkdtemp(prefix="mlpipe-bench-tuning-"))
+    default_config = train_config(project, dataset.modality, family, project.seed)
+    defaults = _accuracies(dataset, parts, default_config, root / "default")
+    summary, wall = _study(dataset, parts, project, family, trials, 1, root, f"{name}-{family}")
+    tuned_config = train_config(project, dataset.modality, family, project.seed, tuned=summary["settings"])
+    tuned = _accuracies(dataset, parts, tuned_config, root / "tuned")
+    return {
+        "data": name,
+        "family": family,
+        "trials": trials,
+        "default": defaults,
+        "tuned": tuned,
+        "best_trial_val": round(summary["value"], 4) if summary["value"] is not None else None,
+        "settings": summary["settings"],
+        "counts": summary["counts"],
+        "tuning_seconds": wall,
+        "pruning_saved_seconds": _pruning_saved(summary),
+        "helped": tuned["val"] > defaults["val"],
+    }
+
+
+def speedup(name: str, family: str, trials: int = 8) -> dict:
+    dataset, parts, project = shared_split(name)
+    raw = project.model_dump(exclude_none=True)
+    raw["tuning"]["startup_trials"] = trials  # no pruning: both runs train every trial in full
+    from tasks.infra.params import ProjectParams
+
+    project = ProjectParams.model_validate(raw)
+    walls = {}
+    for workers in (1, 2):
+        root = Path(tempfile.mkdtemp(prefix="mlpipe-bench-speedup-"))
+        _, walls[workers] = _study(dataset, parts, project, family, trials, workers, root, f"w{workers}")
+    speedup = round(walls[1] / walls[2], 2)
+    return {"data": name, "family": family, "trials": trials, "seconds": walls, "speedup": speedup}
+
+
+def main(sets: str, trials: str = "20", speedup_set: str = "ecg200:cnn") -> None:
+    results = {"machine": machine(), "studies": [], "speedup": None}
+    for item in sets.split(","):
+        name, family = item.split(":")
+        results["studies"].append(tune_one(name, family, int(trials)))
+        print(json.dumps(results["studies"][-1]), flush=True)
+    name, family = speedup_set.split(":")
+    results["speedup"] = speedup(name, family)
+    print(json.dumps(results["speedup"]), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "tuning.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
