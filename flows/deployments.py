@@ -79,7 +79,8 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
     for deployment in deployments:
         # The form's schema is a private attribute, which Prefect's own freeze() edits the same
         # way: there is no public one to add the hints to.
-        schema = ClosedParameterSchema(**deployment._parameter_openapi_schema.model_dump())
+        # Set, not defaulted: Prefect sends the schema with exclude_unset.
+        schema = ClosedParameterSchema(**deployment._parameter_openapi_schema.model_dump(), additionalProperties=False)
         form_schema(schema.properties, project.model_dump(), known)
         deployment._parameter_openapi_schema = schema
     deployments.append(

@@ -162,6 +162,9 @@ class TuneParams(FlowParams):
         description="Trials per family, pruned ones included: the study's total, so a resumed study runs the rest",
     )
     timeout_minutes: float | None = Field(None, gt=0, description="Start no trial after this long, per family")
+    max_epochs: Epochs | None = Field(
+        None, description="Most epochs per trial (early stopping and pruning may end sooner)"
+    )
     workers: int = Field(1, ge=1, le=64, description="Processes that share each study on this machine")
     seed: Seed | None = Field(None, description="Sampling and training seed (each worker adds its number)")
 

@@ -13,6 +13,7 @@ from tasks.infra.params import load_params
 from tasks.infra.runs import fail_clearly, filter_failed_task_lines, run_title
 from tasks.infra.settings import get_settings
 from tasks.registry.store import champion_profile, check_tracking_store
+from tasks.tuning.space import check_space
 from tasks.tuning.tasks import publish_tuning, tune_family
 from tasks.validation.tasks import publish_validation, validate_dataset
 
@@ -47,8 +48,8 @@ def _tune(params: TuneParams) -> dict:
     seed = params.seed if params.seed is not None else project.seed
     check_tracking_store(settings)
     dataset = load_dataset(params.dataset)
-    for family in params.models:
-        project.tuning.space(dataset.modality, family)  # a missing space stops the run before any work
+    for family in params.models:  # a missing space, or a key its family does not take, stops the run here
+        check_space(project, dataset.modality, family, seed)
     run_dir = settings.outputs_dir / dataset.name / f"tune-{runtime.flow_run.id}"
     reference = champion_profile(dataset.name, settings)
     storage = {"result_storage": settings.cache_dir}
@@ -58,7 +59,7 @@ def _tune(params: TuneParams) -> dict:
     trials = params.trials or project.tuning.trials
     timeout = params.timeout_minutes or project.tuning.timeout_minutes
     summaries = {
-        family: tune_family(dataset, parts, project, family, seed, trials, timeout, params.workers)
+        family: tune_family(dataset, parts, project, family, seed, trials, timeout, params.workers, params.max_epochs)
         for family in params.models
     }
     publish_tuning(dataset.name, list(summaries.values()))

@@ -85,6 +85,7 @@ def test_the_form_is_typed_with_descriptions_and_bounds(served):
             "Validation failed for field 'max_epochs'. Failure reason: 0 is less than the minimum",
         ),
         ({"models": ["svm"]}, "Validation failed for field 'models[0]'. Failure reason: 'svm' is not one of"),
+        ({"epochs": 3}, "Additional properties are not allowed ('epochs' was unexpected)"),
     ],
 )
 def test_invalid_form_values_are_rejected_not_replaced(served, params, message):

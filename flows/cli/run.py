@@ -36,7 +36,8 @@ def run(ctx: typer.Context, out: Path | None = None, tune: int | None = None, **
         from flows.cli.tune import print_tuning
         from flows.tuning import tuning_pipeline
 
-        print_tuning(tuning_pipeline(dataset=params.dataset, models=tuned, trials=tune, seed=params.seed))
+        trials = {"trials": tune, "seed": params.seed, "max_epochs": params.max_epochs}  # as this run will train
+        print_tuning(tuning_pipeline(dataset=params.dataset, models=tuned, **trials))
 
     registration = training_pipeline(**params.model_dump())
     settings = get_settings()

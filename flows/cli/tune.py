@@ -33,10 +33,8 @@ def print_tuning(summaries: dict) -> None:
             f"{family}: best val/accuracy {summary['value']:.4f} (trial {summary['best_trial']} of study "
             f"{summary['study']}; {counts}): {settings}"
         )
-    if summaries:
-        typer.echo(
-            f"Best settings: {next(iter(summaries.values()))['written_to']} (read by every run of this data set)"
-        )
+    for path in sorted({s["written_to"] for s in summaries.values() if "written_to" in s}):
+        typer.echo(f"Best settings: {path} (read by every run of this data set)")
 
 
 tune.__signature__ = inspect.Signature([CONTEXT, *options_of(TuneParams)])

@@ -53,11 +53,14 @@ def read_tuned(settings: Settings, dataset: str) -> dict[str, Tuned]:
 
 
 def write_tuned(settings: Settings, dataset: str, family: str, tuned: Tuned) -> Path:
-    """The family's entry replaced, the others kept."""
+    """The family's entry replaced, the others kept (two studies of one data set may end at once)."""
+    from filelock import FileLock
+
     path = tuned_path(settings, dataset)
-    entries = {f: t.model_dump() for f, t in read_tuned(settings, dataset).items()} | {family: tuned.model_dump()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, HEADER + yaml.safe_dump(entries, sort_keys=True))
+    with FileLock(path.with_name(f".{path.name}.lock")):
+        entries = {f: t.model_dump() for f, t in read_tuned(settings, dataset).items()} | {family: tuned.model_dump()}
+        return write_atomic(path, HEADER + yaml.safe_dump(entries, sort_keys=True))
 
 
 def ensure_tuned_file(settings: Settings, dataset: str) -> Path:

@@ -57,7 +57,9 @@ def export_version(name: str, version: str, out_dir: Path, settings: Settings) -
     for run in candidates:
         rows: dict[int, dict] = {}
         for metric in CURVES:
-            for point in client.get_metric_history(run.info.run_id, curve_name(metric)):
+            # Runs logged before the curves were named epoch/* have them under training's names.
+            history = client.get_metric_history(run.info.run_id, curve_name(metric))
+            for point in history or client.get_metric_history(run.info.run_id, metric):
                 rows.setdefault(point.step, {"epoch": point.step})[metric.replace("/", "_")] = point.value
         columns = ["epoch", *(m.replace("/", "_") for m in CURVES)]
         lines = [",".join(columns)] + [

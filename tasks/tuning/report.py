@@ -3,9 +3,8 @@ table for the Prefect UI."""
 
 from pathlib import Path
 
+from tasks.evaluation.selection import SELECTED_BY
 from tasks.tuning.study import TuneJob, counted
-
-PLOTS = ("optimization_history", "param_importances")  # Optuna's, as PNG artifacts of the study's run
 
 
 def summarize(study, job: TuneJob) -> dict:
@@ -26,7 +25,7 @@ def summarize(study, job: TuneJob) -> dict:
         "family": job.family,
         "study": job.study_name,
         "best_trial": best.number if best else None,
-        "value": best.value if best else None,
+        "value": best.user_attrs.get(SELECTED_BY, best.value) if best else None,  # val/accuracy, without the tie-break
         "settings": dict(best.params) if best else {},
         "counts": counts,
         "seconds": seconds,

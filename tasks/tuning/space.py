@@ -3,6 +3,16 @@
 from tasks.infra.tuning_params import SearchRange
 
 
+def check_space(project, modality: str, family: str, seed: int) -> None:
+    """The family's space exists and each of its keys is one the family takes, with values of the
+    right type: its lowest values (and first choices) built into a TrainConfig, before any trial."""
+    from tasks.training.config import train_config
+
+    space = project.tuning.space(modality, family)
+    lowest = {name: spec.low if isinstance(spec, SearchRange) else spec[0] for name, spec in space.items()}
+    train_config(project, modality, family, seed, tuned=lowest)
+
+
 def suggest(trial, space: dict) -> dict:
     """One value per key of `space`: a list is a choice among its values, a range a number in it
     (an int range gives ints; `log: true` samples on a log scale)."""

@@ -6,16 +6,17 @@ Several processes (and machines) join a study by its name in the shared storage;
 budget is the study's, so a killed study resumes, and a rerun with the budget spent does nothing.
 """
 
+import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.infra.params import ProjectParams, TuningParams
 from tasks.infra.settings import Settings
 from tasks.types import Dataset, Split
 
-DIRECTION = "maximize"  # val/accuracy
+DIRECTION = "maximize"  # val/accuracy, ties broken by val/loss (objective_value)
 
 
 @dataclass
@@ -32,8 +33,8 @@ class TuneJob:
     root: Path  # the project: settings, and the trials' folders under outputs/
     experiment_id: str
     parent_run_id: str
+    max_epochs: int | None = None  # per trial; None: the family's (params.yaml)
     threads: int = 0  # torch threads per worker; 0: torch's choice
-    extra: dict = field(default_factory=dict)
 
     @property
     def tuning(self) -> TuningParams:
@@ -41,8 +42,20 @@ class TuneJob:
 
     @property
     def study_name(self) -> str:
-        """Per data set, family and data version: trials on other data say nothing of this one."""
-        return f"{self.dataset.name}-{self.family}-{self.dataset.data_hash[:8]}"
+        """Per data set and family, and per what its trials' figures depend on: the data version,
+        the split (another split would judge old trials on what are now test rows), the space,
+        the family's own section and the epochs. Any change starts a new study."""
+        from tasks.infra.fingerprints import digest
+
+        space = {k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in self.space.items()}
+        section = self.project.network(self.dataset.modality, self.family).model_dump(exclude_none=True)
+        split = (self.split.seeds, self.split.fractions, len(self.split.train), len(self.split.val))
+        key = digest(self.dataset.data_hash, split, space, section, self.project.train.model_dump(), self.max_epochs)
+        return f"{self.dataset.name}-{self.family}-{key[:10]}"
+
+    @property
+    def space(self) -> dict:
+        return self.tuning.space(self.dataset.modality, self.family)
 
 
 def open_study(job: TuneJob, worker: int = 0):
@@ -82,8 +95,14 @@ def run_study(job: TuneJob, worker: int = 0) -> None:
     if counted(study) >= job.trials:
         return
     budget = MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    # A trial that fails (a setting the data cannot take, a worker out of memory) is recorded as
+    # failed and the study goes on; tune_family says so when none finished.
     study.optimize(
-        lambda trial: _objective(job, trial), n_trials=job.trials, timeout=job.timeout_seconds, callbacks=[budget]
+        lambda trial: _objective(job, trial),
+        n_trials=job.trials,
+        timeout=job.timeout_seconds,
+        callbacks=[budget],
+        catch=(Exception,),
     )
 
 
@@ -98,8 +117,8 @@ def _objective(job: TuneJob, trial) -> float:
     from tasks.tuning.tracking import log_trial
 
     dataset, split = job.dataset, job.split
-    chosen = suggest(trial, job.tuning.space(dataset.modality, job.family))
-    config = train_config(job.project, dataset.modality, job.family, job.seed, tuned=chosen)
+    chosen = suggest(trial, job.space)
+    config = train_config(job.project, dataset.modality, job.family, job.seed, max_epochs=job.max_epochs, tuned=chosen)
     out_dir = Settings(root=job.root).outputs_dir / dataset.name / "tuning" / job.study_name / f"trial-{trial.number}"
     outcome = {"dataset": dataset.name, "state": "FAIL", "started_at": time.time()}
     try:
@@ -108,7 +127,8 @@ def _objective(job: TuneJob, trial) -> float:
         scores = scores_of(probabilities, dataset.class_indices(split.val), len(dataset.classes))
         scores |= {"train/seconds": model.fit_seconds, "train/best_epoch": model.best_epoch}
         outcome |= {"state": "COMPLETE", "scores": scores, "history": model.history, "run_params": model.run_params()}
-        return scores[SELECTED_BY]
+        trial.set_user_attr(SELECTED_BY, scores[SELECTED_BY])
+        return objective_value(scores, len(split.val))
     except optuna.TrialPruned as pruned:
         outcome |= {"state": "PRUNED", "note": str(pruned), "history": _history(out_dir)}
         raise
@@ -117,8 +137,18 @@ def _objective(job: TuneJob, trial) -> float:
         raise
     finally:
         outcome["finished_at"] = time.time()
-        log_trial(job.experiment_id, job.parent_run_id, trial, job.family, outcome)
+        try:
+            log_trial(job.experiment_id, job.parent_run_id, trial, job.family, outcome)
+        except Exception as error:  # the trial's result is in the study: a lost MLflow run must not undo it
+            logging.getLogger("mlpipe.tuning").warning("trial %d not logged to MLflow: %s", trial.number, error)
         shutil.rmtree(out_dir, ignore_errors=True)  # the settings are what a trial leaves behind
+
+
+def objective_value(scores: dict, val_rows: int) -> float:
+    """val/accuracy, ties broken by the lower val/loss, as the pipeline's choice breaks them: on a
+    small validation set many trials reach the same accuracy (often 1.0), and the first of them
+    would win by luck. The loss term stays below one accuracy step (1 / val_rows)."""
+    return scores["val/accuracy"] - min(scores["val/loss"], 16.0) / (20.0 * val_rows)
 
 
 def _history(out_dir: Path) -> list[dict]:

@@ -3,6 +3,7 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.infra.errors import MlpipeError
 from tasks.infra.params import ProjectParams
 from tasks.infra.runs import artifact_key, run_logger, run_title
 from tasks.infra.settings import get_settings
@@ -21,6 +22,7 @@ def tune_family(
     trials: int,
     timeout_minutes: float | None,
     workers: int,
+    max_epochs: int | None = None,
 ) -> dict:
     """A family's study: trials until its budget is spent, then the best settings in params/<name>.yaml."""
     from tasks.tuning.report import plot_study, summarize
@@ -44,28 +46,32 @@ def tune_family(
         root=settings.root,
         experiment_id=experiment_id,
         parent_run_id=parent_id,
+        max_epochs=max_epochs,
     )
     folder = settings.outputs_dir / dataset.name / "tuning" / job.study_name
     try:
+        open_study(job)  # created here, once: workers starting together would race to create it
         run_workers(job, workers, folder)
+        study = open_study(job)
+        summary = summarize(study, job) | {"mlflow_run_id": parent_id, "experiment_id": experiment_id}
+        if summary["value"] is None and summary["counts"]["FAIL"]:
+            raise MlpipeError(f"tuning {family} on {dataset.name}: every trial failed: {_first_failure(study)}")
+        if summary["value"] is not None:
+            tuned = Tuned(
+                settings={k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()},
+                study=job.study_name,
+                trial=summary["best_trial"],
+                val_accuracy=round(summary["value"], 6),
+                trials=summary["trials_counted"],
+            )
+            summary["written_to"] = str(write_tuned(settings, dataset.name, family, tuned))
+        summary["plots"] = [path.stem for path in plot_study(study, folder / "plots")]
+        finish_tuning_run(parent_id, summary, [folder / "plots" / f"{name}.png" for name in summary["plots"]])
     except BaseException:
         import mlflow
 
         mlflow.MlflowClient().set_terminated(parent_id, status="FAILED")  # not left RUNNING in the UI
         raise
-    study = open_study(job)
-    summary = summarize(study, job)
-    summary |= {"mlflow_run_id": parent_id, "experiment_id": experiment_id}
-    if summary["value"] is not None:
-        tuned = Tuned(
-            settings={k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()},
-            study=job.study_name,
-            trial=summary["best_trial"],
-            val_accuracy=round(summary["value"], 6),
-            trials=summary["trials_counted"],
-        )
-        summary["written_to"] = str(write_tuned(settings, dataset.name, family, tuned))
-    finish_tuning_run(parent_id, summary, plot_study(study, folder / "plots"))
     run_logger("mlpipe.tuning").info(
         "%s %s: best val/accuracy %s (trial %s), %s",
         dataset.name,
@@ -77,19 +83,32 @@ def tune_family(
     return summary
 
 
+def _first_failure(study) -> str:
+    """Why a trial failed, from its MLflow run's note (the study keeps only the state)."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        filter_string=f"tags.`optuna.study` = '{study.study_name}' and tags.`optuna.state` = 'FAIL'",
+        search_all_experiments=True,
+        output_format="list",
+        max_results=1,
+    )
+    return runs[0].data.tags.get("optuna.note", "no note") if runs else "see the trials' logs"
+
+
 @task(name="publish_tuning", cache_policy=NO_CACHE)
 def publish_tuning(dataset: str, summaries: list[dict]) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     from tasks.registry.links import artifact_url, run_url
     from tasks.registry.store import mlflow_ui_url
-    from tasks.tuning.report import PLOTS, tuning_markdown
+    from tasks.tuning.report import tuning_markdown
 
     ui = mlflow_ui_url(get_settings())
     links = {s["family"]: run_url(ui, s["experiment_id"], s["mlflow_run_id"]) for s in summaries}
     plots = {
         s["family"]: {
-            name: artifact_url(ui, s["experiment_id"], s["mlflow_run_id"], f"tuning/{name}.png") for name in PLOTS
+            name: artifact_url(ui, s["experiment_id"], s["mlflow_run_id"], f"tuning/{name}.png") for name in s["plots"]
         }
         for s in summaries
     }

@@ -33,7 +33,11 @@ def run_workers(job: TuneJob, workers: int, folder: Path) -> None:
         for process in processes:  # Ctrl-C, a task timeout: no worker tunes on alone
             if process.poll() is None:
                 process.terminate()
+        for process in processes:
+            try:
                 process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         job_path.unlink(missing_ok=True)
     failed = [(index, code) for index, code in enumerate(codes) if code != 0]
     if failed:
