@@ -1,6 +1,7 @@
 """The training flow's parameters: one pydantic model, from which the flow's signature (the
 Prefect UI's form, the deployments) and `mlpipe run`'s options (flows/cli/run.py) are built."""
 
+import functools
 import inspect
 from typing import Annotated
 
@@ -169,13 +170,25 @@ class TuneParams(FlowParams):
     seed: Seed | None = Field(None, description="Sampling and training seed (each worker adds its number)")
 
 
-def takes_params(model: type[FlowParams]):
-    """Give `function(**values)` the model's fields as keyword parameters, so that each is a
-    top-level flow parameter (`prefect deployment run ... --param max_epochs=2`) with its type,
-    range and description in the form; the body checks them together with `model.checked`.
-    Applied below @flow, which reads the signature."""
+def flow_parameters(model: type[FlowParams]):
+    """A flow body `function(params)` whose flow parameters are the model's fields, one by one:
+    each is a top-level flow parameter (`prefect deployment run ... --param max_epochs=2`) with its
+    type, range and description in the form. The body gets them checked together
+    (`model.checked`), and an error the user can fix (an MlpipeError) ends the run said once
+    (`fail_clearly`). Applied below @flow, which reads the signature."""
 
     def decorate(function):
+        @functools.wraps(function)
+        def body(**values):
+            from tasks.infra.errors import MlpipeError
+            from tasks.infra.runs import fail_clearly, filter_failed_task_lines
+
+            filter_failed_task_lines()
+            try:
+                return function(model.checked(**values))
+            except MlpipeError as error:  # bad data, a bad setting, a store out of reach
+                return fail_clearly(error)
+
         parameters = []
         for name, field in model.model_fields.items():
             annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
@@ -187,7 +200,28 @@ def takes_params(model: type[FlowParams]):
             kind = inspect.Parameter.KEYWORD_ONLY
             parameters.append(inspect.Parameter(name, kind, default=default, annotation=annotation))
         returns = inspect.signature(function).return_annotation
-        function.__signature__ = inspect.Signature(parameters, return_annotation=returns)
-        return function
+        body.__signature__ = inspect.Signature(parameters, return_annotation=returns)
+        return body
 
     return decorate
+
+
+def run_namer(model: type[FlowParams], kind: str = ""):
+    """The flow's `flow_run_name`: what the run is, for people, `digits-cnn,rnn-2026-11-23T0300`
+    (data set, kind, families, start in UTC). Read before the body checks the parameters."""
+
+    def name() -> str:
+        from pathlib import Path
+
+        from prefect import runtime
+
+        from tasks.data.spec import is_spec_path
+        from tasks.infra.runs import run_title
+
+        given, defaults = runtime.flow_run.parameters, model.model_fields
+        dataset = str(given.get("dataset") or defaults["dataset"].default)
+        models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
+        title = Path(dataset).stem if is_spec_path(dataset) else dataset
+        return run_title(f"{title}-{kind}" if kind else title, models, runtime.flow_run.scheduled_start_time)
+
+    return name

@@ -1,18 +1,17 @@
 """The training pipeline: load -> validate -> train candidates -> choose on validation -> test -> register."""
 
 from dataclasses import asdict
-from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime
 
-from flows.parameters import PipelineParams, takes_params
+from flows.parameters import PipelineParams, flow_parameters, run_namer
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.evaluation.selection import Ensemble
 from tasks.evaluation.tasks import choose_candidate, evaluate_model
 from tasks.infra.errors import MlpipeError
 from tasks.infra.lineage import code_version, package_versions, params_hash
 from tasks.infra.params import load_params
-from tasks.infra.runs import fail_clearly, filter_failed_task_lines, flow_run_url, run_title
+from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import get_settings
 from tasks.infra.tuned import read_tuned
 from tasks.infra.vocabulary import BASELINE
@@ -25,29 +24,13 @@ from tasks.training.tasks import train_baseline, train_model
 from tasks.validation.tasks import publish_validation, validate_dataset
 
 
-def _flow_run_name() -> str:
-    """What the run is, for people: `digits-cnn,rnn-2026-11-23T0300` (data set, families, start in UTC)."""
-    from tasks.data.spec import is_spec_path
-
-    given = runtime.flow_run.parameters  # named before the body checks them: no validation here
-    defaults = PipelineParams.model_fields
-    dataset = str(given.get("dataset") or defaults["dataset"].default)
-    models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
-    name = Path(dataset).stem if is_spec_path(dataset) else dataset
-    return run_title(name, models, runtime.flow_run.scheduled_start_time)
-
-
-@flow(name="training_pipeline", flow_run_name=_flow_run_name)
-@takes_params(PipelineParams)
-def training_pipeline(**values) -> Registration:
+@flow(name="training_pipeline", flow_run_name=run_namer(PipelineParams))
+@flow_parameters(PipelineParams)
+def training_pipeline(params: PipelineParams) -> Registration:
     """Validate a data set, train candidate networks beside a classical baseline, choose one on the
     validation rows, score the candidates on the held-out test rows, register the chosen one in
     MLflow and make it @champion only if it beats the current one on those test rows."""
-    filter_failed_task_lines()
-    try:
-        return _train(PipelineParams.checked(**values))
-    except MlpipeError as error:  # bad data, a bad setting, a store out of reach: said once
-        return fail_clearly(error)
+    return _train(params)
 
 
 def _train(params: PipelineParams) -> Registration:

@@ -2,15 +2,11 @@
 in params/<name>.yaml. Trials train on the training rows and are judged on the validation rows,
 as the pipeline's choice is; the test rows are never read."""
 
-from pathlib import Path
-
 from prefect import flow, runtime
 
-from flows.parameters import TuneParams, takes_params
+from flows.parameters import TuneParams, flow_parameters, run_namer
 from tasks.data.tasks import load_dataset, split_dataset
-from tasks.infra.errors import MlpipeError
 from tasks.infra.params import load_params
-from tasks.infra.runs import fail_clearly, filter_failed_task_lines, run_title
 from tasks.infra.settings import get_settings
 from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.tuning.space import check_space
@@ -18,28 +14,13 @@ from tasks.tuning.tasks import publish_tuning, tune_family
 from tasks.validation.tasks import publish_validation, validate_dataset
 
 
-def _flow_run_name() -> str:
-    """`digits-tune-cnn,rnn-2026-12-01T2200`."""
-    from tasks.data.spec import is_spec_path
-
-    given, defaults = runtime.flow_run.parameters, TuneParams.model_fields
-    dataset = str(given.get("dataset") or defaults["dataset"].default)
-    models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
-    name = Path(dataset).stem if is_spec_path(dataset) else dataset
-    return run_title(f"{name}-tune", models, runtime.flow_run.scheduled_start_time)
-
-
-@flow(name="tuning_pipeline", flow_run_name=_flow_run_name)
-@takes_params(TuneParams)
-def tuning_pipeline(**values) -> dict:
+@flow(name="tuning_pipeline", flow_run_name=run_namer(TuneParams, "tune"))
+@flow_parameters(TuneParams)
+def tuning_pipeline(params: TuneParams) -> dict:
     """Tune each network family's settings for a data set with Optuna, on the validation rows:
     a study per family, shared by every process that joins it, and the best settings written
     to params/<name>.yaml for every later run of the data set."""
-    filter_failed_task_lines()
-    try:
-        return _tune(TuneParams.checked(**values))
-    except MlpipeError as error:  # bad data, a bad setting, a store out of reach: said once
-        return fail_clearly(error)
+    return _tune(params)
 
 
 def _tune(params: TuneParams) -> dict:
