@@ -85,7 +85,9 @@ class FlowParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    @field_validator("dataset", check_fields=False)
+    dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)  # every flow's first field
+
+    @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         from tasks.data.loading import spec_path_of
@@ -122,7 +124,6 @@ class FlowParams(BaseModel):
 class PipelineParams(FlowParams):
     """Unset values (None) take their defaults from params.yaml."""
 
-    dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)
     models: list[Family] = Field(
         default_factory=lambda: list(NETWORK_FAMILIES),
         min_length=1,
@@ -150,7 +151,6 @@ class PipelineParams(FlowParams):
 class TuneParams(FlowParams):
     """Unset values (None) take their defaults from params.yaml's `tuning` section."""
 
-    dataset: str = Field(BUILT_IN[0], description=DATASET_HELP)
     models: list[NetworkFamily] = Field(
         default_factory=lambda: list(NETWORK_FAMILIES),
         min_length=1,
