@@ -27,12 +27,15 @@ def run(ctx: typer.Context, out: Path | None = None, tune: int | None = None, **
     tuned = [family for family in params.models if family in NETWORK_FAMILIES]
     if tune is not None:  # checked before anything starts
         from flows.parameters import TuneParams
+        from tasks.infra.errors import MlpipeError
 
-        TuneParams.checked(dataset=params.dataset, models=tuned or list(NETWORK_FAMILIES), trials=tune)
+        if not tuned:
+            raise MlpipeError(f"--tune tunes network families: --models has none ({', '.join(params.models)})")
+        TuneParams.checked(dataset=params.dataset, models=tuned, trials=tune)
     prepare_flow_run(debug=ctx.obj["debug"])
     from flows.training import training_pipeline
 
-    if tune is not None and tuned:
+    if tune is not None:
         from flows.cli.tune import print_tuning
         from flows.tuning import tuning_pipeline
 
