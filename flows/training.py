@@ -87,7 +87,7 @@ def _train(params: PipelineParams) -> Registration:
         ),
         "package_versions": package_versions(),
         # Where a family's tuned settings came from; the registered version names its own.
-        **{f"tuning.{f}": f"study {t.study}, trial {t.trial}" for f, t in tuned.items() if f in params.models},
+        **{f"tuning.{f}": t.source() for f, t in tuned.items() if f in params.models},
     }
     policy = project.promotion
     if params.min_delta is not None:

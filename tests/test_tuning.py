@@ -17,11 +17,12 @@ from tasks.tuning.space import suggest
 from tasks.tuning.storage import open_storage, storage_url
 
 
-def _quick_params(root, **tuning) -> None:
+def _quick_params(root, cnn: dict | None = None, space: dict | None = None, **tuning) -> None:
     """The shipped params.yaml, with trials short enough for a test: 3 epochs of the image CNN."""
     params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
-    params["families"]["image"]["cnn"] |= {"max_epochs": 3, "patience": 3}
+    params["families"]["image"]["cnn"] |= {"max_epochs": 3, "patience": 3, **(cnn or {})}
     params["tuning"] |= {"startup_trials": 2, "warmup_epochs": 1, **tuning}
+    params["tuning"]["spaces"]["image"]["cnn"] |= space or {}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 
 
@@ -38,7 +39,10 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
     from flows.training import training_pipeline
     from flows.tuning import tuning_pipeline
 
-    _quick_params(workspace)
+    # Defaults that cannot learn in 3 epochs: a tuned learning rate beats them on the check rows.
+    _quick_params(
+        workspace, cnn={"learning_rate": 1e-5}, space={"learning_rate": {"low": 1e-5, "high": 0.02, "log": True}}
+    )
     settings = Settings(root=workspace)
     summaries = tuning_pipeline(dataset="digits", models=["cnn"], trials=4)
 
@@ -52,9 +56,22 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
     accuracy = best.user_attrs["val/accuracy"]  # the objective breaks ties by val/loss
     assert (summary["best_trial"], summary["value"]) == (best.number, accuracy)
 
+    # The first trial is params.yaml's own settings; every finished trial is scored on the check
+    # rows too, the half of the validation rows that the objective and the pruner never see.
+    first = study.trials[0]
+    assert first.user_attrs["mlpipe.defaults"] and first.params["learning_rate"] == 1e-5
+    rows = summary["rows"]
+    assert rows["check"] > 0 and abs(rows["search"] - rows["check"]) <= 10  # halved within each of 10 classes
+    assert summary["check"] == {
+        "tuned": best.user_attrs["check/accuracy"],
+        "defaults": first.user_attrs["check/accuracy"],
+    }
+    assert summary["kept"] == "tuned" and summary["check"]["tuned"] > summary["check"]["defaults"]
+
     # The best settings, in the data set's file, for every later run of it.
     tuned = read_tuned(settings, "digits")["cnn"]
     assert (tuned.study, tuned.trial, tuned.val_accuracy) == (study.study_name, best.number, round(accuracy, 6))
+    assert (tuned.kept, tuned.check_accuracy, tuned.defaults_check_accuracy) == ("tuned", *summary["check"].values())
     assert set(tuned.settings) == set(load_params(settings).tuning.space("image", "cnn"))
     assert tuned.settings["channels"] == best.params["channels"]
 
@@ -91,7 +108,7 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
 def test_two_workers_share_one_study(prefect_api, workspace):
     from flows.tuning import tuning_pipeline
 
-    _quick_params(workspace, startup_trials=4)  # no pruning: both workers run whole trials
+    _quick_params(workspace, startup_trials=5)  # no pruning, even of a trial begun past the budget
     tuning_pipeline(dataset="digits", models=["cnn"], trials=4, workers=2)
 
     study = _study(Settings(root=workspace), "digits-cnn-")
@@ -114,6 +131,47 @@ def test_every_shipped_search_space_gives_settings_its_family_takes():
             assert {**config.optimiser, **config.network, **config.text, "batch_size": config.batch_size}.keys() >= set(
                 chosen
             ), (modality, family)
+
+
+def _judged(trials: list[tuple[float, float, bool]]) -> dict:
+    """The verdict on a real (in-memory) study of finished trials: (objective, check accuracy, defaults?)."""
+    from tasks.tuning.study import verdict
+
+    study = optuna.create_study(direction="maximize")
+    for value, check, defaults in trials:
+        attrs = {"check/accuracy": check, **({"mlpipe.defaults": True} if defaults else {})}
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={"x": value},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                user_attrs=attrs,
+            )
+        )
+    return verdict(study)
+
+
+def test_the_best_trial_is_kept_only_when_it_beats_the_defaults_on_the_check_rows():
+    # Better on the search rows, worse on the check rows: the study fitted its rows, the defaults stay.
+    fitted = _judged([(0.80, 0.80, True), (0.90, 0.78, False), (0.85, 0.82, False)])
+    assert (fitted["kept"], fitted["best_trial"], fitted["defaults_trial"]) == ("defaults", 1, 0)
+    assert fitted["check"] == {"tuned": 0.78, "defaults": 0.80}
+    assert _judged([(0.80, 0.80, True), (0.90, 0.80, False)])["kept"] == "defaults"  # a tie keeps them
+    assert _judged([(0.80, 0.80, True), (0.90, 0.81, False)])["kept"] == "tuned"
+    best_is_default = _judged([(0.90, 0.80, True), (0.85, 0.95, False)])
+    assert best_is_default["kept"] == "defaults" and "no trial beat the defaults" in best_is_default["why"]
+
+
+def test_a_space_that_leaves_out_the_defaults_is_refused():
+    from tasks.tuning.space import check_space
+
+    project = load_params(Settings(root=CODE_ROOT))
+    raw = project.model_dump(exclude_none=True)
+    raw["tuning"]["spaces"]["image"]["cnn"]["channels"] = [16, 64]  # params.yaml's CNN has 32
+    with pytest.raises(
+        MlpipeError, match=r"tuning.spaces.image.cnn.channels \[16, 64\] leaves out the family's own value 32"
+    ):
+        check_space(type(project).model_validate(raw), "image", "cnn", 0)
 
 
 def test_a_setting_its_family_does_not_take_is_refused_naming_it():

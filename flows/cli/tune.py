@@ -1,5 +1,6 @@
-"""`mlpipe tune`: an Optuna study per network family, on the validation rows; the best settings
-go to params/<name>.yaml, which every later run of the data set reads."""
+"""`mlpipe tune`: an Optuna study per network family, on the validation rows; the best settings,
+when they beat the defaults on the rows the study did not choose by, go to params/<name>.yaml,
+which every later run of the data set reads."""
 
 import inspect
 
@@ -30,11 +31,13 @@ def print_tuning(summaries: dict) -> None:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["settings"].items()
         )
         typer.echo(
-            f"{family}: best val/accuracy {summary['value']:.4f} (trial {summary['best_trial']} of study "
-            f"{summary['study']}; {counts}): {settings}"
+            f"{family}: best val/accuracy {summary['value']:.4f} on the search rows (trial {summary['best_trial']} "
+            f"of study {summary['study']}; {counts}): {settings}"
         )
+        kept = "the tuned settings" if summary["kept"] == "tuned" else "params.yaml's defaults"
+        typer.echo(f"{family}: keeps {kept} ({summary['why']})")
     for path in sorted({s["written_to"] for s in summaries.values() if "written_to" in s}):
-        typer.echo(f"Best settings: {path} (read by every run of this data set)")
+        typer.echo(f"Verdicts: {path} (read by every run of this data set)")
 
 
 tune.__signature__ = inspect.Signature([CONTEXT, *options_of(TuneParams)])

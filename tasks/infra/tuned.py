@@ -3,6 +3,7 @@ later run of that data set reads them over params.yaml's family sections; dvc.ya
 stage lists the file among its params, so new settings retrain the data set in `dvc repro`."""
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -15,8 +16,9 @@ from tasks.infra.settings import Settings
 from tasks.infra.vocabulary import NetworkFamily
 
 HEADER = (
-    "# Written by `mlpipe tune`: per family, the settings of the best trial on the validation rows.\n"
-    "# Every run of this data set takes them over params.yaml's families (delete a family to go back).\n"
+    "# Written by `mlpipe tune`: per family, the best trial's settings when they beat params.yaml's\n"
+    "# on validation rows the study did not choose by (else none: `kept: defaults`). Every run of\n"
+    "# this data set takes them over params.yaml's families (delete a family to go back).\n"
 )
 
 
@@ -25,9 +27,18 @@ class Tuned(Section):
 
     settings: dict = Field(default_factory=dict)  # checked like a family section when a run uses them
     study: str
-    trial: int = Field(ge=0)
-    val_accuracy: float = Field(ge=0, le=1)
+    trial: int = Field(ge=0)  # the best trial on the search rows
+    kept: Literal["tuned", "defaults"] = "tuned"  # "defaults": its settings did not beat them; none are used
+    val_accuracy: float = Field(ge=0, le=1)  # the best trial's, on the search rows
+    check_accuracy: float | None = Field(None, ge=0, le=1)  # the best trial's, on the check rows
+    defaults_check_accuracy: float | None = Field(None, ge=0, le=1)  # params.yaml's settings', on the check rows
     trials: int = Field(0, ge=0)  # finished and pruned trials of the study when it was written
+
+    def source(self) -> str:
+        """Where a run's settings came from, for its tags."""
+        if self.kept == "defaults":
+            return f"study {self.study}: params.yaml's defaults kept (trial {self.trial} did not beat them)"
+        return f"study {self.study}, trial {self.trial}"
 
 
 def tuned_path(settings: Settings, dataset: str) -> Path:

@@ -4,7 +4,7 @@ table for the Prefect UI."""
 from pathlib import Path
 
 from tasks.evaluation.selection import SELECTED_BY
-from tasks.tuning.study import TuneJob, counted
+from tasks.tuning.study import TuneJob, counted, verdict
 
 
 def summarize(study, job: TuneJob) -> dict:
@@ -19,14 +19,16 @@ def summarize(study, job: TuneJob) -> dict:
         state.name: round(sum(t.duration.total_seconds() for t in trials if t.state == state and t.duration), 1)
         for state in (TrialState.COMPLETE, TrialState.PRUNED)
     }
-    finished = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(finished, key=lambda t: t.value) if finished else None
+    judged = verdict(study)
+    best = trials[judged["best_trial"]] if judged["best_trial"] is not None else None
+    search, check = job.rows()
     return {
         "family": job.family,
         "study": job.study_name,
-        "best_trial": best.number if best else None,
-        "value": best.user_attrs.get(SELECTED_BY, best.value) if best else None,  # val/accuracy, without the tie-break
-        "settings": dict(best.params) if best else {},
+        **judged,
+        "value": best.user_attrs.get(SELECTED_BY, best.value) if best else None,  # on the search rows, no tie-break
+        "settings": dict(best.params) if best else {},  # the best trial's, kept or not
+        "rows": {"search": len(search), "check": len(check)},
         "counts": counts,
         "seconds": seconds,
         # Epochs each trial ran (one reported figure per epoch), by how it ended.
@@ -70,17 +72,24 @@ def plot_study(study, out_dir: Path) -> list[Path]:
 
 
 def tuning_markdown(dataset: str, summaries: list[dict], links: dict[str, str], plots: dict[str, dict]) -> str:
-    lines = [f"# Tuning of `{dataset}`", "", "Judged on the validation rows only; the test rows are not read.", ""]
-    lines += [
-        "| family | best val accuracy | trial | finished | pruned | failed | settings | MLflow |",
-        "|---|---|---|---|---|---|---|---|",
+    lines = [
+        f"# Tuning of `{dataset}`",
+        "",
+        "Trials are judged on half of the validation rows (search); the best trial's settings are kept only "
+        "if they beat params.yaml's defaults on the other half (check). The test rows are not read.",
+        "",
+        "| family | best val accuracy (search) | trial | check: best / defaults | kept | finished | pruned | failed "
+        "| settings | MLflow |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         value = f"{s['value']:.4f}" if s["value"] is not None else "-"
+        check = " / ".join(f"{v:.4f}" if v is not None else "-" for v in (s["check"]["tuned"], s["check"]["defaults"]))
         settings = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["settings"].items())
         counts = s["counts"]
         lines.append(
-            f"| {s['family']} | {value} | {s['best_trial']} | {counts['COMPLETE']} | {counts['PRUNED']} | "
+            f"| {s['family']} | {value} | {s['best_trial']} | {check} | {s['kept']} | {counts['COMPLETE']} | "
+            f"{counts['PRUNED']} | "
             f"{counts['FAIL']} | {settings} | [study run]({links.get(s['family'], '')}), "
             + ", ".join(f"[{name.replace('_', ' ')}]({url})" for name, url in plots.get(s["family"], {}).items())
             + " |"

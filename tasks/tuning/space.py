@@ -1,16 +1,42 @@
 """A family's search space (params.yaml's `tuning.spaces`) as Optuna suggestions."""
 
+from tasks.infra.errors import MlpipeError
 from tasks.infra.tuning_params import SearchRange
 
 
 def check_space(project, modality: str, family: str, seed: int) -> None:
     """The family's space exists and each of its keys is one the family takes, with values of the
-    right type: its lowest values (and first choices) built into a TrainConfig, before any trial."""
+    right type: its lowest values (and first choices) built into a TrainConfig, before any trial.
+    params.yaml's own values must lie in it too: the study's first trial trains them."""
     from tasks.training.config import train_config
 
     space = project.tuning.space(modality, family)
     lowest = {name: spec.low if isinstance(spec, SearchRange) else spec[0] for name, spec in space.items()}
     train_config(project, modality, family, seed, tuned=lowest)
+    for name, value in defaults_of(project, modality, family, seed).items():
+        spec = space[name]
+        inside = spec.low <= value <= spec.high if isinstance(spec, SearchRange) else value in spec
+        if not inside:
+            shown = f"[{spec.low}, {spec.high}]" if isinstance(spec, SearchRange) else str(list(spec))
+            raise MlpipeError(
+                f"params.yaml: tuning.spaces.{modality}.{family}.{name} {shown} leaves out the family's own "
+                f"value {value!r}; the study's first trial trains params.yaml's values, so the space must hold them"
+            )
+
+
+def defaults_of(project, modality: str, family: str, seed: int, max_epochs: int | None = None) -> dict:
+    """params.yaml's own values of the space's keys: what tuned settings must beat."""
+    import inspect
+
+    from models.networks import NETWORKS
+    from tasks.training.config import train_config
+
+    config = train_config(project, modality, family, seed, max_epochs=max_epochs)
+    built = inspect.signature(NETWORKS[(modality, family)]).parameters  # a key params.yaml leaves to the network
+    current = {name: p.default for name, p in built.items() if p.default is not inspect.Parameter.empty}
+    current |= {**config.optimiser, **config.network, **config.text, "batch_size": config.batch_size}
+    # A key with no value anywhere (a tokenizer setting left to the tokenizer) is drawn like the others.
+    return {name: current[name] for name in project.tuning.space(modality, family) if name in current}
 
 
 def suggest(trial, space: dict) -> dict:

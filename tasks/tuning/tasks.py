@@ -24,7 +24,8 @@ def tune_family(
     workers: int,
     max_epochs: int | None = None,
 ) -> dict:
-    """A family's study: trials until its budget is spent, then the best settings in params/<name>.yaml."""
+    """A family's study: trials until its budget is spent, then its verdict in params/<name>.yaml: the
+    best trial's settings, or none when they did not beat the defaults on the check rows."""
     from tasks.tuning.report import plot_study, summarize
     from tasks.tuning.study import TuneJob, open_study
     from tasks.tuning.tracking import finish_tuning_run, start_tuning_run
@@ -57,11 +58,15 @@ def tune_family(
         if summary["value"] is None and summary["counts"]["FAIL"]:
             raise MlpipeError(f"tuning {family} on {dataset.name}: every trial failed: {_first_failure(study)}")
         if summary["value"] is not None:
+            best = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()}
             tuned = Tuned(
-                settings={k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()},
+                settings=best if summary["kept"] == "tuned" else {},
                 study=job.study_name,
                 trial=summary["best_trial"],
+                kept=summary["kept"],
                 val_accuracy=round(summary["value"], 6),
+                check_accuracy=summary["check"]["tuned"],
+                defaults_check_accuracy=summary["check"]["defaults"],
                 trials=summary["trials_counted"],
             )
             summary["written_to"] = str(write_tuned(settings, dataset.name, family, tuned))
@@ -73,12 +78,14 @@ def tune_family(
         mlflow.MlflowClient().set_terminated(parent_id, status="FAILED")  # not left RUNNING in the UI
         raise
     run_logger("mlpipe.tuning").info(
-        "%s %s: best val/accuracy %s (trial %s), %s",
+        "%s %s: best val/accuracy %s on the search rows (trial %s), %s; kept: %s (%s)",
         dataset.name,
         family,
         summary["value"],
         summary["best_trial"],
         summary["counts"],
+        summary["kept"],
+        summary["why"],
     )
     return summary
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tasks.registry.run_logging import _created_run, curve_name, rounded
 from tasks.registry.store import connect
+from tasks.tuning.study import DEFAULTS
 
 
 def start_tuning_run(settings, dataset: str, name: str, tags: dict) -> tuple[str, str]:
@@ -27,6 +28,7 @@ def log_trial(experiment_id: str, parent_id: str, trial, family: str, outcome: d
         "optuna.study": trial.study.study_name,
         "optuna.trial": str(trial.number),
         "optuna.state": outcome["state"],
+        **({"tuning.defaults": "params.yaml's settings"} if trial.user_attrs.get(DEFAULTS) else {}),
     }
     name = f"{outcome['dataset']}/{family}/trial-{trial.number}"
     run_id = _created_run(experiment_id, name, tags, outcome.get("started_at"))
@@ -56,8 +58,14 @@ def finish_tuning_run(run_id: str, summary: dict, plots: list[Path]) -> None:
         if summary["value"] is not None:
             mlflow.log_metric("val/accuracy", rounded({"v": summary["value"]})["v"])
         mlflow.log_params({f"best.{k}": v for k, v in summary["settings"].items()})
+        if summary["check"]["tuned"] is not None:
+            mlflow.log_metric("check/accuracy", rounded({"v": summary["check"]["tuned"]})["v"])
         mlflow.set_tags(
-            {"optuna.best_trial": str(summary["best_trial"]), "optuna.trials": json.dumps(summary["counts"])}
+            {
+                "optuna.best_trial": str(summary["best_trial"]),
+                "optuna.trials": json.dumps(summary["counts"]),
+                "tuning.kept": f"{summary['kept']}: {summary['why']}",
+            }
         )
         mlflow.log_dict(summary, "tuning/summary.json")
         for path in plots:
