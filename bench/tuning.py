@@ -98,7 +98,7 @@ def tune_one(name: str, family: str, trials: int) -> dict:
         "counts": summary["counts"],
         "tuning_seconds": wall,
         "pruning_saved_seconds": _pruning_saved(summary),
-        "helped": tuned["test"] > defaults["test"],
+        "test_gain": round(tuned["test"] - defaults["test"], 4),
     }
 
 

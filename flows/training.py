@@ -86,7 +86,8 @@ def _train(params: PipelineParams) -> Registration:
             params.model_dump(), project.model_dump(exclude_unset=True), [asdict(c[0].config) for c in candidates]
         ),
         "package_versions": package_versions(),
-        # Where a family's tuned settings came from; the registered version names its own.
+        # Where a family's tuned settings came from (or that tuning kept the defaults); the
+        # registered version names its own.
         **{f"tuning.{f}": t.source() for f, t in tuned.items() if f in params.models},
     }
     policy = project.promotion

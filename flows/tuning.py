@@ -1,6 +1,7 @@
-"""The tuning flow: load -> validate -> split -> a study per network family -> the best settings
-in params/<name>.yaml. Trials train on the training rows and are judged on the validation rows,
-as the pipeline's choice is; the test rows are never read."""
+"""The tuning flow: load -> validate -> split -> a study per network family -> its verdict in
+params/<name>.yaml. Trials train on the training rows and are judged on half of the validation
+rows, as the pipeline's choice is; the best settings are kept only if they beat params.yaml's on
+the other half. The test rows are never read."""
 
 from prefect import flow, runtime
 
@@ -18,8 +19,9 @@ from tasks.validation.tasks import publish_validation, validate_dataset
 @flow_parameters(TuneParams)
 def tuning_pipeline(params: TuneParams) -> dict:
     """Tune each network family's settings for a data set with Optuna, on the validation rows:
-    a study per family, shared by every process that joins it, and the best settings written
-    to params/<name>.yaml for every later run of the data set."""
+    a study per family, shared by every process that joins it, and the best settings, when they
+    beat params.yaml's on the rows the study did not choose by, written to params/<name>.yaml
+    for every later run of the data set."""
     return _tune(params)
 
 

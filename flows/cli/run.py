@@ -12,7 +12,7 @@ from flows.parameters import PipelineParams
 
 OUT_OPTION = typer.Option(help="Also write the registered model, metrics.json and plots here (for DVC)")
 TUNE_OPTION = typer.Option(
-    help="First tune each network family with this many trials (`mlpipe tune`), then train with the best settings"
+    help="First tune each network family with this many trials (`mlpipe tune`), then train with what it keeps"
 )
 
 

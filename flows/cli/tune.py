@@ -11,7 +11,8 @@ from flows.parameters import TuneParams
 
 
 def tune(ctx: typer.Context, **options) -> None:
-    """Tune network families' settings for a data set with Optuna; later runs train with the best."""
+    """Tune network families' settings for a data set with Optuna; later runs train with the best,
+    when they beat params.yaml's on validation rows the study did not choose by."""
     from flows.cli.runtime import prepare_flow_run
 
     params = TuneParams.checked(**comma_separated(options))

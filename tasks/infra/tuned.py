@@ -1,5 +1,6 @@
-"""`params/<name>.yaml`: the best settings `mlpipe tune` found for a data set, per family. Every
-later run of that data set reads them over params.yaml's family sections; dvc.yaml's training
+"""`params/<name>.yaml`: what `mlpipe tune` decided for a data set, per family: the best trial's
+settings when they beat params.yaml's on the check rows, else none. Every later run of that data
+set reads them over params.yaml's family sections; dvc.yaml's training
 stage lists the file among its params, so new settings retrain the data set in `dvc repro`."""
 
 from pathlib import Path
@@ -29,6 +30,7 @@ class Tuned(Section):
     study: str
     trial: int = Field(ge=0)  # the best trial on the search rows
     kept: Literal["tuned", "defaults"] = "tuned"  # "defaults": its settings did not beat them; none are used
+    why: str = ""  # the verdict's reason: the check rows' figures, or what was missing
     val_accuracy: float = Field(ge=0, le=1)  # the best trial's, on the search rows
     check_accuracy: float | None = Field(None, ge=0, le=1)  # the best trial's, on the check rows
     defaults_check_accuracy: float | None = Field(None, ge=0, le=1)  # params.yaml's settings', on the check rows
@@ -37,7 +39,7 @@ class Tuned(Section):
     def source(self) -> str:
         """Where a run's settings came from, for its tags."""
         if self.kept == "defaults":
-            return f"study {self.study}: params.yaml's defaults kept (trial {self.trial} did not beat them)"
+            return f"study {self.study}: params.yaml's settings kept ({self.why})"
         return f"study {self.study}, trial {self.trial}"
 
 

@@ -34,6 +34,9 @@ class TuningParams(Section):
     timeout_minutes: float | None = Field(None, gt=0)  # per family; none: until the trials are done
     startup_trials: int = Field(5, ge=0)  # random trials before the sampler models, and before pruning
     warmup_epochs: int = Field(3, ge=0)  # epochs a trial runs before it can be pruned
+    # The best settings replace params.yaml's when the lower bound of this interval of their gain
+    # on the check rows is above zero (a one-sided test at half of 1 - confidence).
+    confidence: float = Field(0.9, gt=0, lt=1)
     spaces: dict[Modality, dict[NetworkFamily, SearchSpace]] = Field(default_factory=dict)
 
     def space(self, modality: str, family: str) -> SearchSpace:

@@ -81,7 +81,7 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
             "candidates_key": key,
         }
         if tuned := tags.get(f"tuning.{best_model.family}"):
-            version_tags["tuning"] = tuned  # the study and trial its settings came from
+            version_tags["tuning"] = tuned  # the study and trial its settings came from, or that the defaults stayed
     return parent.info.run_id, run_ids, version_tags
 
 

@@ -4,7 +4,8 @@ table for the Prefect UI."""
 from pathlib import Path
 
 from tasks.evaluation.selection import SELECTED_BY
-from tasks.tuning.study import TuneJob, counted, verdict
+from tasks.tuning.study import TuneJob
+from tasks.tuning.verdict import verdict
 
 
 def summarize(study, job: TuneJob) -> dict:
@@ -19,8 +20,8 @@ def summarize(study, job: TuneJob) -> dict:
         state.name: round(sum(t.duration.total_seconds() for t in trials if t.state == state and t.duration), 1)
         for state in (TrialState.COMPLETE, TrialState.PRUNED)
     }
-    judged = verdict(study)
-    best = trials[judged["best_trial"]] if judged["best_trial"] is not None else None
+    judged = verdict(trials, job.tuning.confidence, job.project.promotion.bootstrap_samples, job.seed)
+    best = {t.number: t for t in trials}.get(judged["best_trial"])
     search, check = job.rows()
     return {
         "family": job.family,
@@ -36,7 +37,7 @@ def summarize(study, job: TuneJob) -> dict:
             state.name: [len(t.intermediate_values) for t in trials if t.state == state]
             for state in (TrialState.COMPLETE, TrialState.PRUNED)
         },
-        "trials_counted": counted(study),
+        "trials_counted": counts["COMPLETE"] + counts["PRUNED"],
     }
 
 

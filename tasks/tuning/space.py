@@ -13,8 +13,14 @@ def check_space(project, modality: str, family: str, seed: int) -> None:
     space = project.tuning.space(modality, family)
     lowest = {name: spec.low if isinstance(spec, SearchRange) else spec[0] for name, spec in space.items()}
     train_config(project, modality, family, seed, tuned=lowest)
-    for name, value in defaults_of(project, modality, family, seed).items():
-        spec = space[name]
+    defaults = defaults_of(project, modality, family, seed)
+    for name, spec in space.items():
+        if name not in defaults:
+            raise MlpipeError(
+                f"params.yaml: tuning.spaces.{modality}.{family}.{name} has no value of its own in params.yaml; "
+                f"set families.{modality}.{family}.{name}: the study's first trial trains params.yaml's values"
+            )
+        value = defaults[name]
         inside = spec.low <= value <= spec.high if isinstance(spec, SearchRange) else value in spec
         if not inside:
             shown = f"[{spec.low}, {spec.high}]" if isinstance(spec, SearchRange) else str(list(spec))
@@ -29,13 +35,16 @@ def defaults_of(project, modality: str, family: str, seed: int, max_epochs: int 
     import inspect
 
     from models.networks import NETWORKS
+    from tasks.infra.params import TrainerKeys
     from tasks.training.config import train_config
 
     config = train_config(project, modality, family, seed, max_epochs=max_epochs)
     built = inspect.signature(NETWORKS[(modality, family)]).parameters  # a key params.yaml leaves to the network
     current = {name: p.default for name, p in built.items() if p.default is not inspect.Parameter.empty}
-    current |= {**config.optimiser, **config.network, **config.text, "batch_size": config.batch_size}
-    # A key with no value anywhere (a tokenizer setting left to the tokenizer) is drawn like the others.
+    current |= {name: getattr(config, name) for name in TrainerKeys.model_fields}
+    current |= {**config.optimiser, **config.network, **config.text}
+    # A key set nowhere in params.yaml (a tokenizer setting left to its function) is missing:
+    # check_space refuses it.
     return {name: current[name] for name in project.tuning.space(modality, family) if name in current}
 
 

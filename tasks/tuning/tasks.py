@@ -50,6 +50,7 @@ def tune_family(
         max_epochs=max_epochs,
     )
     folder = settings.outputs_dir / dataset.name / "tuning" / job.study_name
+    job.rows()  # too few validation rows to halve: one error here, not one per trial
     try:
         open_study(job)  # created here, once: workers starting together would race to create it
         run_workers(job, workers, folder)
@@ -64,6 +65,7 @@ def tune_family(
                 study=job.study_name,
                 trial=summary["best_trial"],
                 kept=summary["kept"],
+                why=summary["why"],
                 val_accuracy=round(summary["value"], 6),
                 check_accuracy=summary["check"]["tuned"],
                 defaults_check_accuracy=summary["check"]["defaults"],
@@ -122,5 +124,5 @@ def publish_tuning(dataset: str, summaries: list[dict]) -> None:
     create_markdown_artifact(
         key=f"tuning-{artifact_key(dataset)}",
         markdown=tuning_markdown(dataset, summaries, links, plots),
-        description=f"Tuning of {dataset}: the best trial of each family's study",
+        description=f"Tuning of {dataset}: each family's best trial, and whether it beat params.yaml's settings",
     )

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from tasks.registry.run_logging import _created_run, curve_name, rounded
 from tasks.registry.store import connect
-from tasks.tuning.study import DEFAULTS
 
 
 def start_tuning_run(settings, dataset: str, name: str, tags: dict) -> tuple[str, str]:
@@ -28,7 +27,7 @@ def log_trial(experiment_id: str, parent_id: str, trial, family: str, outcome: d
         "optuna.study": trial.study.study_name,
         "optuna.trial": str(trial.number),
         "optuna.state": outcome["state"],
-        **({"tuning.defaults": "params.yaml's settings"} if trial.user_attrs.get(DEFAULTS) else {}),
+        **({"tuning.defaults": "params.yaml's settings"} if outcome.get("defaults") else {}),
     }
     name = f"{outcome['dataset']}/{family}/trial-{trial.number}"
     run_id = _created_run(experiment_id, name, tags, outcome.get("started_at"))
@@ -50,8 +49,9 @@ def log_trial(experiment_id: str, parent_id: str, trial, family: str, outcome: d
 
 
 def finish_tuning_run(run_id: str, summary: dict, plots: list[Path]) -> None:
-    """The parent run's summary: the best trial's figure under the trials' name, its settings,
-    how many trials finished and were pruned, and Optuna's plots."""
+    """The parent run's summary: the best trial's figure under the trials' name, its settings
+    (kept or not: the `tuning.kept` tag says), its check figure, how many trials finished and were
+    pruned, and Optuna's plots."""
     import mlflow
 
     with mlflow.start_run(run_id=run_id):
