@@ -167,7 +167,7 @@ def test_the_best_trial_is_kept_only_when_it_beats_the_defaults_on_the_check_row
     # Better on the search rows, worse on the check rows: the study fitted its rows, the defaults stay.
     fitted = _judged([defaults, (0.90, _right(156), False), (0.85, _right(170), False)])
     assert (fitted["kept"], fitted["best_trial"], fitted["defaults_trial"]) == ("defaults", 1, 0)
-    assert fitted["check"] == {"tuned": 0.78, "defaults": 0.80}
+    assert fitted["check"] == {"tuned": 0.78, "defaults": 0.80} and "no better than the defaults" in fitted["why"]
     # Better on the check rows too, but by a few rows among many that differ: chance, not a gain.
     chance = _judged([defaults, (0.90, _right(164, shift=20), False)])
     assert chance["kept"] == "defaults" and "the gain may be chance" in chance["why"]

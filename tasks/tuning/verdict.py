@@ -40,4 +40,6 @@ def verdict(trials: list, confidence: float, samples: int, seed: int) -> dict:
     facts = f"{len(tuned)} check rows: accuracy {delta:+.4f} against the defaults, {interval}"
     if low > 0:
         return found | {"kept": "tuned", "why": facts}
+    if delta <= 0:
+        return found | {"kept": "defaults", "why": f"{facts}: no better than the defaults"}
     return found | {"kept": "defaults", "why": f"{facts}: the gain may be chance"}
