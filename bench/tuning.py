@@ -55,7 +55,7 @@ def _study(dataset, parts, project, family: str, trials: int, workers: int, root
     started = time.perf_counter()
     open_study(job)  # created once, its defaults' trial enqueued, before the workers start
     run_workers(job, workers, root / "outputs" / tag)
-    return summarize(open_study(job), job), round(time.perf_counter() - started, 1)
+    return summarize(open_study(job, enqueue=False), job), round(time.perf_counter() - started, 1)
 
 
 def _pruning_saved(summary: dict) -> float:

@@ -41,8 +41,9 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
     from flows.tuning import tuning_pipeline
 
     # Defaults that cannot learn in 3 epochs: a tuned learning rate beats them on the check rows.
+    # The space need not hold params.yaml's own value: the first trial trains it as it is.
     _quick_params(
-        workspace, cnn={"learning_rate": 1e-5}, space={"learning_rate": {"low": 1e-5, "high": 0.02, "log": True}}
+        workspace, cnn={"learning_rate": 1e-5}, space={"learning_rate": {"low": 1e-3, "high": 0.02, "log": True}}
     )
     settings = Settings(root=workspace)
     summaries = tuning_pipeline(dataset="digits", models=["cnn"], trials=4)
@@ -60,7 +61,8 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
     # The first trial is params.yaml's own settings; every finished trial is scored on the check
     # rows too, the half of the validation rows that the objective and the pruner never see.
     first = study.trials[0]
-    assert first.user_attrs["mlpipe.defaults"] and first.params["learning_rate"] == 1e-5
+    assert first.user_attrs["mlpipe.defaults"] and first.params == {}
+    assert first.intermediate_values == {}  # never reported to the pruner: it cannot be pruned
     rows = summary["rows"]
     assert rows["check"] > 0 and abs(rows["search"] - rows["check"]) <= 1
     assert summary["check"] == {
@@ -83,6 +85,8 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
     trials = client.search_runs([experiment], "tags.`mlpipe.role` = 'trial'")
     assert len(trials) == len(study.trials)
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    (defaults_run,) = [t for t in trials if "tuning.defaults" in t.data.tags]
+    assert float(defaults_run.data.params["learning_rate"]) == 1e-5  # params.yaml's, trained as it is
     finished = [t for t in trials if t.data.tags["optuna.state"] == "COMPLETE"]
     assert finished and all(
         {"val/accuracy", "epoch/val_loss", "train/seconds"} <= set(t.data.metrics) for t in finished
@@ -202,16 +206,33 @@ def test_the_validation_rows_are_halved_within_each_class(digits, digits_split, 
     assert other.tolist() != search.tolist()  # another seed, other halves
 
 
-def test_a_space_that_leaves_out_the_defaults_is_refused():
-    from tasks.tuning.space import check_space
+def test_a_killed_defaults_trial_runs_again_even_with_the_budget_spent(digits, digits_split, workspace):
+    from optuna.trial import TrialState
 
-    project = load_params(Settings(root=CODE_ROOT))
-    raw = project.model_dump(exclude_none=True)
-    raw["tuning"]["spaces"]["image"]["cnn"]["channels"] = [16, 64]  # params.yaml's CNN has 32
-    with pytest.raises(
-        MlpipeError, match=r"tuning.spaces.image.cnn.channels \[16, 64\] leaves out the family's own value 32"
-    ):
-        check_space(type(project).model_validate(raw), "image", "cnn", 0)
+    from tasks.tuning.study import DEFAULTS, TuneJob, open_study, run_study
+    from tasks.tuning.tracking import start_tuning_run
+
+    _quick_params(workspace, startup_trials=5)
+    settings = Settings(root=workspace)
+    runs = start_tuning_run(settings, "digits", "digits-tune", {})
+    job = TuneJob(digits, digits_split, load_params(settings), "cnn", 0, 1, None, workspace, *runs, max_epochs=1)
+    study = open_study(job)
+    (enqueued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert enqueued.user_attrs[DEFAULTS] and enqueued.params == {}
+    # Its worker died: the trial is failed. A spent budget (one sampled trial) does not stop its retry.
+    study.tell(study.ask(), state=TrialState.FAIL)
+    study.enqueue_trial({"dropout": 0.2})
+    study.tell(study.ask(), 0.5)
+    assert open_study(job, enqueue=False).get_trials(states=(TrialState.WAITING,)) == []  # reading changes nothing
+
+    run_study(job, worker=1)  # only worker 0 runs the retry: no other worker samples past the budget
+    assert [t.state for t in _study(settings, "digits-cnn-").trials][-1] == TrialState.WAITING
+    run_study(job)
+    trials = open_study(job, enqueue=False).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[-1].user_attrs[DEFAULTS] and "check/accuracy" in trials[-1].user_attrs
+    run_study(job)  # the budget spent and nothing waiting: no trial
+    assert len(open_study(job).trials) == 3
 
 
 def test_a_setting_its_family_does_not_take_is_refused_naming_it():

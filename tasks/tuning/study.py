@@ -13,6 +13,7 @@ budget is the study's, so a killed study resumes, and a rerun with the budget sp
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,8 +78,8 @@ class TuneJob:
 
         if len(self.split.val) < 2:
             raise MlpipeError(
-                f"tuning {self.dataset.name}: {len(self.split.val)} validation row cannot be halved into search "
-                "and check rows; raise split.val_fraction in params.yaml"
+                f"tuning {self.dataset.name}: {len(self.split.val)} validation row(s) cannot be halved into "
+                "search and check rows; raise split.val_fraction in params.yaml"
             )
         labels = self.dataset.class_indices(self.split.val)
         order = np.random.default_rng(self.seed).permutation(len(labels))
@@ -87,14 +88,10 @@ class TuneJob:
         dealt = np.concatenate([order[labels[order] == label] for label in np.unique(labels)])
         return self.split.val[np.sort(dealt[0::2])], self.split.val[np.sort(dealt[1::2])]
 
-    def defaults(self) -> dict:
-        """params.yaml's own values of the space's keys: the study's first trial."""
-        from tasks.tuning.space import defaults_of
 
-        return defaults_of(self.project, self.dataset.modality, self.family, self.seed, self.max_epochs)
-
-
-def open_study(job: TuneJob, worker: int = 0):
+def open_study(job: TuneJob, worker: int = 0, enqueue: bool = True):
+    """The study, created if new. With `enqueue` (a run that will tune), params.yaml's settings are
+    its next trial unless a trial of them finished, runs or waits; reading a study changes nothing."""
     import optuna
 
     from tasks.tuning.storage import open_storage
@@ -110,8 +107,16 @@ def open_study(job: TuneJob, worker: int = 0):
         sampler=optuna.samplers.TPESampler(seed=job.seed + worker, n_startup_trials=tuning.startup_trials),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=tuning.startup_trials, n_warmup_steps=tuning.warmup_epochs),
     )
-    if not _defaults_pending_or_done(study):  # what the tuned settings must beat, trained first
-        study.enqueue_trial(job.defaults(), user_attrs={DEFAULTS: True})
+    if enqueue:
+        # A trial whose worker was killed stops counting as running once its heartbeat is stale
+        # (storage.py): failed, and retried once, here and not only inside a later optimize().
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        if not _defaults_pending_or_done(study):  # what the tuned settings must beat, trained first
+            # No parameters: the trial trains params.yaml's settings as they are (_objective), so
+            # the space need not hold them (a tokenizer's automatic length cannot be written in it).
+            study.enqueue_trial({}, user_attrs={DEFAULTS: True})
     return study
 
 
@@ -140,17 +145,20 @@ def run_study(job: TuneJob, worker: int = 0) -> None:
 
         torch.set_num_threads(job.threads)
     study = open_study(job, worker)
-    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    if counted(study) >= job.trials and not waiting:
-        return
-    budget = MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    trials, callbacks = job.trials, [MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    if counted(study) >= job.trials:
+        # The budget is spent; only an enqueued trial (a retry of the defaults') still runs, by one worker.
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not waiting or worker:
+            return
+        trials, callbacks = len(waiting), []
     # A trial that fails (a setting the data cannot take, a worker out of memory) is recorded as
     # failed and the study goes on; tune_family says so when none finished.
     study.optimize(
         lambda trial: _objective(job, trial),
-        n_trials=job.trials,
+        n_trials=trials,
         timeout=job.timeout_seconds,
-        callbacks=[budget],
+        callbacks=callbacks,
         catch=(Exception,),
     )
 
@@ -167,10 +175,10 @@ def _objective(job: TuneJob, trial) -> float:
 
     dataset, split = job.dataset, job.split
     search, check = job.rows()
-    chosen = suggest(trial, job.space)
+    defaults = bool(trial.user_attrs.get(DEFAULTS))
+    chosen = None if defaults else suggest(trial, job.space)  # the defaults' trial: params.yaml as it is
     config = train_config(job.project, dataset.modality, job.family, job.seed, max_epochs=job.max_epochs, tuned=chosen)
     out_dir = Settings(root=job.root).outputs_dir / dataset.name / "tuning" / job.study_name / f"trial-{trial.number}"
-    defaults = bool(trial.user_attrs.get(DEFAULTS))
     outcome = {"dataset": dataset.name, "state": "FAIL", "started_at": time.time(), "defaults": defaults}
     try:
         # Early stopping, the kept epoch and the pruner see the search rows only.

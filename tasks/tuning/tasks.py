@@ -1,5 +1,7 @@
 """The tuning stage as Prefect tasks."""
 
+from dataclasses import replace
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -32,10 +34,6 @@ def tune_family(
     from tasks.tuning.workers import run_workers
 
     settings = get_settings()
-    name = run_title(f"{dataset.name}-tune", [family], None)
-    experiment_id, parent_id = start_tuning_run(
-        settings, dataset.name, name, {"dataset": dataset.name, "family": family}
-    )
     job = TuneJob(
         dataset=dataset,
         split=split,
@@ -45,16 +43,21 @@ def tune_family(
         trials=trials,
         timeout_seconds=timeout_minutes * 60 if timeout_minutes else None,
         root=settings.root,
-        experiment_id=experiment_id,
-        parent_run_id=parent_id,
+        experiment_id="",
+        parent_run_id="",
         max_epochs=max_epochs,
     )
+    job.rows()  # too few validation rows to halve: one error here, before any run is opened
+    name = run_title(f"{dataset.name}-tune", [family], None)
+    experiment_id, parent_id = start_tuning_run(
+        settings, dataset.name, name, {"dataset": dataset.name, "family": family}
+    )
+    job = replace(job, experiment_id=experiment_id, parent_run_id=parent_id)
     folder = settings.outputs_dir / dataset.name / "tuning" / job.study_name
-    job.rows()  # too few validation rows to halve: one error here, not one per trial
     try:
         open_study(job)  # created here, once: workers starting together would race to create it
         run_workers(job, workers, folder)
-        study = open_study(job)
+        study = open_study(job, enqueue=False)
         summary = summarize(study, job) | {"mlflow_run_id": parent_id, "experiment_id": experiment_id}
         if summary["value"] is None and summary["counts"]["FAIL"]:
             raise MlpipeError(f"tuning {family} on {dataset.name}: every trial failed: {_first_failure(study)}")
