@@ -29,6 +29,7 @@ FROM_PARAMS_YAML = {
     "min_delta": ("promotion", "min_delta"),
     "trials": ("tuning", "trials"),
     "timeout_minutes": ("tuning", "timeout_minutes"),
+    "parallel": ("parallel", "enabled"),
 }
 
 
@@ -145,6 +146,11 @@ class PipelineParams(FlowParams):
     strategy: Strategy = Field(
         TrainConfig.strategy,
         description="auto: Lightning's choice (DDP on several devices); ddp: distributed data parallel",
+    )
+    parallel: bool | None = Field(
+        None,
+        description="Train the candidates at once, as Dask tasks: on params.yaml's parallel.address or "
+        "DASK_SCHEDULER_ADDRESS, else on a local cluster",
     )
 
 

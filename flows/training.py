@@ -20,6 +20,7 @@ from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
 from tasks.training.config import baseline_config, train_config
+from tasks.training.parallel import run_all
 from tasks.training.tasks import train_baseline, train_model
 from tasks.validation.tasks import publish_validation, validate_dataset
 
@@ -52,16 +53,17 @@ def _train(params: PipelineParams) -> Registration:
     train = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
     choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
     tuned = read_tuned(settings, dataset.name)  # `mlpipe tune`'s best settings, over params.yaml's
-    networks = []
+    calls = []  # (task, its parameters): a candidate each
     for family in (f for f in params.models if f != BASELINE):
         own = tuned[family].settings if family in tuned else None
         config = train_config(project, dataset.modality, family, seed, **choices, tuned=own)
         out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
-        networks.append(train(dataset, parts, config, out_dir))
-    models = list(networks)
+        calls.append((train, {"dataset": dataset, "split": parts, "config": config, "out_dir": out_dir}))
     if project.selection.baseline or BASELINE in params.models:
         config = baseline_config(project, dataset.modality, seed)
-        models.append(train_baseline.with_options(**storage)(dataset, parts, config))
+        calls.append((train_baseline.with_options(**storage), {"dataset": dataset, "split": parts, "config": config}))
+    parallel = params.parallel if params.parallel is not None else project.parallel.enabled
+    models = run_all(calls, project.parallel if parallel else None)  # at once on Dask, or one by one
     choice = choose_candidate(models, dataset, parts, ensemble=project.selection.ensemble)  # validation rows only
     if choice.members:
         models.append(Ensemble([m for m in models if m.family in choice.members]))
@@ -82,8 +84,11 @@ def _train(params: PipelineParams) -> Registration:
         "prefect_flow_run_id": flow_run_id,
         "prefect_flow_run_name": str(runtime.flow_run.name),
         "prefect_flow_run_url": flow_run_url(flow_run_id),
+        # What the models depend on: where they trained (one by one or on Dask) is not part of it.
         "params_hash": params_hash(
-            params.model_dump(), project.model_dump(exclude_unset=True), [asdict(c[0].config) for c in candidates]
+            params.model_dump(exclude={"parallel"}),
+            project.model_dump(exclude_unset=True, exclude={"parallel"}),
+            [asdict(c[0].config) for c in candidates],
         ),
         "package_versions": package_versions(),
         # Where a family's tuned settings came from (or that tuning kept the defaults); the

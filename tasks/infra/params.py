@@ -141,6 +141,15 @@ class PromotionParams(_Section):
     seed: Seed = 0
 
 
+class ParallelParams(_Section):
+    """Where a run's candidates train (`mlpipe run --parallel`, tasks/training/parallel.py)."""
+
+    enabled: bool = False  # one after the other in the run's process; true: at once, on a Dask cluster
+    # A running Dask scheduler (tcp://host:8786); unset: DASK_SCHEDULER_ADDRESS, else a local cluster.
+    address: str | None = None
+    workers: int = Field(2, ge=1, le=64)  # the local cluster's worker processes, a thread each
+
+
 class SelectionParams(_Section):
     baseline: bool = True  # the classical baseline competes in every run
     ensemble: bool = True  # so does the mean of the candidates close to the best
@@ -170,6 +179,7 @@ class ProjectParams(_Section):
     validation: ValidationParams = Field(default_factory=ValidationParams)
     promotion: PromotionParams = Field(default_factory=PromotionParams)
     tuning: TuningParams = Field(default_factory=TuningParams)
+    parallel: ParallelParams = Field(default_factory=ParallelParams)
     schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
 

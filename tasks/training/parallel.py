@@ -1,0 +1,56 @@
+"""Candidates trained at once, each a Prefect task on a Dask cluster (prefect-dask's DaskTaskRunner):
+a temporary local cluster of worker processes, or a running cluster by its scheduler's address.
+Each task runs as it would in the run's own process: the same seed, cache key and result storage,
+so the results are the ones a sequential run gets."""
+
+import logging
+from contextlib import contextmanager
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.params import ParallelParams
+
+CONNECT_SECONDS = 10  # to a running scheduler: distributed's own default waits 30 s
+
+
+def scheduler_address(parallel: ParallelParams) -> str | None:
+    """params.yaml's address, else Dask's own setting (DASK_SCHEDULER_ADDRESS, ~/.config/dask)."""
+    import dask
+
+    return parallel.address or dask.config.get("scheduler-address", None)
+
+
+@contextmanager
+def dask_runner(parallel: ParallelParams, tasks: int):
+    """A started DaskTaskRunner; a local cluster has no more workers than there are tasks."""
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # a line per worker and nanny otherwise
+    address = scheduler_address(parallel)
+    if address:
+        runner = DaskTaskRunner(address=address, client_kwargs={"timeout": CONNECT_SECONDS})
+    else:
+        # One thread per worker: Dask sets OMP_NUM_THREADS=1 in its worker processes, so torch
+        # does not run two workers' threads on each core.
+        workers = max(1, min(parallel.workers, tasks))
+        cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        runner = DaskTaskRunner(cluster_kwargs=cluster)
+    with runner:
+        try:
+            runner.client  # noqa: B018 - connects (or starts the local cluster) now, not at the first submit
+        except OSError as error:  # distributed's connection timeout is an OSError
+            raise MlpipeError(
+                f"Dask scheduler {address} is out of reach ({' '.join(str(error).split())[:200]}); "
+                "check params.yaml's parallel.address or DASK_SCHEDULER_ADDRESS"
+            ) from None
+        yield runner
+
+
+def run_all(calls: list[tuple], parallel: ParallelParams | None) -> list:
+    """Each (task, parameters) called: in this process one after the other, or all submitted to
+    a Dask cluster at once. Results in the order given; the first failure raises, as it would
+    sequentially."""
+    if parallel is None:
+        return [task(**parameters) for task, parameters in calls]
+    with dask_runner(parallel, len(calls)) as runner:
+        futures = [runner.submit(task, parameters) for task, parameters in calls]
+        return [future.result() for future in futures]
