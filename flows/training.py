@@ -10,6 +10,7 @@ from tasks.evaluation.selection import Ensemble
 from tasks.evaluation.tasks import choose_candidate, evaluate_model
 from tasks.infra.errors import MlpipeError
 from tasks.infra.lineage import code_version, package_versions, params_hash
+from tasks.infra.objects import result_storage
 from tasks.infra.params import load_params
 from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import get_settings
@@ -20,7 +21,7 @@ from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
 from tasks.training.config import baseline_config, train_config
-from tasks.training.parallel import run_all
+from tasks.training.parallel import run_all, torch_threads
 from tasks.training.tasks import train_baseline, train_model
 from tasks.validation.tasks import publish_validation, validate_dataset
 
@@ -42,8 +43,8 @@ def _train(params: PipelineParams) -> Registration:
     check_tracking_store(settings)  # an unreachable MLflow server stops the run before any work
     dataset = load_dataset(params.dataset)
     run_dir = settings.outputs_dir / dataset.name / _run_name()
-    # Cached results live in the project, so that a rerun with nothing changed reads them back.
-    storage = {"result_storage": settings.cache_dir}
+    # Cached results live in the project or the object storage: a rerun with nothing changed reads them back.
+    storage = {"result_storage": result_storage(settings)}
     reference = champion_profile(dataset.name, settings)
     report = validate_dataset.with_options(**storage)(dataset, run_dir, project.validation, reference, params.warn_only)
     publish_validation(report)
@@ -54,15 +55,18 @@ def _train(params: PipelineParams) -> Registration:
     choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
     tuned = read_tuned(settings, dataset.name)  # `mlpipe tune`'s best settings, over params.yaml's
     calls = []  # (task, its parameters): a candidate each
+    parallel = params.parallel if params.parallel is not None else project.parallel.enabled
+    threads = torch_threads() if parallel else None  # a Dask worker trains with the run's, as it would here
     for family in (f for f in params.models if f != BASELINE):
         own = tuned[family].settings if family in tuned else None
         config = train_config(project, dataset.modality, family, seed, **choices, tuned=own)
         out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
-        calls.append((train, {"dataset": dataset, "split": parts, "config": config, "out_dir": out_dir}))
+        calls.append(
+            (train, {"dataset": dataset, "split": parts, "config": config, "out_dir": out_dir, "threads": threads})
+        )
     if project.selection.baseline or BASELINE in params.models:
         config = baseline_config(project, dataset.modality, seed)
         calls.append((train_baseline.with_options(**storage), {"dataset": dataset, "split": parts, "config": config}))
-    parallel = params.parallel if params.parallel is not None else project.parallel.enabled
     models = run_all(calls, project.parallel if parallel else None)  # at once on Dask, or one by one
     choice = choose_candidate(models, dataset, parts, ensemble=project.selection.ensemble)  # validation rows only
     if choice.members:

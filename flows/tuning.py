@@ -7,6 +7,7 @@ from prefect import flow, runtime
 
 from flows.parameters import TuneParams, flow_parameters, run_namer
 from tasks.data.tasks import load_dataset, split_dataset
+from tasks.infra.objects import result_storage
 from tasks.infra.params import load_params
 from tasks.infra.settings import get_settings
 from tasks.registry.store import champion_profile, check_tracking_store
@@ -35,7 +36,7 @@ def _tune(params: TuneParams) -> dict:
         check_space(project, dataset.modality, family, seed)
     run_dir = settings.outputs_dir / dataset.name / f"tune-{runtime.flow_run.id}"
     reference = champion_profile(dataset.name, settings)
-    storage = {"result_storage": settings.cache_dir}
+    storage = {"result_storage": result_storage(settings)}
     report = validate_dataset.with_options(**storage)(dataset, run_dir, project.validation, reference, False)
     publish_validation(report)
     parts = split_dataset(dataset, project.split, seed)

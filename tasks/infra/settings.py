@@ -30,6 +30,18 @@ class Settings:
         return self.outputs_dir / "cache"
 
     @property
+    def storage_url(self) -> str | None:
+        """The team's object storage (MLPIPE_STORAGE_URL, tasks/infra/objects.py), else None: what a
+        rerun reads back stays on this machine's disk."""
+        return os.environ.get("MLPIPE_STORAGE_URL", "").strip().rstrip("/") or None
+
+    def shared_url(self, path: Path) -> str | None:
+        """The object-storage copy of a folder under outputs/ (a candidate's checkpoints), or None."""
+        if self.storage_url is None or not path.is_relative_to(self.outputs_dir):
+            return None
+        return f"{self.storage_url}/{path.relative_to(self.outputs_dir).as_posix()}"
+
+    @property
     def prefect_home(self) -> Path:
         """`mlpipe up`'s Prefect server keeps its database here: the project's runs, no other clone's."""
         return self.root / ".prefect"

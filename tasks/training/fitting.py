@@ -14,11 +14,17 @@ from tasks.training.trainer import FitJob, FitResult, run_trainer
 from tasks.training.workers import fit_in_worker
 
 
-def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None, callbacks: list | None = None) -> FitResult:
+def fit(
+    job: FitJob,
+    on_epoch: Callable[[int, int], None] | None = None,
+    callbacks: list | None = None,
+    mirror: str | None = None,
+) -> FitResult:
     """Train on the devices the job asks for; several devices (or DDP) run in worker processes.
 
     on_epoch(epochs done, max epochs) reports progress, and `callbacks` (Lightning's) join the
-    trainer: in this process only, so on one device."""
+    trainer: in this process only, so on one device. `mirror`: the folder's copy in the object
+    storage, where another machine's fit of this candidate left its checkpoints or its result."""
     from filelock import FileLock, Timeout
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
@@ -32,13 +38,24 @@ def fit(job: FitJob, on_epoch: Callable[[int, int], None] | None = None, callbac
         )
         lock.acquire()
     try:
+        if mirror is not None:
+            from tasks.infra.objects import pull
+            from tasks.training.mirroring import FILES, MirrorCheckpoints
+
+            pull(mirror, job.out_dir, FILES)
+            callbacks = [*(callbacks or []), MirrorCheckpoints(job.out_dir, mirror)]
         done = _finished(job.out_dir)
         if done is not None:
             return done  # this very fit finished before
         if job.config.devices > 1 or job.config.strategy != "auto":
-            return fit_in_worker(job)
-        result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch, callbacks=callbacks)
-        write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
+            result = fit_in_worker(job)  # its checkpoints reach the mirror when it ends, not each epoch
+        else:
+            result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch, callbacks=callbacks)
+            write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
+        if mirror is not None:
+            from tasks.infra.objects import push
+
+            push(job.out_dir, mirror, FILES)
         return result
     finally:
         lock.release()
@@ -51,6 +68,7 @@ def _finished(out_dir: Path) -> FitResult | None:
     if not isinstance(recorded, dict) or not (out_dir / "best.ckpt").exists():
         return None
     try:
-        return FitResult(**recorded)
+        # The kept weights are best.ckpt of this folder, wherever the fit that wrote it ran.
+        return FitResult(**recorded | {"best_model_path": str(out_dir / "best.ckpt")})
     except TypeError:  # written by another version of FitResult
         return None

@@ -65,6 +65,7 @@ def train(
     out_dir: Path,
     on_epoch: Callable[[int, int], None] | None = None,
     callbacks: list | None = None,
+    mirror: str | None = None,  # out_dir's copy in the object storage (fitting.fit)
 ) -> TrainedModel:
     import time
 
@@ -90,7 +91,7 @@ def train(
         y_val=dataset.class_indices(split.val),
         out_dir=out_dir,
     )
-    result = fit(job, on_epoch, callbacks)
+    result = fit(job, on_epoch, callbacks, mirror)
 
     network = build_network(dataset.modality, config.family, **network_kwargs)
     best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)

@@ -1,7 +1,8 @@
 """Candidates trained at once, each a Prefect task on a Dask cluster (prefect-dask's DaskTaskRunner):
 a temporary local cluster of worker processes, or a running cluster by its scheduler's address.
-Each task runs as it would in the run's own process: the same seed, cache key and result storage,
-so the results are the ones a sequential run gets."""
+Each task runs as it would in the run's own process: the same seed, cache key, result storage and
+torch threads (a CPU kernel's sums depend on how many threads split them), so the results are the
+ones a sequential run gets."""
 
 import logging
 from contextlib import contextmanager
@@ -29,8 +30,7 @@ def dask_runner(parallel: ParallelParams, tasks: int):
     if address:
         runner = DaskTaskRunner(address=address, client_kwargs={"timeout": CONNECT_SECONDS})
     else:
-        # One thread per worker: Dask sets OMP_NUM_THREADS=1 in its worker processes, so torch
-        # does not run two workers' threads on each core.
+        # One task at a time per worker process; its torch threads are the run's (train_model's `threads`).
         workers = max(1, min(parallel.workers, tasks))
         cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
         runner = DaskTaskRunner(cluster_kwargs=cluster)
@@ -43,6 +43,13 @@ def dask_runner(parallel: ParallelParams, tasks: int):
                 "check params.yaml's parallel.address or DASK_SCHEDULER_ADDRESS"
             ) from None
         yield runner
+
+
+def torch_threads() -> int:
+    """This process's torch threads: what each candidate trains with, here or on a Dask worker."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def run_all(calls: list[tuple], parallel: ParallelParams | None) -> list:

@@ -5,6 +5,7 @@ from pathlib import Path
 from prefect import task
 
 from tasks.infra.runs import run_logger
+from tasks.infra.settings import get_settings
 from tasks.training.baseline import TrainedBaseline, fit_baseline
 from tasks.training.caching import training_key
 from tasks.training.network import TrainedModel, train
@@ -18,10 +19,18 @@ def _training_cache_key(context, inputs: dict) -> str:
 # Cached on the data version, the split, the whole config and the training code (caching.py):
 # an unchanged candidate is read back, not trained. Retried once after a crash, from last.ckpt.
 @task(name="train_model", cache_key_fn=_training_cache_key, persist_result=True, retries=1)
-def train_model(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path) -> TrainedModel:
-    """Train one candidate, showing its progress in the Prefect UI."""
+def train_model(
+    dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path, threads: int | None = None
+) -> TrainedModel:
+    """Train one candidate, showing its progress in the Prefect UI. `threads`: torch's threads for
+    it, the run's own on a Dask worker (tasks/training/parallel.py); None: this process's."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     progress = _Progress(f"{dataset.name} / {config.family}: epochs done")
-    model = train(dataset, split, config, out_dir, on_epoch=progress.report)
+    mirror = get_settings().shared_url(out_dir)  # a fit killed on another machine resumes from there
+    model = train(dataset, split, config, out_dir, on_epoch=progress.report, mirror=mirror)
     progress.report(1, 1)
     if model.resumed_from_epoch:
         run_logger("mlpipe.training").warning(

@@ -1,0 +1,23 @@
+"""A candidate's checkpoints copied to the object storage as it trains, so that a fit killed on one
+machine resumes on another (tasks/infra/objects.py): pulled before the fit, pushed each epoch."""
+
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+from tasks.infra.objects import push
+
+# What a fit leaves in its folder (trainer.py, fitting.py): where it resumes, what it kept, its curves, its end.
+FILES = ("last.ckpt", "best.ckpt", "history.json", "result.json")
+
+
+class MirrorCheckpoints(Callback):
+    """Pushes the folder's files at the start of each epoch: Lightning writes the checkpoints last
+    at the end of the one before (ModelCheckpoint runs after every other callback)."""
+
+    def __init__(self, folder: Path, url: str) -> None:
+        self.folder, self.url = folder, url
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            push(self.folder, self.url, FILES[:3])

@@ -1,0 +1,90 @@
+"""Object storage (MLPIPE_STORAGE_URL) on a real S3 API, moto's server: what one machine's run leaves
+there, another machine's run of the same data and settings reads back. Each "machine" here is a
+project of its own in its own folder, sharing nothing but the bucket."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import make_workspace
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.settings import Settings
+
+MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
+ARGS = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "8", "--seed", "5"]
+
+
+def _epochs_done(root: Path) -> int:
+    histories = list((root / "outputs" / "digits" / "training").glob("rnn-*/history.json"))
+    try:
+        return len(json.loads(histories[0].read_text())) if histories else 0
+    except ValueError:
+        return 0  # caught mid-write
+
+
+def _objects(url: str) -> list[str]:
+    import s3fs
+
+    bucket_path = url.removeprefix("s3://")
+    return [path.removeprefix(bucket_path + "/") for path in s3fs.S3FileSystem().find(bucket_path)]
+
+
+def _machine(tmp_path: Path, name: str) -> tuple[Path, dict]:
+    root = make_workspace(tmp_path / name)
+    return root, {**os.environ, "MLPIPE_ROOT": str(root)}
+
+
+def test_a_candidate_killed_on_one_machine_resumes_on_another_and_a_third_reads_the_cache(
+    prefect_api, object_storage, tmp_path
+):
+    first_root, first_env = _machine(tmp_path, "first")
+    first = subprocess.Popen(
+        [MLPIPE, *ARGS], env=first_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    # Two epochs pushed: the checkpoints of the epoch before reach the bucket as the next one starts.
+    while _epochs_done(first_root) < 3:
+        assert first.poll() is None, f"the run ended before it could be killed: {first.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "no three epochs within 300 s"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)  # the machine is lost
+    first.wait()
+    assert any(name.endswith("/last.ckpt") for name in _objects(object_storage))
+
+    second_root, second_env = _machine(tmp_path, "second")
+    second = subprocess.run([MLPIPE, *ARGS], env=second_env, capture_output=True, text=True, timeout=600)
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    client = mlflow.MlflowClient(Settings(root=second_root).tracking_uri)
+    experiment = client.get_experiment_by_name("digits").experiment_id
+    (run,) = client.search_runs([experiment], "tags.family = 'rnn'")
+    assert int(run.data.tags["resumed_from_epoch"]) >= 1  # from the first machine's checkpoint
+    objects = _objects(object_storage)
+    assert any(name.startswith("cache/") for name in objects)  # Prefect's results
+    assert any(name.endswith("/result.json") for name in objects)  # the finished fit
+
+    # A third machine with nothing on its disk: validation and both candidates read back, none trained.
+    third_root, third_env = _machine(tmp_path, "third")
+    third = subprocess.run([MLPIPE, *ARGS], env=third_env, capture_output=True, text=True, timeout=600)
+
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert not (third_root / "outputs" / "digits" / "training").exists()
+    client = mlflow.MlflowClient(Settings(root=third_root).tracking_uri)
+    experiment = client.get_experiment_by_name("digits").experiment_id
+    (rerun,) = client.search_runs([experiment], "tags.family = 'rnn'")
+    assert rerun.data.metrics["test/accuracy"] == run.data.metrics["test/accuracy"]
+
+
+def test_an_unknown_storage_scheme_is_one_line(workspace, monkeypatch):
+    from tasks.infra.objects import pull
+
+    with pytest.raises(MlpipeError, match=r"object storage nosuch://bucket/x: .*nosuch"):
+        pull("nosuch://bucket/x", workspace, ("last.ckpt",))
