@@ -88,3 +88,30 @@ def test_an_unknown_storage_scheme_is_one_line(workspace, monkeypatch):
 
     with pytest.raises(MlpipeError, match=r"object storage nosuch://bucket/x: .*nosuch"):
         pull("nosuch://bucket/x", workspace, ("last.ckpt",))
+
+
+def test_data_added_on_one_machine_is_pulled_by_a_clone_on_another(prefect_api, object_storage, tmp_path):
+    import shutil
+
+    from conftest import SHARED_DATASETS
+
+    root, env = _machine(tmp_path, "first")
+    env.pop("MLPIPE_DVC_REMOTE", None)  # no remote folder of this machine's: the object storage's dvc/
+    source = tmp_path / "ecg.txt"
+    shutil.copy(SHARED_DATASETS / "ecg200_train.txt", source)
+    add = [MLPIPE, "data", "add", str(source), "--name", "ecg", "--modality", "sequence", "--format", "ucr"]
+    added = subprocess.run(add, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert added.returncode == 0, added.stderr[-2000:]
+    assert any(name.startswith("dvc/files/md5/") for name in _objects(object_storage))
+    identity = ["-c", "user.name=mlpipe tests", "-c", "user.email=tests@mlpipe.invalid"]
+    subprocess.run(["git", *identity, "add", "-A"], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", *identity, "commit", "-qm", "ecg"], cwd=root, check=True, capture_output=True)
+
+    clone = tmp_path / "second"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    pulled = subprocess.run(
+        [MLPIPE, "data", "pull"], cwd=clone, env={**env, "MLPIPE_ROOT": str(clone)}, capture_output=True, text=True
+    )
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    assert f"Pulled from {object_storage}/dvc" in pulled.stdout
+    assert (clone / "data" / "ecg" / "train" / "ecg.txt").read_bytes() == source.read_bytes()

@@ -78,11 +78,19 @@ def recorded_hash(dvc_file: Path) -> str | None:
     return value.removesuffix(".dir") if value else None
 
 
-def default_remote_url() -> Path:
-    """A folder outside every repository, shared by this machine's projects: a fresh clone on the
-    same machine finds what was pushed from another. MLPIPE_DVC_REMOTE moves it."""
-    folder = os.environ.get("MLPIPE_DVC_REMOTE") or Path.home() / ".cache" / "mlpipe" / "dvc-remote"
-    return Path(folder).expanduser().resolve()
+def default_remote_url() -> str:
+    """dvc/ in the team's object storage (MLPIPE_STORAGE_URL), where every machine's clone finds
+    what another pushed; else a folder outside every repository, shared by this machine's
+    projects (MLPIPE_DVC_REMOTE moves it)."""
+    from tasks.infra.settings import get_settings
+
+    storage = get_settings().storage_url
+    if storage is not None:
+        return f"{storage}/dvc"
+    folder = Path(os.environ.get("MLPIPE_DVC_REMOTE") or Path.home() / ".cache" / "mlpipe" / "dvc-remote")
+    folder = folder.expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
 
 
 def ensure_remote(root: Path) -> str:
@@ -97,11 +105,10 @@ def ensure_remote(root: Path) -> str:
         if len(remotes) == 1:
             return next(iter(remotes.values()))["url"]
         url = default_remote_url()
-        url.mkdir(parents=True, exist_ok=True)
         with config.edit("local") as local:
-            local.setdefault("remote", {})[DEFAULT_REMOTE] = {"url": str(url)}
+            local.setdefault("remote", {})[DEFAULT_REMOTE] = {"url": url}
             local.setdefault("core", {})["remote"] = DEFAULT_REMOTE
-        return str(url)
+        return url
 
 
 def push(root: Path, targets: list[Path] | None = None) -> int:
