@@ -2,7 +2,6 @@ import csv
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -142,80 +141,34 @@ def small_datasets(tmp_path_factory, digits):
     return loaded
 
 
-def postgres_bin(name: str) -> str | None:
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(found[-1]) if found else shutil.which(name)
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server (Debian's package) on a free loopback port, for the session."""
-    initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
-    if not initdb:
+    from engines import postgres_bin, postgres_server
+
+    if not postgres_bin("initdb"):
         pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
-    # PostgreSQL refuses to run as root: run it as the package's postgres user then.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder = Path(tempfile.mkdtemp(prefix="mlpipe-pg-"))
-    if as_user:
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", free_port()
-    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlpipe", "--auth=trust"], check=True, capture_output=True)
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    # The server outlives pg_ctl: it must write to a log file, not to pipes that we would wait on forever.
-    start = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"]
-    subprocess.run(start, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120)
-    try:
-        createdb = [postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpipe", "mlflow"]
-        subprocess.run(createdb, check=True, capture_output=True)
-        yield f"postgresql+psycopg://mlpipe@127.0.0.1:{port}/mlflow"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"], stdout=subprocess.DEVNULL, timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto's S3 server, a real S3 API over HTTP, on a free loopback port (not 5000, MLflow's)."""
-    import sys
-    import time
-    import urllib.request
+    from engines import s3_server
 
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "moto's S3 server did not start"
-            time.sleep(0.2)
-    try:
+    with s3_server() as endpoint:
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture
 def object_storage(s3_endpoint, monkeypatch) -> str:
     """A new bucket on the S3 server, reached through the usual AWS variables, as MLPIPE_STORAGE_URL."""
-    import uuid
+    from engines import new_bucket, s3_environment
 
-    import boto3
-
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    credentials["AWS_DEFAULT_REGION"] = "us-east-1"
-    for name, value in {**credentials, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+    for name, value in s3_environment(s3_endpoint).items():
         monkeypatch.setenv(name, value)
-    bucket = f"mlpipe-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    url = f"s3://{bucket}/team"
+    url = f"s3://{new_bucket()}/team"
     monkeypatch.setenv("MLPIPE_STORAGE_URL", url)
     return url
 

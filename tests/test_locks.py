@@ -9,7 +9,7 @@ import sys
 
 import mlflow
 import pytest
-from conftest import postgres_bin
+from engines import postgres_bin
 
 from tasks.infra.settings import CODE_ROOT, Settings
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import make_workspace
+from engines import bucket_objects
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
-ARGS = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "8", "--seed", "5"]
+ARGS = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "5", "--seed", "5"]
 
 
 def _epochs_done(root: Path) -> int:
@@ -27,13 +28,6 @@ def _epochs_done(root: Path) -> int:
         return len(json.loads(histories[0].read_text())) if histories else 0
     except ValueError:
         return 0  # caught mid-write
-
-
-def _objects(url: str) -> list[str]:
-    import s3fs
-
-    bucket_path = url.removeprefix("s3://")
-    return [path.removeprefix(bucket_path + "/") for path in s3fs.S3FileSystem().find(bucket_path)]
 
 
 def _machine(tmp_path: Path, name: str) -> tuple[Path, dict]:
@@ -57,7 +51,7 @@ def test_a_candidate_killed_on_one_machine_resumes_on_another_and_a_third_reads_
         time.sleep(0.1)
     os.killpg(first.pid, signal.SIGKILL)  # the machine is lost
     first.wait()
-    assert any(name.endswith("/last.ckpt") for name in _objects(object_storage))
+    assert any(name.endswith("/last.ckpt") for name in bucket_objects(object_storage))
 
     second_root, second_env = _machine(tmp_path, "second")
     second = subprocess.run([MLPIPE, *ARGS], env=second_env, capture_output=True, text=True, timeout=600)
@@ -67,7 +61,7 @@ def test_a_candidate_killed_on_one_machine_resumes_on_another_and_a_third_reads_
     experiment = client.get_experiment_by_name("digits").experiment_id
     (run,) = client.search_runs([experiment], "tags.family = 'rnn'")
     assert int(run.data.tags["resumed_from_epoch"]) >= 1  # from the first machine's checkpoint
-    objects = _objects(object_storage)
+    objects = bucket_objects(object_storage)
     assert any(name.startswith("cache/") for name in objects)  # Prefect's results
     assert any(name.endswith("/result.json") for name in objects)  # the finished fit
 
@@ -102,7 +96,7 @@ def test_data_added_on_one_machine_is_pulled_by_a_clone_on_another(prefect_api, 
     add = [MLPIPE, "data", "add", str(source), "--name", "ecg", "--modality", "sequence", "--format", "ucr"]
     added = subprocess.run(add, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert added.returncode == 0, added.stderr[-2000:]
-    assert any(name.startswith("dvc/files/md5/") for name in _objects(object_storage))
+    assert any(name.startswith("dvc/files/md5/") for name in bucket_objects(object_storage))
     identity = ["-c", "user.name=mlpipe tests", "-c", "user.email=tests@mlpipe.invalid"]
     subprocess.run(["git", *identity, "add", "-A"], cwd=root, check=True, capture_output=True)
     subprocess.run(["git", *identity, "commit", "-qm", "ecg"], cwd=root, check=True, capture_output=True)

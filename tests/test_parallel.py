@@ -22,7 +22,7 @@ def test_parallel_candidates_give_the_results_of_a_sequential_run(prefect_api, w
 
     from flows.training import training_pipeline
 
-    run = {"dataset": "digits", "models": ["cnn", "rnn"], "max_epochs": 2, "seed": 5}
+    run = {"dataset": "digits", "models": ["cnn", "rnn"], "max_epochs": 1, "seed": 5}
     sequential = training_pipeline(**run)
     expected = _candidates(sequential, Settings(root=workspace))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from conftest import free_port
+from mlpipe_up import Up
 
 from flows.training import training_pipeline
 from tasks.infra.settings import CODE_ROOT, Settings
@@ -74,53 +74,6 @@ def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres
     (row,) = [row for row in rows if row["registered_version"] == 1]
     assert row["family"] == registration.best_family and "champion" in row["aliases"]
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing went to the SQLite default
-
-
-class Up:
-    """`mlpipe up` in a subprocess on free ports, its output read in a thread (a blocking readline()
-    on a silent process would hang the test)."""
-
-    def __init__(self, env: dict):
-        import queue
-        import threading
-        import time
-
-        self.prefect_port, self.mlflow_port = free_port(), free_port()
-        args = [MLPIPE, "up", "--prefect-port", str(self.prefect_port), "--mlflow-port", str(self.mlflow_port)]
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.reader = threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout])
-        self.reader.daemon = True
-        self.reader.start()
-        self.seen: list[str] = []
-        deadline = time.monotonic() + 240
-        while not any(line.startswith("Logs in") for line in self.seen):
-            assert time.monotonic() < deadline, f"mlpipe up printed only {self.seen}"
-            assert self.process.poll() is None, self.process.stderr.read()
-            try:
-                self.seen.append(self.lines.get(timeout=1))
-            except queue.Empty:
-                continue
-
-    def interrupt(self) -> str:
-        """Ctrl-C (which stops its servers too); everything it printed."""
-        import signal
-
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
-                self.process.wait(timeout=60)
-            self.reader.join(timeout=10)
-        finally:
-            self.kill()
-        out = "".join(self.seen)
-        while not self.lines.empty():
-            out += self.lines.get()
-        return out
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
 
 
 def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):

@@ -13,7 +13,7 @@ def up(
     import signal
     import time
 
-    from tasks.infra.servers import HOST, start, stop
+    from tasks.infra.servers import HOST, prefect_database, start, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
@@ -27,7 +27,8 @@ def up(
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops the servers
         typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
         typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}/#/experiments?{CLASSIC}")
-        typer.echo(f"  store: {settings.shown_tracking_uri}; Prefect's database: {settings.prefect_home}")
+        typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
+        typer.echo(f"Prefect's database: {prefect_database(settings)}")
         typer.echo(f"Send runs to this Prefect server: export PREFECT_API_URL=http://{HOST}:{prefect_port}/api")
         typer.echo(f"Logs in {log_dir}. Ctrl-C stops both.", nl=True)
         while all(p.poll() is None for p in processes):

@@ -59,10 +59,22 @@ def prefect_server(port: int, home: Path | None = None) -> Server:
     return Server("prefect", command, f"http://{HOST}:{port}/api/health", env)
 
 
-def mlflow_server(settings: Settings, port: int) -> Server:
-    """The project's MLflow store and UI on loopback."""
+def prefect_database(settings: Settings) -> str:
+    """What `mlpipe up`'s Prefect server keeps its runs in: Prefect's own setting
+    (PREFECT_API_DATABASE_CONNECTION_URL, a PostgreSQL server for a team), else the project's SQLite file."""
+    from tasks.infra.errors import redact
+
+    url = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
+    return redact(url) if url else str(settings.prefect_home / "prefect.db")
+
+
+def mlflow_server(settings: Settings, port: int, host: str = HOST) -> Server:
+    """The project's MLflow store (MLFLOW_TRACKING_URI's database, else the SQLite file) and UI, and
+    its artifact proxy: clients read and write artifacts through it, kept in the object storage
+    (MLPIPE_STORAGE_URL) or the project's mlflow/artifacts."""
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", HOST, "--port", str(port)]
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", host, "--port", str(port)]
+    command += ["--artifacts-destination", settings.served_artifacts]
     # The store's URI may hold a password: through the environment, never the command line (`ps`).
     return Server(
         "mlflow", command, f"http://{HOST}:{port}/health", {"MLFLOW_BACKEND_STORE_URI": settings.tracking_uri}

@@ -79,7 +79,21 @@ class Settings:
         return redact(self.tracking_uri)
 
     @property
-    def artifact_location(self) -> str:
+    def artifact_location(self) -> str | None:
+        """Where a new experiment's artifacts go: a tracking server's own choice (None: its
+        `--artifacts-destination`, through its artifact proxy), else mlflow-artifacts/ in the object
+        storage, else the project's mlflow/artifacts."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        if self.storage_url is not None:
+            return f"{self.storage_url}/mlflow-artifacts"
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def served_artifacts(self) -> str:
+        """What `mlpipe up`'s MLflow server keeps the artifacts it proxies in."""
+        if self.storage_url is not None:
+            return f"{self.storage_url}/mlflow-artifacts"
         return (self.mlflow_dir / "artifacts").as_uri()
 
     def expectation_suite_path(self, dataset: str) -> Path:

@@ -43,7 +43,7 @@ def connect(settings: Settings, experiment: str, create: bool = True) -> str | N
         try:
             return mlflow.create_experiment(
                 experiment,
-                artifact_location=f"{settings.artifact_location}/{experiment}",
+                artifact_location=f"{where}/{experiment}" if (where := settings.artifact_location) else None,
                 tags=dict([EXPERIMENT_KIND]),  # models, not GenAI: the UI opens its classic pages
             )
         except MlflowException:

@@ -1,0 +1,56 @@
+"""`mlpipe up` in a subprocess, for the tests that run against its servers."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import free_port
+
+MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
+
+
+class Up:
+    """`mlpipe up` in a subprocess on free ports, its output read in a thread (a blocking readline()
+    on a silent process would hang the test)."""
+
+    def __init__(self, env: dict):
+        import queue
+        import threading
+        import time
+
+        self.prefect_port, self.mlflow_port = free_port(), free_port()
+        args = [MLPIPE, "up", "--prefect-port", str(self.prefect_port), "--mlflow-port", str(self.mlflow_port)]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout])
+        self.reader.daemon = True
+        self.reader.start()
+        self.seen: list[str] = []
+        deadline = time.monotonic() + 240
+        while not any(line.startswith("Logs in") for line in self.seen):
+            assert time.monotonic() < deadline, f"mlpipe up printed only {self.seen}"
+            assert self.process.poll() is None, self.process.stderr.read()
+            try:
+                self.seen.append(self.lines.get(timeout=1))
+            except queue.Empty:
+                continue
+
+    def interrupt(self) -> str:
+        """Ctrl-C (which stops its servers too); everything it printed."""
+        import signal
+
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+                self.process.wait(timeout=60)
+            self.reader.join(timeout=10)
+        finally:
+            self.kill()
+        out = "".join(self.seen)
+        while not self.lines.empty():
+            out += self.lines.get()
+        return out
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
