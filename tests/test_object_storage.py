@@ -35,6 +35,8 @@ def _machine(tmp_path: Path, name: str) -> tuple[Path, dict]:
     return root, {**os.environ, "MLPIPE_ROOT": str(root)}
 
 
+# Three whole runs (~80 s): in `make test-slow`; test_production covers what a run writes there.
+@pytest.mark.slow
 def test_a_candidate_killed_on_one_machine_resumes_on_another_and_a_third_reads_the_cache(
     prefect_api, object_storage, tmp_path
 ):
