@@ -2,11 +2,9 @@
 there, another machine's run of the same data and settings reads back. Each "machine" here is a
 project of its own in its own folder, sharing nothing but the bucket."""
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,20 +12,12 @@ import mlflow
 import pytest
 from conftest import make_workspace
 from engines import bucket_objects
+from test_resume import MLPIPE, epochs_done
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
 
-MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 ARGS = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "5", "--seed", "5"]
-
-
-def _epochs_done(root: Path) -> int:
-    histories = list((root / "outputs" / "digits" / "training").glob("rnn-*/history.json"))
-    try:
-        return len(json.loads(histories[0].read_text())) if histories else 0
-    except ValueError:
-        return 0  # caught mid-write
 
 
 def _machine(tmp_path: Path, name: str) -> tuple[Path, dict]:
@@ -47,7 +37,7 @@ def test_a_candidate_killed_on_one_machine_resumes_on_another_and_a_third_reads_
     )  # fmt: skip
     deadline = time.monotonic() + 300
     # Two epochs pushed: the checkpoints of the epoch before reach the bucket as the next one starts.
-    while _epochs_done(first_root) < 3:
+    while epochs_done(first_root) < 3:
         assert first.poll() is None, f"the run ended before it could be killed: {first.stderr.read()[-2000:]}"
         assert time.monotonic() < deadline, "no three epochs within 300 s"
         time.sleep(0.1)

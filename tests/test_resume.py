@@ -17,7 +17,8 @@ MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 ARGS = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "8", "--seed", "5"]
 
 
-def _epochs_done(root: Path) -> int:
+def epochs_done(root: Path) -> int:
+    """Epochs the rnn of a run in `root` has finished, from its history.json."""
     histories = list((root / "outputs" / "digits" / "training").glob("rnn-*/history.json"))
     try:
         return len(json.loads(histories[0].read_text())) if histories else 0
@@ -31,13 +32,13 @@ def test_a_killed_training_resumes_from_its_last_epoch(prefect_api, workspace):
         [MLPIPE, *ARGS], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     deadline = time.monotonic() + 300
-    while _epochs_done(workspace) < 2:
+    while epochs_done(workspace) < 2:
         assert first.poll() is None, f"the run ended before it could be killed: {first.stderr.read()[-2000:]}"
         assert time.monotonic() < deadline, "no two epochs within 300 s"
         time.sleep(0.1)
     os.killpg(first.pid, signal.SIGKILL)  # as a lost machine or an OOM kill would
     first.wait()
-    killed_at = _epochs_done(workspace)
+    killed_at = epochs_done(workspace)
     assert killed_at < 8
 
     second = subprocess.run([MLPIPE, *ARGS], env=env, capture_output=True, text=True, timeout=600)
@@ -105,7 +106,7 @@ def test_a_stopped_run_leaves_no_process_behind(signum, extra, workspace):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
-    while _epochs_done(workspace) < 1:
+    while epochs_done(workspace) < 1:
         assert run.poll() is None, f"the run ended before it could be stopped: {run.stderr.read()[-2000:]}"
         assert time.monotonic() < deadline, "no epoch within 300 s"
         time.sleep(0.2)
