@@ -101,3 +101,22 @@ def test_data_added_on_one_machine_is_pulled_by_a_clone_on_another(prefect_api, 
     assert pulled.returncode == 0, pulled.stderr[-2000:]
     assert f"Pulled from {object_storage}/dvc" in pulled.stdout
     assert (clone / "data" / "ecg" / "train" / "ecg.txt").read_bytes() == source.read_bytes()
+
+
+def test_a_shared_copy_replaces_a_local_checkpoint_only_when_it_is_a_finished_fit(tmp_path):
+    from tasks.training.mirroring import pull_progress
+
+    shared, here = tmp_path / "shared", tmp_path / "here"
+    shared.mkdir()
+    (shared / "last.ckpt").write_text("shared epoch 3")
+    url = shared.as_uri()  # any fsspec URL: a folder stands in for the bucket
+
+    pull_progress(url, here)  # nothing here: the shared checkpoint comes
+    assert (here / "last.ckpt").read_text() == "shared epoch 3"
+    (here / "last.ckpt").write_text("local epoch 4")
+    pull_progress(url, here)  # a checkpoint here is as new or newer: kept
+    assert (here / "last.ckpt").read_text() == "local epoch 4"
+    (shared / "result.json").write_text("{}")
+    (shared / "best.ckpt").write_text("shared best")
+    pull_progress(url, here)  # another machine finished the fit: its folder wins
+    assert (here / "result.json").exists() and (here / "last.ckpt").read_text() == "shared epoch 3"

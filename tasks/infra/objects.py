@@ -21,6 +21,14 @@ def filesystem(url: str):
         raise MlpipeError(f"object storage {url}: {error}") from None
 
 
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    try:
+        return fs.exists(path)
+    except OSError as error:
+        raise MlpipeError(f"object storage {url} cannot be read: {_short(error)}") from None
+
+
 def pull(url: str, folder: Path, names: tuple[str, ...]) -> list[str]:
     """The files of `names` that `url` holds, copied into `folder` over what is there: another
     machine's progress. Returns the names copied."""

@@ -39,10 +39,9 @@ def fit(
         lock.acquire()
     try:
         if mirror is not None:
-            from tasks.infra.objects import pull
-            from tasks.training.mirroring import FILES, MirrorCheckpoints
+            from tasks.training.mirroring import MirrorCheckpoints, pull_progress
 
-            pull(mirror, job.out_dir, FILES)
+            pull_progress(mirror, job.out_dir)
             callbacks = [*(callbacks or []), MirrorCheckpoints(job.out_dir, mirror)]
         done = _finished(job.out_dir)
         if done is not None:
@@ -54,6 +53,7 @@ def fit(
             write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
         if mirror is not None:
             from tasks.infra.objects import push
+            from tasks.training.mirroring import FILES
 
             push(job.out_dir, mirror, FILES)
         return result

@@ -5,10 +5,20 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-from tasks.infra.objects import push
+from tasks.infra.objects import exists, pull, push
 
 # What a fit leaves in its folder (trainer.py, fitting.py): where it resumes, what it kept, its curves, its end.
 FILES = ("last.ckpt", "best.ckpt", "history.json", "result.json")
+
+
+def pull_progress(url: str, folder: Path) -> None:
+    """The shared copy into the folder, as one unit: when it holds a finished fit, or when this
+    machine has no checkpoint of its own. A checkpoint here is kept: it is as new as the shared one
+    or newer (the shared copy lags by the epoch in progress)."""
+    if (folder / "result.json").exists():
+        return  # finished here
+    if exists(f"{url}/result.json") or not (folder / "last.ckpt").exists():
+        pull(url, folder, FILES)
 
 
 class MirrorCheckpoints(Callback):
