@@ -138,6 +138,8 @@ def _copy_of_the_project(folder: Path) -> Path:
     return folder
 
 
+# Two whole `dvc repro` runs in a fresh clone (~70 s): in `make test-slow`, to keep `make test` under 25 minutes.
+@pytest.mark.slow
 def test_dvc_repro_on_a_fresh_clone_then_skips_everything(env, tmp_path):
     project = _copy_of_the_project(tmp_path / "mlpipe")
 

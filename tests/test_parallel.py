@@ -17,6 +17,8 @@ def _candidates(registration, settings: Settings) -> dict:
     return figures
 
 
+# Two whole runs and a Dask cluster (~60 s): in `make test-slow`, to keep `make test` under 25 minutes.
+@pytest.mark.slow
 def test_parallel_candidates_give_the_results_of_a_sequential_run(prefect_api, workspace, tmp_path, monkeypatch):
     from conftest import make_workspace
 

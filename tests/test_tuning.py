@@ -110,6 +110,8 @@ def test_tuning_writes_the_best_validation_settings_that_the_next_run_trains_wit
     assert len(_study(settings, "digits-cnn-").trials) == before + 1
 
 
+# Two worker processes training at once: in `make test-slow`, to keep `make test` under 25 minutes.
+@pytest.mark.slow
 def test_two_workers_share_one_study(prefect_api, workspace):
     from flows.tuning import tuning_pipeline
 
