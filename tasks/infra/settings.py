@@ -81,13 +81,9 @@ class Settings:
     @property
     def artifact_location(self) -> str | None:
         """Where a new experiment's artifacts go: a tracking server's own choice (None: its
-        `--artifacts-destination`, through its artifact proxy), else mlflow-artifacts/ in the object
-        storage, else the project's mlflow/artifacts."""
-        if self.tracking_uri.startswith(("http://", "https://")):
-            return None
-        if self.storage_url is not None:
-            return f"{self.storage_url}/mlflow-artifacts"
-        return (self.mlflow_dir / "artifacts").as_uri()
+        `--artifacts-destination`, through its artifact proxy), else where `mlpipe up`'s server
+        would keep them."""
+        return None if self.tracking_uri.startswith(("http://", "https://")) else self.served_artifacts
 
     @property
     def served_artifacts(self) -> str:
