@@ -28,7 +28,9 @@ app.command()(run.run)
 app.command()(tune.tune)
 app.command()(registry.reproduce)
 app.command()(data.validate)
-for command in (registry.compare, registry.promote, registry.rollback, registry.predict, servers.up, servers.serve):
+for command in (registry.compare, registry.promote, registry.rollback, registry.predict):
+    app.command()(command)
+for command in (servers.up, servers.serve, servers.deploy, servers.worker):
     app.command()(command)
 app.add_typer(data.data_app, name="data")
 

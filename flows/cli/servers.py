@@ -1,4 +1,4 @@
-"""`mlpipe up` and `mlpipe serve`: the servers and the deployments, until Ctrl-C."""
+"""`mlpipe up`, `serve`, `deploy` and `worker`: the servers, the deployments and who runs them."""
 
 from typing import Annotated
 
@@ -51,27 +51,16 @@ def serve(
 ) -> None:
     """Serve the deployments (scheduled retraining, UI-triggered runs, batch inference) until Ctrl-C."""
     import signal
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from prefect import serve as serve_deployments
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+    from prefect.settings import PREFECT_UI_URL
 
     from flows.deployments import build_deployments, schedules_from
-    from tasks.infra.errors import MlpipeError
     from tasks.infra.params import load_params
-    from tasks.infra.servers import require_server
     from tasks.infra.settings import get_settings
 
-    api_url = PREFECT_API_URL.value()
-    if not api_url:
-        raise MlpipeError(
-            "mlpipe serve needs a Prefect server: start one with `mlpipe up`, then export PREFECT_API_URL it prints"
-        )
-    require_server(f"{api_url.rstrip('/')}/health", "the Prefect server (PREFECT_API_URL)")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MlpipeError(f"unknown time zone {timezone!r}: use an IANA name such as UTC or Europe/Paris") from None
+    api_url = _require_prefect_server("mlpipe serve")
+    _check_timezone(timezone)
     project = load_params(get_settings())
     schedules = schedules_from(project, datasets)
     deployments = build_deployments(project, schedules, timezone)
@@ -81,3 +70,94 @@ def serve(
     # Ctrl-C is how serving ends, not an error: Prefect's runner stops its flow runs and returns.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     serve_deployments(*deployments, limit=limit, print_starting_message=False)
+
+
+POOL = "mlpipe"
+
+
+def deploy(
+    pool: Annotated[str, typer.Option(help="The Prefect work pool (a process pool, made if missing)")] = POOL,
+    datasets: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Schedule only these data sets [default: all in params.yaml's schedules]"),
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules")] = "UTC",
+) -> None:
+    """Register the deployments of `mlpipe serve` with a work pool, for `mlpipe worker`s on any machine."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from flows.deployments import build_deployments, schedules_from
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import get_settings
+
+    api_url = _require_prefect_server("mlpipe deploy")
+    _check_timezone(timezone)
+    project = load_params(get_settings())
+    schedules = schedules_from(project, datasets)
+    deployments = build_deployments(project, schedules, timezone)
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            typer.echo(f"Created the process work pool {pool!r}")
+        except ObjectAlreadyExists:
+            pass
+    # Module entrypoints and no pull step: each worker runs the flows of the mlpipe installed on its
+    # machine, in its own project folder (a pull step's folder would tie them to this machine's).
+    for deployment in deployments:
+        deployment.apply(work_pool_name=pool)
+        typer.echo(f"Deployed {deployment.flow_name}/{deployment.name} to {pool!r}")
+    typer.echo(f"Start a worker on each machine: mlpipe worker --pool {pool}; runs: {api_url.rstrip('/')}/deployments")
+
+
+def worker(
+    pool: Annotated[str, typer.Option(help="The Prefect work pool to take flow runs from")] = POOL,
+    limit: Annotated[int, typer.Option(min=1, help="Most flow runs at a time on this machine")] = 1,
+) -> None:
+    """A Prefect process worker for this project folder: it runs the pool's flow runs here until Ctrl-C."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tasks.infra.settings import get_settings
+
+    _require_prefect_server("mlpipe worker")
+    settings = get_settings()
+    # Prefect starts each flow run in a temporary folder: the project is named by MLPIPE_ROOT.
+    env = {**os.environ, "MLPIPE_ROOT": str(settings.root)}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    command = [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)]
+    typer.echo(f"Worker for {settings.root} on pool {pool!r} ({limit} flow run(s) at a time). Ctrl-C stops it.")
+    try:
+        code = subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        code = 0  # Prefect's worker got the Ctrl-C too and stops its flow runs
+    raise typer.Exit(code)
+
+
+def _require_prefect_server(command: str) -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks.infra.errors import MlpipeError
+    from tasks.infra.servers import require_server
+
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        raise MlpipeError(
+            f"{command} needs a Prefect server: start one with `mlpipe up`, then export PREFECT_API_URL it prints"
+        )
+    require_server(f"{api_url.rstrip('/')}/health", "the Prefect server (PREFECT_API_URL)")
+    return api_url
+
+
+def _check_timezone(timezone: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from tasks.infra.errors import MlpipeError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MlpipeError(f"unknown time zone {timezone!r}: use an IANA name such as UTC or Europe/Paris") from None

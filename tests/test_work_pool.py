@@ -1,0 +1,60 @@
+"""`mlpipe deploy` to a work pool and `mlpipe worker` running a flow run in its own project folder.
+
+A module of its own: `mlpipe serve` (test_deployments.py) has stopped by now, so only the
+worker can pick up the run."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+from conftest import make_workspace
+from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
+
+from tasks.infra.settings import Settings
+
+MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
+
+
+def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(prefect_api, tmp_path):
+    deployer, machine = make_workspace(tmp_path / "deployer"), make_workspace(tmp_path / "worker")
+    env = {**os.environ, "MLPIPE_ROOT": str(deployer)}
+    deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=120)
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    assert "Created the process work pool 'mlpipe'" in deployed.stdout
+    train = wait_for_deployment("training_pipeline/train")
+    assert train.work_pool_name == "mlpipe" and not train.pull_steps  # nothing ties it to the deployer's folder
+    assert train.parameter_openapi_schema["properties"]["max_epochs"]["description"]  # serve's form, hints and all
+
+    with prefect_client() as client:
+        flow_run = client.create_flow_run_from_deployment(
+            train.id, parameters={"dataset": "digits", "models": ["cnn"], "max_epochs": 1}
+        )
+    worker = subprocess.Popen(
+        [MLPIPE, "worker"],
+        env={**os.environ, "MLPIPE_ROOT": str(machine), "PREFECT_WORKER_QUERY_SECONDS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        flow_run = wait_for_flow_run(flow_run.id)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+    assert flow_run.state.is_completed(), flow_run.state.message
+    assert mlflow.MlflowClient(Settings(root=machine).tracking_uri).get_model_version_by_alias("digits", "champion")
+    assert not (deployer / "mlflow").exists() and (machine / "outputs").is_dir()  # the worker's folder, not the deployer's
+
+
+def test_deploy_without_a_prefect_server_says_how_to_start_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"MLPIPE_ROOT": str(make_workspace(tmp_path / "project")), "PREFECT_HOME": str(tmp_path / "home")}
+    for command in ("deploy", "worker"):
+        done = subprocess.run([MLPIPE, command], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert done.stderr.strip() == (
+            f"error: mlpipe {command} needs a Prefect server: start one with `mlpipe up`, "
+            "then export PREFECT_API_URL it prints"
+        )
