@@ -47,7 +47,7 @@ def _train(params: PipelineParams) -> Registration:
     storage = {"result_storage": result_storage(settings)}
     reference = champion_profile(dataset.name, settings)
     report = validate_dataset.with_options(**storage)(dataset, run_dir, project.validation, reference, params.warn_only)
-    publish_validation(report)
+    report = publish_validation(report, run_dir)
     if report.warn_only:
         _tag_flow_run("validation-failed-warn-only")
     parts = split_dataset(dataset, project.split, seed)

@@ -38,7 +38,7 @@ def _tune(params: TuneParams) -> dict:
     reference = champion_profile(dataset.name, settings)
     storage = {"result_storage": result_storage(settings)}
     report = validate_dataset.with_options(**storage)(dataset, run_dir, project.validation, reference, False)
-    publish_validation(report)
+    publish_validation(report, run_dir)
     parts = split_dataset(dataset, project.split, seed)
     trials = params.trials or project.tuning.trials
     timeout = params.timeout_minutes or project.tuning.timeout_minutes

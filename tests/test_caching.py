@@ -76,6 +76,9 @@ def test_a_change_retrains_exactly_what_depends_on_it(prefect_api, workspace):
     _, states = _run(models=["cnn", "rnn"], max_epochs=1, seed=3)
     assert states["train_model"] == ["Completed", "Completed"]
 
+    # The first run's reports are gone, as on another machine that reads the cache from object storage.
+    for report in (workspace / "outputs" / "digits").glob("*/validation.json"):
+        shutil.rmtree(report.parent)
     # One family's hyper-parameter: only that family trains again; the data's checks stay cached.
     params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
     params["families"]["image"]["rnn"]["hidden"] = 32
@@ -84,6 +87,12 @@ def test_a_change_retrains_exactly_what_depends_on_it(prefect_api, workspace):
     assert states["validate_dataset"] == ["Cached"]
     assert states["train_model"] == ["Cached", "Completed"]
     assert not changed.reused and changed.version == "2"
+    # The cached verdict wrote its reports again, in this run's folder, and MLflow has them.
+    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
+    run_id = client.get_model_version("digits", "2").run_id
+    parent = client.get_run(client.get_run(run_id).data.tags["mlflow.parentRunId"])
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "validation")}
+    assert logged == {"validation/validation.json", "validation/data_docs.html"}
 
     # New data: everything runs again, and the version records the new data hash.
     table = workspace / "data" / "digits" / "digits.parquet"
@@ -92,7 +101,6 @@ def test_a_change_retrains_exactly_what_depends_on_it(prefect_api, workspace):
     new_data, states = _run(models=["cnn", "rnn"], max_epochs=1, seed=3)
     assert states["validate_dataset"] == ["Completed"]
     assert states["train_model"] == ["Completed", "Completed"]
-    client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     hashes = {v: client.get_model_version("digits", v).tags["data_hash"] for v in ("2", new_data.version)}
     assert new_data.version == "3" and hashes["2"] != hashes["3"]
 

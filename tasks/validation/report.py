@@ -20,6 +20,7 @@ class ValidationReport:
     gx_result: object = field(default=None, repr=False)  # for rendering Data Docs
     report_path: Path | None = None  # validation.json, once written
     docs_path: Path | None = None  # the Data Docs page, once written
+    docs_html: str | None = field(default=None, repr=False)  # the page itself, so a cached report can write it again
 
     def summary(self) -> str:
         if self.success:
@@ -43,9 +44,18 @@ class ValidationReport:
         """The Data Docs page for this validation, with mlpipe's checks: one self-contained HTML file."""
         from tasks.validation.data_docs import render
 
-        write_atomic(path, render(self))
+        self.docs_html = self.docs_html or render(self)  # GX's result is gone from a cached report
+        write_atomic(path, self.docs_html)
         self.docs_path = path
         return path
+
+    def restore(self, out_dir: Path) -> None:
+        """Write the files again in out_dir where they are missing: a report read from the cache
+        points at the disk of the machine (or the outputs/ folder, since cleaned) that made it."""
+        if self.report_path is not None and not self.report_path.exists():
+            self.write(out_dir / self.report_path.name)
+        if self.docs_path is not None and not self.docs_path.exists() and self.docs_html is not None:
+            self.write_data_docs(out_dir / self.docs_path.name)
 
     def markdown(self) -> str:
         """The summary people see in the Prefect UI."""

@@ -45,11 +45,14 @@ def validate_dataset(
 
 # Every run, a cached validation too: the run's page in the Prefect UI always shows its data's verdict.
 @task(name="publish_validation", cache_policy=NO_CACHE)
-def publish_validation(report: ValidationReport) -> None:
-    """The verdict as a markdown artifact in the Prefect UI, and its warnings in the run's log."""
+def publish_validation(report: ValidationReport, out_dir: Path) -> ValidationReport:
+    """The verdict as a markdown artifact in the Prefect UI, and its warnings in the run's log. A
+    cached report whose files are not on this machine writes them in out_dir, for MLflow."""
+    report.restore(out_dir)
     _show(report)
     if not report.success:
         run_logger("mlpipe.validation").warning("validation failed, going on (--warn-only): %s", report.summary())
+    return report
 
 
 def _show(report: ValidationReport) -> None:
