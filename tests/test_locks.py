@@ -139,7 +139,8 @@ def test_a_prefect_global_concurrency_limit_holds_the_promotion_lock(prefect_api
         while not held.exists():
             assert holder.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        with pytest.raises(MlpipeError, match="mlpipe-promotion-digits was held for more than 3 s"):
+        held_too_long = r"the promotion lock of digits \(mlpipe-promotion-digits\) was held for more than 3 s"
+        with pytest.raises(MlpipeError, match=held_too_long):
             with promotion_lock(settings, "digits", timeout=3):
                 pass
     finally:

@@ -69,6 +69,30 @@ def test_a_candidate_killed_on_one_machine_resumes_on_another_and_a_third_reads_
     assert rerun.data.metrics["test/accuracy"] == run.data.metrics["test/accuracy"]
 
 
+# Two whole runs at once (~90 s): in `make test-slow`.
+@pytest.mark.slow
+def test_two_machines_running_the_same_candidate_at_once_train_it_once(prefect_api, object_storage, tmp_path):
+    """The second machine waits on the Prefect server's lock of that candidate, then reads the
+    first's finished fit from the bucket instead of training it again."""
+    machines = [_machine(tmp_path, name) for name in ("first", "second")]
+    args = ["run", "--dataset", "digits", "--models", "rnn", "--max-epochs", "3", "--seed", "8"]
+    runs = [
+        subprocess.Popen([MLPIPE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _, env in machines
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    waited = [i for i, (out, err) in enumerate(outputs) if "waiting for another machine training rnn" in out + err]
+    assert len(waited) == 1, "exactly one machine waited for the other"
+    figures = []
+    for root, _ in machines:
+        client = mlflow.MlflowClient(Settings(root=root).tracking_uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id], "tags.family = 'rnn'")
+        figures.append((run.data.metrics["train/seconds"], run.data.metrics["test/accuracy"]))
+    assert figures[0] == figures[1]  # the same fit: one trained, the other read its result
+
+
 def test_an_unknown_storage_scheme_is_one_line(workspace, monkeypatch):
     from tasks.infra.objects import pull
 

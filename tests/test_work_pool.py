@@ -45,7 +45,7 @@ def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(prefect_a
         os.killpg(worker.pid, signal.SIGKILL)
     assert flow_run.state.is_completed(), flow_run.state.message
     assert mlflow.MlflowClient(Settings(root=machine).tracking_uri).get_model_version_by_alias("digits", "champion")
-    assert not (deployer / "mlflow").exists() and (machine / "outputs").is_dir()  # the worker's folder, not the deployer's
+    assert not (deployer / "mlflow").exists() and (machine / "outputs").is_dir()  # the worker's folder
 
 
 def test_deploy_without_a_prefect_server_says_how_to_start_one(tmp_path):

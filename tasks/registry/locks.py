@@ -13,12 +13,11 @@ the alias. The lock lives where the shared state lives:
 
 import hashlib
 import logging
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
-from tasks.infra.servers import TEMPORARY_API
+from tasks.infra.locks import prefect_lock, shared_prefect_api
 from tasks.infra.settings import Settings
 
 TIMEOUT_SECONDS = 900  # a decision takes seconds (at most two fresh-process predictions of 300 s); longer: stuck
@@ -30,12 +29,7 @@ def lock_kind(settings: Settings) -> str:
     """postgresql | prefect | file: which lock `promotion_lock` takes for this store."""
     if settings.tracking_uri.startswith("postgresql"):
         return "postgresql"
-    from prefect.settings import PREFECT_API_URL
-
-    api = PREFECT_API_URL.value()  # the environment or the active Prefect profile, as Prefect reads it
-    if api and api != os.environ.get(TEMPORARY_API):
-        return "prefect"
-    return "file"
+    return "prefect" if shared_prefect_api() else "file"
 
 
 @contextmanager
@@ -45,7 +39,7 @@ def promotion_lock(settings: Settings, name: str, timeout: float = TIMEOUT_SECON
         with _advisory_lock(settings.tracking_uri, f"mlpipe.promotion.{name}", timeout):
             yield
     elif kind == "prefect":
-        with _prefect_limit(f"mlpipe-promotion-{name}", timeout):
+        with prefect_lock(f"mlpipe-promotion-{name}", timeout, f"the promotion lock of {name}"):
             yield
     else:
         if settings.tracking_uri.startswith(("http://", "https://")):
@@ -101,29 +95,3 @@ def _advisory_lock(uri: str, key: str, timeout: float):
                     logger.warning("could not release %s: %s", key, str(error).splitlines()[0])
     finally:
         engine.dispose()
-
-
-@contextmanager
-def _prefect_limit(limit: str, timeout: float):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(limit)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit, limit=1))
-            except ObjectAlreadyExists:
-                pass  # another run created it first
-    held = False
-    try:
-        with concurrency(limit, occupy=1, timeout_seconds=timeout, strict=True):
-            held = True
-            yield
-    except TimeoutError:
-        if held:
-            raise  # from the work under the lock, not from waiting for it
-        raise MlpipeError(f"the promotion lock {limit} was held for more than {timeout:.0f} s") from None

@@ -4,12 +4,13 @@ so a finished fit is never repeated. One device trains in this process; several 
 """
 
 import json
-import logging
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from tasks.infra.files import read_json, write_atomic
+from tasks.infra.runs import run_logger
 from tasks.training.trainer import FitJob, FitResult, run_trainer
 from tasks.training.workers import fit_in_worker
 
@@ -25,40 +26,65 @@ def fit(
     on_epoch(epochs done, max epochs) reports progress, and `callbacks` (Lightning's) join the
     trainer: in this process only, so on one device. `mirror`: the folder's copy in the object
     storage, where another machine's fit of this candidate left its checkpoints or its result."""
+    with _machines_lock(job, mirror), _folder_lock(job):
+        return _fit_once(job, on_epoch, callbacks, mirror)
+
+
+def _fit_once(job: FitJob, on_epoch, callbacks: list | None, mirror: str | None) -> FitResult:
+    if mirror is not None:
+        from tasks.training.mirroring import MirrorCheckpoints, pull_progress
+
+        pull_progress(mirror, job.out_dir)
+        callbacks = [*(callbacks or []), MirrorCheckpoints(job.out_dir, mirror)]
+    done = _finished(job.out_dir)
+    if done is not None:
+        return done  # this very fit finished before
+    if job.config.devices > 1 or job.config.strategy != "auto":
+        result = fit_in_worker(job)  # its checkpoints reach the mirror when it ends, not each epoch
+    else:
+        result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch, callbacks=callbacks)
+        write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
+    if mirror is not None:
+        from tasks.infra.objects import push
+        from tasks.training.mirroring import FILES
+
+        push(job.out_dir, mirror, FILES)
+    return result
+
+
+@contextmanager
+def _folder_lock(job: FitJob):
+    """Two identical runs at once on this machine share the folder: the second waits, then finds
+    the first's result."""
     from filelock import FileLock, Timeout
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    # Two identical runs at once share this folder: the second waits, then finds the first's result.
     lock = FileLock(job.out_dir.with_name(f".{job.out_dir.name}.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        logging.getLogger("mlpipe.training").warning(
-            "waiting for another run training %s in %s", job.config.family, job.out_dir
-        )
+        family, folder = job.config.family, job.out_dir
+        run_logger("mlpipe.training").warning("waiting for another run training %s in %s", family, folder)
         lock.acquire()
     try:
-        if mirror is not None:
-            from tasks.training.mirroring import MirrorCheckpoints, pull_progress
-
-            pull_progress(mirror, job.out_dir)
-            callbacks = [*(callbacks or []), MirrorCheckpoints(job.out_dir, mirror)]
-        done = _finished(job.out_dir)
-        if done is not None:
-            return done  # this very fit finished before
-        if job.config.devices > 1 or job.config.strategy != "auto":
-            result = fit_in_worker(job)  # its checkpoints reach the mirror when it ends, not each epoch
-        else:
-            result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch, callbacks=callbacks)
-            write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
-        if mirror is not None:
-            from tasks.infra.objects import push
-            from tasks.training.mirroring import FILES
-
-            push(job.out_dir, mirror, FILES)
-        return result
+        yield
     finally:
         lock.release()
+
+
+def _machines_lock(job: FitJob, mirror: str | None):
+    """Two identical runs at once on two machines share the mirror: with a Prefect server, the
+    second waits on a concurrency limit of the folder's, then reads the first's result from the
+    mirror. (One limit per candidate folder stays on the server, one row each.)"""
+    from tasks.infra.locks import prefect_lock, shared_prefect_api
+
+    if mirror is None or not shared_prefect_api():
+        return nullcontext()
+    from tasks.infra.fingerprints import digest
+
+    what = f"another machine training {job.config.family} ({mirror})"
+    # A lost machine's slot frees within a minute; a failed renewal must not stop a long fit.
+    return prefect_lock(f"mlpipe-training-{digest(mirror)[:16]}", None, what, lease_seconds=60, strict=False)
 
 
 def _finished(out_dir: Path) -> FitResult | None:
