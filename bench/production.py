@@ -74,26 +74,27 @@ def embedded() -> list[float]:
 
 
 def production() -> tuple[list[float], list[dict]]:
+    """Each repeat against servers of its own on new databases: a run on a registry that holds the
+    same training already would reuse that version and skip registration."""
     fixed, sent = [], []
     with postgres_server() as postgres, s3_server() as endpoint:
         os.environ.update(s3_environment(endpoint))
         bucket = new_bucket()
-        server_root = fresh_project()
-        profile = {
-            "MLFLOW_TRACKING_URI": new_database(postgres, "mlflow_bench"),
-            "PREFECT_API_DATABASE_CONNECTION_URL": new_database(postgres, "prefect_bench").replace(
-                "+psycopg", "+asyncpg"
-            ),
-            "MLPIPE_STORAGE_URL": f"s3://{bucket}/server",
-        }
-        up = Up(clean_env(server_root) | profile)
-        try:
-            tracking = f"http://127.0.0.1:{up.mlflow_port}"
-            for repeat in range(REPEATS):
+        for repeat in range(REPEATS):
+            served = f"s3://{bucket}/server-{repeat}"
+            profile = {
+                "MLFLOW_TRACKING_URI": new_database(postgres, f"mlflow_bench_{repeat}"),
+                "PREFECT_API_DATABASE_CONNECTION_URL": new_database(postgres, f"prefect_bench_{repeat}").replace(
+                    "+psycopg", "+asyncpg"
+                ),
+                "MLPIPE_STORAGE_URL": served,
+            }
+            up = Up(clean_env(fresh_project()) | profile)
+            try:
+                tracking = f"http://127.0.0.1:{up.mlflow_port}"
                 storage = f"s3://{bucket}/run-{repeat}"
                 env = clean_env(fresh_project()) | {"MLFLOW_TRACKING_URI": tracking, "MLPIPE_STORAGE_URL": storage}
                 env["PREFECT_API_URL"] = f"http://127.0.0.1:{up.prefect_port}/api"
-                artifacts_before = sum(bucket_objects(f"s3://{bucket}/server").values())
                 wall = timed_run(env)
                 fixed.append(wall - fit_seconds(tracking))
                 run_objects = bucket_objects(storage)
@@ -102,10 +103,10 @@ def production() -> tuple[list[float], list[dict]]:
                     for prefix, label in PARTS.items()
                     if prefix != "mlflow-artifacts/"
                 }
-                parts["MLflow artifacts"] = sum(bucket_objects(f"s3://{bucket}/server").values()) - artifacts_before
+                parts["MLflow artifacts"] = sum(bucket_objects(served).values())
                 sent.append(parts)
-        finally:
-            up.interrupt()
+            finally:
+                up.interrupt()
     return fixed, sent
 
 
