@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 from conftest import make_workspace
 from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
 
@@ -18,7 +19,17 @@ from tasks.infra.settings import Settings
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
 
-def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(prefect_api, tmp_path):
+@pytest.fixture
+def pool_deployments(prefect_api):
+    """Removes what `mlpipe deploy` registered: test_deployments' `mlpipe serve` reuses the names."""
+    yield
+    with prefect_client() as client:
+        for deployment in client.read_deployments():
+            if deployment.work_pool_name == "mlpipe":
+                client.delete_deployment(deployment.id)
+
+
+def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(pool_deployments, tmp_path):
     deployer, machine = make_workspace(tmp_path / "deployer"), make_workspace(tmp_path / "worker")
     env = {**os.environ, "MLPIPE_ROOT": str(deployer)}
     deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=120)
