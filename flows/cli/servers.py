@@ -4,6 +4,13 @@ from typing import Annotated
 
 import typer
 
+Scheduled = Annotated[
+    list[str] | None,
+    typer.Option("--dataset", "-d", help="Schedule only these data sets [default: all in params.yaml's schedules]"),
+]
+TimeZone = Annotated[str, typer.Option(help="Time zone of the cron schedules")]
+POOL = "mlpipe"
+
 
 def up(
     prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
@@ -42,11 +49,8 @@ def up(
 
 
 def serve(
-    datasets: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", "-d", help="Schedule only these data sets [default: all in params.yaml's schedules]"),
-    ] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules")] = "UTC",
+    datasets: Scheduled = None,
+    timezone: TimeZone = "UTC",
     limit: Annotated[int, typer.Option(min=1, help="Most flow runs at a time")] = 1,
 ) -> None:
     """Serve the deployments (scheduled retraining, UI-triggered runs, batch inference) until Ctrl-C."""
@@ -55,15 +59,7 @@ def serve(
     from prefect import serve as serve_deployments
     from prefect.settings import PREFECT_UI_URL
 
-    from flows.deployments import build_deployments, schedules_from
-    from tasks.infra.params import load_params
-    from tasks.infra.settings import get_settings
-
-    api_url = _require_prefect_server("mlpipe serve")
-    _check_timezone(timezone)
-    project = load_params(get_settings())
-    schedules = schedules_from(project, datasets)
-    deployments = build_deployments(project, schedules, timezone)
+    api_url, schedules, deployments = _deployments("mlpipe serve", datasets, timezone)
     for name, cron in schedules.items():
         typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
     typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")
@@ -72,31 +68,17 @@ def serve(
     serve_deployments(*deployments, limit=limit, print_starting_message=False)
 
 
-POOL = "mlpipe"
-
-
 def deploy(
     pool: Annotated[str, typer.Option(help="The Prefect work pool (a process pool, made if missing)")] = POOL,
-    datasets: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", "-d", help="Schedule only these data sets [default: all in params.yaml's schedules]"),
-    ] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules")] = "UTC",
+    datasets: Scheduled = None,
+    timezone: TimeZone = "UTC",
 ) -> None:
     """Register the deployments of `mlpipe serve` with a work pool, for `mlpipe worker`s on any machine."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
-    from flows.deployments import build_deployments, schedules_from
-    from tasks.infra.params import load_params
-    from tasks.infra.settings import get_settings
-
-    api_url = _require_prefect_server("mlpipe deploy")
-    _check_timezone(timezone)
-    project = load_params(get_settings())
-    schedules = schedules_from(project, datasets)
-    deployments = build_deployments(project, schedules, timezone)
+    api_url, _, deployments = _deployments("mlpipe deploy", datasets, timezone)
     with get_client(sync_client=True) as client:
         try:
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
@@ -152,12 +134,20 @@ def _require_prefect_server(command: str) -> str:
     return api_url
 
 
-def _check_timezone(timezone: str) -> None:
+def _deployments(command: str, datasets: list[str] | None, timezone: str) -> tuple[str, dict[str, str], list]:
+    """(the Prefect API's URL, data set -> cron, the deployments) for `serve` and `deploy`."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from flows.deployments import build_deployments, schedules_from
     from tasks.infra.errors import MlpipeError
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import get_settings
 
+    api_url = _require_prefect_server(command)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise MlpipeError(f"unknown time zone {timezone!r}: use an IANA name such as UTC or Europe/Paris") from None
+    project = load_params(get_settings())
+    schedules = schedules_from(project, datasets)
+    return api_url, schedules, build_deployments(project, schedules, timezone)
