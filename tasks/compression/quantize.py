@@ -1,0 +1,49 @@
+"""int8 dynamic quantization: weights stored in int8, activations quantized on the fly.
+
+Which API (measured by bench/compression_spike.py on digits, one thread, 2-core x86):
+- torchao 0.18's `Int8DynamicActivationInt8WeightConfig` in eager mode, the CPU case here: it
+  leaves LSTM layers as they are, and made every network slower than fp32 (the transformer 1.9 ->
+  4.3 ms a row); its CPU speed comes with torch.compile, which a served pyfunc cannot count on.
+- torch.ao's `quantize_dynamic` (still in PyTorch, deprecated in favour of torchao) quantizes
+  Linear and LSTM/GRU: the rnn 1598 -> 415 KB and 2.7 -> 1.4 ms a row, the same test labels. It
+  needs PyTorch's transformer fast path off (that path reads a Linear's `weight` tensor). PyTorch
+  2.13 warns that the quantized tensors it makes are deprecated (pytorch/pytorch#184982): the
+  choice to revisit when torchao's CPU path covers LSTM and runs faster than fp32 in eager mode.
+- onnxruntime's `quantize_dynamic` covers Linear, MatMul and Conv of an ONNX file but not its LSTM:
+  the cnn 114 -> 36 KB, the transformer 670 -> 281 KB at the same speed as ONNX fp32.
+So: torch.ao for the PyTorch variant, onnxruntime's for the ONNX one.
+"""
+
+import copy
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def quantized_network(network):
+    """A copy of the network with its Linear, LSTM and GRU layers in dynamic int8 (on the CPU)."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    layers = {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}
+    return quantize_dynamic(copy.deepcopy(network).cpu().eval(), layers, dtype=torch.qint8)
+
+
+@contextmanager
+def without_transformer_fast_path():
+    """PyTorch's fused transformer path reads `Linear.weight`, which a quantized Linear has as a method."""
+    import torch
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def quantized_onnx(source: Path, target: Path) -> Path:
+    """onnxruntime's dynamic int8 quantization of an ONNX file's weights."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    return target
