@@ -23,11 +23,15 @@ class Classifier(L.LightningModule):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         class_weights: Tensor | None = None,
+        temperature: float = 1.0,
+        soft_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["network", "class_weights"])
         self.network = network
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
+        # Distillation: a training batch may carry a teacher's probabilities as a third tensor.
+        self.temperature, self.soft_weight = temperature, soft_weight
         # One collection per stage, since torchmetrics keeps state between updates.
         self.metrics = nn.ModuleDict(
             {
@@ -46,10 +50,12 @@ class Classifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, y = batch
+    def _step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
+        x, y, *teacher = batch
         logits = self(x)  # (B, num_classes)
         loss = self.loss(logits, y)
+        if teacher:
+            loss = (1 - self.soft_weight) * loss + self.soft_weight * self.soft_loss(logits, teacher[0])
         predicted = logits.argmax(dim=1)
         sums = self._sums.setdefault(stage, [0, 0, 0])
         sums[0] = sums[0] + loss.detach() * len(y)
@@ -59,6 +65,14 @@ class Classifier(L.LightningModule):
         else:
             sums[1] = sums[1] + (predicted == y).sum()
         return loss
+
+    def soft_loss(self, logits: Tensor, teacher_probabilities: Tensor) -> Tensor:
+        """Hinton et al.'s distillation term: KL divergence from the teacher's probabilities softened
+        by the temperature T, times T^2 so that its gradients keep their scale as T changes."""
+        t = self.temperature
+        targets = torch.softmax(torch.log(teacher_probabilities.clamp_min(1e-12)) / t, dim=1)
+        log_student = torch.log_softmax(logits / t, dim=1)
+        return nn.functional.kl_div(log_student, targets, reduction="batchmean") * t * t
 
     def _log_epoch(self, stage: str) -> None:
         loss_sum, correct, samples = self._sums.pop(stage, (0, 0, 0))

@@ -17,11 +17,12 @@ class ArrayDataModule(L.LightningDataModule):
         y_test: np.ndarray | None = None,
         batch_size: int = 64,
         seed: int = 0,
+        soft_train: np.ndarray | None = None,  # a teacher's probabilities of the training rows
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.seed = seed
-        self.train = _tensors(x_train, y_train)
+        self.train = _tensors(x_train, y_train, soft_train)
         self.val = _tensors(x_val, y_val)
         self.test = _tensors(x_test, y_test) if x_test is not None else None
 
@@ -38,7 +39,10 @@ class ArrayDataModule(L.LightningDataModule):
         return DataLoader(self.test, batch_size=4 * self.batch_size)
 
 
-def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+def _tensors(x: np.ndarray, y: np.ndarray, soft: np.ndarray | None = None) -> TensorDataset:
     # torch.tensor copies: arrays from pandas may be read-only views. Token ids stay integers.
     x_type = torch.long if np.issubdtype(x.dtype, np.integer) else torch.float32
-    return TensorDataset(torch.tensor(x, dtype=x_type), torch.tensor(y, dtype=torch.long))
+    tensors = [torch.tensor(x, dtype=x_type), torch.tensor(y, dtype=torch.long)]
+    if soft is not None:
+        tensors.append(torch.tensor(soft, dtype=torch.float32))
+    return TensorDataset(*tensors)

@@ -65,3 +65,37 @@ def test_measure_reports_size_latency_and_throughput(trained_cnn, test_inputs):
     assert set(cost.metrics()) == {
         f"compression/{k}" for k in ("size_bytes", "parameters", "p50_ms", "p95_ms", "rows_per_second")
     }
+
+
+def test_the_soft_loss_is_zero_when_the_student_matches_the_teacher_and_weights_mix_the_two():
+    from models.classifier import Classifier
+
+    classifier = Classifier(torch.nn.Identity(), num_classes=3, temperature=2.0, soft_weight=0.5)
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    teacher = torch.softmax(logits, dim=1)
+    assert float(classifier.soft_loss(logits, teacher)) == pytest.approx(0.0, abs=1e-6)
+    other = torch.softmax(-logits, dim=1)
+    assert float(classifier.soft_loss(logits, other)) > 0.1
+    labels = torch.tensor([0, 1])
+    hard = float(classifier.loss(logits, labels))
+    mixed = float(classifier._step((logits, labels, other), "train"))
+    assert mixed == pytest.approx(0.5 * hard + 0.5 * float(classifier.soft_loss(logits, other)))
+
+
+def test_a_small_student_learns_from_the_teachers_probabilities(trained_cnn, digits, digits_split, tmp_path):
+    from tasks.compression.distill import distill
+    from tasks.types import TrainConfig
+
+    teacher = trained_cnn.predict_proba(digits.frame.iloc[digits_split.train])
+    config = TrainConfig(family="cnn", max_epochs=4, batch_size=64, patience=5, seed=1,
+                         optimiser={"learning_rate": 0.005}, network={"channels": 8})  # fmt: skip
+
+    student = distill(digits, digits_split, teacher, config, tmp_path / "student", temperature=4.0, soft_weight=0.7)
+
+    teacher_size = sum(p.numel() for p in trained_cnn.network.parameters())
+    assert sum(p.numel() for p in student.network.parameters()) < teacher_size / 2
+    test = digits.frame.iloc[digits_split.test]
+    accuracy = (student.predict_proba(test).argmax(1) == digits.class_indices(digits_split.test)).mean()
+    assert accuracy > 0.5  # ten classes; a bench, not this test, says how close it comes to the teacher
+    with pytest.raises(ValueError, match="do not fit the training rows"):
+        distill(digits, digits_split, teacher[:5], config, tmp_path / "bad", temperature=4.0, soft_weight=0.7)

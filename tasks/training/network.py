@@ -66,6 +66,8 @@ def train(
     on_epoch: Callable[[int, int], None] | None = None,
     callbacks: list | None = None,
     mirror: str | None = None,  # out_dir's copy in the object storage (fitting.fit)
+    soft_train: np.ndarray | None = None,  # distillation: a teacher's probabilities of the training rows
+    distillation: dict | None = None,  # ... and Classifier's temperature and soft_weight
 ) -> TrainedModel:
     import time
 
@@ -90,6 +92,8 @@ def train(
         x_val=model_inputs(dataset.frame.iloc[split.val], info),
         y_val=dataset.class_indices(split.val),
         out_dir=out_dir,
+        soft_train=soft_train,
+        distillation=distillation or {},
     )
     result = fit(job, on_epoch, callbacks, mirror)
 

@@ -28,6 +28,8 @@ class FitJob:
     x_val: np.ndarray
     y_val: np.ndarray
     out_dir: Path
+    soft_train: np.ndarray | None = None  # distillation: the teacher's probabilities of the training rows
+    distillation: dict = field(default_factory=dict)  # temperature, soft_weight
 
 
 @dataclass
@@ -73,12 +75,22 @@ def run_trainer(
     config = job.config
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = ArrayDataModule(
-        job.x_train, job.y_train, job.x_val, job.y_val, batch_size=config.batch_size, seed=config.seed
+        job.x_train,
+        job.y_train,
+        job.x_val,
+        job.y_val,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        soft_train=job.soft_train,
     )
     network = build_network(job.modality, config.family, **job.network_kwargs)
     weights = torch.from_numpy(job.class_weights) if job.class_weights is not None else None
     module = Classifier(
-        network, num_classes=job.network_kwargs["num_classes"], class_weights=weights, **config.optimiser
+        network,
+        num_classes=job.network_kwargs["num_classes"],
+        class_weights=weights,
+        **config.optimiser,
+        **job.distillation,
     )
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
