@@ -99,3 +99,23 @@ def test_a_small_student_learns_from_the_teachers_probabilities(trained_cnn, dig
     assert accuracy > 0.5  # ten classes; a bench, not this test, says how close it comes to the teacher
     with pytest.raises(ValueError, match="do not fit the training rows"):
         distill(digits, digits_split, teacher[:5], config, tmp_path / "bad", temperature=4.0, soft_weight=0.7)
+
+
+def test_a_variant_that_agrees_with_the_champion_is_non_inferior_and_one_that_loses_rows_is_not():
+    from tasks.compression.gate import non_inferior
+
+    rng = np.random.default_rng(0)
+    champion = rng.random(2000) < 0.95
+    same = non_inferior(champion.copy(), champion, margin=0.005)
+    assert same.passed and same.delta == 0 and same.tags()["compression.decision"] == "non-inferior"
+
+    worse = champion.copy()
+    worse[np.flatnonzero(worse)[:40]] = False  # 2 points lost
+    verdict = non_inferior(worse, champion, margin=0.005)
+    assert not verdict.passed and verdict.delta == pytest.approx(-0.02)
+    assert (
+        verdict.reason.startswith("not registered: test/accuracy 0.9")
+        and "it may lose more than 0.005" in verdict.reason
+    )
+    with pytest.raises(ValueError, match="same, non-empty test rows"):
+        non_inferior(worse[:10], champion, margin=0.005)
