@@ -30,6 +30,9 @@ FROM_PARAMS_YAML = {
     "trials": ("tuning", "trials"),
     "timeout_minutes": ("tuning", "timeout_minutes"),
     "parallel": ("parallel", "enabled"),
+    "temperature": ("compression", "temperature"),
+    "soft_weight": ("compression", "soft_weight"),
+    "margin": ("compression", "margin"),
 }
 
 
@@ -176,6 +179,23 @@ class TuneParams(FlowParams):
     seed: Seed | None = Field(None, description="Sampling and training seed (each worker adds its number)")
 
 
+class CompressParams(FlowParams):
+    """Unset values (None) take their defaults from params.yaml's `compression` section."""
+
+    family: NetworkFamily | None = Field(
+        None, description="The student's network family (empty: params.yaml's compression.students, per modality)"
+    )
+    temperature: float | None = Field(None, gt=0, le=100, description="Softens the teacher's probabilities")
+    soft_weight: float | None = Field(
+        None, ge=0, le=1, description="The teacher's share of the student's loss; the true labels have the rest"
+    )
+    margin: float | None = Field(
+        None, ge=0, lt=1, description="Test accuracy a variant may lose against @champion (the bootstrap's lower bound)"
+    )
+    max_epochs: Epochs | None = Field(None, description="Most epochs for the student (early stopping may end sooner)")
+    seed: Seed | None = Field(None, description="The student's training seed and the train/val split")
+
+
 def flow_parameters(model: type[FlowParams]):
     """A flow body `function(params)` whose flow parameters are the model's fields, one by one:
     each is a top-level flow parameter (`prefect deployment run ... --param max_epochs=2`) with its
@@ -226,7 +246,10 @@ def run_namer(model: type[FlowParams], kind: str = ""):
 
         given, defaults = runtime.flow_run.parameters, model.model_fields
         dataset = str(given.get("dataset") or defaults["dataset"].default)
-        models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
+        if "models" in defaults:
+            models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
+        else:  # compression: the student's family
+            models = [given.get("family") or "student"]
         title = Path(dataset).stem if is_spec_path(dataset) else dataset
         return run_title(f"{title}-{kind}" if kind else title, models, runtime.flow_run.scheduled_start_time)
 

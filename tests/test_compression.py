@@ -2,6 +2,7 @@
 int8 variants, and what each costs on this CPU."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -119,3 +120,98 @@ def test_a_variant_that_agrees_with_the_champion_is_non_inferior_and_one_that_lo
     )
     with pytest.raises(ValueError, match="same, non-empty test rows"):
         non_inferior(worse[:10], champion, margin=0.005)
+
+
+@pytest.fixture(scope="module")
+def compressed(prefect_api, registered, tmp_path_factory):
+    """`compression_pipeline` on a copy of the registry, whose digits champion is v2 (a CNN of 16
+    channels), once for this module's tests, which run in order."""
+    import shutil
+
+    from flows.compression import compression_pipeline
+    from tasks.infra.settings import Settings
+
+    source, _ = registered
+    root = tmp_path_factory.mktemp("compress") / "project"
+    shutil.copytree(source.root, root, symlinks=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLPIPE_ROOT", str(root))
+        yield Settings(root=root), compression_pipeline(dataset="digits", max_epochs=4, seed=1)
+
+
+def test_compress_weighs_every_variant_and_registers_a_non_inferior_one_as_compact(compressed):
+    import mlflow
+
+    settings, result = compressed
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    names = [row["variant"] for row in result.rows]
+    assert names == ["champion", "student", "student-int8", "student-onnx", "student-onnx-int8",
+                     "champion-int8", "champion-onnx", "champion-onnx-int8"]  # fmt: skip
+    champion = result.rows[0]
+    assert champion["decision"] == "reference" and champion["size_bytes"] > 0
+    for row in result.rows:
+        assert 0 < row["p50_ms"] <= row["p95_ms"] and row["rows_per_second"] > 0
+    assert result.version is not None, result.reason
+    version = client.get_model_version_by_alias("digits", "compact")
+    assert str(version.version) == result.version and version.tags["compact_of"] == result.champion_version == "2"
+    assert version.tags["compression.decision"] == "non-inferior" and float(version.tags["compression.ci_low"]) > -0.005
+    chosen = next(row for row in result.rows if row["variant"] == version.tags["variant"])
+    assert chosen["size_bytes"] < champion["size_bytes"] and chosen["p50_ms"] < champion["p50_ms"]
+    for tag in ("family", "data_hash", "git_sha", "prefect_flow_run_id", "validation"):
+        assert version.tags.get(tag), tag
+    # The champion is untouched; every variant is a child run of the compression run.
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == "2"
+    children = mlflow.search_runs(
+        experiment_ids=[client.get_run(result.parent_run_id).info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'",
+        output_format="list",
+    )
+    assert sorted(r.data.tags["variant"] for r in children) == sorted(names)
+
+
+def test_the_compact_version_predicts_from_the_command_line_and_shows_in_compare(compressed, tmp_path):
+    import json
+
+    from conftest import run_mlpipe
+
+    from tasks.data.loading import load
+
+    settings, result = compressed
+    rows = load("digits", settings).frame.drop(columns=["label"]).head(20)
+    source, target = settings.root / "new.csv", settings.root / "outputs" / "compact.csv"
+    rows.to_csv(source, index=False)
+    done = run_mlpipe(settings, "predict", "--dataset", "digits", "--alias", "compact",
+                      "--input", str(source), "--output", str(target))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"labelled by digits v{result.version}" in done.stdout
+    labelled = pd.read_csv(target)
+    assert len(labelled) == 20 and labelled["predicted_label"].notna().all()
+
+    shown = run_mlpipe(settings, "compare", "--dataset", "digits", "--format", "json")
+    board = json.loads(shown.stdout)
+    variants = [r for r in board if r["variant"]]
+    assert {r["variant"] for r in variants} == {row["variant"] for row in result.rows}
+    compact = next(r for r in variants if r["registered_version"] == int(result.version))
+    assert "compact" in compact["aliases"] and compact["size_bytes"] > 0 and compact["p50_ms"] > 0
+    table = run_mlpipe(settings, "compare", "--dataset", "digits")
+    assert "size_KB" in table.stdout and "p50_ms" in table.stdout
+
+
+def test_an_identical_rerun_registers_nothing_new_and_a_variant_that_may_lose_is_not_registered(compressed):
+    import mlflow
+
+    from flows.compression import compression_pipeline
+
+    settings, result = compressed
+    again = compression_pipeline(dataset="digits", max_epochs=4, seed=1)
+    assert again.reused and again.version == result.version
+
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    versions = len(client.search_model_versions("name = 'digits'"))
+    # A zero margin: only a variant whose lower bound is above 0 (surely better) would pass.
+    strict = compression_pipeline(dataset="digits", max_epochs=1, seed=1, margin=0.0, family="rnn")
+    assert strict.version is None and "no variant is non-inferior" in strict.reason
+    assert {row["decision"] for row in strict.rows[1:]} == {"inferior"}
+    assert len(client.search_model_versions("name = 'digits'")) == versions  # the registry as it was
+    aliases = client.get_registered_model("digits").aliases
+    assert str(aliases["champion"]) == "2" and str(aliases["compact"]) == result.version

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import data, registry, run, runtime, servers, tune
+from flows.cli import compress, data, registry, run, runtime, servers, tune
 
 app = typer.Typer(
     name="mlpipe",
@@ -26,6 +26,7 @@ def main_options(
 
 app.command()(run.run)
 app.command()(tune.tune)
+app.command()(compress.compress)
 app.command()(registry.reproduce)
 app.command()(data.validate)
 for command in (registry.compare, registry.promote, registry.rollback, registry.predict):

@@ -61,12 +61,15 @@ def predict(
     input_path: Annotated[Path, typer.Option("--input", help="Raw rows: .csv, .tsv, .parquet or .jsonl")],
     output_path: Annotated[Path, typer.Option("--output", help="Rows with predicted_label and predicted_probability")],
     dataset: DatasetOption = DEFAULT_DATASET,
+    alias: Annotated[
+        str, typer.Option(help="The version to label with: champion, compact (`mlpipe compress`), ...")
+    ] = "champion",
 ) -> None:
-    """Label a file of raw rows with the data set's @champion (batch inference)."""
+    """Label a file of raw rows with the data set's @champion, or another alias (batch inference)."""
     from tasks.infra.settings import get_settings
     from tasks.registry.inference import predict_file
 
-    summary = predict_file(dataset_name(dataset), input_path, output_path, get_settings())
+    summary = predict_file(dataset_name(dataset), input_path, output_path, get_settings(), alias=alias)
     typer.echo(f"{summary['rows']} rows labelled by {summary['dataset']} v{summary['version']}: {output_path}")
 
 
@@ -114,15 +117,20 @@ def _registry(dataset: str):
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = ("family", "val_accuracy", "test_accuracy", "test_f1_macro", "version", "aliases", "flags", "run_id")
+    header = ("family", "val_accuracy", "test_accuracy", "test_f1_macro", "size_KB", "p50_ms", "version", "aliases")
+    header += ("flags", "run_id")
     lines = [header]
     for row in rows:
+        size, p50 = row.get("size_bytes"), row.get("p50_ms")
+        name = (row["family"] or "?") + (f" [{row['variant']}]" if row.get("variant") else "")
         lines.append(
             (
-                (row["family"] or "?") + (" *" if row.get("selected") else ""),
+                name + (" *" if row.get("selected") else ""),
                 _number(row["val_accuracy"]),
                 _number(row["test_accuracy"]),
                 _number(row["test_f1_macro"]),
+                "-" if size is None else f"{size / 1024:.1f}",
+                "-" if p50 is None else f"{p50:.3f}",
                 str(row["registered_version"] or "-"),
                 ",".join(row["aliases"]) or "-",
                 ",".join(row["flags"]) or "-",

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
+from models.onnx_network import ONNX_INPUT as INPUT
+from models.onnx_network import ONNX_OUTPUT as OUTPUT
+from models.onnx_network import OnnxNetwork, softmax
 from tasks.infra.errors import MlpipeError
 
-INPUT, OUTPUT = "inputs", "logits"
 TOLERANCE = 1e-4  # largest difference of a probability, fp32 against fp32
 
 
@@ -32,23 +34,13 @@ def export(network, example: np.ndarray, path: Path) -> Path:
     return path
 
 
-def session(path: Path, threads: int | None = None):
-    """An onnxruntime session on the CPU; `threads` intra-op threads (None: onnxruntime's choice)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def session(path: Path, threads: int | None = None) -> OnnxNetwork:
+    """The ONNX file in onnxruntime on the CPU; `threads` intra-op threads (None: onnxruntime's choice)."""
+    return OnnxNetwork(str(path), threads)
 
 
-def logits(session, inputs: np.ndarray) -> np.ndarray:
-    return session.run([OUTPUT], {INPUT: inputs})[0]
-
-
-def softmax(values: np.ndarray) -> np.ndarray:
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+def logits(network: OnnxNetwork, inputs: np.ndarray) -> np.ndarray:
+    return network.logits(inputs)
 
 
 def check_against(reference: np.ndarray, candidate: np.ndarray, what: str, tolerance: float = TOLERANCE) -> float:

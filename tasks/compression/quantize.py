@@ -14,31 +14,10 @@ Which API (measured by bench/compression_spike.py on digits, one thread, 2-core 
 So: torch.ao for the PyTorch variant, onnxruntime's for the ONNX one.
 """
 
-import copy
-from contextlib import contextmanager
 from pathlib import Path
 
-
-def quantized_network(network):
-    """A copy of the network with its Linear, LSTM and GRU layers in dynamic int8 (on the CPU)."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    layers = {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}
-    return quantize_dynamic(copy.deepcopy(network).cpu().eval(), layers, dtype=torch.qint8)
-
-
-@contextmanager
-def without_transformer_fast_path():
-    """PyTorch's fused transformer path reads `Linear.weight`, which a quantized Linear has as a method."""
-    import torch
-
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(before)
+from models.quantized import quantized as quantized_network  # noqa: F401 - the served code's, re-exported
+from models.quantized import without_transformer_fast_path  # noqa: F401
 
 
 def quantized_onnx(source: Path, target: Path) -> Path:

@@ -23,6 +23,7 @@ from tasks.infra.vocabulary import (
     MinDelta,
     Modality,
     Monitor,
+    NetworkFamily,
     Seed,
 )
 
@@ -150,6 +151,27 @@ class ParallelParams(_Section):
     workers: int = Field(2, ge=1, le=64)  # the local cluster's worker processes, a thread each
 
 
+class StudentParams(_Section):
+    """The network `mlpipe compress` distils from @champion: its family and the settings that make it
+    small, over families.<modality>.<family> and checked like them."""
+
+    model_config = ConfigDict(extra="allow")  # the family's own keys: channels, embed_dim, max_epochs, ...
+
+    family: NetworkFamily = "cnn"
+
+    def settings(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+class CompressionParams(_Section):
+    """`mlpipe compress` (tasks/compression): the student, its distillation, and the gate of @compact."""
+
+    margin: float = Field(0.005, ge=0, lt=1)  # accuracy a variant may lose: the bootstrap's lower bound
+    temperature: float = Field(4.0, gt=0)  # softens the teacher's probabilities
+    soft_weight: float = Field(0.7, ge=0, le=1)  # the teacher's share of the loss; the true labels have the rest
+    students: dict[Modality, StudentParams] = Field(default_factory=dict)  # unset: the modality's cnn as it is
+
+
 class SelectionParams(_Section):
     baseline: bool = True  # the classical baseline competes in every run
     ensemble: bool = True  # so does the mean of the candidates close to the best
@@ -180,6 +202,7 @@ class ProjectParams(_Section):
     promotion: PromotionParams = Field(default_factory=PromotionParams)
     tuning: TuningParams = Field(default_factory=TuningParams)
     parallel: ParallelParams = Field(default_factory=ParallelParams)
+    compression: CompressionParams = Field(default_factory=CompressionParams)
     schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
 

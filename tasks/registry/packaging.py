@@ -51,8 +51,9 @@ def write_model_files(model, folder: Path) -> dict[str, str]:
     return {"spec": str(spec), **artifacts}
 
 
-def requirements() -> list[str]:
-    """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring them)."""
+def requirements(onnx: bool = False) -> list[str]:
+    """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring
+    them); onnxruntime too for a version with an ONNX member."""
     import mlflow
     import numpy as np
     import pandas as pd
@@ -67,11 +68,26 @@ def requirements() -> list[str]:
         f"pandas=={pd.__version__}",
         f"scikit-learn=={sklearn.__version__}",
         f"tokenizers=={tokenizers.__version__}",
-    ]
+    ] + ([_onnxruntime()] if onnx else [])
+
+
+def _onnxruntime() -> str:
+    import onnxruntime
+
+    return f"onnxruntime=={onnxruntime.__version__}"
 
 
 def log_and_register(dataset: Dataset, split: Split, model, run_id: str, tags: dict) -> str:
     """Log the chosen candidate as a pyfunc model in its candidate run and register it: the version."""
+    with TemporaryDirectory() as tmp:
+        return log_model_files(dataset, split, write_model_files(model, Path(tmp)), model.predict_proba, run_id, tags)
+
+
+def log_model_files(
+    dataset: Dataset, split: Split, artifacts: dict[str, str], predict_proba, run_id: str, tags: dict
+) -> str:
+    """Log spec.json and its members' files (`artifacts`) as a pyfunc model in run `run_id` and
+    register it: the version. `predict_proba` (raw rows -> probabilities) makes the signature."""
     import mlflow
     import numpy as np
     import pandas as pd
@@ -80,18 +96,19 @@ def log_and_register(dataset: Dataset, split: Split, model, run_id: str, tags: d
     from tasks.validation.drift import profile
 
     example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
-    probabilities = model.predict_proba(example)
+    probabilities = predict_proba(example)
     classes = np.asarray(dataset.classes)
     output = pd.DataFrame({"label": classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)})
-    with TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+    onnx = any(m["kind"] == "onnx" for m in json.loads(Path(artifacts["spec"]).read_text())["members"])
+    with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_FILE),
-            artifacts=write_model_files(model, Path(tmp)),
+            artifacts=artifacts,
             code_paths=[str(CODE_ROOT / "models")],
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=requirements(),
+            pip_requirements=requirements(onnx),
         )
         # The champion's data, summarised: the next run's drift check compares against it.
         mlflow.log_dict(profile(dataset), "data/profile.json")

@@ -6,6 +6,8 @@ version's code_paths), not mlpipe, Prefect or Lightning.
 
 spec.json lists the model's members: one for a network or the classical baseline, several for an
 ensemble, whose probabilities are averaged. Each member names its artifact and its preprocessing.
+A compact variant (`mlpipe compress`) is one member: a network with int8 weights, or an ONNX file
+that onnxruntime runs (models/quantized.py, models/onnx_network.py).
 """
 
 import json
@@ -25,9 +27,12 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         self.classes = np.asarray(spec["classes"])
         self.members = [(member, _load(member, context.artifacts[member["artifact"]])) for member in spec["members"]]
 
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """(N, classes): the members' probabilities, averaged."""
+        return np.mean([_probabilities(member, model, frame) for member, model in self.members], axis=0)
+
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        frame = pd.DataFrame(model_input)
-        probabilities = np.mean([_probabilities(member, model, frame) for member, model in self.members], axis=0)
+        probabilities = self.probabilities(pd.DataFrame(model_input))
         return pd.DataFrame(
             {"label": self.classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)}
         )
@@ -37,11 +42,23 @@ def _load(member: dict, path: str):
     if member["kind"] == "sklearn":
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - the version's own artifact, written by mlpipe
+    if member["kind"] == "onnx":
+        from models.onnx_network import OnnxNetwork
+
+        return OnnxNetwork(path)
     import torch
 
     from models.networks import build_network
 
     network = build_network(member["preprocessing"]["modality"], member["family"], **member["network_kwargs"])
+    if member.get("quantization") == "int8-dynamic":  # its int8 weights load into the quantized layers
+        from models.quantized import quantized
+
+        network = quantized(network)
+        # A quantized LSTM's packed weights are TorchScript objects, which weights_only refuses;
+        # the file is the version's own, written by mlpipe, as the baseline's pickle is.
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))  # noqa: S614
+        return network.eval()
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return network.eval()
 
@@ -54,6 +71,13 @@ def _probabilities(member: dict, model, frame: pd.DataFrame) -> np.ndarray:
     pre = member["preprocessing"]
     if member["kind"] == "sklearn":
         return estimator_probabilities(model, baseline_inputs(frame, pre), len(pre["classes"]))
+    if member["kind"] == "onnx":
+        return model.probabilities(model_inputs(frame, pre))
+    if member.get("quantization"):
+        from models.quantized import without_transformer_fast_path
+
+        with without_transformer_fast_path():
+            return predict_probabilities(model, model_inputs(frame, pre))
     return predict_probabilities(model, model_inputs(frame, pre))
 
 

@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from tasks.registry.registering import Registration
 
 
+COST_KEYS = ("size_bytes", "parameters", "p50_ms", "p95_ms", "rows_per_second")  # tasks/compression/measure.py
+
+
 def leaderboard(dataset: str, settings: Settings) -> list[dict]:
-    """One row per candidate run of the data set, best first (the `mlpipe compare` contract)."""
+    """One row per candidate run of the data set, best first (the `mlpipe compare` contract), and one
+    per variant a compression run weighed (`variant` set, with size and latency; `mlpipe compress`)."""
     import mlflow
 
     experiment_id = connect(settings, dataset, create=False)
@@ -24,9 +28,13 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
             f"no runs for data set {dataset!r} in {settings.shown_tracking_uri}: "
             f"run `mlpipe run --dataset {dataset}` first"
         )
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id], filter_string="tags.`mlpipe.role` = 'candidate'", output_format="list"
-    )
+    runs = [
+        run
+        for role in ("candidate", "variant")
+        for run in mlflow.search_runs(
+            experiment_ids=[experiment_id], filter_string=f"tags.`mlpipe.role` = '{role}'", output_format="list"
+        )
+    ]
     client = mlflow.MlflowClient()
     versions, aliases = {}, {}
     if runs:
@@ -62,6 +70,10 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
                 "experiment_id": experiment_id,
                 "started": _utc(run.info.start_time),
                 "flow_run": run.data.tags.get("prefect_flow_run_name") or run.data.tags.get("prefect_flow_run_id"),
+                # A compression run's variants (and the champion it re-measured): what each costs on the CPU.
+                "variant": run.data.tags.get("variant"),
+                "variant_of": run.data.tags.get("compact_of"),
+                **{key: run.data.metrics.get(f"compression/{key}") for key in COST_KEYS},
             }
         )
     # Best first by the figure that chooses; the test figure only breaks ties among older runs without one.
@@ -77,15 +89,20 @@ def leaderboard_markdown(rows: list[dict], ui: str, this_run: set[str]) -> str:
     candidates marked, each linked to its MLflow run."""
     newest = sorted(rows, key=lambda r: r["started"] or "", reverse=True)[:LEADERBOARD_ROWS]
     lines = [
-        "| | candidate | val accuracy | test accuracy | test F1 | version | aliases | flags | started | flow run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| | candidate | val accuracy | test accuracy | test F1 | size (KB) | ms/row (p50) | version | aliases | flags "
+        "| started | flow run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in newest:
-        link = f"[{row['dataset']}/{row['family']}]({run_url(ui, row['experiment_id'], row['run_id'])})"
+        name = f"{row['dataset']}/{row['family']}" + (f" [{row['variant']}]" if row.get("variant") else "")
+        link = f"[{name}]({run_url(ui, row['experiment_id'], row['run_id'])})"
+        size = row.get("size_bytes")
         cells = [
             "**this run**" if row["run_id"] in this_run else "",
             link + (" (chosen)" if row["selected"] else ""),
             *(_rounded(row[k]) for k in ("val_accuracy", "test_accuracy", "test_f1_macro")),
+            "" if size is None else f"{size / 1024:.1f}",
+            "" if row.get("p50_ms") is None else f"{row['p50_ms']:.3f}",
             f"v{row['registered_version']}" if row["registered_version"] else "",
             ", ".join(f"@{alias}" for alias in row["aliases"]),
             ", ".join(row["flags"]),

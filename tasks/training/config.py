@@ -23,6 +23,7 @@ def train_config(
     devices: int = TrainConfig.devices,
     strategy: str = TrainConfig.strategy,
     tuned: dict | None = None,
+    tuned_from: str = "tuned settings",
 ) -> TrainConfig:
     """A network's TrainConfig: the family's section over the `train` section, `tuned` settings
     (a trial's, or those `mlpipe tune` found) over the family's, and the run's choices (None: not
@@ -30,7 +31,7 @@ def train_config(
     the network."""
     section = project.network(modality, family)
     if tuned:
-        where = f"tuned settings of {modality} {family}"
+        where = f"{tuned_from} of {modality} {family}"
         with raise_as_params_error(where):
             section = NetworkParams.model_validate(section.model_dump(exclude_none=True) | tuned)
     check_network_keys(modality, family, section.network)
