@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.parameters import CompressParams, flow_parameters, run_namer
 from tasks.compression import registering
 from tasks.compression.registering import Compression
+from tasks.compression.student import parameters_of, sized
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.infra.lineage import code_version
 from tasks.infra.params import StudentParams, load_params
@@ -91,9 +92,9 @@ def _compress(params: CompressParams) -> Compression:
     dataset = load_dataset(params.dataset)
     student_params = options.students.get(dataset.modality, StudentParams())
     family = params.family or student_params.family
-    shrink = student_params.settings() if family == student_params.family else {}  # another family: its own settings
+    own = student_params.settings() if family == student_params.family else {}  # another family: its own settings
     config = train_config(
-        project, dataset.modality, family, seed, max_epochs=params.max_epochs, tuned=shrink, tuned_from="compression"
+        project, dataset.modality, family, seed, max_epochs=params.max_epochs, tuned=own, tuned_from="compression"
     )
     parts = split_dataset(dataset, project.split, seed)
     run_dir = settings.outputs_dir / dataset.name / f"compress-{str(runtime.flow_run.id or 'local')[:8]}"
@@ -101,6 +102,11 @@ def _compress(params: CompressParams) -> Compression:
     client = mlflow.MlflowClient()
     with FreshProcess() as process:  # the serving check's: its imports overlap the work
         champion_version, teacher = read_champion(dataset.name, run_dir / "champion")
+        config = sized(dataset, config, int(teacher.parameters / options.size_ratio))
+        logger.info(
+            "student: %s %s, %d parameters (the champion has %d)",
+            family, config.network, parameters_of(dataset, config), teacher.parameters,
+        )  # fmt: skip
         chosen_settings = {"temperature": temperature, "soft_weight": soft_weight, "margin": margin}
         chosen_settings["student"] = asdict(config)
         key = registering.compression_key(dataset, champion_version, chosen_settings)

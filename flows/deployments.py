@@ -2,7 +2,8 @@
 
 `mlpipe serve` registers one training deployment per data set in params.yaml's `schedules`
 (retrained on its cron), `train` (no schedule: the UI's parameter form, for any data set), `tune`
-(Optuna studies, with a form too) and `predict` (batch inference), then runs their flow runs in
+(Optuna studies, with a form too), `compress` (a compact variant of @champion, with a form) and
+`predict` (batch inference), then runs their flow runs in
 this process's runner until Ctrl-C.
 """
 
@@ -10,6 +11,7 @@ from prefect.types.entrypoint import EntrypointType
 from prefect.utilities.annotations import freeze
 from prefect.utilities.callables import ParameterSchema
 
+from flows.compression import compression_pipeline
 from flows.inference import batch_inference
 from flows.parameters import form_schema
 from flows.training import training_pipeline
@@ -72,6 +74,13 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
         tuning_pipeline.to_deployment(
             name="tune",
             description="Tune network families' settings for a data set with Optuna; later runs train with the best.",
+            **common,
+        )
+    )
+    deployments.append(
+        compression_pipeline.to_deployment(
+            name="compress",
+            description="Distil, quantize and export @champion; register the fastest non-inferior variant as @compact.",
             **common,
         )
     )

@@ -4,6 +4,8 @@
 image shape and pixel scale, or the tokenizer trained on the training split.
 """
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -23,12 +25,20 @@ def sequences_from_table(values: np.ndarray, channels: int = 1) -> np.ndarray:
 
 def token_ids(texts: list[str], tokenizer_json: str, max_length: int) -> np.ndarray:
     """Strings -> (N, max_length) int64 token ids, 0-padded, truncated at max_length."""
+    tokenizer = _tokenizer(tokenizer_json, max_length)
+    return np.asarray([e.ids for e in tokenizer.encode_batch([str(t) for t in texts])], dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(tokenizer_json: str, max_length: int):
+    """Parsed once per model: reading the JSON of an 8000-word vocabulary took longer than the
+    network's whole forward pass of one row."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_str(tokenizer_json)
     tokenizer.enable_truncation(max_length)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=max_length)
-    return np.asarray([e.ids for e in tokenizer.encode_batch([str(t) for t in texts])], dtype=np.int64)
+    return tokenizer
 
 
 def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:

@@ -55,6 +55,22 @@ def test_int8_shrinks_the_linear_layers_and_keeps_the_labels(trained_cnn, test_i
     assert measure.folder_size(int8) < measure.folder_size(fp32) / 2
 
 
+def test_a_quantized_lstm_is_saved_and_loaded_as_the_served_model_loads_it(tmp_path):
+    from models.networks import build_network
+    from tasks.registry.pyfunc_model import _load
+
+    kwargs = {"in_channels": 1, "width": 8, "num_classes": 10, "hidden": 8, "layers": 1}
+    network = build_network("image", "rnn", **kwargs).eval()
+    torch.save(quantize.quantized_network(network).state_dict(), tmp_path / "member_0.pt")
+    member = {"kind": "network", "quantization": "int8-dynamic", "family": "rnn", "network_kwargs": kwargs,
+              "preprocessing": {"modality": "image"}}  # fmt: skip
+
+    loaded = _load(member, str(tmp_path / "member_0.pt"))  # packed LSTM weights: not weights_only
+
+    inputs = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
+    assert np.allclose(_torch_logits(loaded, inputs), _torch_logits(quantize.quantized_network(network), inputs))
+
+
 def test_measure_reports_size_latency_and_throughput(trained_cnn, test_inputs):
     inputs = model_inputs(test_inputs, trained_cnn.preprocessing).astype(np.float32)
     parameters = sum(p.numel() for p in trained_cnn.network.parameters())
@@ -196,11 +212,17 @@ def test_the_compact_version_predicts_from_the_command_line_and_shows_in_compare
     table = run_mlpipe(settings, "compare", "--dataset", "digits")
     assert "size_KB" in table.stdout and "p50_ms" in table.stdout
 
+    refused = run_mlpipe(settings, "compress", "--dataset", "digits", "--family", "mlp", "--margin", "0.01")
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+        "error: bad value for family ('mlp'): Input should be 'cnn', 'rnn' or 'transformer'"
+    ]
+
 
 def test_an_identical_rerun_registers_nothing_new_and_a_variant_that_may_lose_is_not_registered(compressed):
     import mlflow
 
     from flows.compression import compression_pipeline
+    from tasks.registry.aliases import move_champion
 
     settings, result = compressed
     again = compression_pipeline(dataset="digits", max_epochs=4, seed=1)
@@ -209,9 +231,28 @@ def test_an_identical_rerun_registers_nothing_new_and_a_variant_that_may_lose_is
     client = mlflow.MlflowClient(settings.tracking_uri)
     versions = len(client.search_model_versions("name = 'digits'"))
     # A zero margin: only a variant whose lower bound is above 0 (surely better) would pass.
-    strict = compression_pipeline(dataset="digits", max_epochs=1, seed=1, margin=0.0, family="rnn")
+    strict = compression_pipeline(dataset="digits", max_epochs=1, seed=2, margin=0.0)
     assert strict.version is None and "no variant is non-inferior" in strict.reason
     assert {row["decision"] for row in strict.rows[1:]} == {"inferior"}
     assert len(client.search_model_versions("name = 'digits'")) == versions  # the registry as it was
     aliases = client.get_registered_model("digits").aliases
     assert str(aliases["champion"]) == "2" and str(aliases["compact"]) == result.version
+
+    # Another champion: @compact was judged against v2, so it goes until compress runs again.
+    move_champion(client, "digits", "1")
+    assert set(client.get_registered_model("digits").aliases) == {"champion", "challenger"}
+
+
+def test_the_student_is_the_widest_of_its_family_that_fits_the_champions_budget(digits):
+    from tasks.compression.student import parameters_of, sized
+    from tasks.types import TrainConfig
+
+    config = TrainConfig(family="cnn", max_epochs=1, batch_size=64, patience=1, seed=1, network={"channels": 32})
+    full = parameters_of(digits, config)
+    student = sized(digits, config, full // 4)
+    assert parameters_of(digits, student) <= full // 4 < parameters_of(digits, sized(digits, config, full // 2))
+    assert student.network["channels"] == 12 and config.network["channels"] == 32  # 32 x 0.375; a copy
+    transformer = TrainConfig(family="transformer", max_epochs=1, batch_size=64, patience=1, seed=1,
+                              network={"dim": 64, "heads": 4, "patch": 2})  # fmt: skip
+    assert sized(digits, transformer, 10_000).network["dim"] % 4 == 0  # a multiple of its heads
+    assert sized(digits, config, 1).network["channels"] == 4  # nothing fits: the smallest

@@ -38,7 +38,9 @@ print(json.dumps({"version": registration.version, "promoted": registration.prom
 """
 
 
-@pytest.mark.parametrize("store_kind", ["postgresql", "sqlite"])
+# SQLite's file lock (the embedded store, one machine) runs in make test-slow: make test keeps the
+# PostgreSQL lock, the one that must hold across machines.
+@pytest.mark.parametrize("store_kind", ["postgresql", pytest.param("sqlite", marks=pytest.mark.slow)])
 def test_two_machines_promoting_at_once_leave_one_consistent_history(
     store_kind, request, digits, digits_split, trained_cnn, tmp_path, monkeypatch
 ):

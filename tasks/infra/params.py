@@ -152,8 +152,9 @@ class ParallelParams(_Section):
 
 
 class StudentParams(_Section):
-    """The network `mlpipe compress` distils from @champion: its family and the settings that make it
-    small, over families.<modality>.<family> and checked like them."""
+    """The network `mlpipe compress` distils from @champion: its family and settings over
+    families.<modality>.<family>, checked like them; its width then shrinks to fit the champion's
+    size (tasks/compression/student.py)."""
 
     model_config = ConfigDict(extra="allow")  # the family's own keys: channels, embed_dim, max_epochs, ...
 
@@ -169,6 +170,7 @@ class CompressionParams(_Section):
     margin: float = Field(0.005, ge=0, lt=1)  # accuracy a variant may lose: the bootstrap's lower bound
     temperature: float = Field(4.0, gt=0)  # softens the teacher's probabilities
     soft_weight: float = Field(0.7, ge=0, le=1)  # the teacher's share of the loss; the true labels have the rest
+    size_ratio: float = Field(4.0, ge=1)  # the student has at most 1/size_ratio of the champion's parameters
     students: dict[Modality, StudentParams] = Field(default_factory=dict)  # unset: the modality's cnn as it is
 
 

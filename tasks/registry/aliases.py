@@ -18,6 +18,15 @@ def move_champion(client, name: str, version: str) -> None:
         return  # champion already
     client.set_registered_model_alias(name, "champion", version)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
+    _drop_stale_compact(client, name, version)
+
+
+def _drop_stale_compact(client, name: str, champion: str) -> None:
+    """@compact is a variant judged against one champion (its `compact_of` tag): a new champion
+    leaves it without one until `mlpipe compress` runs again."""
+    compact = client.get_registered_model(name).aliases.get("compact")
+    if compact is not None and client.get_model_version(name, compact).tags.get("compact_of") != str(champion):
+        client.delete_registered_model_alias(name, "compact")
 
 
 def champion_history(client, name: str) -> list[str]:
@@ -39,6 +48,7 @@ def rollback(client, name: str) -> tuple[str, str]:
     current, previous = history[-1], history[-2]
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
     client.set_registered_model_alias(name, "champion", previous)
+    _drop_stale_compact(client, name, previous)
     client.set_model_version_tag(name, current, "rolled_back", f"champion until rollback to v{previous}")
     client.set_model_version_tag(name, previous, "promotion", f"champion again: rollback from v{current}")
     return current, previous
