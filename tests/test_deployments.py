@@ -58,6 +58,11 @@ def test_serve_schedules_each_data_set_on_its_cron(served):
     assert wait_for_deployment("batch_inference/predict").entrypoint == "flows.inference.batch_inference"
     tune = wait_for_deployment("tuning_pipeline/tune").parameter_openapi_schema["properties"]
     assert tune["trials"]["description"].endswith("(>= 1, <= 10000, empty: params.yaml's 20)")
+    compress = wait_for_deployment("compression_pipeline/compress")
+    assert compress.entrypoint == "flows.compression.compression_pipeline"
+    form = compress.parameter_openapi_schema["properties"]
+    assert form["margin"]["description"].endswith("(>= 0, < 1, empty: params.yaml's 0.005)")
+    assert "Known data set" in str(form["dataset"]) and set(form) >= {"family", "temperature", "soft_weight"}
 
 
 def test_the_form_is_typed_with_descriptions_and_bounds(served):
