@@ -69,16 +69,28 @@ def test_two_identical_fits_at_once_do_not_share_a_half_written_folder(digits, d
     assert len(first.history) == 2 and (tmp_path / "fit" / "best.ckpt").exists()
 
 
-def test_an_unreachable_prefect_api_costs_the_progress_bar_not_the_training(digits, digits_split, tmp_path, caplog):
+def test_an_unreachable_prefect_api_costs_the_progress_bar_not_the_training(digits, digits_split, tmp_path):
+    import logging
+
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
     from tasks.training.tasks import train_model
 
     config = TrainConfig(family="cnn", max_epochs=2, batch_size=128, patience=1, seed=7, network={"channels": 8})
     # The discard port: nothing answers there, as when the API goes down mid-run.
-    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
-        model = train_model.fn(digits, digits_split, config, tmp_path / "fit")
+    # A handler of its own, not caplog's on the root logger: Prefect's logging set-up, the first
+    # time this process calls its client, replaces the root logger's handlers.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("mlpipe.training")
+    logger.addHandler(handler)
+    try:
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
+            model = train_model.fn(digits, digits_split, config, tmp_path / "fit")
+    finally:
+        logger.removeHandler(handler)
 
     assert model.epochs_run == 2
-    warnings = [r.getMessage() for r in caplog.records if "progress not shown" in r.getMessage()]
+    warnings = [r.getMessage() for r in records if "progress not shown" in r.getMessage()]
     assert len(warnings) == 1  # said once, not once per epoch

@@ -29,9 +29,8 @@ app.command()(tune.tune)
 app.command()(compress.compress)
 app.command()(registry.reproduce)
 app.command()(data.validate)
-for command in (registry.compare, registry.promote, registry.rollback, registry.predict):
-    app.command()(command)
-for command in (servers.up, servers.serve, servers.deploy, servers.worker):
+commands = (registry.compare, registry.promote, registry.rollback, registry.predict)
+for command in (*commands, servers.up, servers.serve, servers.deploy, servers.worker):
     app.command()(command)
 app.add_typer(data.data_app, name="data")
 

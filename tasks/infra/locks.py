@@ -1,8 +1,8 @@
 """A lock every machine that shares a Prefect server sees: a global concurrency limit of one slot.
 
 Prefect leases the slot and renews it while it is held, so a holder that dies frees it within
-the lease (five minutes). mlpipe's temporary API (a command-line run with no server configured)
-is this process's alone: nothing locks through it.
+the lease (five minutes, unless the caller sets it). mlpipe's temporary API (a command-line run
+with no server configured) is this process's alone: nothing locks through it.
 """
 
 import functools
