@@ -28,6 +28,7 @@ from common import RESULTS, ROOT, save
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 TARGETS = {"smaller": 4.0, "faster": 2.0, "accuracy_loss": 0.005}
+TARGET_SETS = ("digits", "sms_spam")  # the issue's; others check that the rules generalise
 
 
 def run(root: Path, *args: str) -> str:
@@ -86,18 +87,22 @@ def main(names: list[str]) -> None:
         print(name, json.dumps(results[name], indent=1), flush=True)
     rows = []
     for name, figures in results.items():
-        compact = figures.get("compact")
-        rows.append({"figure": f"{name}: @compact registered", "value": compact or "none", "target": "yes",
-                     "met": compact is not None})  # fmt: skip
+        compact, targeted = figures.get("compact"), name in TARGET_SETS
+
+        def target(text: str, met: bool, targeted: bool = targeted) -> dict:
+            return {"target": text, "met": met} if targeted else {"target": "(not a target)", "met": None}
+
+        rows.append({"figure": f"{name}: @compact registered", "value": compact or "none",
+                     **target("yes", compact is not None)})  # fmt: skip
         if compact is None:
             continue
         rows += [
             {"figure": f"{name}: {compact} smaller than the champion ({figures['champion_family']})",
-             "value": f"{figures['smaller']}x", "target": ">= 4x", "met": figures["smaller"] >= TARGETS["smaller"]},
+             "value": f"{figures['smaller']}x", **target(">= 4x", figures["smaller"] >= TARGETS["smaller"])},
             {"figure": f"{name}: {compact} faster per row (p50, batch 1)", "value": f"{figures['faster']}x",
-             "target": ">= 2x", "met": figures["faster"] >= TARGETS["faster"]},
-            {"figure": f"{name}: test accuracy lost", "value": figures["accuracy_loss"], "target": "<= 0.005",
-             "met": figures["accuracy_loss"] <= TARGETS["accuracy_loss"]},
+             **target(">= 2x", figures["faster"] >= TARGETS["faster"])},
+            {"figure": f"{name}: test accuracy lost", "value": figures["accuracy_loss"],
+             **target("<= 0.005", figures["accuracy_loss"] <= TARGETS["accuracy_loss"])},
         ]  # fmt: skip
     save("compression", "A compact champion (mlpipe compress)", rows, __doc__.split("\n\n")[0], {"results": results})
 

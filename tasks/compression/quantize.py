@@ -1,6 +1,7 @@
 """int8 dynamic quantization: weights stored in int8, activations quantized on the fly.
 
-Which API (measured by bench/compression_spike.py on digits, one thread, 2-core x86):
+Which API (measured on digits' three families, one thread, 2-core x86, by the spike of issue 20;
+its script is in git history, commit 19b5a1f):
 - torchao 0.18's `Int8DynamicActivationInt8WeightConfig` in eager mode, the CPU case here: it
   leaves LSTM layers as they are, and made every network slower than fp32 (the transformer 1.9 ->
   4.3 ms a row); its CPU speed comes with torch.compile, which a served pyfunc cannot count on.
@@ -14,6 +15,7 @@ Which API (measured by bench/compression_spike.py on digits, one thread, 2-core 
 So: torch.ao for the PyTorch variant, onnxruntime's for the ONNX one.
 """
 
+import logging
 from pathlib import Path
 
 from models.quantized import quantized as quantized_network  # noqa: F401 - the served code's, re-exported
@@ -24,5 +26,13 @@ def quantized_onnx(source: Path, target: Path) -> Path:
     """onnxruntime's dynamic int8 quantization of an ONNX file's weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    # It advises its pre-processing (shape inference for static quantization) on the root logger,
+    # in every run's log; dynamic quantization does not need it.
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return target

@@ -47,20 +47,23 @@ class Served:
 
     def artifacts(self) -> dict[str, str]:
         """MLflow's artifacts mapping of its files, as packaging.log_model_files takes it."""
-        members = json.loads((self.folder / "spec.json").read_text())["members"]
-        return {"spec": str(self.folder / "spec.json")} | {
-            m["artifact"]: str(next(self.folder.glob(f"{m['artifact']}.*"))) for m in members
-        }
+        return artifacts_in(self.folder)
+
+
+def artifacts_in(folder: Path) -> dict[str, str]:
+    """spec.json and each member's file (member_0.pt, member_1.pkl, ...), by artifact name."""
+    members = json.loads((folder / "spec.json").read_text())["members"]
+    found = {m["artifact"]: next(folder.glob(f"{m['artifact']}.*"), None) for m in members}
+    if missing := [name for name, path in found.items() if path is None]:
+        raise MlpipeError(f"{folder} lacks the files of {', '.join(missing)}")
+    return {"spec": str(folder / "spec.json")} | {name: str(path) for name, path in found.items()}
 
 
 def load_served(name: str, family: str, folder: Path, parameters: int, how: str) -> Served:
     from tasks.registry.pyfunc_model import ClassifierModel
 
     model = ClassifierModel()
-    members = json.loads((folder / "spec.json").read_text())["members"]
-    artifacts = {"spec": str(folder / "spec.json")}
-    artifacts |= {m["artifact"]: str(next(folder.glob(f"{m['artifact']}.*"))) for m in members}
-    model.load_context(SimpleNamespace(artifacts=artifacts))
+    model.load_context(SimpleNamespace(artifacts=artifacts_in(folder)))
     return Served(name, family, folder, parameters, how, model)
 
 
@@ -69,19 +72,15 @@ def champion(client, name: str, folder: Path) -> tuple[str, Served]:
     this checkout's serving code (the promotion gate re-scores it with its own code)."""
     import mlflow
     from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
 
     try:
         version = client.get_model_version_by_alias(name, "champion")
     except MlflowException:
         raise MlpipeError(f"{name} has no @champion to compress: run `mlpipe run --dataset {name}` first") from None
     uri = client.get_model_version_download_uri(name, version.version)
-    path = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
-    stored = Model.load(str(path)).flavors["python_function"]["artifacts"]
-    files = path / "artifacts"
-    members = json.loads((files / "spec.json").read_text())["members"]
-    if not all(m["artifact"] in stored for m in members):
-        raise MlpipeError(f"{name} v{version.version} has no spec.json members mlpipe can read")
+    files = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder))) / "artifacts"
+    if not (files / "spec.json").exists():
+        raise MlpipeError(f"{name} v{version.version} is not a model mlpipe registered: it has no spec.json")
     served = load_served("champion", version.tags.get("family", "?"), files, 0, f"@champion v{version.version}")
     served.parameters = _parameters(served.model)
     return str(version.version), served
