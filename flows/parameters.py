@@ -182,16 +182,10 @@ class TuneParams(FlowParams):
 class CompressParams(FlowParams):
     """Unset values (None) take their defaults from params.yaml's `compression` section."""
 
-    family: NetworkFamily | None = Field(
-        None, description="The student's network family (empty: params.yaml's compression.students, per modality)"
-    )
+    family: NetworkFamily | None = Field(None, description="The student's family (empty: compression.students)")
     temperature: float | None = Field(None, gt=0, le=100, description="Softens the teacher's probabilities")
-    soft_weight: float | None = Field(
-        None, ge=0, le=1, description="The teacher's share of the student's loss; the true labels have the rest"
-    )
-    margin: float | None = Field(
-        None, ge=0, lt=1, description="Test accuracy a variant may lose against @champion (the bootstrap's lower bound)"
-    )
+    soft_weight: float | None = Field(None, ge=0, le=1, description="The teacher's share of the student's loss")
+    margin: float | None = Field(None, ge=0, lt=1, description="Test accuracy a variant may lose against @champion")
     max_epochs: Epochs | None = Field(None, description="Most epochs for the student (early stopping may end sooner)")
     seed: Seed | None = Field(None, description="The student's training seed and the train/val split")
 

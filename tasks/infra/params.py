@@ -10,6 +10,7 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from tasks.infra.base_params import Section as _Section
+from tasks.infra.compression_params import CompressionParams, StudentParams  # noqa: F401 - re-exported
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import CODE_ROOT, Settings
 from tasks.infra.tuning_params import TuningParams
@@ -23,7 +24,6 @@ from tasks.infra.vocabulary import (
     MinDelta,
     Modality,
     Monitor,
-    NetworkFamily,
     Seed,
 )
 
@@ -149,29 +149,6 @@ class ParallelParams(_Section):
     # A running Dask scheduler (tcp://host:8786); unset: DASK_SCHEDULER_ADDRESS, else a local cluster.
     address: str | None = None
     workers: int = Field(2, ge=1, le=64)  # the local cluster's worker processes, a thread each
-
-
-class StudentParams(_Section):
-    """The network `mlpipe compress` distils from @champion: its family and settings over
-    families.<modality>.<family>, checked like them; its width then shrinks to fit the champion's
-    size (tasks/compression/student.py)."""
-
-    model_config = ConfigDict(extra="allow")  # the family's own keys: channels, embed_dim, max_epochs, ...
-
-    family: NetworkFamily = "cnn"
-
-    def settings(self) -> dict:
-        return dict(self.model_extra or {})
-
-
-class CompressionParams(_Section):
-    """`mlpipe compress` (tasks/compression): the student, its distillation, and the gate of @compact."""
-
-    margin: float = Field(0.005, ge=0, lt=1)  # accuracy a variant may lose: the bootstrap's lower bound
-    temperature: float = Field(4.0, gt=0)  # softens the teacher's probabilities
-    soft_weight: float = Field(0.7, ge=0, le=1)  # the teacher's share of the loss; the true labels have the rest
-    size_ratio: float = Field(4.0, ge=1)  # the student has at most 1/size_ratio of the champion's parameters
-    students: dict[Modality, StudentParams] = Field(default_factory=dict)  # unset: the modality's cnn as it is
 
 
 class SelectionParams(_Section):
