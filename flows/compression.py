@@ -157,7 +157,7 @@ def _compress(params: CompressParams) -> Compression:
             )
             if refused:
                 reason, version = refused, None
-        mlflow.MlflowClient().set_terminated(parent)
+        client.set_terminated(parent)
     rows = [registering.row(w) for w in [champion, *weighed]]
     result = Compression(dataset.name, champion_version, parent, version, "; ".join([reason, *notes]), rows)
     _publish(result)

@@ -26,12 +26,10 @@ def test_the_onnx_export_gives_pytorchs_labels_and_probabilities(trained_cnn, te
     path = onnx_export.export(trained_cnn.network, inputs[:1], tmp_path / "cnn.onnx")
     session = onnx_export.session(path, threads=1)
 
-    largest = onnx_export.check_against(
-        _torch_logits(trained_cnn.network, inputs), onnx_export.logits(session, inputs), "ONNX"
-    )
+    largest = onnx_export.check_against(_torch_logits(trained_cnn.network, inputs), session.logits(inputs), "ONNX")
     assert largest < onnx_export.TOLERANCE
     # Any batch size: the batch axis is dynamic.
-    assert onnx_export.logits(session, inputs[:3]).shape == (3, 10)
+    assert session.logits(inputs[:3]).shape == (3, 10)
 
 
 def test_a_check_that_finds_other_labels_refuses_the_variant():

@@ -5,9 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.onnx_network import ONNX_INPUT as INPUT
-from models.onnx_network import ONNX_OUTPUT as OUTPUT
-from models.onnx_network import OnnxNetwork, softmax
+from models.onnx_network import ONNX_INPUT, ONNX_OUTPUT, OnnxNetwork, softmax
 from tasks.infra.errors import MlpipeError
 
 TOLERANCE = 1e-4  # largest difference of a probability, fp32 against fp32
@@ -26,9 +24,9 @@ def export(network, example: np.ndarray, path: Path) -> Path:
             network,
             (torch.as_tensor(example),),
             str(path),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            input_names=[ONNX_INPUT],
+            output_names=[ONNX_OUTPUT],
+            dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}},
             dynamo=False,
         )
     return path
@@ -37,10 +35,6 @@ def export(network, example: np.ndarray, path: Path) -> Path:
 def session(path: Path, threads: int | None = None) -> OnnxNetwork:
     """The ONNX file in onnxruntime on the CPU; `threads` intra-op threads (None: onnxruntime's choice)."""
     return OnnxNetwork(str(path), threads)
-
-
-def logits(network: OnnxNetwork, inputs: np.ndarray) -> np.ndarray:
-    return network.logits(inputs)
 
 
 def check_against(reference: np.ndarray, candidate: np.ndarray, what: str, tolerance: float = TOLERANCE) -> float:
