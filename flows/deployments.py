@@ -1,7 +1,7 @@
 """Deployments people schedule and trigger from the Prefect UI.
 
 `mlpipe serve` registers one training deployment per data set in params.yaml's `schedules`
-(retrained on its cron), `train` (no schedule: the UI's parameter form, for any data set), `tune`
+(retrained on its cron, and on the data set's events that params.yaml's `retraining` names), `train` (no schedule: the UI's parameter form, for any data set), `tune`
 (Optuna studies, with a form too), `compress` (a compact variant of @champion, with a form) and
 `predict` (batch inference), then runs their flow runs in
 this process's runner until Ctrl-C.
@@ -18,6 +18,7 @@ from flows.training import training_pipeline
 from flows.tuning import tuning_pipeline
 from tasks.data.loading import known_datasets
 from tasks.infra.errors import MlpipeError
+from tasks.infra.events import dataset_resource_id
 from tasks.infra.params import ProjectParams
 from tasks.infra.runs import artifact_key
 from tasks.infra.settings import get_settings
@@ -43,6 +44,28 @@ def schedules_from(project: ProjectParams, only: list[str] | None = None) -> dic
     return schedules
 
 
+def retraining_triggers(project: ProjectParams, dataset: str) -> list:
+    """A trigger on the data set's events (`mlpipe data add`'s new version, monitoring's drift).
+    Prefect's reactive trigger starts a run on the first event, then ignores the data set's
+    events for `debounce_seconds`: a burst of them starts one run."""
+    from datetime import timedelta
+
+    from prefect.events import DeploymentEventTrigger
+
+    retraining = project.retraining
+    if not retraining.events:
+        return []
+    trigger = DeploymentEventTrigger(
+        name=f"retrain {dataset} on {' or '.join(retraining.events)}",
+        expect=set(retraining.events),
+        match={"prefect.resource.id": dataset_resource_id(dataset)},
+        posture="Reactive",
+        threshold=1,
+        within=timedelta(seconds=retraining.debounce_seconds),
+    )
+    return [trigger]
+
+
 def build_deployments(project: ProjectParams, schedules: dict[str, str], timezone: str = "UTC") -> list:
     """RunnerDeployments for `prefect.serve`. Module entrypoints: runs import the installed
     package, whatever the runner's working directory. The training forms say each field's range
@@ -60,6 +83,7 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
             training_pipeline.to_deployment(
                 name=f"train-{artifact_key(dataset)}",
                 schedule=schedule,
+                triggers=retraining_triggers(project, dataset),
                 parameters={"dataset": freeze(dataset)},  # its form shows the data set, read-only
                 description=f"Retrain {dataset} on `{cron}` ({timezone}): validate, train, evaluate, register.",
                 **common,

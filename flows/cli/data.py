@@ -37,6 +37,25 @@ def data_add(
     listed = " ".join(str(f.relative_to(settings.root)) for f in added.files_to_commit(settings.root))
     typer.echo(f"Record it in git: git add {listed} && git commit -m 'Data {name} {added.data_hash[:12]}'")
     typer.echo(f"Train on it: mlpipe run --dataset {name}")
+    _announce(name, added)
+
+
+def _announce(name: str, added) -> None:
+    """Tell the Prefect server, if there is one: `mlpipe serve`'s trigger of the data set's
+    deployment starts a training run. The data is in either way, so a server that does not take
+    the event is a warning."""
+    from tasks.infra.errors import MlpipeError
+    from tasks.infra.events import emit
+    from tasks.infra.monitoring_params import DATA_UPDATED
+
+    payload = {"data_hash": added.data_hash, "previous_hash": added.previous_hash, "rows": added.rows}
+    try:
+        sent_to = emit(DATA_UPDATED, name, payload)
+    except MlpipeError as error:
+        typer.echo(f"warning: {error}", err=True)
+        return
+    if sent_to:
+        typer.echo(f"Sent {DATA_UPDATED} to {sent_to}: a deployment with a trigger for {name} retrains it")
 
 
 @data_app.command("builtin")

@@ -59,9 +59,14 @@ def serve(
     from prefect import serve as serve_deployments
     from prefect.settings import PREFECT_UI_URL
 
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import get_settings
+
     api_url, schedules, deployments = _deployments("mlpipe serve", datasets, timezone)
+    retraining = load_params(get_settings()).retraining
+    on = f", and within {retraining.debounce_seconds} s of {' or '.join(retraining.events)}" if retraining.events else ""
     for name, cron in schedules.items():
-        typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone})")
+        typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone}){on}")
     typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")
     # Ctrl-C is how serving ends, not an error: Prefect's runner stops its flow runs and returns.
     signal.signal(signal.SIGINT, signal.default_int_handler)

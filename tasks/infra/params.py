@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model, field_val
 from tasks.infra.base_params import Section as _Section
 from tasks.infra.compression_params import CompressionParams, StudentParams  # noqa: F401 - re-exported
 from tasks.infra.errors import MlpipeError
+from tasks.infra.monitoring_params import MonitoringParams, RetrainingParams
 from tasks.infra.settings import CODE_ROOT, Settings
 from tasks.infra.tuning_params import TuningParams
 from tasks.infra.vocabulary import (
@@ -182,6 +183,8 @@ class ProjectParams(_Section):
     tuning: TuningParams = Field(default_factory=TuningParams)
     parallel: ParallelParams = Field(default_factory=ParallelParams)
     compression: CompressionParams = Field(default_factory=CompressionParams)
+    monitoring: MonitoringParams = Field(default_factory=MonitoringParams)
+    retraining: RetrainingParams = Field(default_factory=RetrainingParams)
     schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
 

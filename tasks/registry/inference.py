@@ -92,4 +92,12 @@ def predict_file(
     with replaced_whole(output_path) as partial:  # a reader never sees half a file
         WRITERS[output_path.suffix](result, partial)
     counts = predicted["label"].astype(str).value_counts().to_dict()
-    return {"dataset": dataset, "version": str(version.version), "rows": len(result), "labels": counts}
+    return {
+        "dataset": dataset,
+        "version": str(version.version),
+        "alias": alias,
+        "run_id": version.run_id,
+        "output": str(output_path),
+        "rows": len(result),
+        "labels": counts,
+    }

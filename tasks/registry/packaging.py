@@ -95,10 +95,12 @@ def log_model_files(
 
     from tasks.validation.drift import profile
 
-    example = dataset.frame.iloc[split.test[:5]][dataset.feature_columns]  # raw rows, their own dtypes
-    probabilities = predict_proba(example)
+    test_rows = dataset.frame.iloc[split.test][dataset.feature_columns]  # raw rows, their own dtypes
+    probabilities = predict_proba(test_rows)
     classes = np.asarray(dataset.classes)
-    output = pd.DataFrame({"label": classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)})
+    predicted = pd.Series(classes[probabilities.argmax(axis=1)])  # monitoring's reference class mix
+    example = test_rows.head(5)
+    output = pd.DataFrame({"label": predicted.head(5), "probability": probabilities[:5].max(axis=1)})
     onnx = any(m["kind"] == "onnx" for m in json.loads(Path(artifacts["spec"]).read_text())["members"])
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
@@ -110,7 +112,8 @@ def log_model_files(
             input_example=example,
             pip_requirements=requirements(onnx),
         )
-        # The champion's data, summarised: the next run's drift check compares against it.
-        mlflow.log_dict(profile(dataset), "data/profile.json")
+        # The champion's data and its predictions of the test rows, summarised: the next run's
+        # drift check and batch inference's monitoring compare against them.
+        mlflow.log_dict(profile(dataset, predicted), "data/profile.json")
         version = mlflow.register_model(info.model_uri, dataset.name, tags=tags)
     return str(version.version)

@@ -100,9 +100,19 @@ def champion_profile(dataset: str, settings: Settings) -> dict | None:
 
     if connect(settings, dataset, create=False) is None:
         return None
-    client = mlflow.MlflowClient()
     try:
-        champion = client.get_model_version_by_alias(dataset, "champion")
-        return mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/data/profile.json")
+        champion = mlflow.MlflowClient().get_model_version_by_alias(dataset, "champion")
     except MlflowException:
-        return None  # no champion, or one registered before profiles were kept
+        return None  # no champion
+    return version_profile(champion.run_id)
+
+
+def version_profile(run_id: str) -> dict | None:
+    """The data profile kept in a registered version's run; None for one registered before profiles were."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/data/profile.json")
+    except MlflowException:
+        return None

@@ -8,6 +8,7 @@ run compares its data with that profile, so the old data need not be restored to
 import re
 
 import numpy as np
+import pandas as pd
 
 from tasks.infra.params import DriftParams
 from tasks.types import Dataset
@@ -18,9 +19,17 @@ VOCABULARY = 20_000  # most frequent words kept in a text profile
 _WORDS = re.compile(r"\w+")
 
 
-def profile(dataset: Dataset) -> dict:
-    labels = dataset.frame[dataset.label_column].astype(str).value_counts(normalize=True)
-    summary = {"data_hash": dataset.data_hash, "rows": len(dataset.frame), "labels": labels.to_dict()}
+def profile(dataset: Dataset, predicted: pd.Series | None = None) -> dict:
+    """The data set's summary; with `predicted` (the model's labels of the test rows) their class
+    mix too, which monitoring compares a batch's predictions with."""
+    summary = {
+        "data_hash": dataset.data_hash,
+        "rows": len(dataset.frame),
+        "labels": shares(dataset.frame[dataset.label_column]),
+        "columns": list(dataset.feature_columns),
+    }
+    if predicted is not None:
+        summary["predictions"] = shares(predicted)
     if dataset.modality == "text":
         texts = dataset.frame[dataset.feature_columns[0]]
         summary["text_length"] = _quantile_bins(texts.str.len().to_numpy(dtype=np.float64))
@@ -34,33 +43,43 @@ def profile(dataset: Dataset) -> dict:
 
 def compare(reference: dict, dataset: Dataset, limits: DriftParams | None = None) -> list[CheckResult]:
     limits = limits or DriftParams()
-    current = dataset.frame[dataset.label_column].astype(str).value_counts(normalize=True).to_dict()
-    classes = set(reference["labels"]) | set(current)
-    shifts = {c: current.get(c, 0.0) - reference["labels"].get(c, 0.0) for c in classes}
+    current = shares(dataset.frame[dataset.label_column])
+    checks = [share_shift("label_shift", reference["labels"], current, limits.label_shift, "the champion's data")]
+    return checks + feature_drift(reference, dataset.frame, dataset.feature_columns, limits)
+
+
+def shares(values: pd.Series) -> dict[str, float]:
+    """Each class's share of the rows, classes as strings (as a profile keeps them)."""
+    return values.astype(str).value_counts(normalize=True).to_dict()
+
+
+def share_shift(name: str, reference: dict, current: dict, limit: float, of: str, what: str = "class") -> CheckResult:
+    """The largest change in any class's share between two class mixes."""
+    shifts = {c: current.get(c, 0.0) - reference.get(c, 0.0) for c in set(reference) | set(current)}
     worst = max(shifts, key=lambda c: abs(shifts[c]))
-    checks = [
-        _check(
-            "label_shift",
-            abs(shifts[worst]),
-            limits.label_shift,
-            f"class {worst!r} share moved {shifts[worst]:+.1%} from the champion's data",
-        )
-    ]
-    if dataset.modality == "text":
-        texts = dataset.frame[dataset.feature_columns[0]]
+    return _check(name, abs(shifts[worst]), limit, f"{what} {worst!r} share moved {shifts[worst]:+.1%} from {of}")
+
+
+def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limits) -> list[CheckResult]:
+    """The features of `frame` against the profile: text length and new words for text, else the
+    worst feature's PSI. `limits` has feature_psi, text_length_psi and oov_rate."""
+    if "text_length" in reference:
+        texts = frame[columns[0]].astype(str)
         psi = _psi(reference["text_length"], texts.str.len().to_numpy(dtype=np.float64))
-        checks.append(_check("text_length_psi", psi, limits.text_length_psi, f"text length PSI {psi:.3f}"))
         words = texts.str.lower().str.findall(_WORDS).explode().dropna()
         oov = float((~words.isin(set(reference["vocabulary"]))).mean()) if len(words) else 0.0
-        checks.append(_check("oov_rate", oov, limits.oov_rate, f"{oov:.1%} of the words are new"))
-    else:
-        shared = [c for c in dataset.feature_columns if c in reference.get("features", {})]
-        values = dataset.frame[shared].to_numpy(dtype=np.float64)
-        scores = {c: _psi(reference["features"][c], values[:, i]) for i, c in enumerate(shared)}
-        column = max(scores, key=scores.get)
-        detail = f"largest PSI {scores[column]:.3f} in {column!r}"
-        checks.append(_check("feature_psi", scores[column], limits.feature_psi, detail))
-    return checks
+        return [
+            _check("text_length_psi", psi, limits.text_length_psi, f"text length PSI {psi:.3f}"),
+            _check("oov_rate", oov, limits.oov_rate, f"{oov:.1%} of the words are new"),
+        ]
+    shared = [c for c in columns if c in reference.get("features", {})]
+    if not shared:
+        return []
+    values = frame[shared].to_numpy(dtype=np.float64)
+    scores = {c: _psi(reference["features"][c], values[:, i]) for i, c in enumerate(shared)}
+    column = max(scores, key=scores.get)
+    detail = f"largest PSI {scores[column]:.3f} in {column!r}"
+    return [_check("feature_psi", scores[column], limits.feature_psi, detail)]
 
 
 def _check(name: str, value: float, limit: float, detail: str) -> CheckResult:

@@ -1,0 +1,47 @@
+"""The Prefect task of batch inference's monitoring: figures to MLflow and the UI, and the
+`mlpipe.drift.detected` event that `mlpipe serve`'s triggers retrain on."""
+
+from pathlib import Path
+
+from prefect import get_run_logger, runtime, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.infra.monitoring_params import DRIFT_DETECTED, MonitoringParams
+from tasks.infra.settings import get_settings
+
+
+@task(name="monitor_batch", cache_policy=NO_CACHE)
+def monitor_batch(predicted: dict, input_path: str, limits: MonitoringParams) -> dict:
+    """Compare the batch batch_inference labelled (`predicted`, predict_file's summary) with the
+    served version's profile; say drift past `limits` as an event."""
+    import mlflow
+    from prefect.artifacts import create_markdown_artifact
+
+    from tasks.infra.events import emit
+    from tasks.infra.runs import artifact_key
+    from tasks.monitoring.reporting import log_monitoring_run, markdown
+    from tasks.monitoring.watch import watch
+    from tasks.registry.inference import read_rows
+    from tasks.registry.links import run_url
+    from tasks.registry.store import mlflow_ui_url, version_profile
+
+    settings = get_settings()
+    dataset = predicted["dataset"]
+    scored = read_rows(Path(predicted["output"]))  # the rows as written, with the labels they got
+    served = (dataset, predicted["version"], predicted["alias"])
+    monitoring = watch(version_profile(predicted["run_id"]), scored, scored["predicted_label"], served, limits)
+    tags = {"input": input_path, "prefect_flow_run_id": str(runtime.flow_run.id or "none")}
+    run_id = log_monitoring_run(monitoring, settings, tags)
+    experiment_id = mlflow.MlflowClient().get_run(run_id).info.experiment_id
+    link = run_url(mlflow_ui_url(settings), experiment_id, run_id)
+    create_markdown_artifact(
+        key=f"monitoring-{artifact_key(dataset)}", markdown=markdown(monitoring, link), description=monitoring.summary()
+    )
+    result = {**monitoring.as_dict(), "mlflow_run_id": run_id, "event": None}
+    if monitoring.drifted:
+        payload = {"version": monitoring.version, "alias": monitoring.alias, "rows": monitoring.rows}
+        payload |= {"checks": [c.as_dict() for c in monitoring.drifted], "mlflow_run_id": run_id, "input": input_path}
+        if emit(DRIFT_DETECTED, dataset, payload):
+            result["event"] = DRIFT_DETECTED
+        get_run_logger().warning("%s: drift: %s", dataset, monitoring.summary())
+    return result

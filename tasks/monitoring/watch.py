@@ -1,0 +1,68 @@
+"""One batch's figures against @champion's profile: drift of its rows from the champion's data,
+and of its predicted class mix from the champion's predictions of the test rows.
+
+The profile is what validation's drift check reads (tasks/validation/drift.py), kept with each
+registered version, so nothing of the training data is restored to compare.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from tasks.infra.monitoring_params import MonitoringParams
+from tasks.validation import drift
+from tasks.validation.row_checks import CheckResult
+
+
+@dataclass
+class Monitoring:
+    dataset: str
+    version: str
+    alias: str
+    rows: int
+    predicted: dict[str, float]  # the batch's predicted class mix
+    expected: dict[str, float] | None  # the champion's predictions of its test rows; None: an older version
+    checks: list[CheckResult] = field(default_factory=list)
+    judged: bool = True  # False: too few rows to call drift (min_rows)
+
+    @property
+    def drifted(self) -> list[CheckResult]:
+        return [check for check in self.checks if not check.success] if self.judged else []
+
+    def metrics(self) -> dict[str, float]:
+        """MLflow metric names: `monitor/rows`, `drift/<check>`, `predicted_share/<class>`."""
+        figures = {"monitor/rows": float(self.rows), "monitor/drifted": float(bool(self.drifted))}
+        figures |= {f"drift/{c.name.removeprefix('drift.')}": float(c.observed) for c in self.checks}
+        return figures | {f"predicted_share/{label}": share for label, share in self.predicted.items()}
+
+    def summary(self) -> str:
+        if not self.judged:
+            return f"{self.rows} rows: too few to call drift (monitoring.min_rows)"
+        failed = self.drifted
+        return "; ".join(c.message for c in failed) if failed else "no drift past params.yaml's monitoring limits"
+
+    def as_dict(self) -> dict:
+        checks = [c.as_dict() for c in self.checks]
+        return {**asdict(self), "checks": checks, "drifted": bool(self.drifted), "summary": self.summary()}
+
+
+def watch(
+    reference: dict | None, frame: pd.DataFrame, labels: pd.Series, served: tuple[str, str, str], limits: MonitoringParams
+) -> Monitoring:
+    """`frame`'s raw rows and `labels`, what the model `served` (data set, version, alias) predicted
+    for them, against the version's profile (None: registered before profiles were kept)."""
+    dataset, version, alias = served
+    predicted = drift.shares(labels)
+    result = Monitoring(dataset, version, alias, len(frame), predicted, None, judged=len(frame) >= limits.min_rows)
+    if reference is None:
+        return result
+    result.expected = reference.get("predictions")
+    if result.expected is not None:
+        shift = drift.share_shift(
+            "predicted_shift", result.expected, predicted, limits.predicted_shift, "the champion's test predictions",
+            what="predicted class",
+        )
+        result.checks.append(shift)
+    columns = reference.get("columns") or [c for c in frame.columns if not c.startswith("predicted_")]
+    result.checks += drift.feature_drift(reference, frame, [c for c in columns if c in frame.columns], limits)
+    return result

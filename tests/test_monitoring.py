@@ -1,0 +1,77 @@
+"""Batch inference's monitoring: a batch against @champion's data and test predictions, in MLflow
+and the Prefect UI. (The event it sends, and the retraining that follows: test_triggers.py.)"""
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tasks.infra.monitoring_params import MonitoringParams
+from tasks.monitoring.watch import watch
+from tasks.validation.drift import profile
+
+SERVED = ("digits", "1", "champion")
+
+
+@pytest.fixture(scope="module")
+def reference(digits, digits_split):
+    """digits' profile, with its true test labels standing for a champion's predictions."""
+    return profile(digits, digits.frame["label"].iloc[digits_split.test])
+
+
+def test_a_batch_like_the_test_rows_is_not_drift(reference, digits, digits_split):
+    batch = digits.frame.iloc[digits_split.test]
+
+    result = watch(reference, batch[digits.feature_columns], batch["label"], SERVED, MonitoringParams())
+
+    assert [c.name for c in result.checks] == ["drift.predicted_shift", "drift.feature_psi"]
+    assert result.drifted == [] and result.summary() == "no drift past params.yaml's monitoring limits"
+    assert result.metrics()["monitor/rows"] == len(batch) and result.metrics()["monitor/drifted"] == 0
+
+
+def test_shifted_pixels_and_a_lopsided_class_mix_are_drift(reference, digits):
+    zeros = digits.frame[digits.frame["label"] == 0]
+    inverted = 16 - zeros[digits.feature_columns]  # another scanner: dark digits on light paper
+
+    result = watch(reference, inverted, zeros["label"], SERVED, MonitoringParams(min_rows=100))
+
+    assert {c.name for c in result.drifted} == {"drift.predicted_shift", "drift.feature_psi"}
+    assert "predicted class '0' share moved +90" in result.summary()
+    assert result.as_dict()["drifted"] is True
+
+
+def test_too_few_rows_are_reported_but_never_called_drift(reference, digits):
+    zeros = digits.frame[digits.frame["label"] == 0].head(20)
+
+    result = watch(reference, 16 - zeros[digits.feature_columns], zeros["label"], SERVED, MonitoringParams())
+
+    assert result.checks and not all(c.success for c in result.checks)  # the figures are there
+    assert result.drifted == [] and "too few to call drift" in result.summary()
+
+
+def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(
+    own_registry, digits, prefect_api, monkeypatch
+):
+    from prefect.client.orchestration import get_client
+
+    from flows.inference import batch_inference
+
+    settings, _ = own_registry
+    monkeypatch.setenv("MLPIPE_ROOT", str(settings.root))
+    (settings.root / "outputs").mkdir(exist_ok=True)
+    zeros = digits.frame[digits.frame["label"].isin([0, 6])]  # past monitoring.min_rows
+    (16 - zeros[digits.feature_columns]).to_csv(settings.root / "outputs" / "scanner.csv", index=False)
+
+    summary = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv")
+
+    monitoring = summary["monitoring"]
+    assert monitoring["drifted"] and monitoring["event"] == "mlpipe.drift.detected"
+    run = mlflow.MlflowClient(settings.tracking_uri).get_run(monitoring["mlflow_run_id"])
+    assert run.data.tags["mlpipe.role"] == "monitoring" and run.data.tags["model_version"] == summary["version"]
+    assert run.data.metrics["drift/feature_psi"] > 0.25 and run.data.metrics["monitor/rows"] == len(zeros)
+    artifacts = {a.path for a in mlflow.MlflowClient(settings.tracking_uri).list_artifacts(run.info.run_id)}
+    assert artifacts == {"monitoring.json", "class_mix.png"}
+    with get_client(sync_client=True) as client:
+        (artifact,) = [a for a in client.read_artifacts() if a.key == "monitoring-digits"][-1:]
+    assert "**Drift detected**" in artifact.data and "█" in artifact.data
+    labelled = pd.read_csv(settings.root / "outputs" / "scanner-labelled.csv")
+    assert len(labelled) == len(zeros)  # the predictions are written whatever the monitoring finds
