@@ -1,10 +1,10 @@
 """Deployments people schedule and trigger from the Prefect UI.
 
 `mlpipe serve` registers one training deployment per data set in params.yaml's `schedules`
-(retrained on its cron, and on the data set's events that params.yaml's `retraining` names), `train` (no schedule: the UI's parameter form, for any data set), `tune`
-(Optuna studies, with a form too), `compress` (a compact variant of @champion, with a form) and
-`predict` (batch inference), then runs their flow runs in
-this process's runner until Ctrl-C.
+(retrained on its cron, and on the data set's events that params.yaml's `retraining` names),
+`train` (no schedule: the UI's parameter form, for any data set), `tune` (Optuna studies, with a
+form too), `compress` (a compact variant of @champion, with a form) and `predict` (batch
+inference, with monitoring), then runs their flow runs in this process's runner until Ctrl-C.
 """
 
 from prefect.types.entrypoint import EntrypointType

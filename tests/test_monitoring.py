@@ -48,9 +48,7 @@ def test_too_few_rows_are_reported_but_never_called_drift(reference, digits):
     assert result.drifted == [] and "too few to call drift" in result.summary()
 
 
-def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(
-    own_registry, digits, prefect_api, monkeypatch
-):
+def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(own_registry, digits, prefect_api, monkeypatch):
     from prefect.client.orchestration import get_client
 
     from flows.inference import batch_inference

@@ -64,7 +64,9 @@ def serve(
 
     api_url, schedules, deployments = _deployments("mlpipe serve", datasets, timezone)
     retraining = load_params(get_settings()).retraining
-    on = f", and within {retraining.debounce_seconds} s of {' or '.join(retraining.events)}" if retraining.events else ""
+    on = (
+        f", and within {retraining.debounce_seconds} s of {' or '.join(retraining.events)}" if retraining.events else ""
+    )
     for name, cron in schedules.items():
         typer.echo(f"Scheduled: training_pipeline/train-{name} on `{cron}` ({timezone}){on}")
     typer.echo(f"Deployments in the Prefect UI: {(PREFECT_UI_URL.value() or api_url).rstrip('/')}/deployments")

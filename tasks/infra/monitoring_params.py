@@ -26,4 +26,6 @@ class RetrainingParams(Section):
     """The events that start a scheduled data set's training deployment (`mlpipe serve`)."""
 
     events: list[Event] = Field(default_factory=lambda: [DATA_UPDATED, DRIFT_DETECTED])  # empty: the schedule only
-    debounce_seconds: int = Field(300, ge=0)  # after an event starts a run, the data set's next events in this wait start none
+    debounce_seconds: int = Field(
+        300, ge=0
+    )  # after an event starts a run, the data set's next events in this wait start none

@@ -29,7 +29,10 @@ def log_monitoring_run(monitoring: Monitoring, settings: Settings, tags: dict) -
         "monitoring.summary": monitoring.summary(),
     }
     name = f"monitor-v{monitoring.version}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=run_tags) as run, TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=run_tags) as run,
+        TemporaryDirectory() as tmp,
+    ):
         mlflow.log_metrics(rounded(monitoring.metrics()))
         mlflow.log_dict(monitoring.as_dict(), "monitoring.json")
         mlflow.log_artifact(str(plot_class_mix(monitoring, Path(tmp) / "class_mix.png")))
@@ -42,11 +45,15 @@ def markdown(monitoring: Monitoring, run_link: str | None = None) -> str:
     lines = [
         f"# Monitoring {monitoring.dataset} v{monitoring.version} (@{monitoring.alias})",
         "",
-        f"{verdict}: {monitoring.summary()}. {monitoring.rows} rows." + (f" [MLflow run]({run_link})" if run_link else ""),
+        f"{verdict}: {monitoring.summary()}. {monitoring.rows} rows."
+        + (f" [MLflow run]({run_link})" if run_link else ""),
         "",
         "| check | observed | within limit | detail |",
         "|---|---|---|---|",
-        *(f"| {c.name} | {c.observed:.4g} | {'yes' if c.success else '**no**'} | {c.message} |" for c in monitoring.checks),
+        *(
+            f"| {c.name} | {c.observed:.4g} | {'yes' if c.success else '**no**'} | {c.message} |"
+            for c in monitoring.checks
+        ),
         "",
         "## Predicted class mix: this batch against the champion's test predictions",
         "",

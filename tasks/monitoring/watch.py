@@ -47,7 +47,11 @@ class Monitoring:
 
 
 def watch(
-    reference: dict | None, frame: pd.DataFrame, labels: pd.Series, served: tuple[str, str, str], limits: MonitoringParams
+    reference: dict | None,
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    served: tuple[str, str, str],
+    limits: MonitoringParams,
 ) -> Monitoring:
     """`frame`'s raw rows and `labels`, what the model `served` (data set, version, alias) predicted
     for them, against the version's profile (None: registered before profiles were kept)."""
@@ -59,7 +63,11 @@ def watch(
     result.expected = reference.get("predictions")
     if result.expected is not None:
         shift = drift.share_shift(
-            "predicted_shift", result.expected, predicted, limits.predicted_shift, "the champion's test predictions",
+            "predicted_shift",
+            result.expected,
+            predicted,
+            limits.predicted_shift,
+            "the champion's test predictions",
             what="predicted class",
         )
         result.checks.append(shift)
