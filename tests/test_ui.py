@@ -73,10 +73,13 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     """MLflow 3 opens an experiment in its GenAI view (traces, sessions) unless a link says the
     workflow is model training: every link in the run's artifacts lands on the classic pages."""
     from playwright.sync_api import expect
+    from prefect_runs import prefect_client
 
+    from flows.inference import batch_inference
     from flows.training import training_pipeline
+    from tasks.data.loading import load
     from tasks.infra.servers import launch, mlflow_server, stop
-    from tasks.registry.links import CLASSIC, experiment_url
+    from tasks.registry.links import CLASSIC, artifact_url, experiment_url
 
     port = free_port()
     monkeypatch.setenv("MLPIPE_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
@@ -90,9 +93,26 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     board = artifacts["leaderboard-digits"]  # rounded, this run's candidates marked and linked
     assert board.count("**this run**") == 2 and board.count("?workflowType=machine_learning") == 2
     assert re.search(r"\| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", board)
+    # A batch from another scanner (inverted pixels): its monitoring artifact and MLflow run.
+    digits = load("digits", Settings(root=workspace))
+    batch = digits.frame[digits.frame["label"].isin([0, 6])][digits.feature_columns]
+    (workspace / "outputs").mkdir(exist_ok=True)
+    (16 - batch).to_csv(workspace / "outputs" / "scanner.csv", index=False)
+    monitored = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv")["monitoring"]
+    with prefect_client() as client:
+        monitoring_artifact = [a for a in client.read_artifacts() if a.key == "monitoring-digits"][-1]
     servers = launch([mlflow_server(Settings(root=workspace), port)], workspace / "logs")
     try:
         with chromium_page() as page:
+            page.goto(f"{prefect_api.removesuffix('/api')}/artifacts/artifact/{monitoring_artifact.id}")
+            expect(page.get_by_text("Drift detected").first).to_be_visible(timeout=60_000)
+            page.screenshot(path=SCREENSHOTS / "prefect-monitoring-artifact.png", full_page=True)
+            chart = artifact_url(f"http://127.0.0.1:{port}", "1", monitored["mlflow_run_id"], "class_mix.png")
+            page.goto(chart)
+            expect(page.get_by_text("monitor-v1").first).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(2000)  # the chart image loads after the page
+            page.screenshot(path=SCREENSHOTS / "mlflow-monitoring-run.png", full_page=True)
+
             # The flow run's page in the Prefect UI: its name, and the artifacts people read.
             flow_run_page = f"{prefect_api.removesuffix('/api')}/runs/flow-run/{state.state_details.flow_run_id}"
             page.goto(flow_run_page)
