@@ -178,3 +178,22 @@ def test_compare_draws_a_plot(registered, tmp_path):
     done = run_mlpipe(settings, "compare", "--dataset", "digits", "--plot", str(tmp_path / "runs.png"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "runs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_registered_version_has_a_model_card(registered):
+    """Markdown for MLflow's artifact view and JSON, in the version's run: what a reader of the
+    registry needs before trusting the model."""
+    import mlflow
+
+    settings, results = registered
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    version = client.get_model_version("digits", results[1].version)
+    card = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/card/model_card.json")
+    text = mlflow.artifacts.load_text(f"runs:/{version.run_id}/card/model_card.md")
+
+    assert card["model"] == {**card["model"], "name": "digits", "version": results[1].version, "family": "cnn"}
+    assert card["data"]["version"] == version.tags["data_hash"] and sum(card["data"]["rows"].values()) == 1797
+    assert len(card["data"]["class_balance"]) == 10 and set(card["metrics"]["per_class"]) >= {"0", "9"}
+    assert card["metrics"]["test"]["test/accuracy"] > 0.5 and card["promotion"]["promoted"] is True
+    assert card["lineage"]["git_sha"] == "abc123" and card["intended_use"].startswith("not stated")
+    assert text.startswith(f"# Model card: digits v{results[1].version} (cnn)") and "## Promotion" in text

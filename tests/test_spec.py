@@ -185,3 +185,18 @@ def test_a_test_file_with_other_columns_is_refused(tmp_path):
     )
     with pytest.raises(MlpipeError, match="has no text column 'text'"):
         load_spec(spec)
+
+
+def test_a_spec_card_section_is_what_users_fill_and_is_checked(tmp_path):
+    from tasks.data.spec import read_spec
+
+    spec = {"name": "sms", "modality": "text", "format": "csv", "train": "sms.csv", "text_column": "SMS"}
+    spec["card"] = {"intended_use": "Flag spam in a support inbox", "limitations": ["English only"]}
+    (tmp_path / "sms.csv").write_text("SMS,label\nhello,ham\n")
+    (tmp_path / "sms.yaml").write_text(yaml.safe_dump(spec))
+    assert read_spec(tmp_path / "sms.yaml").card.limitations == ["English only"]
+
+    spec["card"] = {"intended": "typo"}
+    (tmp_path / "sms.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(MlpipeError, match="card.intended"):
+        read_spec(tmp_path / "sms.yaml")

@@ -121,6 +121,11 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
             expect(page.get_by_text("data-docs-digits").first).to_be_visible()
             page.screenshot(path=SCREENSHOTS / "prefect-flow-run-artifacts.png", full_page=True)
 
+            version_run = registration.candidate_run_ids[registration.best_family]
+            page.goto(artifact_url(f"http://127.0.0.1:{port}", "1", version_run, "card/model_card.md"))
+            expect(page.get_by_text("Model card: digits v1").first).to_be_visible(timeout=60_000)
+            page.screenshot(path=SCREENSHOTS / "mlflow-model-card.png", full_page=True)
+
             page.goto(links["mlflow-model-digits"])
             expect(page.get_by_text("Version 1", exact=True)).to_be_visible(timeout=60_000)
             expect(page.get_by_text(re.compile(r"^@\s*champion$"))).to_be_visible()

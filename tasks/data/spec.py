@@ -23,6 +23,17 @@ def check_name(name: str) -> str:
     return name
 
 
+class CardSpec(BaseModel):
+    """What the people who own the data say about models trained on it: every registered
+    version's model card repeats it (tasks/registry/card.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intended_use: str = Field("", description="What the model is for, and for whom")
+    limitations: list[str] = Field(default_factory=list, description="Known limits: where it must not be trusted")
+    contact: str = Field("", description="Who answers for the data and the model")
+
+
 class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +49,7 @@ class DatasetSpec(BaseModel):
     image_size: tuple[int, int] | None = Field(None, description="(H, W) to resize an image folder to")
     pixel_scale: float | None = Field(None, gt=0, description="Raw pixel value that maps to 1.0")
     description: str = ""
+    card: CardSpec = Field(default_factory=CardSpec)
 
     @model_validator(mode="after")
     def _fits_together(self) -> "DatasetSpec":

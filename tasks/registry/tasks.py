@@ -66,6 +66,7 @@ def register(
     """Log, register and gate: as Prefect tasks when `as_tasks` (the flow), else as plain calls."""
     import mlflow
 
+    from tasks.registry.card import log_card, model_card
     from tasks.registry.serving import FreshProcess
 
     def stage(a_task):
@@ -84,6 +85,8 @@ def register(
         decision = stage(promotion_gate)(
             dataset, split, version, evaluation, policy, report.warn_only, settings, processes
         )
+    card = model_card(dataset, split, candidates, choice, version, decision, lineage)
+    log_card(card, logged.candidate_run_ids[choice.family])  # the version's own run, beside its model
     return registering.registration_of(dataset, choice, logged, version, decision)
 
 
