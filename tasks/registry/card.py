@@ -124,5 +124,3 @@ def log_card(card: dict, run_id: str) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
