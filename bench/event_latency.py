@@ -82,7 +82,7 @@ def main() -> None:
         row |= {"target": "(a figure to report)", "met": None}
         print(f"{row['figure']}: {row['value']}")
     save(
-        f"event_latency_poll{poll}",
+        "event_latency" if poll == "10" else f"event_latency_poll{poll}",
         "Event to triggered training run (issue 21)",
         rows,
         extra={"created": created, "started": started},
