@@ -33,3 +33,15 @@ def wait_for_flow_run(flow_run_id, timeout: float = 420):
                 return flow_run
             assert time.monotonic() < deadline, f"flow run still {flow_run.state.name} after {timeout:.0f} s"
             time.sleep(2)
+
+
+def stop_serving(process: subprocess.Popen, timeout: float = 60) -> None:
+    """Ctrl-C for `mlpipe serve`, as a person stops it; killed with its flow runs if it hangs."""
+    import os
+    import signal
+
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)

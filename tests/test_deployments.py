@@ -3,7 +3,6 @@ through the API as the UI's Run button creates them, and the cron schedule from 
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import mlflow
 import pytest
 import yaml
 from conftest import make_workspace
-from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
+from prefect_runs import prefect_client, stop_serving, wait_for_deployment, wait_for_flow_run
 
 from tasks.infra.settings import CODE_ROOT, Settings
 
@@ -42,11 +41,7 @@ def served(prefect_api, tmp_path_factory):
         wait_for_deployment("training_pipeline/train", process)
         yield root
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_serving(process)
         log.close()
 
 

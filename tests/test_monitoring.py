@@ -12,6 +12,10 @@ from tasks.validation.drift import profile
 SERVED = ("digits", "1", "champion")
 
 
+def counts(labels: pd.Series) -> dict:
+    return labels.astype(str).value_counts().to_dict()
+
+
 @pytest.fixture(scope="module")
 def reference(digits, digits_split):
     """digits' profile, with its true test labels standing for a champion's predictions."""
@@ -21,7 +25,7 @@ def reference(digits, digits_split):
 def test_a_batch_like_the_test_rows_is_not_drift(reference, digits, digits_split):
     batch = digits.frame.iloc[digits_split.test]
 
-    result = watch(reference, batch[digits.feature_columns], batch["label"], SERVED, MonitoringParams())
+    result = watch(reference, batch[digits.feature_columns], counts(batch["label"]), SERVED, MonitoringParams())
 
     assert [c.name for c in result.checks] == ["drift.predicted_shift", "drift.feature_psi"]
     assert result.drifted == [] and result.summary() == "no drift past params.yaml's monitoring limits"
@@ -32,7 +36,7 @@ def test_shifted_pixels_and_a_lopsided_class_mix_are_drift(reference, digits):
     zeros = digits.frame[digits.frame["label"] == 0]
     inverted = 16 - zeros[digits.feature_columns]  # another scanner: dark digits on light paper
 
-    result = watch(reference, inverted, zeros["label"], SERVED, MonitoringParams(min_rows=100))
+    result = watch(reference, inverted, counts(zeros["label"]), SERVED, MonitoringParams(min_rows=100))
 
     assert {c.name for c in result.drifted} == {"drift.predicted_shift", "drift.feature_psi"}
     assert "predicted class '0' share moved +90" in result.summary()
@@ -42,7 +46,7 @@ def test_shifted_pixels_and_a_lopsided_class_mix_are_drift(reference, digits):
 def test_too_few_rows_are_reported_but_never_called_drift(reference, digits):
     zeros = digits.frame[digits.frame["label"] == 0].head(20)
 
-    result = watch(reference, 16 - zeros[digits.feature_columns], zeros["label"], SERVED, MonitoringParams())
+    result = watch(reference, 16 - zeros[digits.feature_columns], counts(zeros["label"]), SERVED, MonitoringParams())
 
     assert result.checks and not all(c.success for c in result.checks)  # the figures are there
     assert result.drifted == [] and "too few to call drift" in result.summary()
@@ -59,7 +63,8 @@ def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(own_registry
     zeros = digits.frame[digits.frame["label"].isin([0, 6])]  # past monitoring.min_rows
     (16 - zeros[digits.feature_columns]).to_csv(settings.root / "outputs" / "scanner.csv", index=False)
 
-    summary = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv")
+    state = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv", return_state=True)
+    summary = state.result()
 
     monitoring = summary["monitoring"]
     assert monitoring["drifted"] and monitoring["event"] == "mlpipe.drift.detected"
@@ -69,7 +74,8 @@ def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(own_registry
     artifacts = {a.path for a in mlflow.MlflowClient(settings.tracking_uri).list_artifacts(run.info.run_id)}
     assert artifacts == {"monitoring.json", "class_mix.png"}
     with get_client(sync_client=True) as client:
-        (artifact,) = [a for a in client.read_artifacts() if a.key == "monitoring-digits"][-1:]
+        (artifact,) = [a for a in client.read_artifacts() if a.flow_run_id == state.state_details.flow_run_id]
+    assert artifact.key == "monitoring-digits"
     assert "**Drift detected**" in artifact.data and "█" in artifact.data
     labelled = pd.read_csv(settings.root / "outputs" / "scanner-labelled.csv")
     assert len(labelled) == len(zeros)  # the predictions are written whatever the monitoring finds

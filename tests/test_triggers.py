@@ -3,7 +3,6 @@ starts a run by itself when `mlpipe data add` makes a new version of it, and whe
 inference finds a drifted batch; a burst of events starts one run (the debounce)."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import make_workspace
-from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
+from prefect_runs import prefect_client, stop_serving, wait_for_deployment, wait_for_flow_run
 
 from tasks.infra.settings import CODE_ROOT
 
@@ -43,11 +42,7 @@ def served_scans(prefect_api, digits, tmp_path_factory):
         wait_for_automation("retrain scans on ")
         yield root, env, deployment
     finally:
-        serving.send_signal(signal.SIGINT)
-        try:
-            serving.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.pid, signal.SIGKILL)
+        stop_serving(serving)
         log.close()
         with prefect_client() as client:  # the module's own deployment goes with its runner
             client.delete_deployment(deployment.id)

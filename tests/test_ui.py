@@ -98,9 +98,12 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     batch = digits.frame[digits.frame["label"].isin([0, 6])][digits.feature_columns]
     (workspace / "outputs").mkdir(exist_ok=True)
     (16 - batch).to_csv(workspace / "outputs" / "scanner.csv", index=False)
-    monitored = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv")["monitoring"]
+    scored = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv", return_state=True)
+    monitored = scored.result()["monitoring"]
     with prefect_client() as client:
-        monitoring_artifact = [a for a in client.read_artifacts() if a.key == "monitoring-digits"][-1]
+        (monitoring_artifact,) = [
+            a for a in client.read_artifacts() if a.flow_run_id == scored.state_details.flow_run_id
+        ]
     servers = launch([mlflow_server(Settings(root=workspace), port)], workspace / "logs")
     try:
         with chromium_page() as page:

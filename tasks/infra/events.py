@@ -36,5 +36,7 @@ def emit(event: str, dataset: str, payload: dict) -> str | None:
     try:
         run_coro_as_sync(send())
     except Exception as error:  # websockets' and OS errors alike: the server did not take it
-        raise MlpipeError(f"the Prefect server at {api_url} did not take event {event}: {error}") from None
+        raise MlpipeError(
+            f"the Prefect server at {api_url} did not take event {event}: {type(error).__name__}: {error}"
+        ) from None
     return api_url

@@ -1,11 +1,10 @@
 """The Prefect task of batch inference's monitoring: figures to MLflow and the UI, and the
 `mlpipe.drift.detected` event that `mlpipe serve`'s triggers retrain on."""
 
-from pathlib import Path
-
 from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.infra.errors import MlpipeError
 from tasks.infra.monitoring_params import DRIFT_DETECTED, MonitoringParams
 from tasks.infra.settings import get_settings
 
@@ -27,9 +26,9 @@ def monitor_batch(predicted: dict, input_path: str, limits: MonitoringParams) ->
 
     settings = get_settings()
     dataset = predicted["dataset"]
-    scored = read_rows(Path(predicted["output"]))  # the rows as written, with the labels they got
+    rows = read_rows(settings.root / input_path)  # as the model read them; its labels as it gave them
     served = (dataset, predicted["version"], predicted["alias"])
-    monitoring = watch(version_profile(predicted["run_id"]), scored, scored["predicted_label"], served, limits)
+    monitoring = watch(version_profile(predicted["run_id"]), rows, predicted["labels"], served, limits)
     tags = {"input": input_path, "prefect_flow_run_id": str(runtime.flow_run.id or "none")}
     run_id = log_monitoring_run(monitoring, settings, tags)
     experiment_id = mlflow.MlflowClient().get_run(run_id).info.experiment_id
@@ -41,7 +40,10 @@ def monitor_batch(predicted: dict, input_path: str, limits: MonitoringParams) ->
     if monitoring.drifted:
         payload = {"version": monitoring.version, "alias": monitoring.alias, "rows": monitoring.rows}
         payload |= {"checks": [c.as_dict() for c in monitoring.drifted], "mlflow_run_id": run_id, "input": input_path}
-        if emit(DRIFT_DETECTED, dataset, payload):
-            result["event"] = DRIFT_DETECTED
-        get_run_logger().warning("%s: drift: %s", dataset, monitoring.summary())
+        logger = get_run_logger()
+        logger.warning("%s: drift: %s", dataset, monitoring.summary())
+        try:
+            result["event"] = DRIFT_DETECTED if emit(DRIFT_DETECTED, dataset, payload) else None
+        except MlpipeError as error:  # the predictions and the figures are in: the retraining waits
+            logger.warning("%s", error)
     return result

@@ -5,6 +5,7 @@ The profile is what validation's drift check reads (tasks/validation/drift.py), 
 registered version, so nothing of the training data is restored to compare.
 """
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -12,6 +13,8 @@ import pandas as pd
 from tasks.infra.monitoring_params import MonitoringParams
 from tasks.validation import drift
 from tasks.validation.row_checks import CheckResult
+
+METRIC_UNSAFE = re.compile(r"[^\w.\-/: ]")  # what an MLflow metric name may not hold
 
 
 @dataclass
@@ -33,9 +36,12 @@ class Monitoring:
         """MLflow metric names: `monitor/rows`, `drift/<check>`, `predicted_share/<class>`."""
         figures = {"monitor/rows": float(self.rows), "monitor/drifted": float(bool(self.drifted))}
         figures |= {f"drift/{c.name.removeprefix('drift.')}": float(c.observed) for c in self.checks}
-        return figures | {f"predicted_share/{label}": share for label, share in self.predicted.items()}
+        # A label is any string; a metric name takes letters, digits, _ - . / : and spaces only.
+        return figures | {f"predicted_share/{METRIC_UNSAFE.sub('_', c)}": v for c, v in self.predicted.items()}
 
     def summary(self) -> str:
+        if not self.checks:
+            return f"nothing compared: v{self.version} keeps no profile of its data (registered before profiles were)"
         if not self.judged:
             return f"{self.rows} rows: too few to call drift (monitoring.min_rows)"
         failed = self.drifted
@@ -49,14 +55,15 @@ class Monitoring:
 def watch(
     reference: dict | None,
     frame: pd.DataFrame,
-    labels: pd.Series,
+    counts: dict,
     served: tuple[str, str, str],
     limits: MonitoringParams,
 ) -> Monitoring:
-    """`frame`'s raw rows and `labels`, what the model `served` (data set, version, alias) predicted
-    for them, against the version's profile (None: registered before profiles were kept)."""
+    """`frame`'s raw rows and `counts` of the labels the model `served` (data set, version, alias)
+    gave them, against the version's profile (None: registered before profiles were kept)."""
     dataset, version, alias = served
-    predicted = drift.shares(labels)
+    total = sum(counts.values()) or 1
+    predicted = {str(label): count / total for label, count in counts.items()}
     result = Monitoring(dataset, version, alias, len(frame), predicted, None, judged=len(frame) >= limits.min_rows)
     if reference is None:
         return result
@@ -71,6 +78,7 @@ def watch(
             what="predicted class",
         )
         result.checks.append(shift)
-    columns = reference.get("columns") or [c for c in frame.columns if not c.startswith("predicted_")]
+    # An older profile does not name its columns: a table's are the features it binned; a text's is unknown.
+    columns = reference.get("columns") or list(reference.get("features", {}))
     result.checks += drift.feature_drift(reference, frame, [c for c in columns if c in frame.columns], limits)
     return result

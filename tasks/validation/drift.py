@@ -63,6 +63,8 @@ def share_shift(name: str, reference: dict, current: dict, limit: float, of: str
 def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limits) -> list[CheckResult]:
     """The features of `frame` against the profile: text length and new words for text, else the
     worst feature's PSI. `limits` has feature_psi, text_length_psi and oov_rate."""
+    if not columns:
+        return []
     if "text_length" in reference:
         texts = frame[columns[0]].astype(str)
         psi = _psi(reference["text_length"], texts.str.len().to_numpy(dtype=np.float64))
