@@ -15,13 +15,14 @@ from tasks.infra.params import load_params
 from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import get_settings
 from tasks.infra.tuned import read_tuned
-from tasks.infra.vocabulary import BASELINE
+from tasks.infra.vocabulary import BASELINE, PRETRAINED
 from tasks.registry.registering import Registration
 from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
 from tasks.training.config import baseline_config, train_config
 from tasks.training.parallel import run_all, torch_threads
+from tasks.training.starting import start_of, transfer_source
 from tasks.training.tasks import train_baseline, train_model
 from tasks.validation.tasks import publish_validation, validate_dataset
 
@@ -54,12 +55,15 @@ def _train(params: PipelineParams) -> Registration:
     train = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
     choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
     tuned = read_tuned(settings, dataset.name)  # `mlpipe tune`'s best settings, over params.yaml's
+    source = transfer_source(params, dataset.modality, settings)  # --init-from's version, checked
     calls = []  # (task, its parameters): a candidate each
     parallel = params.parallel if params.parallel is not None else project.parallel.enabled
     threads = torch_threads() if parallel else None  # a Dask worker trains with the run's, as it would here
     for family in (f for f in params.models if f != BASELINE):
         own = tuned[family].settings if family in tuned else None
-        config = train_config(project, dataset.modality, family, seed, **choices, tuned=own)
+        backbone = params.backbone or (project.families_backbone(dataset.modality) if family == PRETRAINED else None)
+        init = start_of(family, dataset.modality, backbone, source, settings)
+        config = train_config(project, dataset.modality, family, seed, **choices, tuned=own, init=init)
         out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
         calls.append(
             (train, {"dataset": dataset, "split": parts, "config": config, "out_dir": out_dir, "threads": threads})

@@ -25,6 +25,9 @@ class Classifier(L.LightningModule):
         class_weights: Tensor | None = None,
         temperature: float = 1.0,
         soft_weight: float = 0.0,
+        schedule: str = "one_cycle",  # or "linear": warm-up then linear decay, fine-tuning's usual one
+        warmup_fraction: float = 0.1,  # of the steps, for the linear schedule
+        layer_decay: float = 1.0,  # a pretrained network's blocks: each below the head learns this much slower
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["network", "class_weights"])
@@ -106,14 +109,19 @@ class Classifier(L.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self.parameters(),
-            lr=self.hparams.learning_rate,
-            weight_decay=self.hparams.weight_decay,
-        )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams.learning_rate,
-            total_steps=self.trainer.estimated_stepping_batches,
-        )
+        hp = self.hparams
+        if hasattr(self.network, "parameter_groups"):  # a pretrained backbone: a learning rate per depth
+            groups = self.network.parameter_groups(hp.learning_rate, hp.layer_decay, hp.weight_decay)
+        else:
+            groups = [{"params": self.parameters(), "lr": hp.learning_rate, "weight_decay": hp.weight_decay}]
+        optimizer = torch.optim.AdamW(groups)
+        steps = self.trainer.estimated_stepping_batches
+        if hp.schedule == "linear":
+            warmup = max(1, int(hp.warmup_fraction * steps))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
+            )
+        else:
+            peaks = [group["lr"] for group in optimizer.param_groups]
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

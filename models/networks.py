@@ -15,8 +15,6 @@ from models.image import ImageRNN, ImageTransformer
 from models.sequence import SequenceCNN, SequenceRNN, SequenceTransformer
 from models.text import TextCNN, TextRNN, TextTransformer
 
-FAMILIES = ("cnn", "rnn", "transformer")
-
 # (modality, family) -> network class
 NETWORKS: dict[tuple[str, str], type[nn.Module]] = {
     ("image", "cnn"): ImageCNN,
@@ -29,10 +27,28 @@ NETWORKS: dict[tuple[str, str], type[nn.Module]] = {
     ("text", "rnn"): TextRNN,
     ("text", "transformer"): TextTransformer,
 }
+# Imported when built: they load transformers, which a served cnn's environment need not have.
+PRETRAINED_NETWORKS = {
+    ("image", "pretrained"): "models.pretrained_image:PretrainedImage",
+    ("text", "pretrained"): "models.pretrained_text:PretrainedText",
+}
+
+
+def network_class(modality: str, family: str) -> type[nn.Module]:
+    if (modality, family) in NETWORKS:
+        return NETWORKS[(modality, family)]
+    if (modality, family) in PRETRAINED_NETWORKS:
+        import importlib
+
+        module, name = PRETRAINED_NETWORKS[(modality, family)].split(":")
+        return getattr(importlib.import_module(module), name)
+    known = ", ".join(f"{m}/{f}" for m, f in [*NETWORKS, *PRETRAINED_NETWORKS])
+    raise ValueError(f"no {family!r} network for {modality!r} data (known: {known})")
 
 
 def shape_kwargs(info: dict, family: str, num_classes: int) -> dict[str, Any]:
-    """The keyword arguments fixed by the data rather than chosen as hyper-parameters."""
+    """The keyword arguments fixed by the data rather than chosen as hyper-parameters (a pretrained
+    backbone adds its own: tasks/training/backbones.py)."""
     modality = info["modality"]
     if modality == "image":
         channels, height, width = info["image_shape"]
@@ -49,17 +65,14 @@ def shape_kwargs(info: dict, family: str, num_classes: int) -> dict[str, Any]:
             kwargs["length"] = len(info["feature_columns"]) // channels
         return kwargs
     if modality == "text":
+        if family == "pretrained":
+            return {"num_classes": num_classes, "pad_id": info["pad_id"]}
         return {"vocab_size": info["vocab_size"], "num_classes": num_classes}
     raise ValueError(f"unknown modality {modality!r}")
 
 
 def build_network(modality: str, family: str, **kwargs: Any) -> nn.Module:
-    try:
-        network_class = NETWORKS[(modality, family)]
-    except KeyError:
-        known = ", ".join(f"{m}/{f}" for m, f in NETWORKS)
-        raise ValueError(f"no {family!r} network for {modality!r} data (known: {known})") from None
-    return network_class(**kwargs)
+    return network_class(modality, family)(**kwargs)
 
 
 def predict_probabilities(network: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:

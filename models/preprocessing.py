@@ -23,21 +23,24 @@ def sequences_from_table(values: np.ndarray, channels: int = 1) -> np.ndarray:
     return (x - mean) / np.maximum(std, 1e-6)
 
 
-def token_ids(texts: list[str], tokenizer_json: str, max_length: int) -> np.ndarray:
-    """Strings -> (N, max_length) int64 token ids, 0-padded, truncated at max_length."""
-    tokenizer = _tokenizer(tokenizer_json, max_length)
+def token_ids(
+    texts: list[str], tokenizer_json: str, max_length: int, pad_id: int = 0, pad_token: str = "[PAD]"
+) -> np.ndarray:
+    """Strings -> (N, max_length) int64 token ids, padded with pad_id, truncated at max_length.
+    A pretrained backbone's tokenizer adds its own special tokens ([CLS] ... [SEP]) and padding id."""
+    tokenizer = _tokenizer(tokenizer_json, max_length, pad_id, pad_token)
     return np.asarray([e.ids for e in tokenizer.encode_batch([str(t) for t in texts])], dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=8)
-def _tokenizer(tokenizer_json: str, max_length: int):
+def _tokenizer(tokenizer_json: str, max_length: int, pad_id: int, pad_token: str):
     """Parsed once per model: reading the JSON of an 8000-word vocabulary took longer than the
     network's whole forward pass of one row."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_str(tokenizer_json)
     tokenizer.enable_truncation(max_length)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=max_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=max_length)
     return tokenizer
 
 
@@ -50,7 +53,9 @@ def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
     if modality == "sequence":
         return sequences_from_table(frame[info["feature_columns"]].to_numpy(), info.get("channels", 1))
     if modality == "text":
-        return token_ids(frame[info["text_column"]].tolist(), info["tokenizer"], info["max_length"])
+        texts = frame[info["text_column"]].tolist()
+        padding = {"pad_id": info.get("pad_id", 0), "pad_token": info.get("pad_token", "[PAD]")}
+        return token_ids(texts, info["tokenizer"], info["max_length"], **padding)
     raise ValueError(f"unknown modality {modality!r}")
 
 

@@ -81,6 +81,19 @@ class TrainConfig:
     text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
     devices: int = 1  # more than one trains in worker processes (tasks/training/workers.py)
     strategy: Strategy = "auto"
+    accumulate_grad_batches: int = 1  # batches per optimiser step: a larger batch than memory holds
+    # Where the weights start (tasks/training/starting.py): {} from scratch; a pretrained backbone's
+    # source and digest; or the registered version of --init-from, with its run id.
+    init: dict = field(default_factory=dict)
+
+    @property
+    def init_label(self) -> str:
+        """`scratch`, the backbone's name, or the models:/ URI of the version it started from."""
+        if "backbone" in self.init:
+            return self.init["backbone"]
+        if "init_from" in self.init:
+            return f"models:/{self.init['name']}/{self.init['version']}"
+        return "scratch"
 
 
 @dataclass

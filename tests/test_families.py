@@ -5,17 +5,18 @@ import pandas as pd
 import pytest
 import torch
 
-from models.networks import FAMILIES, build_network, shape_kwargs
+from models.networks import build_network, shape_kwargs
 from models.preprocessing import model_inputs
 from tasks.data.splitting import split
 from tasks.evaluation.scoring import evaluate
+from tasks.infra.vocabulary import NETWORK_FAMILIES
 from tasks.training.features import class_weights, train_tokenizer
 from tasks.training.network import train
 from tasks.types import TrainConfig
 
 
 @pytest.mark.parametrize("modality", ["image", "sequence", "text"])
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", NETWORK_FAMILIES)
 def test_each_family_trains_on_each_modality(small_datasets, modality, family, tmp_path):
     dataset = small_datasets[modality]
     parts = split(dataset.frame[dataset.label_column].to_numpy(), 0.25, 0.2, 0, 0)
@@ -55,7 +56,7 @@ def test_network_shapes_follow_the_docstrings():
 @pytest.mark.parametrize("options", [{}, {"ngram_buckets": 97, "word_dropout": 0.5}])
 def test_padding_does_not_change_a_text_prediction(options):
     torch.manual_seed(0)
-    for family in FAMILIES:
+    for family in NETWORK_FAMILIES:
         network = build_network("text", family, vocab_size=30, num_classes=2, **options).eval()
         short = torch.tensor([[3, 4, 5]])
         padded = torch.tensor([[3, 4, 5, 0, 0, 0, 0]])
@@ -65,7 +66,7 @@ def test_padding_does_not_change_a_text_prediction(options):
 
 def test_a_text_of_padding_only_gives_finite_logits_and_gradients():
     torch.manual_seed(0)
-    for family in FAMILIES:
+    for family in NETWORK_FAMILIES:
         network = build_network("text", family, vocab_size=30, num_classes=2, ngram_buckets=97)
         tokens = torch.tensor([[0, 0, 0, 0], [3, 4, 0, 0]])  # a blank text beside a real one
         for training in (True, False):

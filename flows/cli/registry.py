@@ -118,7 +118,7 @@ def _registry(dataset: str):
 
 def _print_table(rows: list[dict]) -> None:
     header = ("family", "val_accuracy", "test_accuracy", "test_f1_macro", "size_KB", "p50_ms", "version", "aliases")
-    header += ("flags", "run_id")
+    header += ("init", "flags", "run_id")
     lines = [header]
     for row in rows:
         size, p50 = row.get("size_bytes"), row.get("p50_ms")
@@ -133,6 +133,7 @@ def _print_table(rows: list[dict]) -> None:
                 "-" if p50 is None else f"{p50:.3f}",
                 str(row["registered_version"] or "-"),
                 ",".join(row["aliases"]) or "-",
+                row.get("init") or "scratch",
                 ",".join(row["flags"]) or "-",
                 row["run_id"],
             )

@@ -13,11 +13,12 @@ from tasks.infra.base_params import Section as _Section
 from tasks.infra.compression_params import CompressionParams, StudentParams  # noqa: F401 - re-exported
 from tasks.infra.errors import MlpipeError
 from tasks.infra.monitoring_params import MonitoringParams, RetrainingParams
+from tasks.infra.pretraining_params import PretrainingParams
 from tasks.infra.settings import CODE_ROOT, Settings
 from tasks.infra.tuning_params import TuningParams
 from tasks.infra.vocabulary import (
     FAMILIES,
-    NETWORK_FAMILIES,
+    TRAINED_FAMILIES,
     BatchSize,
     ClassWeighting,
     Epochs,
@@ -25,6 +26,7 @@ from tasks.infra.vocabulary import (
     MinDelta,
     Modality,
     Monitor,
+    Schedule,
     Seed,
 )
 
@@ -43,6 +45,7 @@ class TrainerKeys(_Section):
     patience: int | None = Field(None, ge=1)
     monitor: Monitor | None = None
     class_weighting: ClassWeighting | None = None
+    accumulate_grad_batches: int | None = Field(None, ge=1, le=1024)  # batches per optimiser step
 
 
 class TrainParams(TrainerKeys):
@@ -59,6 +62,9 @@ class OptimiserKeys(_Section):
 
     learning_rate: LearningRate | None = None
     weight_decay: float | None = Field(None, ge=0)
+    schedule: Schedule | None = None
+    warmup_fraction: float | None = Field(None, ge=0, lt=1)  # the linear schedule's warm-up, of all steps
+    layer_decay: float | None = Field(None, gt=0, le=1)  # a pretrained backbone's: each block's rate below the next
 
 
 class TokenizerKeys(_Section):
@@ -74,6 +80,9 @@ class NetworkParams(TrainerKeys, OptimiserKeys, TokenizerKeys):
     checked when the family is trained (`check_network_keys`)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
+
+    # The pretrained family's starting point: a Hugging Face hub id or folder, or models:/<name>-encoder/<v>.
+    backbone: str | None = None
 
     def part(self, keys: type[_Section]) -> dict:
         """The keys of one part (TrainerKeys, OptimiserKeys, TokenizerKeys) that the section sets."""
@@ -105,7 +114,7 @@ class _Families(_Section):
 
 # One section per network family (None: not configured for this modality) and the baseline's.
 FamilyParams = create_model(
-    "FamilyParams", __base__=_Families, **{family: (NetworkParams | None, None) for family in NETWORK_FAMILIES}
+    "FamilyParams", __base__=_Families, **{family: (NetworkParams | None, None) for family in TRAINED_FAMILIES}
 )
 
 
@@ -183,6 +192,7 @@ class ProjectParams(_Section):
     tuning: TuningParams = Field(default_factory=TuningParams)
     parallel: ParallelParams = Field(default_factory=ParallelParams)
     compression: CompressionParams = Field(default_factory=CompressionParams)
+    pretraining: PretrainingParams = Field(default_factory=PretrainingParams)
     monitoring: MonitoringParams = Field(default_factory=MonitoringParams)
     retraining: RetrainingParams = Field(default_factory=RetrainingParams)
     schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
@@ -193,6 +203,11 @@ class ProjectParams(_Section):
         if section is None:
             raise MlpipeError(f"params.yaml has no section families.{modality}.{family}")
         return section
+
+    def families_backbone(self, modality: str) -> str | None:
+        """families.<modality>.pretrained.backbone, where params.yaml sets one."""
+        section = getattr(self.families.get(modality), "pretrained", None)
+        return section.backbone if section is not None else None
 
     def baseline(self, modality: str) -> BaselineParams:
         return self.families[modality].baseline if modality in self.families else BaselineParams()
@@ -234,10 +249,13 @@ def check_network_keys(modality: str, family: str, network: dict) -> None:
     """The network keys of families.<modality>.<family> against what that network takes."""
     import inspect
 
-    from models.networks import NETWORKS
+    from models.networks import network_class
 
-    data_keys = {"in_channels", "num_classes", "width", "height", "length", "vocab_size"}  # set from the data
-    accepted = set(inspect.signature(NETWORKS[(modality, family)]).parameters) - data_keys
+    # Set from the data, or from a pretrained backbone's own files.
+    data_keys = {"in_channels", "num_classes", "width", "height", "length", "vocab_size", "pad_id", "backbone_config"}
+    accepted = set(inspect.signature(network_class(modality, family)).parameters) - data_keys
+    if family == "pretrained":
+        accepted.add("lora")  # the trainer's adapters (tasks/training/starting.py), not the network's
     others = [*TrainerKeys.model_fields, *OptimiserKeys.model_fields, *TokenizerKeys.model_fields]
     for key in network:
         if key not in accepted:

@@ -12,13 +12,16 @@ FORMATS_OF: dict[str, tuple[str, ...]] = {  # the formats each modality can be r
     "text": ("csv", "tsv", "parquet"),
 }
 
-NETWORK_FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # models.networks.NETWORKS builds each
+NETWORK_FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # trained from scratch (or --init-from)
+PRETRAINED = "pretrained"  # a pretrained backbone (`backbone:`) fine-tuned with a new head: text and image
+TRAINED_FAMILIES: tuple[str, ...] = (*NETWORK_FAMILIES, PRETRAINED)  # models.networks.NETWORKS builds each
 BASELINE = "baseline"  # the classical scikit-learn candidate
 ENSEMBLE = "ensemble"  # the mean of the candidates close to the best
-FAMILIES: tuple[str, ...] = (*NETWORK_FAMILIES, BASELINE)  # what a run may be asked to train
+FAMILIES: tuple[str, ...] = (*TRAINED_FAMILIES, BASELINE)  # what a run may be asked to train
 Family = Literal[FAMILIES]  # for pydantic: one of FAMILIES
 NetworkFamily = Literal[NETWORK_FAMILIES]  # a family `mlpipe tune` can search
 
+Schedule = Literal["one_cycle", "linear"]  # the learning rate's: one-cycle, or linear warm-up then linear decay
 Strategy = Literal["auto", "ddp"]  # Lightning's: auto picks DDP on several devices
 Monitor = Literal["val/loss", "val/accuracy", "val/f1_macro"]  # picks the checkpoint, stops early
 ClassWeighting = Literal["sqrt", "none"]  # sqrt: square-rooted inverse class frequency in the loss

@@ -10,6 +10,7 @@ from tasks.evaluation.scoring import Evaluation
 from tasks.evaluation.selection import Choice
 from tasks.infra.vocabulary import BASELINE
 from tasks.registry.promotion import Decision
+from tasks.registry.run_logging import start_tags
 from tasks.types import Candidate, Dataset, Split
 
 UNSTATED = "not stated: fill the spec's `card:` section"
@@ -28,12 +29,18 @@ def model_card(
 
     spec = read_spec(dataset.spec_path) if dataset.spec_path else None
     stated = spec.card if spec else CardSpec()
-    chosen = next(e for m, e in candidates if m.family == choice.family)
+    chosen_model, chosen = next((m, e) for m, e in candidates if m.family == choice.family)
     baseline = next((e for m, e in candidates if m.family == BASELINE), None)
     labels = dataset.frame[dataset.label_column].astype(str)
     per_class = next((json.loads(p.read_text()) for p in chosen.artifacts if p.name == "per_class_metrics.json"), {})
     return {
-        "model": {"name": dataset.name, "version": version, "family": choice.family, "made": _now()},
+        "model": {
+            "name": dataset.name,
+            "version": version,
+            "family": choice.family,
+            "init": start_tags(chosen_model)["init"],  # scratch, a backbone, or the models:/ URI it was carried from
+            "made": _now(),
+        },
         "data": {
             "name": dataset.name,
             "version": dataset.data_hash,
@@ -65,6 +72,8 @@ def markdown(card: dict) -> str:
     accuracy = metrics["test"].get("test/accuracy")
     lines = [
         f"# Model card: {model['name']} v{model['version']} ({model['family']})",
+        "",
+        f"**Started from:** {model.get('init', 'scratch')}",
         "",
         f"**Intended use:** {card['intended_use']}",
         "",

@@ -13,6 +13,7 @@ from tempfile import TemporaryDirectory
 
 from tasks.evaluation.selection import Ensemble
 from tasks.infra.settings import CODE_ROOT
+from tasks.infra.vocabulary import PRETRAINED
 from tasks.training.baseline import TrainedBaseline
 from tasks.types import Dataset, Split
 
@@ -30,10 +31,7 @@ def write_model_files(model, folder: Path) -> dict[str, str]:
             path.write_bytes(pickle.dumps(member.estimator))
             described.append({"kind": "sklearn", "family": member.family, "preprocessing": member.preprocessing})
         else:
-            import torch
-
-            path = folder / f"{name}.pt"
-            torch.save(member.network.state_dict(), path)
+            path = _save_network(member, folder / name)
             described.append(
                 {
                     "kind": "network",
@@ -51,9 +49,24 @@ def write_model_files(model, folder: Path) -> dict[str, str]:
     return {"spec": str(spec), **artifacts}
 
 
-def requirements(onnx: bool = False) -> list[str]:
+def _save_network(member, stem: Path) -> Path:
+    """A network's weights: safetensors for a pretrained backbone (its config is in spec.json, its
+    tokenizer in the preprocessing), torch's format for the rest, as versions always had."""
+    if member.family == PRETRAINED:
+        from safetensors.torch import save_model
+
+        save_model(member.network, str(stem.with_suffix(".safetensors")))
+        return stem.with_suffix(".safetensors")
+    import torch
+
+    torch.save(member.network.state_dict(), stem.with_suffix(".pt"))
+    return stem.with_suffix(".pt")
+
+
+def requirements(onnx: bool = False, pretrained: bool = False) -> list[str]:
     """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring
-    them); onnxruntime too for a version with an ONNX member."""
+    them); onnxruntime too for a version with an ONNX member, transformers and safetensors for a
+    pretrained one."""
     import mlflow
     import numpy as np
     import pandas as pd
@@ -61,14 +74,25 @@ def requirements(onnx: bool = False) -> list[str]:
     import tokenizers
     import torch
 
-    return [
-        f"mlflow=={mlflow.__version__}",
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"numpy=={np.__version__}",
-        f"pandas=={pd.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-        f"tokenizers=={tokenizers.__version__}",
-    ] + ([_onnxruntime()] if onnx else [])
+    return (
+        [
+            f"mlflow=={mlflow.__version__}",
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"numpy=={np.__version__}",
+            f"pandas=={pd.__version__}",
+            f"scikit-learn=={sklearn.__version__}",
+            f"tokenizers=={tokenizers.__version__}",
+        ]
+        + ([_onnxruntime()] if onnx else [])
+        + (_pretrained() if pretrained else [])
+    )
+
+
+def _pretrained() -> list[str]:
+    import safetensors
+    import transformers
+
+    return [f"transformers=={transformers.__version__}", f"safetensors=={safetensors.__version__}"]
 
 
 def _onnxruntime() -> str:
@@ -101,7 +125,9 @@ def log_model_files(
     predicted = pd.Series(classes[probabilities.argmax(axis=1)])  # monitoring's reference class mix
     example = test_rows.head(5)
     output = pd.DataFrame({"label": predicted.head(5), "probability": probabilities[:5].max(axis=1)})
-    onnx = any(m["kind"] == "onnx" for m in json.loads(Path(artifacts["spec"]).read_text())["members"])
+    members = json.loads(Path(artifacts["spec"]).read_text())["members"]
+    onnx = any(m["kind"] == "onnx" for m in members)
+    pretrained = any(m["family"] == PRETRAINED for m in members)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -110,7 +136,7 @@ def log_model_files(
             code_paths=[str(CODE_ROOT / "models")],
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=requirements(onnx),
+            pip_requirements=requirements(onnx, pretrained),
         )
         # The champion's data and its predictions of the test rows, summarised: the next run's
         # drift check and batch inference's monitoring compare against them.

@@ -59,6 +59,11 @@ def _load(member: dict, path: str):
         # the file is the version's own, written by mlpipe, as the baseline's pickle is.
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))  # noqa: S614
         return network.eval()
+    if path.endswith(".safetensors"):  # a pretrained backbone's
+        from safetensors.torch import load_model
+
+        load_model(network, path)
+        return network.eval()
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return network.eval()
 

@@ -57,6 +57,7 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
                 "run_id": run.info.run_id,
                 "dataset": dataset,
                 "family": run.data.tags.get("family"),
+                "init": run.data.tags.get("init", "scratch"),  # where its weights started
                 "val_accuracy": val_accuracy,
                 "selected_by": SELECTED_BY if val_accuracy is not None else None,
                 "selected": run.data.tags.get("selected") == "true",

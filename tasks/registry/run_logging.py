@@ -80,6 +80,7 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
             "validation": validation,
             "candidates_key": key,
         }
+        version_tags |= start_tags(best_model)
         if tuned := tags.get(f"tuning.{best_model.family}"):
             version_tags["tuning"] = tuned  # the study and trial its settings came from, or that the defaults stayed
     return parent.info.run_id, run_ids, version_tags
@@ -106,6 +107,7 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
                 "training_key": model.training_key,
                 "selected": str(model.family == choice.family).lower(),
                 "flags": ", ".join(flags) or "none",
+                **start_tags(model),
             }
         )
         if hasattr(model, "best_epoch"):  # a network: the curves end at the last epoch, the weights kept are this one's
@@ -123,6 +125,22 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
     if model.finished_at:  # the run lasts as long as its training did, not as long as its logging
         mlflow.MlflowClient().set_terminated(run.info.run_id, end_time=int(model.finished_at * 1000))
     return run.info.run_id
+
+
+def start_tags(model: Candidate) -> dict[str, str]:
+    """Where a candidate's weights started: `init` is scratch, a backbone's name or the models:/
+    URI of the version it was carried from, whose version and run id `init_from.*` name."""
+    members = getattr(model, "members", None)
+    if members is not None:  # an ensemble: its members' starts
+        return {"init": ", ".join(sorted({start_tags(m)["init"] for m in members}))}
+    config = model.config
+    start = getattr(config, "init", None) or {}
+    tags = {"init": config.init_label if start else "scratch"}
+    if "init_from" in start:
+        tags |= {"init_from": start["init_from"], "init_from.version": start["version"]}
+    if "run_id" in start:
+        tags["init_from.run_id"] = start["run_id"]
+    return tags
 
 
 def version_summary(run) -> str:

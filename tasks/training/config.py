@@ -24,11 +24,12 @@ def train_config(
     strategy: str = TrainConfig.strategy,
     tuned: dict | None = None,
     tuned_from: str = "tuned settings",
+    init: dict | None = None,
 ) -> TrainConfig:
     """A network's TrainConfig: the family's section over the `train` section, `tuned` settings
     (a trial's, or those `mlpipe tune` found) over the family's, and the run's choices (None: not
     chosen) over all. The merged section is checked like params.yaml, its network keys against
-    the network."""
+    the network. `init`: where its weights start (tasks/training/starting.py `start_of`)."""
     section = project.network(modality, family)
     if tuned:
         where = f"{tuned_from} of {modality} {family}"
@@ -49,6 +50,7 @@ def train_config(
         text=section.part(TokenizerKeys),
         devices=devices,
         strategy=strategy,
+        init=init or {},
         **trainer,
     )
 

@@ -53,7 +53,10 @@ class TrainedModel:
             **config.optimiser,
             "monitor": config.monitor,
             "class_weighting": config.class_weighting,
-            **{f"network.{k}": v for k, v in self.network_kwargs.items()},
+            "accumulate_grad_batches": config.accumulate_grad_batches,
+            "init": config.init_label,
+            **{f"init.{k}": v for k, v in config.init.items()},
+            **{f"network.{k}": v for k, v in self.network_kwargs.items() if k != "backbone_config"},
             **{f"text.{k}": v for k, v in config.text.items()},
         }
 
@@ -73,15 +76,17 @@ def train(
 
     import torch
 
-    from models.networks import build_network, shape_kwargs
+    from models.networks import build_network
     from models.preprocessing import model_inputs
-    from tasks.training.features import class_weights, fit_preprocessing
+    from tasks.infra.settings import get_settings
+    from tasks.training.features import class_weights
+    from tasks.training.starting import starting_point, with_lora
 
     started_at = time.time()
-    info = fit_preprocessing(dataset, split, config.text)
+    start = starting_point(dataset, split, config, out_dir, get_settings())
+    info, network_kwargs = start.preprocessing, start.network_kwargs
     num_classes = len(dataset.classes)
     y_train = dataset.class_indices(split.train)
-    network_kwargs = {**shape_kwargs(info, config.family, num_classes), **config.network}
     job = FitJob(
         config=config,
         modality=dataset.modality,
@@ -94,14 +99,20 @@ def train(
         out_dir=out_dir,
         soft_train=soft_train,
         distillation=distillation or {},
+        init_weights=start.init_weights,
+        lora=start.lora,
     )
     result = fit(job, on_epoch, callbacks, mirror)
 
     network = build_network(dataset.modality, config.family, **network_kwargs)
+    if start.lora:
+        network.encoder = with_lora(network.encoder, start.lora)
     best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
     # The checkpoint holds the LightningModule's state: the network's weights sit under "network.".
     weights = {k.removeprefix("network."): v for k, v in best["state_dict"].items() if k.startswith("network.")}
     network.load_state_dict(weights)
+    if start.lora:  # adapters folded into the weights: the version serves without peft
+        network = network.merge_adapters()
     return TrainedModel(
         family=config.family,
         network=network.eval(),

@@ -30,6 +30,8 @@ class FitJob:
     out_dir: Path
     soft_train: np.ndarray | None = None  # distillation: the teacher's probabilities of the training rows
     distillation: dict = field(default_factory=dict)  # temperature, soft_weight
+    init_weights: Path | None = None  # the network's starting state (tasks/training/starting.py); None: random
+    lora: dict | None = None  # LoRA adapters on a pretrained encoder
 
 
 @dataclass
@@ -69,7 +71,7 @@ def run_trainer(
     from models.classifier import Classifier
     from models.data import ArrayDataModule
     from models.history import EpochProgress, MetricHistory, SamplesPerRank
-    from models.networks import build_network
+    from tasks.training.starting import initial_network
 
     _quiet_lightning()
     config = job.config
@@ -83,7 +85,7 @@ def run_trainer(
         seed=config.seed,
         soft_train=job.soft_train,
     )
-    network = build_network(job.modality, config.family, **job.network_kwargs)
+    network = initial_network(job.modality, config.family, job.network_kwargs, job.init_weights, job.lora)
     weights = torch.from_numpy(job.class_weights) if job.class_weights is not None else None
     module = Classifier(
         network,
@@ -118,6 +120,7 @@ def run_trainer(
     callbacks += extra
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
+        accumulate_grad_batches=config.accumulate_grad_batches,
         callbacks=callbacks,
         logger=False,
         default_root_dir=job.out_dir,
@@ -154,6 +157,7 @@ def _quiet_lightning() -> None:
     # In-memory tensors need no loader workers; the hints about them and about GPUs are noise.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the fit's folder holds its starting weights
     warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # lightning 2.6 on torch 2.13
     for name in ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)

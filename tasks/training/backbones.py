@@ -1,0 +1,137 @@
+"""A pretrained backbone, found without reaching a hub unless the environment allows it, and
+checked before any training: its files, its modality and whether fine-tuning it fits the memory.
+
+A backbone is named by a Hugging Face hub id (read from the local Hugging Face cache; downloaded
+only where HF_HUB_OFFLINE is unset and a hub is reachable), a local folder in Hugging Face layout,
+or the models:/<name>-encoder/<version> that `mlpipe pretrain` registered.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.settings import Settings
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# AdamW fine-tuning in fp32 holds weights, gradients and two moments: 16 bytes a parameter, and
+# activations on top; a backbone whose estimate passes the free memory is refused before loading.
+BYTES_PER_PARAMETER = 16
+ACTIVATION_MARGIN = 1.5
+
+
+@dataclass
+class Backbone:
+    source: str  # as the user named it
+    folder: Path  # its files on this machine, in Hugging Face layout
+    origin: dict  # what the cache key and the runs record: source, weights digest, a version's run id
+
+    @property
+    def config(self) -> dict:
+        return json.loads((self.folder / "config.json").read_text())
+
+
+def locate(source: str, modality: str, settings: Settings) -> Backbone:
+    """The backbone's folder, its files and modality checked, its size weighed against the memory."""
+    if source.startswith("models:/"):
+        backbone = _registered(source, settings)  # its origin names the version's run
+    elif Path(source).expanduser().is_dir():
+        backbone = Backbone(source, Path(source).expanduser().resolve(), {"backbone": source})
+    else:
+        folder = _from_hub_cache(source)  # a snapshot's folder is named by its commit
+        backbone = Backbone(source, folder, {"backbone": source, "revision": folder.name})
+    _check_files(backbone, modality)
+    check_memory(backbone)
+    if set(backbone.origin) == {"backbone"}:  # a local folder: named by its weights
+        backbone.origin["digest"] = _weights_digest(backbone.folder)
+    return backbone
+
+
+def _from_hub_cache(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    how = f"give a local folder in Hugging Face layout, or `huggingface-cli download {repo_id}` where a hub answers"
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=offline))
+    except Exception as error:  # noqa: BLE001 - not found, not cached, offline, a bad id: all say the same
+        where = "in the Hugging Face cache (HF_HUB_OFFLINE=1)" if offline else "on disk or on a reachable hub"
+        cause = type(error).__name__
+        raise MlpipeError(f"backbone {repo_id!r} is not a folder and not {where} ({cause}): {how}") from None
+
+
+def _registered(uri: str, settings: Settings) -> Backbone:
+    """A version `mlpipe pretrain` registered, downloaded once to the outputs folder."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry.store import connect
+
+    name, _, version = uri.removeprefix("models:/").partition("/")
+    connect(settings, name.removesuffix("-encoder"), create=False)
+    try:
+        registered = mlflow.MlflowClient().get_model_version(name, version)
+    except MlflowException:
+        raise MlpipeError(f"backbone {uri}: no such registered version (`mlpipe pretrain` registers them)") from None
+    target = settings.outputs_dir / "backbones" / f"{name}-v{version}"
+    if not any(target.rglob("config.json")):
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(target))
+    folders = sorted(path.parent for path in target.rglob("config.json"))
+    if not folders:
+        raise MlpipeError(f"backbone {uri} holds no Hugging Face model (no config.json): it is not an encoder")
+    origin = {"backbone": uri, "run_id": registered.run_id}
+    return Backbone(uri, folders[0], origin)
+
+
+def _check_files(backbone: Backbone, modality: str) -> None:
+    folder, name = backbone.folder, backbone.source
+    if not (folder / "config.json").exists():
+        raise MlpipeError(f"backbone {name}: no config.json in {folder}: not a Hugging Face model folder")
+    config = backbone.config
+    kind = "text" if "vocab_size" in config else "image" if "num_channels" in config else None
+    if kind != modality:
+        what = f"a {kind} model" if kind else f"a {config.get('model_type', 'model')} that is neither text nor image"
+        raise MlpipeError(f"backbone {name} is {what}; {modality} data needs a {modality} backbone")
+    if modality == "text" and not any((folder / f).exists() for f in ("tokenizer.json", "vocab.txt", "vocab.json")):
+        raise MlpipeError(f"backbone {name}: no tokenizer in {folder} (tokenizer.json or its vocabulary file)")
+
+
+def check_memory(backbone: Backbone) -> None:
+    """Refuse a backbone too large to fine-tune here, from its parameter count, before any weight loads."""
+    import torch
+
+    from models.backbone import encoder_from_config
+
+    with torch.device("meta"):  # the architecture without memory
+        parameters = sum(p.numel() for p in encoder_from_config(backbone.config).parameters())
+    needed = parameters * BYTES_PER_PARAMETER * ACTIVATION_MARGIN
+    free, where = _free_memory()
+    if needed > free:
+        raise MlpipeError(
+            f"backbone {backbone.source} has {parameters / 1e6:,.0f} M parameters: fine-tuning needs about "
+            f"{needed / 2**30:,.1f} GiB and {where} has {free / 2**30:,.1f} GiB free (use a smaller backbone, "
+            "or lora: {r: 8} with freeze_layers)"
+        )
+
+
+def _free_memory() -> tuple[float, str]:
+    import torch
+
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        return float(free), "the GPU"
+    import psutil
+
+    return float(psutil.virtual_memory().available), "this machine"
+
+
+def _weights_digest(folder: Path) -> str:
+    """Names a folder's weights for the training cache: their size and modification time (reading
+    a gigabyte to hash it would cost more than the run's fixed cost)."""
+    from tasks.infra.fingerprints import digest
+
+    files = [folder / f for f in WEIGHT_FILES if (folder / f).exists()] or sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise MlpipeError(f"backbone folder {folder} has no weights ({' or '.join(WEIGHT_FILES)})")
+    return digest(*[(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])[:16]

@@ -1,0 +1,121 @@
+"""`--init-from models:/<name>@<alias>` (or /<version>): a cnn, rnn or transformer starts from the
+body of another data set's registered network of the same modality and family. The head is new,
+for this data set's classes, and a text network keeps the source's tokenizer (its embeddings are
+rows of that vocabulary)."""
+
+import json
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from tasks.infra.errors import MlpipeError
+from tasks.infra.settings import Settings
+from tasks.types import Dataset, TrainConfig
+
+DATA_KEYS = ("num_classes",)  # what the new data set decides; every other keyword is the architecture
+
+
+def resolve_source(uri: str, modality: str, families: list[str], settings: Settings) -> dict:
+    """The version a models:/ URI names now (an alias moves on; the cache key and the lineage keep
+    the version), checked against the run's modality and families before anything trains."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry.store import connect
+
+    name, version, alias = _parse(uri)
+    connect(settings, name, create=False)
+    client = mlflow.MlflowClient()
+    try:
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException:
+        raise MlpipeError(f"--init-from {uri}: no such registered version") from None
+    spec = _spec(name, found.version, settings)
+    source_modality = spec["members"][0]["preprocessing"]["modality"]
+    if source_modality != modality:
+        raise MlpipeError(f"--init-from {uri} is a {source_modality} model; this data set is {modality}")
+    offered = {m["family"] for m in spec["members"] if m["kind"] == "network"}
+    missing = [f for f in families if f not in offered]
+    if missing:
+        raise MlpipeError(
+            f"--init-from {uri} (v{found.version}) has no {', '.join(missing)} network to start from "
+            f"(it has {', '.join(sorted(offered)) or 'none'}): train those families from scratch in another run"
+        )
+    return {"init_from": uri, "name": name, "version": str(found.version), "run_id": found.run_id}
+
+
+def from_version(dataset: Dataset, config: TrainConfig, out_dir: Path, settings: Settings):
+    """The Start of a network from the source version's member of its family."""
+    from models.networks import shape_kwargs
+    from tasks.training.starting import INIT_FILE, Start
+
+    source = config.init
+    spec = _spec(source["name"], source["version"], settings)
+    member = next(m for m in spec["members"] if m["kind"] == "network" and m["family"] == config.family)
+    info = dataset.preprocessing()
+    if dataset.modality == "text":  # the source's vocabulary, which its embeddings index
+        keep = ("tokenizer", "max_length", "vocab_size")
+        info |= {k: member["preprocessing"][k] for k in keep if k in member["preprocessing"]}
+    kwargs = shape_kwargs(info, config.family, len(dataset.classes)) | config.network
+    architecture = {k: v for k, v in member["network_kwargs"].items() if k not in DATA_KEYS}
+    for key, value in architecture.items():
+        if kwargs.get(key, value) != value:
+            raise MlpipeError(
+                f"--init-from {source['init_from']}: the {config.family}'s {key} is {value!r} there and "
+                f"{kwargs[key]!r} here: set families.{dataset.modality}.{config.family}.{key} to {value!r}"
+            )
+    kwargs = architecture | kwargs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _save_weights(source, member, out_dir / INIT_FILE, settings)
+    return Start(info, kwargs, out_dir / INIT_FILE)
+
+
+def _parse(uri: str) -> tuple[str, str | None, str | None]:
+    body = uri.removeprefix("models:/")
+    if body == uri:
+        raise MlpipeError(f"--init-from {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return name, None, alias
+    name, _, version = body.partition("/")
+    if not version.isdigit():
+        raise MlpipeError(f"--init-from {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    return name, version, None
+
+
+def _download(name: str, version: str, settings: Settings) -> Path:
+    """The version's spec.json and members, downloaded once (a registered version never changes)."""
+    import mlflow
+
+    target = settings.outputs_dir / "sources" / f"{name}-v{version}"
+    if not (target / "spec.json").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with TemporaryDirectory(dir=target.parent) as tmp:
+            folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
+            spec = next(Path(folder).rglob("spec.json"))
+            try:
+                spec.parent.rename(target)  # whole or not at all: a second run at once finds it done
+            except OSError:
+                pass
+    return target
+
+
+def _spec(name: str, version: str, settings: Settings) -> dict:
+    return json.loads((_download(name, version, settings) / "spec.json").read_text())
+
+
+def _save_weights(source: dict, member: dict, path: Path, settings: Settings) -> None:
+    """The member's weights, as the network names them, for the trainer to start from."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = _download(source["name"], source["version"], settings)
+    weights_file = next(folder.glob(f"{member['artifact']}.*"))
+    if member.get("quantization") or weights_file.suffix not in (".pt", ".safetensors"):
+        raise MlpipeError(f"--init-from {source['init_from']}: its {member['family']} is not a float network")
+    if weights_file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights_file))
+    else:
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
