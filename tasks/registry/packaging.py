@@ -65,11 +65,12 @@ def _save_network(member, stem: Path) -> Path:
 
 def requirements(onnx: bool = False, pretrained: bool = False) -> list[str]:
     """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring
-    them); onnxruntime too for a version with an ONNX member, transformers and safetensors for a
-    pretrained one."""
+    them); onnxruntime too for a version with an ONNX member, transformers for a pretrained one.
+    (safetensors always: the served code reads a pretrained member with it, and it is small.)"""
     import mlflow
     import numpy as np
     import pandas as pd
+    import safetensors
     import sklearn
     import tokenizers
     import torch
@@ -89,10 +90,9 @@ def requirements(onnx: bool = False, pretrained: bool = False) -> list[str]:
 
 
 def _pretrained() -> list[str]:
-    import safetensors
     import transformers
 
-    return [f"transformers=={transformers.__version__}", f"safetensors=={safetensors.__version__}"]
+    return [f"transformers=={transformers.__version__}"]
 
 
 def _onnxruntime() -> str:

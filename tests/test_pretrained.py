@@ -1,0 +1,140 @@
+"""The pretrained family end to end on real shared data: a tiny BERT-style encoder and a tiny ResNet
+that the tests build and save (nothing is downloaded), fine-tuned by `mlpipe run`, registered,
+and served in a fresh process with HF_HUB_OFFLINE=1 after the backbone's folder is gone."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from backbones import tiny_bert, tiny_resnet
+from conftest import SHARED_DATASETS, run_mlpipe
+
+from tasks.infra.settings import CODE_ROOT, Settings
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def only_networks(workspace):
+    """The workspace's params.yaml without the baseline and the ensemble: the run registers the
+    pretrained candidate, whatever two epochs made of it."""
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["selection"] = {"baseline": False, "ensemble": False}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    return workspace
+
+
+@pytest.fixture
+def sst2_small(workspace):
+    """300 real SST-2 sentences, balanced, as a spec in the workspace."""
+    rows = pd.read_csv(SHARED_DATASETS / "sst2_train.csv").groupby("label").head(150)
+    rows.to_csv(workspace / "sst2_small.csv", index=False)
+    spec = {"name": "sst2_small", "modality": "text", "format": "csv", "train": "sst2_small.csv"}
+    spec |= {"text_column": "text", "label_column": "label", "test_fraction": 0.2}
+    (workspace / "sst2_small.yaml").write_text(yaml.safe_dump(spec))
+    return workspace / "sst2_small.yaml", rows
+
+
+def _compare(settings, dataset: str) -> list[dict]:
+    done = run_mlpipe(settings, "compare", "--dataset", dataset, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _predict(settings, dataset: str, rows: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    rows.to_csv(tmp_path / "batch.csv", index=False)
+    # @challenger: two epochs of a random tiny backbone need not pass the promotion gate.
+    done = run_mlpipe(settings, "predict", "--dataset", dataset, "--input", str(tmp_path / "batch.csv"),
+                      "--output", str(tmp_path / "labelled.csv"), "--alias", "challenger")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return pd.read_csv(tmp_path / "labelled.csv")
+
+
+def test_a_fine_tuned_text_encoder_is_registered_and_served_offline_without_its_folder(
+    only_networks, sst2_small, tmp_path
+):
+    workspace = only_networks
+    spec, rows = sst2_small
+    backbone = tiny_bert(tmp_path / "tiny-bert", rows["text"].tolist())
+    settings = Settings(root=workspace)
+
+    done = run_mlpipe(settings, "run", "--dataset", str(spec), "--models", "pretrained",
+                      "--backbone", str(backbone), "--max-epochs", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(backbone)  # serving needs nothing of it: weights, config and tokenizer are in the version
+
+    (row,) = _compare(settings, "sst2_small")
+    assert (row["family"], row["init"], row["aliases"]) == ("pretrained", str(backbone), ["challenger"])
+    labelled = _predict(settings, "sst2_small", rows[["text"]].head(20), tmp_path)
+    assert len(labelled) == 20 and set(labelled["predicted_label"]) <= {"negative", "positive"}
+
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    folder = mlflow.artifacts.download_artifacts("models:/sst2_small/1", dst_path=str(tmp_path / "v"))
+    assert list(Path(folder).rglob("member_0.safetensors"))  # the fine-tuned backbone's weights
+    assert "transformers==" in (Path(folder) / "requirements.txt").read_text()
+    tags = mlflow.MlflowClient().get_model_version("sst2_small", "1").tags
+    assert tags["init"] == str(backbone)
+
+
+def test_a_fine_tuned_image_encoder_serves_offline(only_networks, small_datasets, tmp_path):
+    workspace = only_networks
+    settings = Settings(root=workspace)
+    digits = small_datasets["image"]
+    backbone = tiny_resnet(tmp_path / "tiny-resnet")
+    spec = digits.spec_path
+
+    done = run_mlpipe(settings, "run", "--dataset", str(spec), "--models", "pretrained",
+                      "--backbone", str(backbone), "--max-epochs", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(backbone)
+    (row,) = _compare(settings, digits.name)
+    assert (row["family"], row["init"], row["aliases"]) == ("pretrained", str(backbone), ["challenger"])
+    rows = digits.frame[digits.feature_columns].head(10)
+    labelled = _predict(settings, digits.name, rows, tmp_path)
+    assert len(labelled) == 10
+
+
+def test_lora_adapters_merge_into_weights_that_give_the_same_outputs(tmp_path):
+    from models.networks import build_network
+    from tasks.training.starting import with_lora
+
+    folder = tiny_bert(tmp_path / "bert", ["a good film", "a bad film", "not good at all"] * 10, vocab_size=60)
+    config = json.loads((folder / "config.json").read_text())
+    torch.manual_seed(0)
+    network = build_network("text", "pretrained", backbone_config=config, num_classes=2, pad_id=0)
+    network.encoder = with_lora(network.encoder, {"r": 4, "init_lora_weights": False})  # adapters that change outputs
+    trainable = {n for n, p in network.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    tokens = torch.tensor([[2, 7, 9, 3, 0], [2, 5, 3, 0, 0]])
+    network.eval()
+    with torch.no_grad():
+        adapted = network(tokens)
+        merged = network.merge_adapters()
+        plain = merged(tokens)
+    torch.testing.assert_close(adapted, plain, atol=1e-5, rtol=1e-4)
+    assert not any("lora_" in name for name in merged.state_dict())
+
+
+def test_freezing_keeps_the_embeddings_and_first_blocks_and_decay_slows_the_lower_ones(tmp_path):
+    from models.networks import build_network
+
+    folder = tiny_bert(tmp_path / "bert", ["a good film", "a bad film"] * 10, vocab_size=50, layers=3)
+    config = json.loads((folder / "config.json").read_text())
+    network = build_network("text", "pretrained", backbone_config=config, num_classes=2, pad_id=0, freeze_layers=1)
+    frozen = {n for n, p in network.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("encoder.embeddings.") for n in frozen)
+    assert any(".layer.0." in n for n in frozen) and not any(".layer.1." in n for n in frozen)
+    groups = network.parameter_groups(1e-3, 0.5, 0.01)
+    rates = sorted({g["lr"] for g in groups})
+    assert rates[-1] == pytest.approx(1e-3)  # the head
+    assert rates[0] == pytest.approx(1e-3 * 0.5**3)  # block 1 of 3 (block 0 and the embeddings are frozen)
+    assert all(g["weight_decay"] == 0.0 for g in groups if all(p.ndim == 1 for p in g["params"]))
