@@ -83,6 +83,7 @@ def requirements(onnx: bool = False, pretrained: bool = False) -> list[str]:
             f"pandas=={pd.__version__}",
             f"scikit-learn=={sklearn.__version__}",
             f"tokenizers=={tokenizers.__version__}",
+            f"safetensors=={safetensors.__version__}",
         ]
         + ([_onnxruntime()] if onnx else [])
         + (_pretrained() if pretrained else [])
