@@ -138,3 +138,77 @@ def test_freezing_keeps_the_embeddings_and_first_blocks_and_decay_slows_the_lowe
     assert rates[-1] == pytest.approx(1e-3)  # the head
     assert rates[0] == pytest.approx(1e-3 * 0.5**3)  # block 1 of 3 (block 0 and the embeddings are frozen)
     assert all(g["weight_decay"] == 0.0 for g in groups if all(p.ndim == 1 for p in g["params"]))
+
+
+def _without_tokenizer(folder: Path) -> Path:
+    tiny_bert(folder, ["a good film", "a bad film"] * 10, vocab_size=50)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    return folder
+
+
+def _too_large(folder: Path) -> Path:
+    """Only a config: a 64-block, 8192-wide encoder (about 52 billion parameters) is refused from
+    its parameter count before a weight is read."""
+    from transformers import BertConfig
+
+    BertConfig(hidden_size=8192, num_hidden_layers=64, num_attention_heads=64, intermediate_size=32768).save_pretrained(
+        folder
+    )
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    return folder
+
+
+BAD_BACKBONES = {
+    "not on disk nor in the cache": (
+        lambda tmp: "no-such-org/no-such-model",
+        "backbone 'no-such-org/no-such-model' is not a folder and not in the Hugging Face cache (HF_HUB_OFFLINE=1)",
+    ),
+    "a folder without a tokenizer": (
+        lambda tmp: str(_without_tokenizer(tmp / "bert")),
+        "no tokenizer in",
+    ),
+    "an image backbone for text": (lambda tmp: str(tiny_resnet(tmp / "resnet")), "is a image model; text data needs"),
+    "far too large for the memory": (lambda tmp: str(_too_large(tmp / "huge")), "M parameters: fine-tuning needs about"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_BACKBONES)
+def test_a_bad_backbone_stops_the_run_in_one_line_before_training(kind, prefect_api, sst2_small, workspace, tmp_path):
+    spec, _ = sst2_small
+    make, message = BAD_BACKBONES[kind]
+    done = run_mlpipe(Settings(root=workspace), "run", "--dataset", str(spec), "--models", "pretrained",
+                      "--backbone", make(tmp_path), "--max-epochs", "1")  # fmt: skip
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(errors) == 1, done.stderr[-2000:]
+    assert message in errors[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not list((workspace / "outputs").glob("*/training/pretrained-*"))  # nothing trained
+    assert _registered_models(workspace) == []
+
+
+def _registered_models(root: Path) -> list[str]:
+    import mlflow
+
+    if not (root / "mlflow" / "mlflow.db").exists():
+        return []
+    client = mlflow.MlflowClient(Settings(root=root).tracking_uri)
+    return [m.name for m in client.search_registered_models()]
+
+
+def test_a_registered_model_that_is_no_encoder_or_of_another_modality_is_refused(own_registry):
+    from tasks.infra.errors import MlpipeError
+    from tasks.training.starting import start_of
+    from tasks.training.transfer import resolve_source
+
+    settings, _ = own_registry
+    before = _registered_models(settings.root)
+    with pytest.raises(MlpipeError, match=r"backbone models:/digits/1 holds no Hugging Face model"):
+        start_of("pretrained", "image", "models:/digits/1", None, settings)
+    with pytest.raises(MlpipeError, match=r"--init-from models:/digits@champion is a image model; this data set is text"):
+        resolve_source("models:/digits@champion", "text", ["cnn"], settings)
+    with pytest.raises(MlpipeError, match=r"has no rnn network to start from \(it has cnn\)"):
+        resolve_source("models:/digits/1", "image", ["cnn", "rnn"], settings)
+    with pytest.raises(MlpipeError, match=r"--init-from models:/digits/99: no such registered version"):
+        resolve_source("models:/digits/99", "image", ["cnn"], settings)
+    assert _registered_models(settings.root) == before
