@@ -168,8 +168,8 @@ BAD_BACKBONES = {
         lambda tmp: str(_without_tokenizer(tmp / "bert")),
         "no tokenizer in",
     ),
-    "an image backbone for text": (lambda tmp: str(tiny_resnet(tmp / "resnet")), "is a image model; text data needs"),
-    "far too large for the memory": (lambda tmp: str(_too_large(tmp / "huge")), "M parameters: fine-tuning needs about"),
+    "an image backbone for text": (lambda tmp: str(tiny_resnet(tmp / "resnet")), "is a image model; text data"),
+    "far too large for the memory": (lambda tmp: str(_too_large(tmp / "huge")), "M parameters: fine-tuning needs"),
 }
 
 
@@ -205,7 +205,7 @@ def test_a_registered_model_that_is_no_encoder_or_of_another_modality_is_refused
     before = _registered_models(settings.root)
     with pytest.raises(MlpipeError, match=r"backbone models:/digits/1 holds no Hugging Face model"):
         start_of("pretrained", "image", "models:/digits/1", None, settings)
-    with pytest.raises(MlpipeError, match=r"--init-from models:/digits@champion is a image model; this data set is text"):
+    with pytest.raises(MlpipeError, match=r"--init-from models:/digits@champion: a model of image data; this data"):
         resolve_source("models:/digits@champion", "text", ["cnn"], settings)
     with pytest.raises(MlpipeError, match=r"has no rnn network to start from \(it has cnn\)"):
         resolve_source("models:/digits/1", "image", ["cnn", "rnn"], settings)

@@ -32,7 +32,7 @@ def resolve_source(uri: str, modality: str, families: list[str], settings: Setti
     spec = _spec(name, found.version, settings)
     source_modality = spec["members"][0]["preprocessing"]["modality"]
     if source_modality != modality:
-        raise MlpipeError(f"--init-from {uri} is a {source_modality} model; this data set is {modality}")
+        raise MlpipeError(f"--init-from {uri}: a model of {source_modality} data; this data set is {modality}")
     offered = {m["family"] for m in spec["members"] if m["kind"] == "network"}
     missing = [f for f in families if f not in offered]
     if missing:
