@@ -168,7 +168,7 @@ BAD_BACKBONES = {
         lambda tmp: str(_without_tokenizer(tmp / "bert")),
         "no tokenizer in",
     ),
-    "an image backbone for text": (lambda tmp: str(tiny_resnet(tmp / "resnet")), "is a image model; text data"),
+    "an image backbone for text": (lambda tmp: str(tiny_resnet(tmp / "resnet")), "is an image model; text data"),
     "far too large for the memory": (lambda tmp: str(_too_large(tmp / "huge")), "M parameters: fine-tuning needs"),
 }
 

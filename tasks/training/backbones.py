@@ -92,7 +92,8 @@ def _check_files(backbone: Backbone, modality: str) -> None:
     kind = "text" if "vocab_size" in config else "image" if "num_channels" in config else None
     if kind != modality:
         what = f"{kind} model" if kind else f"{config.get('model_type', 'model')} that is neither text nor image"
-        raise MlpipeError(f"backbone {name} is a {what}; {modality} data needs a {modality} backbone")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise MlpipeError(f"backbone {name} is {article} {what}; {modality} data needs a {modality} backbone")
     if modality == "text" and not any((folder / f).exists() for f in ("tokenizer.json", "vocab.txt", "vocab.json")):
         raise MlpipeError(f"backbone {name}: no tokenizer in {folder} (tokenizer.json or its vocabulary file)")
 
