@@ -1,5 +1,6 @@
 """`--init-from`: a network starts from another data set's registered weights, with a new head."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_a_network_starts_from_the_versions_body_with_a_new_head(own_registry, s
             torch.testing.assert_close(network.state_dict()[name], value, msg=name)
     assert start.network_kwargs["channels"] == 16  # the source's architecture, not params.yaml's
 
-    wider = TrainConfig(family="cnn", max_epochs=1, batch_size=32, patience=1, seed=0, init=init, network={"channels": 64})
+    wider = dataclasses.replace(config, network={"channels": 64})
     with pytest.raises(MlpipeError, match=r"the cnn's channels is 16 there and 64 here"):
         from_version(digits_small, wider, tmp_path / "wider", settings)
 
