@@ -129,7 +129,7 @@ def _copy_of_the_project(folder: Path) -> Path:
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(CODE_ROOT / relative, folder / relative)
     params = yaml.safe_load((folder / "params.yaml").read_text())
-    params["datasets"] = {"digits": {"modality": "image", "models": "cnn"}}
+    params["datasets"] = {"digits": {"modality": "image", "models": "cnn", "backbone": "", "init_from": ""}}
     params["train"]["max_epochs"] = 1
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=folder, check=True)

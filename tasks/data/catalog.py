@@ -111,7 +111,7 @@ def _list_in_params(params_path: Path, name: str, modality: str) -> None:
     datasets = (yaml.safe_load(text) or {}).get("datasets") or {}
     if name in datasets:
         return
-    line = f"  {name}: {{modality: {modality}, models: '{','.join(NETWORK_FAMILIES)}'}}\n"
+    line = f"  {name}: {{modality: {modality}, models: '{','.join(NETWORK_FAMILIES)}', backbone: '', init_from: ''}}\n"
     text = text if text.endswith("\n") else text + "\n"
     block = re.search(r"^datasets:[ \t]*(#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)*)", text, re.M)
     if block is None and "datasets" in (yaml.safe_load(text) or {}):

@@ -171,6 +171,8 @@ class DatasetEntry(_Section):
 
     modality: Modality
     models: str  # comma-separated families, as `mlpipe run --models` takes them
+    backbone: str = ""  # the pretrained family's (--backbone); "": params.yaml's families.<modality>.pretrained
+    init_from: str = ""  # --init-from: models:/<name>/<version> (an alias moves without rerunning the stage)
 
     @field_validator("models")
     @classmethod
