@@ -105,7 +105,7 @@ def test_a_fine_tuned_image_encoder_serves_offline(only_networks, small_datasets
 
 def test_lora_adapters_merge_into_weights_that_give_the_same_outputs(tmp_path):
     from models.networks import build_network
-    from tasks.training.starting import with_lora
+    from tasks.training.initial import with_lora
 
     folder = tiny_bert(tmp_path / "bert", ["a good film", "a bad film", "not good at all"] * 10, vocab_size=60)
     config = json.loads((folder / "config.json").read_text())

@@ -20,7 +20,7 @@ MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
 def test_a_network_starts_from_the_versions_body_with_a_new_head(own_registry, small_datasets, tmp_path):
     from models.networks import build_network
-    from tasks.training.starting import load_init
+    from tasks.training.initial import load_init
     from tasks.training.transfer import from_version, resolve_source
     from tasks.types import TrainConfig
 
@@ -35,7 +35,7 @@ def test_a_network_starts_from_the_versions_body_with_a_new_head(own_registry, s
     load_init(network, start.init_weights)
 
     source = build_network("image", "cnn", **_member(settings, "2")["network_kwargs"])
-    source.load_state_dict(torch.load(next((settings.outputs_dir / "sources" / "digits-v2").glob("*.pt"))))
+    source.load_state_dict(torch.load(next((settings.outputs_dir / "sources" / "digits-v2").rglob("member_0.pt"))))
     for name, value in source.state_dict().items():
         if not name.startswith("head."):
             torch.testing.assert_close(network.state_dict()[name], value, msg=name)
@@ -49,7 +49,8 @@ def test_a_network_starts_from_the_versions_body_with_a_new_head(own_registry, s
 def _member(settings, version: str) -> dict:
     import json
 
-    return json.loads((settings.outputs_dir / "sources" / f"digits-v{version}" / "spec.json").read_text())["members"][0]
+    spec = next((settings.outputs_dir / "sources" / f"digits-v{version}").rglob("spec.json"))
+    return json.loads(spec.read_text())["members"][0]
 
 
 def _digits_task(root: Path, name: str, frame: pd.DataFrame) -> str:

@@ -63,25 +63,19 @@ def _from_hub_cache(repo_id: str) -> Path:
 
 def _registered(uri: str, settings: Settings) -> Backbone:
     """A version `mlpipe pretrain` registered, downloaded once to the outputs folder."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    from tasks.training.registered import download_version, version_of
 
-    from tasks.registry.store import connect
-
-    name, _, version = uri.removeprefix("models:/").partition("/")
-    connect(settings, name.removesuffix("-encoder"), create=False)
-    try:
-        registered = mlflow.MlflowClient().get_model_version(name, version)
-    except MlflowException:
-        raise MlpipeError(f"backbone {uri}: no such registered version (`mlpipe pretrain` registers them)") from None
-    target = settings.outputs_dir / "backbones" / f"{name}-v{version}"
-    if not any(target.rglob("config.json")):
-        mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(target))
+    body = uri.removeprefix("models:/")
+    name, alias = body.split("@", 1) if "@" in body else (body.partition("/")[0], None)
+    registered = version_of(settings, name, body.partition("/")[2], alias)
+    if registered is None:
+        raise MlpipeError(f"backbone {uri}: no such registered version (`mlpipe pretrain` registers them)")
+    version = str(registered.version)
+    target = download_version(settings, name, version, settings.outputs_dir / "backbones" / f"{name}-v{version}")
     folders = sorted(path.parent for path in target.rglob("config.json"))
     if not folders:
         raise MlpipeError(f"backbone {uri} holds no Hugging Face model (no config.json): it is not an encoder")
-    origin = {"backbone": uri, "run_id": registered.run_id}
-    return Backbone(uri, folders[0], origin)
+    return Backbone(uri, folders[0], {"backbone": uri, "version": version, "run_id": registered.run_id})
 
 
 def _check_files(backbone: Backbone, modality: str) -> None:

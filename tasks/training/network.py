@@ -80,7 +80,8 @@ def train(
     from models.preprocessing import model_inputs
     from tasks.infra.settings import get_settings
     from tasks.training.features import class_weights
-    from tasks.training.starting import starting_point, with_lora
+    from tasks.training.initial import with_lora
+    from tasks.training.starting import starting_point
 
     started_at = time.time()
     start = starting_point(dataset, split, config, out_dir, get_settings())

@@ -3,7 +3,6 @@ family), or from a registered version of another data set (`--init-from`, for cn
 transformer). Each start gives the preprocessing, the network's keyword arguments and the initial
 weights (a safetensors file in the candidate's folder; the head is always new)."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +11,10 @@ from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
 from tasks.infra.vocabulary import NETWORK_FAMILIES, PRETRAINED
 from tasks.training.backbones import locate
+from tasks.training.initial import Start, save_init
 from tasks.types import Dataset, Split, TrainConfig
 
-INIT_FILE = "init.safetensors"
 DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, when a backbone says none
-
-
-@dataclass
-class Start:
-    preprocessing: dict  # raw rows -> inputs, as the served model will do it
-    network_kwargs: dict
-    init_weights: Path | None = None  # the network's starting state; None: random
-    lora: dict | None = None  # LoRA adapters the trainer adds to a pretrained encoder (`lora:` of its section)
 
 
 def start_of(family: str, modality: str, backbone: str | None, source: dict | None, settings: Settings) -> dict:
@@ -67,18 +58,6 @@ def starting_point(dataset: Dataset, split: Split, config: TrainConfig, out_dir:
     info = fit_preprocessing(dataset, split, config.text)
     kwargs = shape_kwargs(info, config.family, len(dataset.classes)) | config.network
     return Start(info, kwargs)
-
-
-def with_lora(encoder, lora: dict):
-    """The encoder with LoRA adapters (Hu et al., 2021) where peft puts them for its architecture
-    (BERT's query and value projections, ...): only they, and the head, train."""
-    from peft import LoraConfig, get_peft_model
-
-    settings = {"r": 8, "lora_alpha": 2 * lora.get("r", 8), "lora_dropout": 0.1} | lora
-    try:
-        return get_peft_model(encoder, LoraConfig(**settings))
-    except (TypeError, ValueError) as error:
-        raise MlpipeError(f"lora: {settings}: {str(error).splitlines()[0]}") from None
 
 
 def _from_backbone(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path, settings: Settings) -> Start:
@@ -137,47 +116,3 @@ def image_settings(folder: Path, config: dict) -> dict:
         "mean": list(processor.get("image_mean", DEFAULT_MEAN)),
         "std": list(processor.get("image_std", DEFAULT_STD)),
     }
-
-
-def save_init(folder: Path, out_dir: Path) -> Path:
-    """The backbone's weights under the network's names (`encoder.`), for the trainer to start from."""
-    from safetensors.torch import save_file
-    from transformers import AutoModel
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()  # a pooler the checkpoint lacks is new, as the head is: no warning
-    state = AutoModel.from_pretrained(folder).state_dict()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / INIT_FILE
-    save_file({f"encoder.{k}": v.contiguous() for k, v in state.items()}, str(path))
-    return path
-
-
-def initial_network(modality: str, family: str, network_kwargs: dict, init_weights: Path | None, lora: dict | None):
-    """The network a fit starts from: built, given its starting weights, then its LoRA adapters
-    (after the weights, whose names the adapters change)."""
-    from models.networks import build_network
-
-    network = build_network(modality, family, **network_kwargs)
-    load_init(network, init_weights)
-    if lora:
-        network.encoder = with_lora(network.encoder, lora)
-    return network
-
-
-def load_init(network, path: Path | None) -> None:
-    """Start the network from `path`: every weight but the head's must be there and fit."""
-    if path is None:
-        return
-    from safetensors.torch import load_file
-
-    if not path.exists():  # a node of a multi-node fit: DDP gives it node 0's weights when it starts
-        return
-    state = {k: v for k, v in load_file(str(path)).items() if not k.startswith("head.")}
-    own = network.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            shapes = f"{tuple(value.shape)} there, {tuple(own[key].shape)} here"
-            raise MlpipeError(f"the starting weights do not fit the network: {key} is {shapes}")
-    network.load_state_dict(state, strict=False)

@@ -71,7 +71,7 @@ def run_trainer(
     from models.classifier import Classifier
     from models.data import ArrayDataModule
     from models.history import EpochProgress, MetricHistory, SamplesPerRank
-    from tasks.training.starting import initial_network
+    from tasks.training.initial import initial_network
 
     _quiet_lightning()
     config = job.config

@@ -5,10 +5,10 @@ rows of that vocabulary)."""
 
 import json
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
+from tasks.training.registered import download_version, version_of
 from tasks.types import Dataset, TrainConfig
 
 DATA_KEYS = ("num_classes",)  # what the new data set decides; every other keyword is the architecture
@@ -17,18 +17,10 @@ DATA_KEYS = ("num_classes",)  # what the new data set decides; every other keywo
 def resolve_source(uri: str, modality: str, families: list[str], settings: Settings) -> dict:
     """The version a models:/ URI names now (an alias moves on; the cache key and the lineage keep
     the version), checked against the run's modality and families before anything trains."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from tasks.registry.store import connect
-
     name, version, alias = _parse(uri)
-    connect(settings, name, create=False)
-    client = mlflow.MlflowClient()
-    try:
-        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    except MlflowException:
-        raise MlpipeError(f"--init-from {uri}: no such registered version") from None
+    found = version_of(settings, name, version, alias)
+    if found is None:
+        raise MlpipeError(f"--init-from {uri}: no such registered version")
     spec = _spec(name, found.version, settings)
     source_modality = spec["members"][0]["preprocessing"]["modality"]
     if source_modality != modality:
@@ -46,7 +38,7 @@ def resolve_source(uri: str, modality: str, families: list[str], settings: Setti
 def from_version(dataset: Dataset, config: TrainConfig, out_dir: Path, settings: Settings):
     """The Start of a network from the source version's member of its family."""
     from models.networks import shape_kwargs
-    from tasks.training.starting import INIT_FILE, Start
+    from tasks.training.initial import INIT_FILE, Start
 
     source = config.init
     spec = _spec(source["name"], source["version"], settings)
@@ -83,20 +75,9 @@ def _parse(uri: str) -> tuple[str, str | None, str | None]:
 
 
 def _download(name: str, version: str, settings: Settings) -> Path:
-    """The version's spec.json and members, downloaded once (a registered version never changes)."""
-    import mlflow
-
-    target = settings.outputs_dir / "sources" / f"{name}-v{version}"
-    if not (target / "spec.json").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with TemporaryDirectory(dir=target.parent) as tmp:
-            folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
-            spec = next(Path(folder).rglob("spec.json"))
-            try:
-                spec.parent.rename(target)  # whole or not at all: a second run at once finds it done
-            except OSError:
-                pass
-    return target
+    """The version's spec.json and members (the pyfunc's artifacts folder)."""
+    folder = download_version(settings, name, version, settings.outputs_dir / "sources" / f"{name}-v{version}")
+    return next(folder.rglob("spec.json")).parent
 
 
 def _spec(name: str, version: str, settings: Settings) -> dict:

@@ -1,0 +1,128 @@
+"""Issue 32's figures: pretraining on the shared text sets' own unlabelled texts, then fine-tuning
+that encoder beside the from-scratch families, and carrying a network from one movie-review set
+to the other, as a user runs them in a fresh project with the embedded stores.
+
+1. `mlpipe pretrain --dataset subj --texts trec.txt --texts sst2.txt`: subj's training and
+   validation texts (never its test rows) and the texts of trec's and sst2's training files (never
+   their test files), masked-language modelling with params.yaml's `pretraining` settings.
+2. `mlpipe run --models cnn,rnn,transformer,pretrained --backbone models:/subj-encoder/1` on trec,
+   subj and sst2: validation accuracy (what chose) and test accuracy (what judges) per candidate.
+3. `mlpipe run --models cnn --init-from models:/subj@champion` on sst2 (subj's champion must be a
+   cnn or an ensemble with one), beside sst2's cnn from scratch.
+Targets (Kim 2014's CNN figures), reached by the candidate validation chooses: trec 0.912,
+subj 0.914, sst2 0.827. Wall time and peak memory (PSS of the process tree) of every command.
+
+    python transfer.py                    # everything (about an hour and a half on 2 cores)
+    PRETRAIN_EPOCHS=3 python transfer.py  # a shorter pretraining
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+from pipeline_cost import environment, fresh_project
+from quality import DATASETS, write_params
+
+from common import ROOT, sample_peak_memory, save
+
+MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
+SHARED = ROOT.parent / "shared" / "datasets"
+TARGETS = {"trec": 0.912, "subj": 0.914, "sst2": 0.827}
+FAMILIES = "cnn,rnn,transformer,pretrained"
+
+
+def command(root: Path, *args: str) -> tuple[str, float, float]:
+    """`mlpipe ARGS`: its output, wall minutes and peak memory in GiB."""
+    started, peak = time.perf_counter(), [0]
+    process = subprocess.Popen([MLPIPE, *args], env=environment(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = threading.Thread(target=sample_peak_memory, args=(process, peak), daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"mlpipe {' '.join(args)} failed: {err.decode().strip().splitlines()[-3:]}")
+    return out.decode(), round((time.perf_counter() - started) / 60, 2), round(peak[0] / 2**30, 2)
+
+
+def training_texts(folder: Path) -> list[str]:
+    """The texts of trec's and sst2's training files, one a line (their test files stay out)."""
+    paths = []
+    for name in ("trec", "sst2"):
+        texts = pd.read_csv(SHARED / f"{name}_train.csv")["text"].astype(str).str.replace("\n", " ")
+        paths.append(folder / f"{name}.txt")
+        paths[-1].write_text("\n".join(texts) + "\n")
+    return [str(p) for p in paths]
+
+
+def board(root: Path, name: str) -> dict:
+    rows = json.loads(command(root, "compare", "--dataset", str(DATASETS / f"{name}.yaml"), "--format", "json")[0])
+    return {
+        f"{row['family']}@{row['init']}": {
+            "val": row["val_accuracy"],
+            "test": row["test_accuracy"],
+            "selected": row["selected"],
+        }
+        for row in rows
+    }
+
+
+def main() -> None:
+    root = fresh_project()
+    texts = [arg for path in training_texts(root) for arg in ("--texts", path)]
+    epochs = ["--max-epochs", os.environ["PRETRAIN_EPOCHS"]] if "PRETRAIN_EPOCHS" in os.environ else []
+    out, minutes, memory = command(root, "pretrain", "--dataset", str(DATASETS / "subj.yaml"), *texts, *epochs)
+    backbone = next(line.split()[-1] for line in out.splitlines() if line.startswith("Backbone:"))
+    results = {"pretrain": {"minutes": minutes, "peak_gib": memory, "backbone": backbone, "output": out[-1500:]}}
+    for name in ("subj", "trec", "sst2"):
+        write_params(root, name)
+        spec = str(DATASETS / f"{name}.yaml")
+        _, minutes, memory = command(root, "run", "--dataset", spec, "--models", FAMILIES, "--backbone", backbone)
+        results[name] = {"minutes": minutes, "peak_gib": memory, "candidates": board(root, name)}
+        print(name, json.dumps(results[name]), flush=True)
+    _, minutes, memory = command(
+        root, "run", "--dataset", str(DATASETS / "sst2.yaml"), "--models", "cnn", "--init-from", "models:/subj@champion"
+    )
+    results["sst2-from-subj"] = {"minutes": minutes, "peak_gib": memory, "candidates": board(root, "sst2")}
+    write(results)
+
+
+def write(results: dict) -> None:
+    rows = []
+    for name, target in TARGETS.items():
+        chosen = next((k, v) for k, v in results[name]["candidates"].items() if v["selected"])
+        reached = chosen[1]["test"]
+        rows.append(
+            {
+                "figure": f"{name}: test accuracy of the candidate validation chose ({chosen[0]})",
+                "value": round(reached, 4),
+                "target": f">= {target}",
+                "met": reached >= target,
+            }
+        )
+    pretrain = results["pretrain"]
+    rows.append({"figure": "pretraining wall time (min)", "value": pretrain["minutes"], "target": "", "met": None})
+    rows.append({"figure": "pretraining peak memory (GiB)", "value": pretrain["peak_gib"], "target": "", "met": None})
+    save("transfer", "Transfer learning: pretraining, fine-tuning and --init-from (issue 32)", rows, table(results),
+         extra={"runs": results})  # fmt: skip
+
+
+def table(results: dict) -> str:
+    lines = ["Validation / test accuracy per candidate (family@init; **bold**: chosen on validation).", ""]
+    lines += ["| run | candidate | val | test | minutes | peak GiB |", "|---|---|---|---|---|---|"]
+    for run, result in results.items():
+        if run == "pretrain":
+            continue
+        for candidate, figures in result["candidates"].items():
+            mark = "**" if figures["selected"] else ""
+            cells = [f"{mark}{figures[k]:.4f}{mark}" if figures[k] is not None else "-" for k in ("val", "test")]
+            lines.append(f"| {run} | {candidate} | {' | '.join(cells)} | {result['minutes']} | {result['peak_gib']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

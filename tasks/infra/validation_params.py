@@ -1,0 +1,32 @@
+"""params.yaml's `validation` section: the gate before training."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from tasks.infra.base_params import Section as _Section
+
+
+class ChecksParams(_Section):
+    """Row-level checks (tasks/validation/row_checks.py)."""
+
+    max_duplicate_fraction: float = Field(0.1, ge=0, le=1)  # identical rows (features and label); sms_spam has 7 %
+    max_leakage_fraction: float = Field(0.0, ge=0, le=1)  # rows of an explicit test file also in its train file
+    min_class_count: int = Field(5, ge=1)  # samples of the rarest class outside the test part
+    max_text_chars: int = Field(10_000, ge=1)  # longer texts are almost always a broken file, not a message
+    max_blank_fraction: float = Field(0.0, ge=0, le=1)  # texts of whitespace only: a network sees only padding
+
+
+class DriftParams(_Section):
+    """Drift from the champion's data (tasks/validation/drift.py)."""
+
+    action: Literal["fail", "warn"] = "fail"  # fail: drift stops the run like a failed expectation; warn: go on
+    label_shift: float = Field(0.1, ge=0, le=1)  # largest change in any class's share of the rows
+    feature_psi: float = Field(0.25, ge=0)  # population stability index of the worst feature (0.25: major)
+    text_length_psi: float = Field(0.25, ge=0)
+    oov_rate: float = Field(0.2, ge=0, le=1)  # share of the new words that the champion's data never had
+
+
+class ValidationParams(_Section):
+    checks: ChecksParams = Field(default_factory=ChecksParams)
+    drift: DriftParams = Field(default_factory=DriftParams)
