@@ -3,8 +3,9 @@
 `mlpipe serve` registers one training deployment per data set in params.yaml's `schedules`
 (retrained on its cron, and on the data set's events that params.yaml's `retraining` names),
 `train` (no schedule: the UI's parameter form, for any data set), `tune` (Optuna studies, with a
-form too), `compress` (a compact variant of @champion, with a form) and `predict` (batch
-inference, with monitoring), then runs their flow runs in this process's runner until Ctrl-C.
+form too), `compress` (a compact variant of @champion, with a form), `pretrain` (an encoder
+pretrained on a data set's texts, with a form) and `predict` (batch inference, with monitoring),
+then runs their flow runs in this process's runner until Ctrl-C.
 """
 
 from prefect.types.entrypoint import EntrypointType
@@ -12,8 +13,9 @@ from prefect.utilities.annotations import freeze
 from prefect.utilities.callables import ParameterSchema
 
 from flows.compression import compression_pipeline
+from flows.forms import PRETRAIN_FROM_PARAMS_YAML, form_schema
 from flows.inference import batch_inference
-from flows.parameters import form_schema
+from flows.pretraining import pretraining_pipeline
 from flows.training import training_pipeline
 from flows.tuning import tuning_pipeline
 from tasks.data.loading import known_datasets
@@ -108,13 +110,21 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
             **common,
         )
     )
+    deployments.append(
+        pretraining_pipeline.to_deployment(
+            name="pretrain",
+            description="Pretrain an encoder on a text data set's own texts; register it as <name>-encoder.",
+            **common,
+        )
+    )
     known = known_datasets(get_settings())
     for deployment in deployments:
         # The form's schema is a private attribute, which Prefect's own freeze() edits the same
         # way: there is no public one to add the hints to.
         # Set, not defaulted: Prefect sends the schema with exclude_unset.
         schema = ClosedParameterSchema(**deployment._parameter_openapi_schema.model_dump(), additionalProperties=False)
-        form_schema(schema.properties, project.model_dump(), known)
+        own = PRETRAIN_FROM_PARAMS_YAML if deployment.name == "pretrain" else None
+        form_schema(schema.properties, project.model_dump(), known, own)
         deployment._parameter_openapi_schema = schema
     deployments.append(
         batch_inference.to_deployment(name="predict", description="Label a file with a data set's @champion.", **common)

@@ -21,66 +21,6 @@ from tasks.infra.vocabulary import (
 )
 from tasks.types import TrainConfig
 
-# The params.yaml value an unset field takes, by where it lies in the file (learning_rate: per family).
-FROM_PARAMS_YAML = {
-    "max_epochs": ("train", "max_epochs"),
-    "batch_size": ("train", "batch_size"),
-    "seed": ("seed",),
-    "min_delta": ("promotion", "min_delta"),
-    "trials": ("tuning", "trials"),
-    "timeout_minutes": ("tuning", "timeout_minutes"),
-    "parallel": ("parallel", "enabled"),
-    "temperature": ("compression", "temperature"),
-    "soft_weight": ("compression", "soft_weight"),
-    "margin": ("compression", "margin"),
-}
-
-
-def form_schema(fields: dict, project: dict, known_datasets: list[str]) -> None:
-    """What the Prefect UI's form shows, written into the flow's parameter schema when a deployment
-    is made: each field's allowed range, for a field left empty the value params.yaml gives it, and
-    the known data sets to pick from (a spec's path may still be typed in)."""
-    for name, field in fields.items():
-        hints = []
-        for bounds in [field, *field.get("anyOf", [])]:
-            low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
-            high = bounds.get("maximum", bounds.get("exclusiveMaximum"))
-            if low is not None or high is not None:
-                open_low, open_high = "exclusiveMinimum" in bounds, "exclusiveMaximum" in bounds
-                hints.append(f"{'>' if open_low else '>='} {low}" if low is not None else "")
-                hints.append(f"{'<' if open_high else '<='} {high}" if high is not None else "")
-        if name in FROM_PARAMS_YAML or name == "learning_rate":
-            hints.append("empty: " + _params_yaml_value(project, name))
-        if hints := [h for h in hints if h]:
-            field["description"] = f"{field['description']} ({', '.join(hints)})"
-    dataset = fields.get("dataset")
-    if dataset is not None and "enum" not in dataset:  # a deployment's own data set is frozen: one choice
-        choice = {"title": "Known data set", "type": "string", "enum": known_datasets}
-        dataset.pop("type", None)
-        dataset["anyOf"] = [choice, {"title": "Path of a data set spec (.yaml)", "type": "string"}]
-
-
-def _params_yaml_value(project: dict, name: str) -> str:
-    """What params.yaml gives an unset field: its value, and the families' own where they set one."""
-    where = FROM_PARAMS_YAML.get(name)
-    value = None
-    if where is not None:
-        value = project
-        for key in where:
-            value = value[key]
-    families = {
-        section[name]
-        for sections in project["families"].values()
-        for section in sections.values()
-        if isinstance(section, dict) and section.get(name) is not None
-    }
-    others = sorted(families - {value})
-    spread = "" if not others else str(others[0]) if len(others) == 1 else f"{others[0]} to {others[-1]}"
-    if value is None:
-        return f"params.yaml's, per family ({spread})" if spread else "params.yaml's: none"
-    return f"params.yaml's {value}" + (f"; families that set their own: {spread}" if spread else "")
-
-
 DATASET_HELP = f"Data set: a name (built in: {', '.join(BUILT_IN)}) or the path of a data set spec (.yaml)"
 
 
@@ -103,6 +43,11 @@ class FlowParams(BaseModel):
         except MlpipeError as error:
             raise ValueError(str(error)) from None
         return name
+
+    @field_validator("backbone", "init_from", mode="before", check_fields=False)
+    @classmethod
+    def _blank_is_unset(cls, value):
+        return None if value == "" else value  # dvc.yaml's stages pass '' for a data set that sets none
 
     @field_validator("models", check_fields=False)
     @classmethod
@@ -154,6 +99,17 @@ class PipelineParams(FlowParams):
         None,
         description="Train the candidates at once, as Dask tasks: on params.yaml's parallel.address or "
         "DASK_SCHEDULER_ADDRESS, else on a local cluster",
+    )
+    backbone: str | None = Field(
+        None,
+        description="The pretrained family's backbone: a Hugging Face hub id or local folder, or the "
+        "models:/<name>-encoder/<version> of `mlpipe pretrain` (empty: params.yaml's families.<modality>.pretrained)",
+    )
+    init_from: str | None = Field(
+        None,
+        pattern=r"^models:/[^/@]+(@[\w-]+|/\d+)$",
+        description="Start cnn, rnn and transformer from another data set's registered weights of the same "
+        "modality and family, with a new head: models:/<name>@<alias> or models:/<name>/<version> (empty: scratch)",
     )
 
 
@@ -242,9 +198,38 @@ def run_namer(model: type[FlowParams], kind: str = ""):
         dataset = str(given.get("dataset") or defaults["dataset"].default)
         if "models" in defaults:
             models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
-        else:  # compression: the student's family
+        elif "family" in defaults:  # compression: the student's family
             models = [given.get("family") or "student"]
+        else:  # pretraining: what it makes
+            models = ["encoder"]
         title = Path(dataset).stem if is_spec_path(dataset) else dataset
         return run_title(f"{title}-{kind}" if kind else title, models, runtime.flow_run.scheduled_start_time)
 
     return name
+
+
+class PretrainParams(FlowParams):
+    """Unset values (None) take their defaults from params.yaml's `pretraining` section (the seed: `seed`)."""
+
+    texts: list[str] = Field(
+        default_factory=list,
+        description="Unlabelled text files, one text a line, added to the data set's training and validation texts",
+    )
+    max_epochs: Epochs | None = Field(None, description="Most epochs of masked-language modelling")
+    timeout_minutes: float | None = Field(
+        None, gt=0, description="Stop the fit after this long and register the encoder it has"
+    )
+    seed: Seed | None = Field(None, description="Training seed (weights, masking, the held-out texts, train/val split)")
+
+    @field_validator("texts")
+    @classmethod
+    def _existing_files(cls, texts: list[str]) -> list[str]:
+        from tasks.infra.errors import MlpipeError
+        from tasks.infra.settings import get_settings
+        from tasks.pretraining.corpus import text_files
+
+        try:
+            text_files(texts, get_settings().root)
+        except MlpipeError as error:
+            raise ValueError(str(error)) from None
+        return texts

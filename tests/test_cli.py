@@ -20,7 +20,7 @@ def mlpipe(*args: str, root: Path | None = None, ephemeral_prefect: bool = False
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["run"], ["validate"], ["compare"], ["reproduce"], ["serve"], ["up"], ["data", "add"]]
+    "command", [[], ["run"], ["validate"], ["compare"], ["reproduce"], ["serve"], ["up"], ["data", "add"], ["pretrain"]]
 )
 def test_every_command_has_help(command):
     done = mlpipe(*command, "--help")

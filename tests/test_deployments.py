@@ -61,6 +61,13 @@ def test_serve_schedules_each_data_set_on_its_cron(served):
     form = compress.parameter_openapi_schema["properties"]
     assert form["margin"]["description"].endswith("(>= 0, < 1, empty: params.yaml's 0.005)")
     assert "Known data set" in str(form["dataset"]) and set(form) >= {"family", "temperature", "soft_weight"}
+    pretrain = wait_for_deployment("pretraining_pipeline/pretrain")
+    assert pretrain.entrypoint == "flows.pretraining.pretraining_pipeline"
+    form = pretrain.parameter_openapi_schema["properties"]
+    assert set(form) == {"dataset", "texts", "max_epochs", "timeout_minutes", "seed"}
+    # pretraining's own params.yaml values, not those of `train` and `tuning` that share the names
+    assert form["max_epochs"]["description"].endswith("(>= 1, <= 10000, empty: params.yaml's 10)")
+    assert form["timeout_minutes"]["description"].endswith("(> 0, empty: params.yaml's 60.0)")
 
 
 def test_the_form_is_typed_with_descriptions_and_bounds(served):
@@ -70,7 +77,8 @@ def test_the_form_is_typed_with_descriptions_and_bounds(served):
     assert set(fields) >= {"dataset", "models", "max_epochs", "batch_size", "learning_rate", "seed", "min_delta"}
     known, any_spec = fields["dataset"]["anyOf"]
     assert known["enum"] == ["digits", "tiny"] and any_spec["type"] == "string"  # built in, and data/tiny.yaml
-    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "baseline"]
+    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "pretrained", "baseline"]
+    assert {"backbone", "init_from"} <= set(fields)  # the pretrained family's and transfer's, in the form too
     assert {"minimum": 1, "maximum": 10_000, "type": "integer"} in fields["max_epochs"]["anyOf"]
     assert all(field.get("description") for field in fields.values())
     # Beside each field: its range, and what an empty field takes from params.yaml.

@@ -54,9 +54,11 @@ def test_imports_go_down_the_layers_without_a_cycle():
 
 
 def test_a_stage_imports_only_the_stages_before_it():
-    """types and infra, then data, validation, training, evaluation, registry, tuning, compression, monitoring."""
+    """types and infra, then data, validation, training, evaluation, registry, tuning, compression, pretraining,
+    monitoring."""
     modules = _modules()
-    order = ("data", "validation", "training", "evaluation", "registry", "tuning", "compression", "monitoring")
+    stages = ("data", "validation", "training", "evaluation", "registry", "tuning", "compression", "pretraining")
+    order = (*stages, "monitoring")
     rank = {"types": 0, "infra": 0} | {name: index + 1 for index, name in enumerate(order)}
     stage = {name: rank[name.split(".")[1]] for name in modules if name.count(".") >= 1 and name.startswith("tasks.")}
     later = [
@@ -74,6 +76,7 @@ def test_stage_logic_imports_no_prefect():
     pure = [name for name in _modules() if name.startswith("tasks") and not name.endswith(".tasks")]
     pure.remove("tasks.registry.serving_worker")  # a script run by path in its own interpreter
     pure.remove("tasks.registry.pyfunc_model")  # MLflow's model file, loaded by MLflow
+    pure.remove("tasks.pretraining.encoder_model")  # the same, for the pretrained encoders
     script = (
         "import importlib, sys\n"
         f"for name in {pure!r}:\n"

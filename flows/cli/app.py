@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import compress, data, registry, run, runtime, servers, tune
+from flows.cli import compress, data, pretrain, registry, run, runtime, servers, tune
 
 app = typer.Typer(
     name="mlpipe",
@@ -27,6 +27,7 @@ def main_options(
 app.command()(run.run)
 app.command()(tune.tune)
 app.command()(compress.compress)
+app.command()(pretrain.pretrain)
 app.command()(registry.reproduce)
 app.command()(data.validate)
 commands = (registry.compare, registry.promote, registry.rollback, registry.predict)

@@ -34,7 +34,8 @@ def options_of(model) -> list[inspect.Parameter]:
     for name, field in model.model_fields.items():
         default = field.get_default(call_default_factory=True)
         annotation = _bare(field.annotation)
-        help_text = field.description + (" [default: params.yaml]" if default is None else "")
+        says_empty = "(empty:" in field.description  # the description says what an unset value means
+        help_text = field.description + (" [default: params.yaml]" if default is None and not says_empty else "")
         if typing.get_origin(annotation) is list:
             choices = typing.get_args(typing.get_args(annotation)[0])
             annotation, default = str, ",".join(default)

@@ -73,7 +73,7 @@ def run_trainer(
     from models.history import EpochProgress, MetricHistory, SamplesPerRank
     from tasks.training.initial import initial_network
 
-    _quiet_lightning()
+    quiet_lightning()
     config = job.config
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = ArrayDataModule(
@@ -153,7 +153,7 @@ def run_trainer(
     return result, trainer.is_global_zero
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     # In-memory tensors need no loader workers; the hints about them and about GPUs are noise.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
