@@ -85,6 +85,7 @@ def test_a_fine_tuned_text_encoder_is_registered_and_served_offline_without_its_
     assert tags["init"] == str(backbone)
 
 
+@pytest.mark.slow  # ~45 s: the text encoder's test above runs the same path in `make test`
 def test_a_fine_tuned_image_encoder_serves_offline(only_networks, small_datasets, tmp_path):
     workspace = only_networks
     settings = Settings(root=workspace)
@@ -173,6 +174,19 @@ BAD_BACKBONES = {
 }
 
 
+@pytest.mark.parametrize("kind", BAD_BACKBONES)
+def test_a_bad_backbone_is_refused_in_one_line_before_anything_loads(kind, tmp_path):
+    from tasks.infra.errors import MlpipeError
+    from tasks.training.starting import start_of
+
+    make, message = BAD_BACKBONES[kind]
+    with pytest.raises(MlpipeError) as raised:
+        start_of("pretrained", "text", make(tmp_path), None, Settings(root=tmp_path))
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+# The same through `mlpipe run` (about 10 s each): exit code, one line, nothing trained or registered.
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", BAD_BACKBONES)
 def test_a_bad_backbone_stops_the_run_in_one_line_before_training(kind, prefect_api, sst2_small, workspace, tmp_path):
     spec, _ = sst2_small
