@@ -125,6 +125,7 @@ def test_leaderboard_follows_the_compare_contract(registered, digits):
         "run_id",
         "dataset",
         "family",
+        "init",  # where its weights started: scratch, a backbone, a models:/ URI
         "val_accuracy",
         "selected_by",
         "selected",
@@ -148,6 +149,7 @@ def test_leaderboard_follows_the_compare_contract(registered, digits):
         "rows_per_second",
     }
     assert rows[0]["variant"] is None and rows[0]["size_bytes"] is None
+    assert {r["init"] for r in rows} == {"scratch"}
     assert rows[0]["data_hash"] == digits.data_hash
 
 

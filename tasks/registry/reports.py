@@ -90,9 +90,9 @@ def leaderboard_markdown(rows: list[dict], ui: str, this_run: set[str]) -> str:
     candidates marked, each linked to its MLflow run."""
     newest = sorted(rows, key=lambda r: r["started"] or "", reverse=True)[:LEADERBOARD_ROWS]
     lines = [
-        "| | candidate | val accuracy | test accuracy | test F1 | size (KB) | ms/row (p50) | version | aliases | flags "
-        "| started | flow run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| | candidate | val accuracy | test accuracy | test F1 | size (KB) | ms/row (p50) | version | aliases | init "
+        "| flags | started | flow run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in newest:
         name = f"{row['dataset']}/{row['family']}" + (f" [{row['variant']}]" if row.get("variant") else "")
@@ -106,6 +106,7 @@ def leaderboard_markdown(rows: list[dict], ui: str, this_run: set[str]) -> str:
             "" if row.get("p50_ms") is None else f"{row['p50_ms']:.3f}",
             f"v{row['registered_version']}" if row["registered_version"] else "",
             ", ".join(f"@{alias}" for alias in row["aliases"]),
+            row.get("init") or "scratch",
             ", ".join(row["flags"]),
             row["started"] or "",
             row["flow_run"] or "",
