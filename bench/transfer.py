@@ -12,8 +12,10 @@ to the other, as a user runs them in a fresh project with the embedded stores.
 Targets (Kim 2014's CNN figures), reached by the candidate validation chooses: trec 0.912,
 subj 0.914, sst2 0.827. Wall time and peak memory (PSS of the process tree) of every command.
 
-    python transfer.py                    # everything (about an hour and a half on 2 cores)
-    PRETRAIN_EPOCHS=3 python transfer.py  # a shorter pretraining
+    python transfer.py                    # everything (hours on 2 cores)
+    PRETRAIN_EPOCHS=3 PRETRAIN_MINUTES=25 FINETUNE_EPOCHS=3 python transfer.py  # shorter: --max-epochs,
+                                          # --timeout-minutes of pretraining, and the pretrained family's epochs
+Each step's figures are saved as it ends, so a cut-short run keeps what it measured.
 """
 
 import json
@@ -25,8 +27,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from pipeline_cost import environment, fresh_project
-from quality import DATASETS, write_params
+from quality import DATASETS
+from quality import write_params as write_quality_params
 
 from common import ROOT, sample_peak_memory, save
 
@@ -34,6 +38,7 @@ MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 SHARED = ROOT.parent / "shared" / "datasets"
 TARGETS = {"trec": 0.912, "subj": 0.914, "sst2": 0.827}
 FAMILIES = "cnn,rnn,transformer,pretrained"
+BOUNDS = {"PRETRAIN_EPOCHS": "--max-epochs", "PRETRAIN_MINUTES": "--timeout-minutes"}
 
 
 def command(root: Path, *args: str) -> tuple[str, float, float]:
@@ -74,16 +79,19 @@ def board(root: Path, name: str) -> dict:
 def main() -> None:
     root = fresh_project()
     texts = [arg for path in training_texts(root) for arg in ("--texts", path)]
-    epochs = ["--max-epochs", os.environ["PRETRAIN_EPOCHS"]] if "PRETRAIN_EPOCHS" in os.environ else []
-    out, minutes, memory = command(root, "pretrain", "--dataset", str(DATASETS / "subj.yaml"), *texts, *epochs)
+    bounds = [(flag, os.environ[name]) for name, flag in BOUNDS.items() if name in os.environ]
+    options = [item for pair in bounds for item in pair]
+    out, minutes, memory = command(root, "pretrain", "--dataset", str(DATASETS / "subj.yaml"), *texts, *options)
     backbone = next(line.split()[-1] for line in out.splitlines() if line.startswith("Backbone:"))
     results = {"pretrain": {"minutes": minutes, "peak_gib": memory, "backbone": backbone, "output": out[-1500:]}}
+    print(out, flush=True)
     for name in ("subj", "trec", "sst2"):
-        write_params(root, name)
+        write_params(root, name, os.environ.get("FINETUNE_EPOCHS"))
         spec = str(DATASETS / f"{name}.yaml")
         _, minutes, memory = command(root, "run", "--dataset", spec, "--models", FAMILIES, "--backbone", backbone)
         results[name] = {"minutes": minutes, "peak_gib": memory, "candidates": board(root, name)}
         print(name, json.dumps(results[name]), flush=True)
+        write(results)
     _, minutes, memory = command(
         root, "run", "--dataset", str(DATASETS / "sst2.yaml"), "--models", "cnn", "--init-from", "models:/subj@champion"
     )
@@ -91,9 +99,21 @@ def main() -> None:
     write(results)
 
 
+def write_params(root: Path, name: str, finetune_epochs: str | None) -> None:
+    """quality.py's params.yaml for the data set, with the pretrained family's epochs if given."""
+    write_quality_params(root, name)
+    if finetune_epochs:
+        path = root / "params.yaml"
+        params = yaml.safe_load((path if path.exists() else ROOT / "params.yaml").read_text())
+        params["families"]["text"]["pretrained"]["max_epochs"] = int(finetune_epochs)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def write(results: dict) -> None:
     rows = []
     for name, target in TARGETS.items():
+        if name not in results:
+            continue
         chosen = next((k, v) for k, v in results[name]["candidates"].items() if v["selected"])
         reached = chosen[1]["test"]
         rows.append(
