@@ -193,7 +193,13 @@ def test_each_registered_version_has_a_model_card(registered):
     card = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/card/model_card.json")
     text = mlflow.artifacts.load_text(f"runs:/{version.run_id}/card/model_card.md")
 
-    assert card["model"] == {**card["model"], "name": "digits", "version": results[1].version, "family": "cnn", "init": "scratch"}
+    assert card["model"] == {
+        **card["model"],
+        "name": "digits",
+        "version": results[1].version,
+        "family": "cnn",
+        "init": "scratch",
+    }
     assert card["data"]["version"] == version.tags["data_hash"] and sum(card["data"]["rows"].values()) == 1797
     assert len(card["data"]["class_balance"]) == 10 and set(card["metrics"]["per_class"]) >= {"0", "9"}
     assert card["metrics"]["test"]["test/accuracy"] > 0.5 and card["promotion"]["promoted"] is True
