@@ -69,7 +69,9 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     assert set(version.tags) == {
         *("family", "validation", "candidates_key", "data_hash", "git_sha", "prefect_flow_run_id"),
         *("promotion", "promotion.decision", "promotion.challenger_accuracy"),
+        "init",  # where the weights started (scratch here)
     }
+    assert version.tags["init"] == "scratch"
     assert f"| family | {registration.best_family} |" in version.description
     assert f"| test/accuracy | {chosen['test/accuracy']:.4f} |" in version.description
     assert runs[registration.best_family].tags["selected"] == "true"
