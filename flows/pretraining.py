@@ -8,6 +8,7 @@ data set's own texts, registered as `<name>-encoder` for `mlpipe run --backbone 
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PretrainParams, flow_parameters, run_namer
+from tasks.data.splitting import test_rows_digest
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.infra.lineage import code_version
 from tasks.infra.params import load_params
@@ -52,6 +53,7 @@ def _pretrain(params: PretrainParams) -> dict:
         "prefect_flow_run_id": flow_run_id,
         "prefect_flow_run_name": str(runtime.flow_run.name),
         "prefect_flow_run_url": flow_run_url(flow_run_id),
+        "test_rows": test_rows_digest(dataset, parts),  # the rows it never read: fine-tuning on this data checks them
     }
     registered = register_encoder(experiment_id, dataset, corpus, result, tags)
     summary = report.summary(dataset.name, registered.uri, registered.run_id, corpus, result)

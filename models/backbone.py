@@ -8,12 +8,13 @@ from torch import nn
 
 
 def encoder_from_config(config: dict) -> nn.Module:
-    """The encoder of a config.json's contents, with random weights."""
+    """The encoder of a config.json's contents, with random weights, in fp32 whatever dtype the
+    checkpoint was saved in (mixed precision on a GPU is Lightning's to apply)."""
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-    return AutoModel.from_config(AutoConfig.for_model(**config))
+    return AutoModel.from_config(AutoConfig.for_model(**config), dtype=torch.float32)
 
 
 def blocks_of(encoder: nn.Module) -> nn.ModuleList:

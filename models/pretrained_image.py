@@ -1,3 +1,5 @@
+import inspect
+
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +31,9 @@ class PretrainedImage(nn.Module):
         if in_channels not in (1, self.channels):
             raise ValueError(f"images of {in_channels} channels for a backbone of {self.channels}")
         self.image_size = image_size
+        # A ViT's position table is for its own size: interpolated for another (image_size: 64 on a CPU).
+        takes = inspect.signature(self.encoder.forward).parameters
+        self.options = {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in takes else {}
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         with torch.no_grad():  # the pooled features' width, whatever the architecture
@@ -37,7 +42,7 @@ class PretrainedImage(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
 
     def _features(self, pixels: Tensor) -> Tensor:
-        out = self.encoder(pixel_values=pixels)
+        out = self.encoder(pixel_values=pixels, **self.options)
         pooled = getattr(out, "pooler_output", None)
         if pooled is None:  # no pooler: the mean of the last layer over its positions
             hidden = out.last_hidden_state

@@ -125,6 +125,18 @@ def test_lora_adapters_merge_into_weights_that_give_the_same_outputs(tmp_path):
     assert not any("lora_" in name for name in merged.state_dict())
 
 
+def test_a_backbone_saved_in_half_precision_fine_tunes_in_fp32(tmp_path):
+    from transformers import ViTConfig
+
+    from models.networks import build_network
+
+    config = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=8, dtype="bfloat16").to_dict()  # fmt: skip
+    network = build_network("image", "pretrained", backbone_config=config, num_classes=3, in_channels=1, image_size=16)
+    assert {p.dtype for p in network.parameters()} == {torch.float32}
+    assert network(torch.rand(2, 1, 8, 8)).shape == (2, 3)  # grey, 8x8, at 16x16: positions interpolated
+
+
 def test_freezing_keeps_the_embeddings_and_first_blocks_and_decay_slows_the_lower_ones(tmp_path):
     from models.networks import build_network
 
@@ -160,6 +172,13 @@ def _too_large(folder: Path) -> Path:
     return folder
 
 
+def _encoder_decoder(folder: Path) -> Path:
+    from transformers import T5Config
+
+    T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, vocab_size=50).save_pretrained(folder)
+    return folder
+
+
 BAD_BACKBONES = {
     "not on disk nor in the cache": (
         lambda tmp: "no-such-org/no-such-model",
@@ -171,6 +190,7 @@ BAD_BACKBONES = {
     ),
     "an image backbone for text": (lambda tmp: str(tiny_resnet(tmp / "resnet")), "is an image model; text data"),
     "far too large for the memory": (lambda tmp: str(_too_large(tmp / "huge")), "M parameters: fine-tuning needs"),
+    "an encoder-decoder": (lambda tmp: str(_encoder_decoder(tmp / "t5")), "is an encoder-decoder (t5)"),
 }
 
 

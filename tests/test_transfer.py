@@ -35,7 +35,7 @@ def test_a_network_starts_from_the_versions_body_with_a_new_head(own_registry, s
     load_init(network, start.init_weights)
 
     source = build_network("image", "cnn", **_member(settings, "2")["network_kwargs"])
-    source.load_state_dict(torch.load(next((settings.outputs_dir / "sources" / "digits-v2").rglob("member_0.pt"))))
+    source.load_state_dict(torch.load(next((settings.outputs_dir / "sources").glob("digits-v2-*/**/member_0.pt"))))
     for name, value in source.state_dict().items():
         if not name.startswith("head."):
             torch.testing.assert_close(network.state_dict()[name], value, msg=name)
@@ -49,7 +49,7 @@ def test_a_network_starts_from_the_versions_body_with_a_new_head(own_registry, s
 def _member(settings, version: str) -> dict:
     import json
 
-    spec = next((settings.outputs_dir / "sources" / f"digits-v{version}").rglob("spec.json"))
+    spec = next((settings.outputs_dir / "sources").glob(f"digits-v{version}-*/**/spec.json"))
     return json.loads(spec.read_text())["members"][0]
 
 

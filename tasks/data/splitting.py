@@ -63,3 +63,11 @@ def split_parts(dataset: Dataset, params: SplitParams, seed: int) -> Split:
     labels = dataset.frame[dataset.label_column].to_numpy()
     test_fraction = params.test_fraction if dataset.name in BUILT_IN else dataset.test_fraction
     return split(labels, test_fraction, params.val_fraction, params.seed, seed, dataset.test_positions)
+
+
+def test_rows_digest(dataset: Dataset, split: Split) -> str:
+    """Names a data version's test rows: an encoder pretrained on the other rows records it, and a
+    run that fine-tunes it on the same data set checks that its test rows are the same ones."""
+    import hashlib
+
+    return hashlib.sha256(dataset.data_hash.encode() + np.sort(split.test).tobytes()).hexdigest()[:16]

@@ -129,17 +129,18 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
 
 def start_tags(model: Candidate) -> dict[str, str]:
     """Where a candidate's weights started: `init` is scratch, a backbone's name or the models:/
-    URI of the version it was carried from, whose version and run id `init_from.*` name."""
+    URI of the version it was carried from; a registered source's URI, version and run are
+    `init_from`, `init_from.version` and `init_from.run_id`."""
     members = getattr(model, "members", None)
-    if members is not None:  # an ensemble: its members' starts
-        return {"init": ", ".join(sorted({start_tags(m)["init"] for m in members}))}
+    if members is not None:  # an ensemble: its members' starts (and a registered source's lineage)
+        tags = [start_tags(m) for m in members]
+        return {k: v for t in tags for k, v in t.items()} | {"init": ", ".join(sorted({t["init"] for t in tags}))}
     config = model.config
     start = getattr(config, "init", None) or {}
     tags = {"init": config.init_label if start else "scratch"}
-    if "init_from" in start:
-        tags |= {"init_from": start["init_from"], "init_from.version": start["version"]}
-    if "run_id" in start:
-        tags["init_from.run_id"] = start["run_id"]
+    if "run_id" in start:  # --init-from's version, or an encoder `mlpipe pretrain` registered
+        tags["init_from"] = start.get("init_from", start.get("backbone"))
+        tags |= {"init_from.version": start["version"], "init_from.run_id": start["run_id"]}
     return tags
 
 

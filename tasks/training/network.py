@@ -57,6 +57,7 @@ class TrainedModel:
             "init": config.init_label,
             **{f"init.{k}": v for k, v in config.init.items()},
             **{f"network.{k}": v for k, v in self.network_kwargs.items() if k != "backbone_config"},
+            **({"lora": config.network["lora"]} if "lora" in config.network else {}),
             **{f"text.{k}": v for k, v in config.text.items()},
         }
 

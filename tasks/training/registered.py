@@ -28,13 +28,17 @@ def version_of(settings: Settings, name: str, version: str | None = None, alias:
         return None
 
 
-def download_version(settings: Settings, name: str, version: str, target: Path) -> Path:
-    """The version's files in `target`, downloaded once (a registered version never changes)."""
+def download_version(settings: Settings, name: str, version: str, kind: str) -> Path:
+    """The version's files in outputs/<kind>/, downloaded once: named by its run, since a version
+    number means another model in another store."""
     import mlflow
 
+    client = registry_client(settings)
+    run_id = client.get_model_version(name, version).run_id
+    target = settings.outputs_dir / kind / f"{name}-v{version}-{run_id[:12]}"
     if target.exists():
         return target
-    uri = registry_client(settings).get_model_version_download_uri(name, version)
+    uri = client.get_model_version_download_uri(name, version)
     target.parent.mkdir(parents=True, exist_ok=True)
     with TemporaryDirectory(dir=target.parent) as tmp:
         folder = mlflow.artifacts.download_artifacts(uri, dst_path=tmp, tracking_uri=settings.tracking_uri)

@@ -10,17 +10,25 @@ import numpy as np
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
 from tasks.infra.vocabulary import NETWORK_FAMILIES, PRETRAINED
-from tasks.training.backbones import locate
+from tasks.training.backbones import load_tokenizer, locate
 from tasks.training.initial import Start, save_init
 from tasks.types import Dataset, Split, TrainConfig
 
 DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, when a backbone says none
 
 
-def start_of(family: str, modality: str, backbone: str | None, source: dict | None, settings: Settings) -> dict:
+def start_of(
+    family: str,
+    modality: str,
+    backbone: str | None,
+    source: dict | None,
+    settings: Settings,
+    test_rows: tuple[str, str] | None = None,
+) -> dict:
     """A candidate's TrainConfig.init, checked before anything trains: the pretrained family's
     backbone (the run's --backbone, else params.yaml's), or the version --init-from resolved to
-    (tasks/training/transfer.py `resolve_source`) for the families trained from scratch."""
+    (tasks/training/transfer.py `resolve_source`) for the families trained from scratch.
+    test_rows: the run's data set and test rows, which an encoder pretrained on it must share."""
     if family == PRETRAINED:
         if modality not in ("text", "image"):
             raise MlpipeError(f"the pretrained family fine-tunes text or image backbones; this data set is {modality}")
@@ -29,7 +37,7 @@ def start_of(family: str, modality: str, backbone: str | None, source: dict | No
                 f"the pretrained family needs a backbone: --backbone NAME_OR_PATH_OR_URI, or "
                 f"families.{modality}.pretrained.backbone in params.yaml"
             )
-        return locate(backbone, modality, settings).origin
+        return locate(backbone, modality, settings, test_rows).origin
     return dict(source) if source and family in NETWORK_FAMILIES else {}
 
 
@@ -43,6 +51,15 @@ def transfer_source(params, modality: str, settings: Settings) -> dict | None:
     if not families:
         raise MlpipeError(f"--init-from starts {', '.join(NETWORK_FAMILIES)}: --models has none")
     return resolve_source(params.init_from, modality, families, settings)
+
+
+def check_start(dataset: Dataset, config: TrainConfig, settings: Settings) -> None:
+    """What can be refused about a network's start before any candidate trains: --init-from's
+    architecture against this run's settings and data."""
+    if "init_from" in config.init:
+        from tasks.training.transfer import plan
+
+        plan(dataset, config, settings)
 
 
 def starting_point(dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path, settings: Settings) -> Start:
@@ -81,14 +98,9 @@ def backbone_tokenizer(folder: Path, texts: list[str], max_length: int | None) -
     """The backbone's own tokenizer as the served model reads it (tokenizers' JSON, with its
     special tokens), and a length: the 99th percentile of the training texts' token counts, within
     what the backbone's positions allow."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as error:
-        raise MlpipeError(f"backbone {folder}: its tokenizer does not load: {str(error).splitlines()[0]}") from None
-    if not getattr(tokenizer, "is_fast", False) or tokenizer.pad_token_id is None:
-        raise MlpipeError(f"backbone {folder}: its tokenizer needs a tokenizer.json and a padding token")
+    tokenizer = load_tokenizer(folder, str(folder))
     positions = getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 512)
     limit = min(positions - 2, 512, getattr(tokenizer, "model_max_length", 512) or 512)  # RoBERTa offsets by 2
     if not max_length:

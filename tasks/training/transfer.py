@@ -37,28 +37,43 @@ def resolve_source(uri: str, modality: str, families: list[str], settings: Setti
 
 def from_version(dataset: Dataset, config: TrainConfig, out_dir: Path, settings: Settings):
     """The Start of a network from the source version's member of its family."""
-    from models.networks import shape_kwargs
     from tasks.training.initial import INIT_FILE, Start
+
+    member, info, kwargs = plan(dataset, config, settings)
+    _save_weights(config.init, member, out_dir / INIT_FILE, settings)
+    return Start(info, kwargs, out_dir / INIT_FILE)
+
+
+def plan(dataset: Dataset, config: TrainConfig, settings: Settings) -> tuple[dict, dict, dict]:
+    """(the source's member, the preprocessing, the network's keyword arguments), checked: the
+    architecture this run's settings and data give must be the source's. The flow calls it before
+    anything trains."""
+    from models.networks import shape_kwargs
 
     source = config.init
     spec = _spec(source["name"], source["version"], settings)
     member = next(m for m in spec["members"] if m["kind"] == "network" and m["family"] == config.family)
+    if member.get("quantization"):
+        raise MlpipeError(f"--init-from {source['init_from']}: its {config.family} has int8 weights; give a float one")
     info = dataset.preprocessing()
     if dataset.modality == "text":  # the source's vocabulary, which its embeddings index
         keep = ("tokenizer", "max_length", "vocab_size")
         info |= {k: member["preprocessing"][k] for k in keep if k in member["preprocessing"]}
-    kwargs = shape_kwargs(info, config.family, len(dataset.classes)) | config.network
+    data = shape_kwargs(info, config.family, len(dataset.classes))
+    kwargs = data | config.network
     architecture = {k: v for k, v in member["network_kwargs"].items() if k not in DATA_KEYS}
     for key, value in architecture.items():
         if kwargs.get(key, value) != value:
+            fix = (
+                "the data's shape differs"
+                if key in data
+                else f"set families.{dataset.modality}.{config.family}.{key} to {value!r} (or its tuned setting)"
+            )
             raise MlpipeError(
                 f"--init-from {source['init_from']}: the {config.family}'s {key} is {value!r} there and "
-                f"{kwargs[key]!r} here: set families.{dataset.modality}.{config.family}.{key} to {value!r}"
+                f"{kwargs[key]!r} here: {fix}"
             )
-    kwargs = architecture | kwargs
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _save_weights(source, member, out_dir / INIT_FILE, settings)
-    return Start(info, kwargs, out_dir / INIT_FILE)
+    return member, info, architecture | kwargs
 
 
 def _parse(uri: str) -> tuple[str, str | None, str | None]:
@@ -76,8 +91,12 @@ def _parse(uri: str) -> tuple[str, str | None, str | None]:
 
 def _download(name: str, version: str, settings: Settings) -> Path:
     """The version's spec.json and members (the pyfunc's artifacts folder)."""
-    folder = download_version(settings, name, version, settings.outputs_dir / "sources" / f"{name}-v{version}")
-    return next(folder.rglob("spec.json")).parent
+    spec = next(download_version(settings, name, version, "sources").rglob("spec.json"), None)
+    if spec is None:
+        raise MlpipeError(
+            f"--init-from models:/{name}/{version} is no classifier mlpipe registered (an encoder? use --backbone)"
+        )
+    return spec.parent
 
 
 def _spec(name: str, version: str, settings: Settings) -> dict:
@@ -87,16 +106,15 @@ def _spec(name: str, version: str, settings: Settings) -> dict:
 def _save_weights(source: dict, member: dict, path: Path, settings: Settings) -> None:
     """The member's weights, as the network names them, for the trainer to start from."""
     import torch
-    from safetensors.torch import save_file
+
+    from tasks.training.initial import write_weights
 
     folder = _download(source["name"], source["version"], settings)
     weights_file = next(folder.glob(f"{member['artifact']}.*"))
-    if member.get("quantization") or weights_file.suffix not in (".pt", ".safetensors"):
-        raise MlpipeError(f"--init-from {source['init_from']}: its {member['family']} is not a float network")
     if weights_file.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         state = load_file(str(weights_file))
     else:
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    write_weights({k: v.contiguous() for k, v in state.items()}, path)
