@@ -5,7 +5,6 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PipelineParams, flow_parameters, run_namer
-from tasks.data.splitting import test_rows_digest
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.evaluation.selection import Ensemble
 from tasks.evaluation.tasks import choose_candidate, evaluate_model
@@ -16,14 +15,13 @@ from tasks.infra.params import load_params
 from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import get_settings
 from tasks.infra.tuned import read_tuned
-from tasks.infra.vocabulary import BASELINE, PRETRAINED
+from tasks.infra.vocabulary import BASELINE
 from tasks.registry.registering import Registration
 from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
-from tasks.training.config import baseline_config, train_config
+from tasks.training.config import baseline_config, network_configs
 from tasks.training.parallel import run_all, torch_threads
-from tasks.training.starting import check_start, start_of, transfer_source
 from tasks.training.tasks import train_baseline, train_model
 from tasks.validation.tasks import publish_validation, validate_dataset
 
@@ -56,18 +54,14 @@ def _train(params: PipelineParams) -> Registration:
     train = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
     choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
     tuned = read_tuned(settings, dataset.name)  # `mlpipe tune`'s best settings, over params.yaml's
-    source = transfer_source(params, dataset.modality, settings)  # --init-from's version, checked
-    test_rows = (dataset.name, test_rows_digest(dataset, parts))  # an encoder pretrained on them must share them
+    starts = params.model_dump(include={"models", "backbone", "init_from"})
+    # Every candidate's starting point (a backbone, --init-from's version) is checked before any trains.
+    configs = network_configs(project, dataset, parts, seed, settings, choices, tuned, **starts)
     calls = []  # (task, its parameters): a candidate each
     parallel = params.parallel if params.parallel is not None else project.parallel.enabled
     threads = torch_threads() if parallel else None  # a Dask worker trains with the run's, as it would here
-    for family in (f for f in params.models if f != BASELINE):
-        own = tuned[family].settings if family in tuned else None
-        backbone = params.backbone or (project.families_backbone(dataset.modality) if family == PRETRAINED else None)
-        init = start_of(family, dataset.modality, backbone, source, settings, test_rows)
-        config = train_config(project, dataset.modality, family, seed, **choices, tuned=own, init=init)
-        check_start(dataset, config, settings)  # a source of another architecture: refused before anything trains
-        out_dir = training_dir(settings, dataset.name, family, training_key(dataset, parts, config))
+    for config in configs:
+        out_dir = training_dir(settings, dataset.name, config.family, training_key(dataset, parts, config))
         calls.append(
             (train, {"dataset": dataset, "split": parts, "config": config, "out_dir": out_dir, "threads": threads})
         )

@@ -9,7 +9,9 @@ from tasks.infra.params import (
     check_network_keys,
     raise_as_params_error,
 )
-from tasks.types import BaselineConfig, TrainConfig
+from tasks.infra.settings import Settings
+from tasks.infra.vocabulary import BASELINE, PRETRAINED
+from tasks.types import BaselineConfig, Dataset, Split, TrainConfig
 
 
 def train_config(
@@ -53,6 +55,37 @@ def train_config(
         init=init or {},
         **trainer,
     )
+
+
+def network_configs(
+    project: ProjectParams,
+    dataset: Dataset,
+    split: Split,
+    seed: int,
+    settings: Settings,
+    choices: dict,
+    tuned: dict,
+    models: list[str],
+    backbone: str | None = None,
+    init_from: str | None = None,
+) -> list[TrainConfig]:
+    """A TrainConfig for each network family of `models`, with its starting point, each checked
+    before anything trains: the pretrained family's backbone (`backbone`, else params.yaml's) and
+    --init-from's version for the families trained from scratch. `tuned`: `mlpipe tune`'s settings
+    per family (tasks/infra/tuned.py); `choices`: the run's (train_config's keyword arguments)."""
+    from tasks.data.splitting import test_rows_digest
+    from tasks.training.starting import check_start, start_of, transfer_source
+
+    source = transfer_source(init_from, models, dataset.modality, settings)
+    test_rows = (dataset.name, test_rows_digest(dataset, split))  # an encoder pretrained on them must share them
+    configs = []
+    for family in (f for f in models if f != BASELINE):
+        own = tuned[family].settings if family in tuned else None
+        start = backbone or (project.families_backbone(dataset.modality) if family == PRETRAINED else None)
+        init = start_of(family, dataset.modality, start, source, settings, test_rows)
+        configs.append(train_config(project, dataset.modality, family, seed, **choices, tuned=own, init=init))
+        check_start(dataset, configs[-1], settings)
+    return configs
 
 
 def baseline_config(project: ProjectParams, modality: str, seed: int) -> BaselineConfig:

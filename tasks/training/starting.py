@@ -41,16 +41,16 @@ def start_of(
     return dict(source) if source and family in NETWORK_FAMILIES else {}
 
 
-def transfer_source(params, modality: str, settings: Settings) -> dict | None:
-    """The version the run's --init-from names, checked for every network family the run trains."""
-    if not params.init_from:
+def transfer_source(init_from: str | None, models: list[str], modality: str, settings: Settings) -> dict | None:
+    """The version --init-from names, checked for every network family the run trains."""
+    if not init_from:
         return None
     from tasks.training.transfer import resolve_source
 
-    families = [f for f in params.models if f in NETWORK_FAMILIES]
+    families = [f for f in models if f in NETWORK_FAMILIES]
     if not families:
         raise MlpipeError(f"--init-from starts {', '.join(NETWORK_FAMILIES)}: --models has none")
-    return resolve_source(params.init_from, modality, families, settings)
+    return resolve_source(init_from, modality, families, settings)
 
 
 def check_start(dataset: Dataset, config: TrainConfig, settings: Settings) -> None:
