@@ -15,6 +15,7 @@ subj 0.914, sst2 0.827. Wall time and peak memory (PSS of the process tree) of e
     python transfer.py                    # everything (hours on 2 cores)
     PRETRAIN_EPOCHS=3 PRETRAIN_MINUTES=25 FINETUNE_EPOCHS=3 python transfer.py  # shorter: --max-epochs,
                                           # --timeout-minutes of pretraining, and the pretrained family's epochs
+    PRETRAINING='{"hidden": 128, "layers": 2}' python transfer.py  # other params.yaml `pretraining` settings
 Each step's figures are saved as it ends, so a cut-short run keeps what it measured.
 """
 
@@ -30,7 +31,6 @@ import pandas as pd
 import yaml
 from pipeline_cost import environment, fresh_project
 from quality import DATASETS
-from quality import write_params as write_quality_params
 
 from common import ROOT, sample_peak_memory, save
 
@@ -78,6 +78,10 @@ def board(root: Path, name: str) -> dict:
 
 def main() -> None:
     root = fresh_project()
+    if "PRETRAINING" in os.environ:  # the project's params.yaml: mlpipe's, with these pretraining settings
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        params["pretraining"] |= json.loads(os.environ["PRETRAINING"])
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     texts = [arg for path in training_texts(root) for arg in ("--texts", path)]
     bounds = [(flag, os.environ[name]) for name, flag in BOUNDS.items() if name in os.environ]
     options = [item for pair in bounds for item in pair]
@@ -100,13 +104,15 @@ def main() -> None:
 
 
 def write_params(root: Path, name: str, finetune_epochs: str | None) -> None:
-    """quality.py's params.yaml for the data set, with the pretrained family's epochs if given."""
-    write_quality_params(root, name)
+    """mlpipe's params.yaml with the validation limits the data set needs (bench/datasets/targets.yaml)
+    and, if given, the pretrained family's epochs."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["validation"]["checks"] |= (
+        yaml.safe_load((DATASETS / "targets.yaml").read_text()).get("checks", {}).get(name, {})
+    )
     if finetune_epochs:
-        path = root / "params.yaml"
-        params = yaml.safe_load((path if path.exists() else ROOT / "params.yaml").read_text())
         params["families"]["text"]["pretrained"]["max_epochs"] = int(finetune_epochs)
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def write(results: dict) -> None:
