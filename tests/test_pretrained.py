@@ -77,11 +77,11 @@ def test_a_fine_tuned_text_encoder_is_registered_and_served_offline_without_its_
 
     import mlflow
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    folder = mlflow.artifacts.download_artifacts("models:/sst2_small/1", dst_path=str(tmp_path / "v"))
+    client = mlflow.MlflowClient(settings.tracking_uri)  # not the process's URI, which other tests' fixtures set
+    folder = client.get_model_version_download_uri("sst2_small", "1").removeprefix("file://")
     assert list(Path(folder).rglob("member_0.safetensors"))  # the fine-tuned backbone's weights
     assert "transformers==" in (Path(folder) / "requirements.txt").read_text()
-    tags = mlflow.MlflowClient().get_model_version("sst2_small", "1").tags
+    tags = client.get_model_version("sst2_small", "1").tags
     assert tags["init"] == str(backbone)
 
 

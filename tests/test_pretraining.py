@@ -79,8 +79,9 @@ def test_the_registered_encoder_is_a_hugging_face_folder_that_loads_offline(pret
     from transformers import AutoModel, AutoTokenizer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    mlflow.set_tracking_uri(pretrained[0].tracking_uri)
-    downloaded = mlflow.artifacts.download_artifacts("models:/sst2_small-encoder/1", dst_path=str(tmp_path))
+    # The store's own URI, not the process's, which other tests' fixtures set.
+    source = mlflow.MlflowClient(pretrained[0].tracking_uri).get_model_version_download_uri("sst2_small-encoder", "1")
+    downloaded = mlflow.artifacts.download_artifacts(source, dst_path=str(tmp_path))
 
     (config,) = [path for path in _walk(downloaded) if os.path.basename(path) == "config.json"]
     folder = os.path.dirname(config)
@@ -90,7 +91,7 @@ def test_the_registered_encoder_is_a_hugging_face_folder_that_loads_offline(pret
     assert inputs["input_ids"][0, 0] == tokenizer.cls_token_id and tokenizer.pad_token_id == 0
     with torch.no_grad():
         assert model(**inputs).last_hidden_state.shape[-1] == 32
-    served = mlflow.pyfunc.load_model("models:/sst2_small-encoder/1")  # the pyfunc: mean-pooled embeddings
+    served = mlflow.pyfunc.load_model(source)  # the pyfunc: mean-pooled embeddings
     assert served.predict(pd.DataFrame({"text": ["a stirring , funny film", "dull", ""]})).shape == (3, 32)
 
 
