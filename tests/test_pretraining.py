@@ -132,13 +132,24 @@ def test_a_missing_texts_file_fails_in_one_line_and_registers_nothing(pretrained
     assert [str(v.version) for v in registry.search_model_versions("name = 'sst2_small-encoder'")] == ["1"]
 
 
-def test_the_encoder_fine_tunes_on_its_data_set_and_is_refused_where_the_test_rows_differ(pretrained, registry):
+def test_the_encoder_is_refused_as_a_backbone_where_its_data_sets_test_rows_differ(pretrained):
     from tasks.data.loading import load_spec
     from tasks.data.splitting import split_parts, test_rows_digest
     from tasks.infra.errors import MlpipeError
     from tasks.infra.params import load_params
     from tasks.training.starting import start_of
 
+    settings, spec, _ = pretrained
+    dataset = load_spec(spec)
+    parts = split_parts(dataset, load_params(settings).split, 42)
+    own = (dataset.name, test_rows_digest(dataset, parts))
+    assert start_of("pretrained", "text", "models:/sst2_small-encoder/1", None, settings, own)["version"] == "1"
+    with pytest.raises(MlpipeError, match="was pretrained on sst2_small with other test rows"):
+        start_of("pretrained", "text", "models:/sst2_small-encoder/1", None, settings, (dataset.name, "another"))
+
+
+@pytest.mark.slow  # ~40 s; the fine-tuning path itself runs in make test (tests/test_pretrained.py)
+def test_the_encoder_fine_tunes_on_its_data_set_as_a_backbone(pretrained, registry):
     settings, spec, _ = pretrained
     done = run_mlpipe(settings, "run", "--dataset", str(spec), "--models", "pretrained",
                       "--backbone", "models:/sst2_small-encoder/1", "--max-epochs", "1")  # fmt: skip
@@ -150,10 +161,3 @@ def test_the_encoder_fine_tunes_on_its_data_set_and_is_refused_where_the_test_ro
     encoder = registry.get_model_version("sst2_small-encoder", "1")
     assert candidate.data.tags["init"] == "models:/sst2_small-encoder/1"
     assert candidate.data.tags["init_from.run_id"] == encoder.run_id
-
-    dataset = load_spec(spec)
-    parts = split_parts(dataset, load_params(settings).split, 42)
-    own = (dataset.name, test_rows_digest(dataset, parts))
-    assert start_of("pretrained", "text", "models:/sst2_small-encoder/1", None, settings, own)["version"] == "1"
-    with pytest.raises(MlpipeError, match="was pretrained on sst2_small with other test rows"):
-        start_of("pretrained", "text", "models:/sst2_small-encoder/1", None, settings, (dataset.name, "another"))
