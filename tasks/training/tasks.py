@@ -4,7 +4,6 @@ from pathlib import Path
 
 from prefect import task
 
-from tasks.infra.errors import MlpipeError
 from tasks.infra.runs import run_logger
 from tasks.infra.settings import get_settings
 from tasks.training.baseline import TrainedBaseline, fit_baseline
@@ -17,20 +16,9 @@ def _training_cache_key(context, inputs: dict) -> str:
     return training_key(inputs["dataset"], inputs["split"], inputs["config"])
 
 
-def _not_a_user_error(task, task_run, state) -> bool:
-    """A crash trains again, from last.ckpt; a bad setting or starting point would fail the same way."""
-    return not isinstance(state.data, MlpipeError)
-
-
 # Cached on the data version, the split, the whole config and the training code (caching.py):
 # an unchanged candidate is read back, not trained. Retried once after a crash, from last.ckpt.
-@task(
-    name="train_model",
-    cache_key_fn=_training_cache_key,
-    persist_result=True,
-    retries=1,
-    retry_condition_fn=_not_a_user_error,
-)
+@task(name="train_model", cache_key_fn=_training_cache_key, persist_result=True, retries=1)
 def train_model(
     dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path, threads: int | None = None
 ) -> TrainedModel:
