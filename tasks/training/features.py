@@ -18,6 +18,16 @@ def train_tokenizer(texts: list[str], vocab_size: int = 8000, max_length: int = 
 
     A small vocabulary makes pieces close to characters, which keep spellings, digits and case
     (strong signals in spam); max_length 0 picks the 99th percentile of the training token counts."""
+    tokenizer = wordpiece(texts, vocab_size, lowercase, special=("[PAD]", "[UNK]"))
+    if not max_length:
+        lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]
+        max_length = int(np.clip(np.percentile(lengths, 99), 8, 512))
+    return {"tokenizer": tokenizer.to_str(), "vocab_size": tokenizer.get_vocab_size(), "max_length": max_length}
+
+
+def wordpiece(texts: list[str], vocab_size: int, lowercase: bool, special: tuple[str, ...]):
+    """A WordPiece `tokenizers.Tokenizer` trained on `texts` with BERT's normaliser and
+    pre-tokenizer; `special` tokens first ([PAD] is 0)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -35,13 +45,9 @@ def train_tokenizer(texts: list[str], vocab_size: int = 8000, max_length: int = 
             for char in word[1:]
         }
     )
-    special = ["[PAD]", "[UNK]", *continuing]
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=special)
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=[*special, *continuing])
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    if not max_length:
-        lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]
-        max_length = int(np.clip(np.percentile(lengths, 99), 8, 512))
-    return {"tokenizer": tokenizer.to_str(), "vocab_size": tokenizer.get_vocab_size(), "max_length": max_length}
+    return tokenizer
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
