@@ -45,3 +45,14 @@ def stop_serving(process: subprocess.Popen, timeout: float = 60) -> None:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def artifacts_of(flow_run_id) -> list:
+    """The artifacts one flow run left, filtered by the server: an unfiltered read returns only
+    the first page (200) of a server that every test in the session writes to."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with prefect_client() as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )

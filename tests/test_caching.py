@@ -33,14 +33,9 @@ def _task_states(state) -> dict[str, list[str]]:
 
 
 def _artifact_keys(flow_run_id) -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect_runs import artifacts_of
 
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return [a.key for a in found]
+    return [a.key for a in artifacts_of(flow_run_id)]
 
 
 def _run(**params):

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 import yaml
 from conftest import make_workspace
-from prefect_runs import prefect_client, stop_serving, wait_for_deployment, wait_for_flow_run
+from prefect_runs import artifacts_of, prefect_client, stop_serving, wait_for_deployment, wait_for_flow_run
 
 from tasks.infra.settings import CODE_ROOT, Settings
 
@@ -122,8 +122,7 @@ def test_a_run_from_the_ui_form_trains_and_registers(served):
     mlflow_client = mlflow.MlflowClient(Settings(root=served).tracking_uri)
     champion = mlflow_client.get_model_version_by_alias("digits", "champion")
     assert champion.tags["prefect_flow_run_id"] == str(flow_run.id)
-    with prefect_client() as client:
-        artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == flow_run.id and a.key}
+    artifacts = {a.key: a for a in artifacts_of(flow_run.id) if a.key}
     assert {"validation-digits", "promotion-digits", "leaderboard-digits", "mlflow-model-digits"} <= set(artifacts)
     assert "[digits/cnn](" in artifacts["leaderboard-digits"].data  # the candidate, linked to its MLflow run
     assert "[digits/baseline](" in artifacts["leaderboard-digits"].data  # the baseline competes in every run

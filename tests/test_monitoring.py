@@ -53,7 +53,7 @@ def test_too_few_rows_are_reported_but_never_called_drift(reference, digits):
 
 
 def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(own_registry, digits, prefect_api, monkeypatch):
-    from prefect.client.orchestration import get_client
+    from prefect_runs import artifacts_of
 
     from flows.inference import batch_inference
 
@@ -73,8 +73,7 @@ def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(own_registry
     assert run.data.metrics["drift/feature_psi"] > 0.25 and run.data.metrics["monitor/rows"] == len(zeros)
     artifacts = {a.path for a in mlflow.MlflowClient(settings.tracking_uri).list_artifacts(run.info.run_id)}
     assert artifacts == {"monitoring.json", "class_mix.png"}
-    with get_client(sync_client=True) as client:
-        (artifact,) = [a for a in client.read_artifacts() if a.flow_run_id == state.state_details.flow_run_id]
+    (artifact,) = artifacts_of(state.state_details.flow_run_id)
     assert artifact.key == "monitoring-digits"
     assert "**Drift detected**" in artifact.data and "█" in artifact.data
     labelled = pd.read_csv(settings.root / "outputs" / "scanner-labelled.csv")

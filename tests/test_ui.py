@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from prefect_runs import wait_for_deployment
+from prefect_runs import artifacts_of, wait_for_deployment
 
 from tasks.infra.settings import CODE_ROOT, Settings
 
@@ -59,21 +59,14 @@ def test_the_prefect_ui_shows_the_training_form(prefect_api):
 
 def _artifacts(flow_run_id) -> dict[str, str]:
     """key -> data of the artifacts a flow run left in the Prefect UI."""
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-    from prefect_runs import prefect_client
 
-    with prefect_client() as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {a.key: a.data for a in found if a.key}
+    return {a.key: a.data for a in artifacts_of(flow_run_id) if a.key}
 
 
 def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(prefect_api, workspace, monkeypatch):
     """MLflow 3 opens an experiment in its GenAI view (traces, sessions) unless a link says the
     workflow is model training: every link in the run's artifacts lands on the classic pages."""
     from playwright.sync_api import expect
-    from prefect_runs import prefect_client
 
     from flows.inference import batch_inference
     from flows.training import training_pipeline
@@ -100,10 +93,7 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     (16 - batch).to_csv(workspace / "outputs" / "scanner.csv", index=False)
     scored = batch_inference("digits", "outputs/scanner.csv", "outputs/scanner-labelled.csv", return_state=True)
     monitored = scored.result()["monitoring"]
-    with prefect_client() as client:
-        (monitoring_artifact,) = [
-            a for a in client.read_artifacts() if a.flow_run_id == scored.state_details.flow_run_id
-        ]
+    (monitoring_artifact,) = artifacts_of(scored.state_details.flow_run_id)
     servers = launch([mlflow_server(Settings(root=workspace), port)], workspace / "logs")
     try:
         with chromium_page() as page:
