@@ -6,8 +6,9 @@ from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import PipelineParams, flow_parameters, run_namer
 from tasks.data.tasks import load_dataset, split_dataset
+from tasks.evaluation.cross_validation import make_folds, refit_config, refit_split, uses_cv
 from tasks.evaluation.selection import Ensemble
-from tasks.evaluation.tasks import choose_candidate, evaluate_model
+from tasks.evaluation.tasks import choose_by_folds, choose_candidate, evaluate_model
 from tasks.infra.errors import MlpipeError
 from tasks.infra.lineage import code_version, package_versions, params_hash
 from tasks.infra.objects import result_storage
@@ -23,6 +24,7 @@ from tasks.training.caching import training_dir, training_key
 from tasks.training.config import baseline_config, network_configs
 from tasks.training.parallel import run_all, torch_threads
 from tasks.training.tasks import train_baseline, train_model
+from tasks.types import BaselineConfig
 from tasks.validation.tasks import publish_validation, validate_dataset
 
 
@@ -51,29 +53,24 @@ def _train(params: PipelineParams) -> Registration:
     if report.warn_only:
         _tag_flow_run("validation-failed-warn-only")
     parts = split_dataset(dataset, project.split, seed)
-    train = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
     choices = params.model_dump(include={"max_epochs", "batch_size", "learning_rate", "devices", "strategy"})
     tuned = read_tuned(settings, dataset.name)  # `mlpipe tune`'s best settings, over params.yaml's
     starts = params.model_dump(include={"models", "backbone", "init_from"})
     # Every candidate's starting point (a backbone, --init-from's version) is checked before any trains.
     configs = network_configs(project, dataset, parts, seed, settings, choices, tuned, **starts)
-    calls = []  # (task, its parameters): a candidate each
-    parallel = params.parallel if params.parallel is not None else project.parallel.enabled
-    threads = torch_threads() if parallel else None  # a Dask worker trains with the run's, as it would here
-    for config in configs:
-        out_dir = training_dir(settings, dataset.name, config.family, training_key(dataset, parts, config))
-        calls.append(
-            (train, {"dataset": dataset, "split": parts, "config": config, "out_dir": out_dir, "threads": threads})
-        )
     if project.selection.baseline or BASELINE in params.models:
-        config = baseline_config(project, dataset.modality, seed)
-        calls.append((train_baseline.with_options(**storage), {"dataset": dataset, "split": parts, "config": config}))
-    models = run_all(calls, project.parallel if parallel else None)  # at once on Dask, or one by one
-    choice = choose_candidate(models, dataset, parts, ensemble=project.selection.ensemble)  # validation rows only
+        configs.append(baseline_config(project, dataset.modality, seed))
+    parallel = params.parallel if params.parallel is not None else project.parallel.enabled
+    trainer = _Trainer(dataset, storage, project, parallel)
+    if uses_cv(parts, project.selection.cv_below):
+        models, choice = _choose_by_cv(trainer, parts, configs, project, seed)
+    else:
+        models = trainer.fit(parts, configs)
+        choice = choose_candidate(models, dataset, parts, ensemble=project.selection.ensemble)  # validation rows only
+        for family, scores in choice.scores.items():
+            logger.info("%s: validation accuracy %.4f", family, scores["val/accuracy"])
     if choice.members:
         models.append(Ensemble([m for m in models if m.family in choice.members]))
-    for family, scores in choice.scores.items():
-        logger.info("%s: validation accuracy %.4f", family, scores["val/accuracy"])
     logger.info("chosen on %s: %s (%.4f)", choice.selected_by, choice.family, choice.value)
     candidates = []
     for model in models:  # the test rows, once, after the choice
@@ -119,6 +116,50 @@ def _train(params: PipelineParams) -> Registration:
     for note in registration.notes:
         logger.warning(note)
     return registration
+
+
+class _Trainer:
+    """Trains a run's candidates on a split, each a cached Prefect task: one by one, or at once on Dask."""
+
+    def __init__(self, dataset, storage: dict, project, parallel: bool) -> None:
+        self.dataset, self.storage, self.parallel = dataset, storage, project.parallel if parallel else None
+        self.settings = get_settings()
+        self.network = train_model.with_options(**storage, timeout_seconds=60 * project.train.timeout_minutes)
+        self.threads = torch_threads() if parallel else None  # a Dask worker trains with the run's, as it would here
+
+    def fit(self, split, configs: list) -> list:
+        return run_all([self.call(split, config) for config in configs], self.parallel)
+
+    def call(self, split, config) -> tuple:
+        """(task, its parameters) that train one candidate on `split`."""
+        parameters = {"dataset": self.dataset, "split": split, "config": config}
+        if isinstance(config, BaselineConfig):
+            return train_baseline.with_options(**self.storage), parameters
+        key = training_key(self.dataset, split, config)
+        out_dir = training_dir(self.settings, self.dataset.name, config.family, key)
+        return self.network, parameters | {"out_dir": out_dir, "threads": self.threads}
+
+
+def _choose_by_cv(trainer: _Trainer, parts, configs: list, project, seed: int) -> tuple[list, object]:
+    """Every candidate on every fold, the choice on the out-of-fold figures, then each refitted on
+    all training and validation rows (tasks/evaluation/cross_validation.py)."""
+    logger = get_run_logger()
+    folds = make_folds(trainer.dataset, parts, project.selection.folds, seed)
+    if folds.note:
+        logger.warning("cross-validation: %s", folds.note)
+    k = len(folds.splits)
+    logger.info("%d validation rows: choosing by %d-fold cross-validation", len(parts.val), k)
+    # Family by family, fold by fold: a killed run resumes at the fold it was in.
+    trained = run_all([trainer.call(f, c) for c in configs for f in folds.splits], trainer.parallel)
+    by_family = {c.family: trained[i * k : (i + 1) * k] for i, c in enumerate(configs)}
+    choice = choose_by_folds(by_family, trainer.dataset, folds, ensemble=project.selection.ensemble)
+    for family, scores in choice.scores.items():
+        logger.info(
+            "%s: out-of-fold accuracy %.4f (sd %.4f over %d folds)",
+            family, scores["val/accuracy"], scores["val/accuracy_sd"], k,
+        )  # fmt: skip
+    refits = [c if isinstance(c, BaselineConfig) else refit_config(c, by_family[c.family]) for c in configs]
+    return trainer.fit(refit_split(parts), refits), choice
 
 
 def _tag_flow_run(tag: str) -> None:

@@ -64,3 +64,15 @@ class SamplesPerRank(L.Callback):
 
         gathered = trainer.strategy.all_gather(torch.tensor(self.seen, device=pl_module.device))
         self.per_rank = [int(v) for v in gathered.reshape(-1).tolist()]
+
+
+class StopAfterEpochs(L.Callback):
+    """Stops after `epochs` epochs while the learning-rate schedule runs over max_epochs: a refit
+    follows the schedule its folds followed up to their best epoch."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True

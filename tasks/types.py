@@ -82,6 +82,9 @@ class TrainConfig:
     devices: int = 1  # more than one trains in worker processes (tasks/training/workers.py)
     strategy: Strategy = "auto"
     accumulate_grad_batches: int = 1  # batches per optimiser step: a larger batch than memory holds
+    # > 0: a cross-validated choice's refit on all training and validation rows: this many epochs of
+    # the max_epochs schedule, no validation rows, the last weights kept (tasks/evaluation/cross_validation.py).
+    refit_epochs: int = 0
     # Where the weights start (tasks/training/starting.py): {} from scratch; a pretrained backbone's
     # source and digest; or the registered version of --init-from, with its run id.
     init: dict = field(default_factory=dict)

@@ -127,6 +127,7 @@ def test_leaderboard_follows_the_compare_contract(registered, digits):
         "family",
         "init",  # where its weights started: scratch, a backbone, a models:/ URI
         "val_accuracy",
+        "val_accuracy_sd",  # over the folds when cross-validation chose; None here
         "selected_by",
         "selected",
         "flags",

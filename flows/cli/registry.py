@@ -117,8 +117,8 @@ def _registry(dataset: str):
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = ("family", "val_accuracy", "test_accuracy", "test_f1_macro", "size_KB", "p50_ms", "version", "aliases")
-    header += ("init", "flags", "run_id")
+    header = ("family", "val_accuracy", "val_sd", "test_accuracy", "test_f1_macro", "size_KB", "p50_ms", "version")
+    header += ("aliases", "init", "selected_by", "flags", "run_id")
     lines = [header]
     for row in rows:
         size, p50 = row.get("size_bytes"), row.get("p50_ms")
@@ -127,6 +127,7 @@ def _print_table(rows: list[dict]) -> None:
             (
                 name + (" *" if row.get("selected") else ""),
                 _number(row["val_accuracy"]),
+                _number(row.get("val_accuracy_sd")),  # across the folds of a cross-validated choice
                 _number(row["test_accuracy"]),
                 _number(row["test_f1_macro"]),
                 "-" if size is None else f"{size / 1024:.1f}",
@@ -134,6 +135,7 @@ def _print_table(rows: list[dict]) -> None:
                 str(row["registered_version"] or "-"),
                 ",".join(row["aliases"]) or "-",
                 row.get("init") or "scratch",
+                row.get("selected_by") or "-",
                 ",".join(row["flags"]) or "-",
                 row["run_id"],
             )

@@ -73,11 +73,12 @@ class Choice:
     """Which candidate a run registers, and the validation figures it was chosen on."""
 
     family: str
-    selected_by: str
+    selected_by: str  # val/accuracy, or cv5/accuracy: chosen on five folds' out-of-fold figures
     scores: dict[str, dict[str, float]]  # family -> val/accuracy, val/f1_macro, val/loss (the kept model)
     majority_rate: float  # accuracy of always answering the training rows' most common class
     members: list[str] = field(default_factory=list)  # the families the ensemble averages, if one was scored
     notes: list[str] = field(default_factory=list)  # plain lines for the run's summary
+    folds: dict[str, list[float]] = field(default_factory=dict)  # cross-validated: family -> each fold's accuracy
 
     @property
     def value(self) -> float:

@@ -54,6 +54,7 @@ class TrainParams(TrainerKeys):
     max_epochs: Epochs
     batch_size: BatchSize
     patience: int = Field(ge=1)
+    min_steps: int = Field(0, ge=0, le=1_000_000)  # optimiser steps a network takes at least (config.py)
     timeout_minutes: float = Field(240, gt=0)  # for every candidate of a run
 
 
@@ -139,6 +140,8 @@ class ParallelParams(_Section):
 class SelectionParams(_Section):
     baseline: bool = True  # the classical baseline competes in every run
     ensemble: bool = True  # so does the mean of the candidates close to the best
+    cv_below: int = Field(100, ge=0)  # fewer validation rows than this: choose by k-fold cross-validation
+    folds: int = Field(5, ge=2, le=20)
 
 
 class DatasetEntry(_Section):

@@ -58,8 +58,9 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
                 "dataset": dataset,
                 "family": run.data.tags.get("family"),
                 "init": run.data.tags.get("init", "scratch"),  # where its weights started
-                "val_accuracy": val_accuracy,
-                "selected_by": SELECTED_BY if val_accuracy is not None else None,
+                "val_accuracy": val_accuracy,  # out-of-fold when chosen by cross-validation
+                "val_accuracy_sd": run.data.metrics.get("val/accuracy_sd"),  # over the folds
+                "selected_by": run.data.tags.get("selected_by", SELECTED_BY) if val_accuracy is not None else None,
                 "selected": run.data.tags.get("selected") == "true",
                 "flags": [] if flags == "none" else flags.split(", "),
                 "test_accuracy": run.data.metrics.get("test/accuracy"),
@@ -101,7 +102,8 @@ def leaderboard_markdown(rows: list[dict], ui: str, this_run: set[str]) -> str:
         cells = [
             "**this run**" if row["run_id"] in this_run else "",
             link + (" (chosen)" if row["selected"] else ""),
-            *(_rounded(row[k]) for k in ("val_accuracy", "test_accuracy", "test_f1_macro")),
+            _rounded(row["val_accuracy"]) + (f" ± {row['val_accuracy_sd']:.4f}" if row.get("val_accuracy_sd") else ""),
+            *(_rounded(row[k]) for k in ("test_accuracy", "test_f1_macro")),
             "" if size is None else f"{size / 1024:.1f}",
             "" if row.get("p50_ms") is None else f"{row['p50_ms']:.3f}",
             f"v{row['registered_version']}" if row["registered_version"] else "",

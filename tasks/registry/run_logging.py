@@ -102,10 +102,13 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
             mlflow.log_metrics(rounded(curves), step=epoch["epoch"])
         figures = {**choice.scores[model.family], **evaluation.metrics, "train/seconds": model.fit_seconds}
         mlflow.log_metrics(rounded(figures))
+        for fold, accuracy in enumerate(choice.folds.get(model.family, [])):  # a cross-validated choice's
+            mlflow.log_metric("cv/accuracy", rounded({"a": accuracy})["a"], step=fold)
         mlflow.set_tags(
             {
                 "training_key": model.training_key,
                 "selected": str(model.family == choice.family).lower(),
+                "selected_by": choice.selected_by,
                 "flags": ", ".join(flags) or "none",
                 **start_tags(model),
             }

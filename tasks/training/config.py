@@ -27,11 +27,13 @@ def train_config(
     tuned: dict | None = None,
     tuned_from: str = "tuned settings",
     init: dict | None = None,
+    train_rows: int | None = None,
 ) -> TrainConfig:
     """A network's TrainConfig: the family's section over the `train` section, `tuned` settings
     (a trial's, or those `mlpipe tune` found) over the family's, and the run's choices (None: not
     chosen) over all. The merged section is checked like params.yaml, its network keys against
-    the network. `init`: where its weights start (tasks/training/starting.py `start_of`)."""
+    the network. `init`: where its weights start (tasks/training/starting.py `start_of`).
+    `train_rows`: how many rows it trains on, for `train.min_steps` (None: not applied)."""
     section = project.network(modality, family)
     if tuned:
         where = f"{tuned_from} of {modality} {family}"
@@ -44,7 +46,7 @@ def train_config(
     optimiser = section.part(OptimiserKeys)
     if learning_rate is not None:
         optimiser["learning_rate"] = learning_rate
-    return TrainConfig(
+    config = TrainConfig(
         family=family,
         seed=seed,
         optimiser=optimiser,
@@ -55,6 +57,24 @@ def train_config(
         init=init or {},
         **trainer,
     )
+    if train_rows is None or max_epochs is not None:  # epochs the run chose itself are kept
+        return config
+    return at_least(config, project.train.min_steps, train_rows)
+
+
+def at_least(config: TrainConfig, min_steps: int, train_rows: int) -> TrainConfig:
+    """A budget in optimiser steps, not only epochs: a 32-row data set in batches of 16 takes 2
+    steps an epoch, so 100 epochs are 200 steps where published recipes take thousands. Epochs
+    and patience are stretched by one factor, so early stopping still acts on the same share of
+    the schedule."""
+    import math
+    from dataclasses import replace
+
+    steps = math.ceil(math.ceil(train_rows / config.batch_size) / config.accumulate_grad_batches)
+    if config.max_epochs * steps >= min_steps:
+        return config
+    epochs = min(math.ceil(min_steps / steps), 10_000)
+    return replace(config, max_epochs=epochs, patience=math.ceil(config.patience * epochs / config.max_epochs))
 
 
 def network_configs(
@@ -83,7 +103,9 @@ def network_configs(
         own = tuned[family].settings if family in tuned else None
         start = backbone or (project.families_backbone(dataset.modality) if family == PRETRAINED else None)
         init = start_of(family, dataset.modality, start, source, settings, test_rows)
-        configs.append(train_config(project, dataset.modality, family, seed, **choices, tuned=own, init=init))
+        rows = len(split.train)
+        config = train_config(project, dataset.modality, family, seed, **choices, tuned=own, init=init, train_rows=rows)
+        configs.append(config)
         check_start(dataset, configs[-1], settings)
     return configs
 

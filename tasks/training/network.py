@@ -54,6 +54,7 @@ class TrainedModel:
             "monitor": config.monitor,
             "class_weighting": config.class_weighting,
             "accumulate_grad_batches": config.accumulate_grad_batches,
+            **({"refit_epochs": config.refit_epochs} if config.refit_epochs else {}),
             "init": config.init_label,
             **{f"init.{k}": v for k, v in config.init.items()},
             **{f"network.{k}": v for k, v in self.network_kwargs.items() if k != "backbone_config"},
@@ -89,14 +90,17 @@ def train(
     info, network_kwargs = start.preprocessing, start.network_kwargs
     num_classes = len(dataset.classes)
     y_train = dataset.class_indices(split.train)
+    x_train = model_inputs(dataset.frame.iloc[split.train], info)
+    # A refit has no validation rows (tasks/evaluation/cross_validation.py): empty arrays of the inputs' shape.
+    x_val = model_inputs(dataset.frame.iloc[split.val], info) if len(split.val) else x_train[:0]
     job = FitJob(
         config=config,
         modality=dataset.modality,
         network_kwargs=network_kwargs,
         class_weights=class_weights(y_train, num_classes) if config.class_weighting == "sqrt" else None,
-        x_train=model_inputs(dataset.frame.iloc[split.train], info),
+        x_train=x_train,
         y_train=y_train,
-        x_val=model_inputs(dataset.frame.iloc[split.val], info),
+        x_val=x_val,
         y_val=dataset.class_indices(split.val),
         out_dir=out_dir,
         soft_train=soft_train,

@@ -70,7 +70,7 @@ def run_trainer(
 
     from models.classifier import Classifier
     from models.data import ArrayDataModule
-    from models.history import EpochProgress, MetricHistory, SamplesPerRank
+    from models.history import EpochProgress, MetricHistory, SamplesPerRank, StopAfterEpochs
     from tasks.training.initial import initial_network
 
     quiet_lightning()
@@ -101,16 +101,23 @@ def run_trainer(
     # everything, every epoch, where a killed fit resumes. Both written at the end of the training
     # epoch, once its metrics are logged; no version counter, so a resumed fit overwrites its own.
     saving = {"dirpath": job.out_dir, "save_on_train_epoch_end": True, "enable_version_counter": False}
-    checkpoint = ModelCheckpoint(filename="best", monitor=config.monitor, mode=mode, save_weights_only=True, **saving)
     last = job.out_dir / "last.ckpt"
     resume_from = last if last.exists() else None
+    if config.refit_epochs:  # no rows to judge on: the epochs the folds found, the last weights kept
+        # "epoch" is among what a checkpoint can monitor: the highest is the last.
+        checkpoint = ModelCheckpoint(filename="best", monitor="epoch", mode="max", save_weights_only=True, **saving)
+        stopping = StopAfterEpochs(config.refit_epochs)
+    else:
+        kept = {"monitor": config.monitor, "mode": mode}
+        checkpoint = ModelCheckpoint(filename="best", save_weights_only=True, **kept, **saving)
+        stopping = EarlyStopping(config.monitor, mode=mode, patience=config.patience)
     extra, callbacks = (
         callbacks or [],
         [
             MetricHistory(job.out_dir / "history.json"),  # before the checkpoints: last.ckpt holds its epoch
             checkpoint,
             ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
-            EarlyStopping(config.monitor, mode=mode, patience=config.patience),
+            stopping,
         ],
     )
     samples = SamplesPerRank()
@@ -127,6 +134,7 @@ def run_trainer(
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        limit_val_batches=0 if config.refit_epochs else None,
         **trainer_settings(config.devices, config.strategy),
     )
     resumed_from_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"] + 1 if resume_from else 0
