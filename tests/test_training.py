@@ -1,7 +1,9 @@
 import json
 
+import pytest
 import torch
 
+from tasks.data.splitting import split
 from tasks.training.network import train
 from tasks.training.trainer import trainer_settings
 from tasks.types import TrainConfig
@@ -26,13 +28,17 @@ def test_the_kept_network_holds_the_best_checkpoint_weights(trained_cnn):
         torch.testing.assert_close(value, saved[name])
 
 
-def test_a_seeded_run_on_the_cpu_is_repeatable(digits, digits_split, tmp_path):
-    config = TrainConfig(family="cnn", max_epochs=1, batch_size=128, patience=1, seed=7, network={"channels": 8})
-    first = train(digits, digits_split, config, tmp_path / "a")
-    second = train(digits, digits_split, config, tmp_path / "b")
+@pytest.mark.parametrize(("modality", "family"), [("image", "cnn"), ("sequence", "rnn"), ("text", "transformer")])
+def test_a_seeded_run_on_the_cpu_is_repeatable(small_datasets, modality, family, tmp_path):
+    """Without torch's deterministic mode (16 times slower convolutions): the same weights and curves."""
+    dataset = small_datasets[modality]
+    parts = split(dataset.frame[dataset.label_column].to_numpy(), 0.2, 0.2, 0, 0)
+    config = TrainConfig(family=family, max_epochs=2, batch_size=32, patience=2, seed=7)
+    first = train(dataset, parts, config, tmp_path / "a")
+    second = train(dataset, parts, config, tmp_path / "b")
 
     for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert first.history == second.history
 
 
@@ -42,7 +48,7 @@ def test_the_accelerator_is_chosen_automatically():
     if torch.cuda.is_available():
         assert settings["precision"] in ("bf16-mixed", "16-mixed")
     else:
-        assert settings["precision"] == "32-true" and settings["deterministic"] is True
+        assert settings["precision"] == "32-true"  # repeatable all the same (the test above)
 
 
 def test_a_result_cut_short_by_a_kill_is_treated_as_absent(digits, digits_split, tmp_path):
