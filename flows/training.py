@@ -16,12 +16,11 @@ from tasks.infra.params import load_params
 from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import get_settings
 from tasks.infra.tuned import read_tuned
-from tasks.infra.vocabulary import BASELINE
 from tasks.registry.registering import Registration
 from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
-from tasks.training.config import baseline_config, network_configs
+from tasks.training.config import classical_configs, network_configs
 from tasks.training.parallel import run_all, torch_threads
 from tasks.training.tasks import train_baseline, train_model
 from tasks.types import BaselineConfig
@@ -58,8 +57,7 @@ def _train(params: PipelineParams) -> Registration:
     starts = params.model_dump(include={"models", "backbone", "init_from"})
     # Every candidate's starting point (a backbone, --init-from's version) is checked before any trains.
     configs = network_configs(project, dataset, parts, seed, settings, choices, tuned, **starts)
-    if project.selection.baseline or BASELINE in params.models:
-        configs.append(baseline_config(project, dataset.modality, seed))
+    configs += classical_configs(project, dataset.modality, seed, params.models)
     parallel = params.parallel if params.parallel is not None else project.parallel.enabled
     trainer = _Trainer(dataset, storage, project, parallel)
     if uses_cv(parts, project.selection.cv_below):

@@ -95,8 +95,8 @@ def test_a_small_data_set_is_chosen_by_cross_validation_and_the_refit_is_registe
     state = training_pipeline(dataset=str(ecg.spec_path), models=["cnn"], max_epochs=6, seed=1, return_state=True)
     registration, states = state.result(), _task_states(state)
 
-    # Five folds and the refit, for the network and the baseline.
-    assert states["train_model"] == ["Completed"] * 6 and states["train_baseline"] == ["Completed"] * 6
+    # Five folds and the refit, for the network, the baseline and MiniRocket.
+    assert states["train_model"] == ["Completed"] * 6 and states["train_baseline"] == ["Completed"] * 12
     client = mlflow.MlflowClient(Settings(root=workspace).tracking_uri)
     experiment = client.get_experiment_by_name("ecg").experiment_id
     (cnn,) = client.search_runs([experiment], "tags.family = 'cnn'")

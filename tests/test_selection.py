@@ -10,6 +10,7 @@ from tasks.data.splitting import split
 from tasks.evaluation.scoring import evaluate
 from tasks.evaluation.selection import BELOW_MAJORITY, Ensemble, choose, close_to_best, majority_rate, validation_scores
 from tasks.evaluation.tasks import choose_candidate
+from tasks.infra.errors import MlpipeError
 from tasks.registry.packaging import PYFUNC_FILE, requirements, write_model_files
 from tasks.training.baseline import fit_baseline
 from tasks.types import BaselineConfig
@@ -86,6 +87,33 @@ def test_the_baseline_beats_chance_on_each_modality_and_serves_raw_rows(small_da
     probabilities = model.predict_proba(rows)
     assert served["label"].tolist() == np.asarray(dataset.classes)[probabilities.argmax(axis=1)].tolist()
     np.testing.assert_allclose(served["probability"], probabilities.max(axis=1), rtol=1e-6)
+
+
+def test_minirocket_fits_on_sequences_with_calibrated_probabilities_and_serves_raw_rows(small_datasets, tmp_path):
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import Settings
+    from tasks.training.config import classical_configs
+
+    dataset = small_datasets["sequence"]  # ECG200's 100 training series
+    parts = split(dataset.frame[dataset.label_column].to_numpy(), 0.25, 0.2, 0, 0)
+    project = load_params(Settings(root=tmp_path))
+    configs = {c.family: c for c in classical_configs(project, "sequence", 0, ["cnn"])}  # rocket joins by default
+    assert set(configs) == {"baseline", "rocket"} and configs["rocket"].settings == {"kernels": 10_000}
+
+    model = fit_baseline(dataset, parts, configs["rocket"])
+
+    assert model.family == "rocket" and model.description.startswith("MiniRocket(10000 kernels)")
+    evaluation = evaluate(model, dataset, parts, tmp_path / "evaluation")
+    assert evaluation.metrics["test/accuracy"] > 0.75  # ECG200's published MiniRocket: 0.91 on its own test file
+    rows = dataset.frame.iloc[parts.test][dataset.feature_columns]
+    probabilities = model.predict_proba(rows)
+    # Softened by the temperature fitted on the ridge's leave-one-out scores: neither one-hot nor flat.
+    assert 0.5 < probabilities.max(axis=1).mean() < 1.0 and model.estimator.temperature_ > 0
+    served = _round_trip(model, rows, tmp_path)
+    np.testing.assert_allclose(served["probability"], probabilities.max(axis=1), rtol=1e-6)
+    assert "aeon" in " ".join(requirements(rocket=True))  # in the version's pip requirements
+    with pytest.raises(MlpipeError, match="--models rocket classifies sequences, not text data"):
+        classical_configs(project, "text", 0, ["rocket"])
 
 
 def test_the_ensemble_averages_the_networks_and_the_baselines_probabilities_and_serves_as_one_model(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.infra.fingerprints import digest
-from tasks.infra.vocabulary import BASELINE, ENSEMBLE
+from tasks.infra.vocabulary import BASELINE, CLASSICAL_FAMILIES, ENSEMBLE
 from tasks.types import Dataset, Split
 
 SELECTED_BY = "val/accuracy"  # the metric that chooses, as logged in every candidate run
@@ -182,7 +182,7 @@ def _notes(choice: Choice) -> list[str]:
             )
     if BASELINE in choice.scores and len(choice.scores) > 1:
         baseline = choice.scores[BASELINE][SELECTED_BY]
-        networks = {f: s[SELECTED_BY] for f, s in choice.scores.items() if f not in (BASELINE, ENSEMBLE)}
+        networks = {f: s[SELECTED_BY] for f, s in choice.scores.items() if f not in (*CLASSICAL_FAMILIES, ENSEMBLE)}
         if choice.family == BASELINE and networks:
             best = max(networks, key=networks.get)
             notes.append(

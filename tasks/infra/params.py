@@ -78,7 +78,7 @@ class TokenizerKeys(_Section):
 
 class NetworkParams(TrainerKeys, OptimiserKeys, TokenizerKeys):
     """A network family's section. Every other key goes to the network, whose constructor is
-    checked when the family is trained (`check_network_keys`)."""
+    checked when the family is trained (tasks/training/config.py `check_network_keys`)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -103,8 +103,13 @@ class BaselineParams(_Section):
     ngrams: list[int] | None = Field(None, min_length=2, max_length=2)  # text: TF-IDF word n-gram range
 
 
+class RocketParams(_Section):
+    kernels: int = Field(10_000, ge=84, le=100_000)  # MiniRocket's random convolutions (models/rocket.py)
+
+
 class _Families(_Section):
     baseline: BaselineParams = Field(default_factory=BaselineParams)
+    rocket: RocketParams = Field(default_factory=RocketParams)  # sequences only
 
     @model_validator(mode="before")
     @classmethod
@@ -140,6 +145,7 @@ class ParallelParams(_Section):
 class SelectionParams(_Section):
     baseline: bool = True  # the classical baseline competes in every run
     ensemble: bool = True  # so does the mean of the candidates close to the best
+    rocket: bool = True  # in a sequence run, so does MiniRocket (families.sequence.rocket)
     cv_below: int = Field(100, ge=0)  # fewer validation rows than this: choose by k-fold cross-validation
     folds: int = Field(5, ge=2, le=20)
 
@@ -223,23 +229,3 @@ def raise_as_params_error(where: str):
         message = first["msg"].removeprefix("Value error, ")
         got = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {first.get('input')!r})"
         raise MlpipeError(f"{where}: key '{key}': {message}{got}") from None
-
-
-def check_network_keys(modality: str, family: str, network: dict) -> None:
-    """The network keys of families.<modality>.<family> against what that network takes."""
-    import inspect
-
-    from models.networks import network_class
-
-    # Set from the data, or from a pretrained backbone's own files.
-    data_keys = {"in_channels", "num_classes", "width", "height", "length", "vocab_size", "pad_id", "backbone_config"}
-    accepted = set(inspect.signature(network_class(modality, family)).parameters) - data_keys
-    if family == "pretrained":
-        accepted.add("lora")  # the trainer's adapters (tasks/training/starting.py), not the network's
-    others = [*TrainerKeys.model_fields, *OptimiserKeys.model_fields, *TokenizerKeys.model_fields]
-    for key in network:
-        if key not in accepted:
-            raise MlpipeError(
-                f"params.yaml: key 'families.{modality}.{family}.{key}' is not a setting of the {modality} {family} "
-                f"(it takes {', '.join(sorted(accepted))}, and {', '.join(others)})"
-            )

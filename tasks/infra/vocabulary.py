@@ -16,8 +16,10 @@ NETWORK_FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # trained fro
 PRETRAINED = "pretrained"  # a pretrained backbone (`backbone:`) fine-tuned with a new head: text and image
 TRAINED_FAMILIES: tuple[str, ...] = (*NETWORK_FAMILIES, PRETRAINED)  # models.networks.NETWORKS builds each
 BASELINE = "baseline"  # the classical scikit-learn candidate
+ROCKET = "rocket"  # MiniRocket features and a ridge classifier (models/rocket.py): sequences
+CLASSICAL_FAMILIES: tuple[str, ...] = (BASELINE, ROCKET)  # fitted once, no epochs: a scikit-learn estimator each
 ENSEMBLE = "ensemble"  # the mean of the candidates close to the best
-FAMILIES: tuple[str, ...] = (*TRAINED_FAMILIES, BASELINE)  # what a run may be asked to train
+FAMILIES: tuple[str, ...] = (*TRAINED_FAMILIES, *CLASSICAL_FAMILIES)  # what a run may be asked to train
 Family = Literal[FAMILIES]  # for pydantic: one of FAMILIES
 NetworkFamily = Literal[NETWORK_FAMILIES]  # a family `mlpipe tune` can search
 

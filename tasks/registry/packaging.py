@@ -13,7 +13,7 @@ from tempfile import TemporaryDirectory
 
 from tasks.evaluation.selection import Ensemble
 from tasks.infra.settings import CODE_ROOT
-from tasks.infra.vocabulary import PRETRAINED
+from tasks.infra.vocabulary import PRETRAINED, ROCKET
 from tasks.training.baseline import TrainedBaseline
 from tasks.types import Dataset, Split
 
@@ -63,9 +63,10 @@ def _save_network(member, stem: Path) -> Path:
     return stem.with_suffix(".pt")
 
 
-def requirements(onnx: bool = False, pretrained: bool = False) -> list[str]:
+def requirements(onnx: bool = False, pretrained: bool = False, rocket: bool = False) -> list[str]:
     """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring
-    them); onnxruntime too for a version with an ONNX member, transformers for a pretrained one.
+    them); onnxruntime too for a version with an ONNX member, transformers for a pretrained one,
+    aeon for MiniRocket.
     (safetensors always: the served code reads a pretrained member with it, and it is small.)"""
     import mlflow
     import numpy as np
@@ -87,7 +88,14 @@ def requirements(onnx: bool = False, pretrained: bool = False) -> list[str]:
         ]
         + ([_onnxruntime()] if onnx else [])
         + (_pretrained() if pretrained else [])
+        + (_aeon() if rocket else [])
     )
+
+
+def _aeon() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("aeon", "numba", "scipy")]
 
 
 def _pretrained() -> list[str]:
@@ -129,6 +137,7 @@ def log_model_files(
     members = json.loads(Path(artifacts["spec"]).read_text())["members"]
     onnx = any(m["kind"] == "onnx" for m in members)
     pretrained = any(m["family"] == PRETRAINED for m in members)
+    rocket = any(m["family"] == ROCKET for m in members)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -137,7 +146,7 @@ def log_model_files(
             code_paths=[str(CODE_ROOT / "models")],
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=requirements(onnx, pretrained),
+            pip_requirements=requirements(onnx, pretrained, rocket),
         )
         # The champion's data and its predictions of the test rows, summarised: the next run's
         # drift check and batch inference's monitoring compare against them.

@@ -88,14 +88,14 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
 
 
 def retrain(dataset, parts, config: dict, out_dir: Path):
-    """A candidate from its recorded train_config.json: a network, the baseline or an ensemble."""
+    """A candidate from its recorded train_config.json: a network, a classical one or an ensemble."""
     from tasks.evaluation.selection import Ensemble
-    from tasks.infra.vocabulary import BASELINE, ENSEMBLE
+    from tasks.infra.vocabulary import CLASSICAL_FAMILIES, ENSEMBLE
     from tasks.training.baseline import fit_baseline
     from tasks.training.network import train
     from tasks.types import BaselineConfig, TrainConfig
 
-    if config["family"] == BASELINE:
+    if config["family"] in CLASSICAL_FAMILIES:
         return fit_baseline(dataset, parts, BaselineConfig(**config))
     if config["family"] == ENSEMBLE:
         return Ensemble([retrain(dataset, parts, member, out_dir) for member in config["members"]])

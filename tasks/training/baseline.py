@@ -1,10 +1,11 @@
-"""The classical baseline that competes in every run: scikit-learn on the networks' rows and inputs.
+"""The classical candidates, fitted once with scikit-learn on the networks' rows and inputs: the
+baseline that competes in every run, and MiniRocket (models/rocket.py) in sequence runs.
 
-Text: TF-IDF word n-grams (sublinear tf) and a logistic regression; images: an RBF support
-vector machine on the scaled pixels (a linear model past `max_kernel_rows`, where the kernel's
-cost grows with the square of the rows); sequences: 1-nearest-neighbour on the z-normalised
-series. Each reads its inputs through `models.preprocessing.baseline_inputs`, as the served model
-does, so training and serving never drift.
+The baseline: for text, TF-IDF word n-grams (sublinear tf) and a logistic regression; for
+images, an RBF support vector machine on the scaled pixels (a linear model past
+`max_kernel_rows`, where the kernel's cost grows with the square of the rows); for sequences,
+1-nearest-neighbour on the z-normalised series. Each reads its inputs through
+`models.preprocessing.baseline_inputs`, as the served model does, so training and serving never drift.
 """
 
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tasks.infra.vocabulary import BASELINE
+from tasks.infra.vocabulary import BASELINE, ROCKET
 from tasks.training.caching import training_key
 from tasks.types import BaselineConfig, Dataset, Split
 
@@ -42,9 +43,16 @@ class TrainedBaseline:
         return {"family": self.family, "seed": self.config.seed, "estimator": self.description, **self.config.settings}
 
 
-def build_estimator(modality: str, rows: int, settings: dict, seed: int):
-    """(estimator, description) for a modality's classical baseline."""
+def build_estimator(modality: str, rows: int, settings: dict, seed: int, family: str = BASELINE):
+    """(estimator, description) for a modality's classical baseline, or MiniRocket."""
     from sklearn.linear_model import LogisticRegression
+
+    if family == ROCKET:
+        from models.rocket import RocketClassifier
+
+        kernels = settings.get("kernels", 10_000)
+        channels = settings["channels"]
+        return RocketClassifier(kernels, channels, seed), f"MiniRocket({kernels} kernels) + RidgeClassifierCV"
 
     if modality == "text":
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -71,14 +79,16 @@ def build_estimator(modality: str, rows: int, settings: dict, seed: int):
 
 
 def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> TrainedBaseline:
+    """Fit a scikit-learn candidate (the baseline, or MiniRocket) on the networks' training rows."""
     from models.preprocessing import baseline_inputs
 
     info = dataset.preprocessing()  # no tokenizer: the vectoriser learns its own n-grams
-    estimator, description = build_estimator(dataset.modality, len(split.train), config.settings, config.seed)
+    settings = config.settings | {"channels": info.get("channels", 1)}  # MiniRocket unflattens the series
+    estimator, description = build_estimator(dataset.modality, len(split.train), settings, config.seed, config.family)
     started, started_at = time.perf_counter(), time.time()
     estimator.fit(baseline_inputs(dataset.frame.iloc[split.train], info), dataset.class_indices(split.train))
     return TrainedBaseline(
-        family=BASELINE,
+        family=config.family,
         estimator=estimator,
         preprocessing=info,
         config=config,

@@ -1,16 +1,16 @@
 """A candidate's configuration from params.yaml and the run's own choices (the flow's parameters)."""
 
+from tasks.infra.errors import MlpipeError
 from tasks.infra.params import (
     NetworkParams,
     OptimiserKeys,
     ProjectParams,
     TokenizerKeys,
     TrainerKeys,
-    check_network_keys,
     raise_as_params_error,
 )
 from tasks.infra.settings import Settings
-from tasks.infra.vocabulary import BASELINE, PRETRAINED
+from tasks.infra.vocabulary import BASELINE, CLASSICAL_FAMILIES, PRETRAINED, ROCKET
 from tasks.types import BaselineConfig, Dataset, Split, TrainConfig
 
 
@@ -99,7 +99,7 @@ def network_configs(
     source = transfer_source(init_from, models, dataset.modality, settings)
     test_rows = (dataset.name, test_rows_digest(dataset, split))  # an encoder pretrained on them must share them
     configs = []
-    for family in (f for f in models if f != BASELINE):
+    for family in (f for f in models if f not in CLASSICAL_FAMILIES):
         own = tuned[family].settings if family in tuned else None
         start = backbone or (project.families_backbone(dataset.modality) if family == PRETRAINED else None)
         init = start_of(family, dataset.modality, start, source, settings, test_rows)
@@ -110,5 +110,38 @@ def network_configs(
     return configs
 
 
+def classical_configs(project: ProjectParams, modality: str, seed: int, models: list[str]) -> list[BaselineConfig]:
+    """The scikit-learn candidates of a run: the baseline (unless params.yaml turns it off and
+    --models lacks it), and MiniRocket for sequences (likewise)."""
+    configs = []
+    if project.selection.baseline or BASELINE in models:
+        configs.append(baseline_config(project, modality, seed))
+    if ROCKET in models and modality != "sequence":
+        raise MlpipeError(f"--models rocket classifies sequences, not {modality} data")
+    if modality == "sequence" and (project.selection.rocket or ROCKET in models):
+        configs.append(BaselineConfig(seed, project.families[modality].rocket.model_dump(), family=ROCKET))
+    return configs
+
+
 def baseline_config(project: ProjectParams, modality: str, seed: int) -> BaselineConfig:
     return BaselineConfig(seed, project.baseline(modality).model_dump(exclude_none=True))
+
+
+def check_network_keys(modality: str, family: str, network: dict) -> None:
+    """The network keys of families.<modality>.<family> against what that network takes."""
+    import inspect
+
+    from models.networks import network_class
+
+    # Set from the data, or from a pretrained backbone's own files.
+    data_keys = {"in_channels", "num_classes", "width", "height", "length", "vocab_size", "pad_id", "backbone_config"}
+    accepted = set(inspect.signature(network_class(modality, family)).parameters) - data_keys
+    if family == "pretrained":
+        accepted.add("lora")  # the trainer's adapters (tasks/training/starting.py), not the network's
+    others = [*TrainerKeys.model_fields, *OptimiserKeys.model_fields, *TokenizerKeys.model_fields]
+    for key in network:
+        if key not in accepted:
+            raise MlpipeError(
+                f"params.yaml: key 'families.{modality}.{family}.{key}' is not a setting of the {modality} {family} "
+                f"(it takes {', '.join(sorted(accepted))}, and {', '.join(others)})"
+            )
