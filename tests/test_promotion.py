@@ -53,6 +53,41 @@ def test_a_gain_is_promoted_only_when_its_interval_clears_min_delta():
     assert float(tags["promotion.challenger_accuracy"]) == pytest.approx(new.mean())
 
 
+def test_the_gates_say_how_many_rows_they_judged_and_call_nothing_on_a_handful_of_differing_rows():
+    from tasks.compression.gate import non_inferior
+    from tasks.tuning.verdict import verdict
+
+    champion = np.random.default_rng(1).random(360) < 0.9
+    one_lost = champion.copy()
+    one_lost[np.flatnonzero(champion)[0]] = False  # one row of 360: 0.28 points
+    # The bootstrap alone would call this a loss beyond the 0.5-point margin; one row shows nothing.
+    assert paired_bootstrap(one_lost, champion, 1000, 0.95, 0)[1][0] < -0.005
+    compact = non_inferior(one_lost, champion, margin=0.005)
+    assert compact.passed and "360 rows judged, 1 where they differ (one row is 0.0028)" in compact.reason
+    assert "1 differing rows are too few to show a loss" in compact.reason
+    five_gained = champion.copy()
+    five_gained[np.flatnonzero(~champion)[:5]] = True
+    promoted = decide(five_gained, "1", champion)
+    assert not promoted.promote and "5 differing rows are too few to tell a gain from chance" in promoted.reason
+    assert decide(five_gained, "1", champion).interval[0] > 0  # though the bootstrap's interval clears zero
+    more = champion.copy()
+    more[np.flatnonzero(~champion)[:8]] = True
+    assert decide(more, "1", champion).promote and "8 where they differ" in decide(more, "1", champion).reason
+    assert not non_inferior(~champion, champion, margin=0.005).passed  # every row differs: a real loss
+
+    class Trial:  # what the verdict reads of an Optuna trial
+        def __init__(self, number, value, right, defaults):
+            from optuna.trial import TrialState
+
+            from tasks.tuning.study import CHECK, CHECKED, DEFAULTS, pack
+
+            self.number, self.value, self.state = number, value, TrialState.COMPLETE
+            self.user_attrs = {CHECK: float(right.mean()), CHECKED: pack(right), DEFAULTS: defaults}
+
+    tuned = verdict([Trial(0, 0.8, champion, True), Trial(1, 0.9, five_gained, False)], 0.95, 1000, 0)
+    assert tuned["kept"] == "defaults" and "too few to tell a gain from chance" in tuned["why"]
+
+
 def test_a_warn_only_run_is_never_crowned_not_even_as_the_first_version():
     correct = np.ones(100, bool)
     decision = decide(correct, None, None, warn_only=True)

@@ -62,6 +62,17 @@ class Decision:
         return "\n".join(lines)
 
 
+# A paired sign test reaches 95 % (two-sided) only when at least 6 rows differ, all one way: on
+# fewer differing rows no interval can tell a gain or a loss from chance, whatever its size.
+MIN_DIFFERING_ROWS = 6
+
+
+def rows_judged(new_correct: np.ndarray, old_correct: np.ndarray) -> tuple[int, str]:
+    """(rows where the two differ, the words that say on how many rows they were judged)."""
+    rows, differ = len(new_correct), int(np.sum(new_correct != old_correct))
+    return differ, f"{rows} rows judged, {differ} where they differ (one row is {1 / rows:.4f})"
+
+
 def paired_bootstrap(
     new_correct: np.ndarray, old_correct: np.ndarray, samples: int, confidence: float, seed: int
 ) -> tuple[float, tuple[float, float]]:
@@ -99,12 +110,16 @@ def decide(
         new_correct, champion_correct, policy.bootstrap_samples, policy.confidence, policy.seed
     )
     old, min_delta = float(champion_correct.mean()), policy.min_delta
+    differ, judged = rows_judged(new_correct, champion_correct)
     facts = (
-        f"test/accuracy {score:.4f} vs champion v{champion_version}'s {old:.4f} on the same rows, "
+        f"test/accuracy {score:.4f} vs champion v{champion_version}'s {old:.4f} on the same rows ({judged}), "
         f"delta {delta:+.4f}, {policy.confidence:.0%} interval [{interval[0]:+.4f}, {interval[1]:+.4f}]"
     )
     if delta <= min_delta:
         reason = f"not promoted: {facts}; the gain is not above min_delta {min_delta}"
+        return Decision(False, reason, score, champion_version, old, delta, interval)
+    if differ < MIN_DIFFERING_ROWS:
+        reason = f"not promoted: {facts}; {differ} differing rows are too few to tell a gain from chance"
         return Decision(False, reason, score, champion_version, old, delta, interval)
     if interval[0] <= min_delta:
         reason = f"not promoted: {facts}; its lower bound is not above min_delta {min_delta}: the gain may be noise"

@@ -13,7 +13,7 @@ def verdict(trials: list, confidence: float, samples: int, seed: int) -> dict:
     bootstrap's."""
     from optuna.trial import TrialState
 
-    from tasks.registry.promotion import paired_bootstrap
+    from tasks.registry.promotion import MIN_DIFFERING_ROWS, paired_bootstrap, rows_judged
 
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(finished, key=lambda t: t.value, default=None)
@@ -36,10 +36,14 @@ def verdict(trials: list, confidence: float, samples: int, seed: int) -> dict:
         return found | {"kept": "defaults", "why": "no trial beat params.yaml's settings on the search rows"}
     tuned, kept = unpack(best.user_attrs[CHECKED]), unpack(defaults.user_attrs[CHECKED])
     delta, (low, high) = paired_bootstrap(tuned, kept, samples, confidence, seed)
+    differ, judged = rows_judged(tuned, kept)
     interval = f"{confidence:.0%} interval [{low:+.4f}, {high:+.4f}]"
-    facts = f"{len(tuned)} check rows: accuracy {delta:+.4f} against the defaults, {interval}"
-    if low > 0:
-        return found | {"kept": "tuned", "why": facts}
+    facts = f"{len(tuned)} check rows: accuracy {delta:+.4f} against the defaults, {interval} ({judged})"
     if delta <= 0:
         return found | {"kept": "defaults", "why": f"{facts}: no better than the defaults"}
+    if differ < MIN_DIFFERING_ROWS:
+        why = f"{facts}: {differ} differing rows are too few to tell a gain from chance"
+        return found | {"kept": "defaults", "why": why}
+    if low > 0:
+        return found | {"kept": "tuned", "why": facts}
     return found | {"kept": "defaults", "why": f"{facts}: the gain may be chance"}
