@@ -31,7 +31,7 @@ test-slow: setup
 # Each bench/*.py script writes bench/results/<name>.json; report.py gathers them in bench/results.md.
 # variants.py and selection_rules.py are run by hand: the validation evidence for a default and for
 # the selection rule (see their docstrings).
-BENCHES := $(filter-out bench/common.py bench/report.py bench/variants.py bench/selection_rules.py bench/tuning.py bench/transfer.py,$(wildcard bench/*.py))
+BENCHES := $(filter-out bench/common.py bench/report.py bench/variants.py bench/selection_rules.py bench/tuning.py bench/transfer.py bench/small_data.py,$(wildcard bench/*.py))
 bench: setup
 	cd bench && for script in $(notdir $(BENCHES)); do ../$(BIN)/python $$script || exit 1; done
 	cd bench && ../$(BIN)/python report.py
