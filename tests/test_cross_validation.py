@@ -174,3 +174,21 @@ def test_a_refit_trains_its_epochs_without_validation_rows_and_keeps_the_last(ec
 
     assert model.epochs_run == 3 and model.best_epoch == 2 and len(model.history) == 3
     assert "val/loss" not in model.history[-1] and model.predict_proba(pd.DataFrame(ecg.frame.iloc[:2])).shape == (2, 2)
+
+
+def test_tuning_a_small_data_set_judges_every_trial_on_the_folds_of_its_runs(prefect_api, workspace, ecg):
+    from flows.tuning import tuning_pipeline
+
+    summaries = tuning_pipeline(dataset=str(ecg.spec_path), models=["rnn"], trials=2, max_epochs=2)
+
+    # Search and check rows halve the 80 training and validation rows, each predicted by the fold
+    # that held it out, not the 8 validation rows a run of this set no longer chooses on.
+    rows = summaries["rnn"]["rows"]
+    assert rows["search"] + rows["check"] == 80 and abs(rows["search"] - rows["check"]) <= 1
+    import optuna
+
+    from tasks.tuning.storage import open_storage
+
+    (study,) = optuna.get_all_study_summaries(open_storage(Settings(root=workspace)))
+    defaults = optuna.load_study(study_name=study.study_name, storage=open_storage(Settings(root=workspace))).trials[0]
+    assert defaults.user_attrs["check/correct"]["rows"] == rows["check"]  # what the verdict judges on

@@ -46,6 +46,9 @@ class TuneJob:
     parent_run_id: str
     max_epochs: int | None = None  # per trial; None: the family's (params.yaml)
     threads: int = 0  # torch threads per worker; 0: torch's choice
+    # A small data set's folds (tasks/evaluation/cross_validation.py), as its runs choose on them:
+    # then every trial trains on each fold, and the search and check rows halve the pooled rows.
+    folds: list[Split] | None = None
 
     @property
     def tuning(self) -> TuningParams:
@@ -63,7 +66,7 @@ class TuneJob:
         section = self.project.network(self.dataset.modality, self.family).model_dump(exclude_none=True)
         split = (self.split.val.tolist(), self.split.test.tolist())
         trainer = (self.project.train.model_dump(), self.max_epochs, self.seed)
-        key = digest(self.dataset.data_hash, split, space, section, trainer, OBJECTIVE)
+        key = digest(self.dataset.data_hash, split, space, section, trainer, OBJECTIVE, "folds" if self.folds else "")
         return f"{self.dataset.name}-{self.family}-{key[:10]}"
 
     @property
@@ -71,22 +74,24 @@ class TuneJob:
         return self.tuning.space(self.dataset.modality, self.family)
 
     def rows(self) -> tuple:
-        """(search rows, check rows): the validation rows halved within each class, by the seed."""
+        """(search rows, check rows): the validation rows (with folds, the training and validation
+        rows, each held out by one fold) halved within each class, by the seed."""
         import numpy as np
 
         from tasks.infra.errors import MlpipeError
 
-        if len(self.split.val) < 2:
+        held_out = np.sort(np.concatenate([f.val for f in self.folds])) if self.folds else self.split.val
+        if len(held_out) < 2:
             raise MlpipeError(
-                f"tuning {self.dataset.name}: {len(self.split.val)} validation row(s) cannot be halved into "
+                f"tuning {self.dataset.name}: {len(held_out)} validation row(s) cannot be halved into "
                 "search and check rows; raise split.val_fraction in params.yaml"
             )
-        labels = self.dataset.class_indices(self.split.val)
+        labels = self.dataset.class_indices(held_out)
         order = np.random.default_rng(self.seed).permutation(len(labels))
         # Each class's rows shuffled, one class after another, then dealt out in turn: each class
         # is halved (within one row), and so is the whole.
         dealt = np.concatenate([order[labels[order] == label] for label in np.unique(labels)])
-        return self.split.val[np.sort(dealt[0::2])], self.split.val[np.sort(dealt[1::2])]
+        return held_out[np.sort(dealt[0::2])], held_out[np.sort(dealt[1::2])]
 
 
 def open_study(job: TuneJob, worker: int = 0, enqueue: bool = True):
@@ -168,12 +173,11 @@ def _objective(job: TuneJob, trial) -> float:
 
     from tasks.evaluation.selection import SELECTED_BY, scores_of
     from tasks.training.config import train_config
-    from tasks.training.network import train
     from tasks.tuning.pruning import PruneOnValidation
     from tasks.tuning.space import suggest
     from tasks.tuning.tracking import log_trial
 
-    dataset, split = job.dataset, job.split
+    dataset = job.dataset
     search, check = job.rows()
     defaults = bool(trial.user_attrs.get(DEFAULTS))
     chosen = None if defaults else suggest(trial, job.space)  # the defaults' trial: params.yaml as it is
@@ -181,18 +185,15 @@ def _objective(job: TuneJob, trial) -> float:
     out_dir = Settings(root=job.root).outputs_dir / dataset.name / "tuning" / job.study_name / f"trial-{trial.number}"
     outcome = {"dataset": dataset.name, "state": "FAIL", "started_at": time.time(), "defaults": defaults}
     try:
-        # Early stopping, the kept epoch and the pruner see the search rows only.
-        searched = replace(split, val=search)
+        # Early stopping, the kept epoch and the pruner see the search rows only (the first fold's, with folds).
         pruning = [] if defaults else [PruneOnValidation(trial)]  # the defaults are what the rest must beat
-        model = train(dataset, searched, config, out_dir, callbacks=pruning)
+        model, predict_proba, seconds = _fit(job, config, search, out_dir, pruning)
 
         def scored(rows) -> dict:
-            probabilities = model.predict_proba(dataset.frame.iloc[rows])
-            return scores_of(probabilities, dataset.class_indices(rows), len(dataset.classes))
+            return scores_of(predict_proba(rows), dataset.class_indices(rows), len(dataset.classes))
 
-        scores = scored(search) | {"train/seconds": model.fit_seconds, "train/best_epoch": model.best_epoch}
-        predicted = model.predict_proba(dataset.frame.iloc[check]).argmax(axis=1)
-        correct = predicted == dataset.class_indices(check)
+        scores = scored(search) | {"train/seconds": seconds, "train/best_epoch": model.best_epoch}
+        correct = predict_proba(check).argmax(axis=1) == dataset.class_indices(check)
         scores[CHECK] = float(correct.mean())
         outcome |= {"state": "COMPLETE", "scores": scores, "history": model.history, "run_params": model.run_params()}
         trial.set_user_attr(SELECTED_BY, scores[SELECTED_BY])
@@ -212,6 +213,25 @@ def _objective(job: TuneJob, trial) -> float:
         except Exception as error:  # the trial's result is in the study: a lost MLflow run must not undo it
             logging.getLogger("mlpipe.tuning").warning("trial %d not logged to MLflow: %s", trial.number, error)
         shutil.rmtree(out_dir, ignore_errors=True)  # the settings are what a trial leaves behind
+
+
+def _fit(job: TuneJob, config, search, out_dir: Path, pruning: list) -> tuple:
+    """(the trial's first model, rows -> probabilities, training seconds): one model on the run's
+    split, or one per fold, each row predicted by the fold that held it out."""
+    import numpy as np
+
+    from tasks.training.network import train
+
+    if not job.folds:
+        model = train(job.dataset, replace(job.split, val=search), config, out_dir, callbacks=pruning)
+        return model, lambda rows: model.predict_proba(job.dataset.frame.iloc[rows]), model.fit_seconds
+    probabilities, models = {}, []
+    for i, fold in enumerate(job.folds):
+        fold_search = np.intersect1d(fold.val, search)
+        fitted = train(job.dataset, replace(fold, val=fold_search), config, out_dir / f"fold-{i}", callbacks=pruning)
+        pruning, models = [], [*models, fitted]  # the pruner compares the first fold's epochs across trials
+        probabilities.update(zip(fold.val, fitted.predict_proba(job.dataset.frame.iloc[fold.val]), strict=True))
+    return models[0], lambda rows: np.stack([probabilities[r] for r in rows]), sum(m.fit_seconds for m in models)
 
 
 def objective_value(scores: dict, val_rows: int) -> float:

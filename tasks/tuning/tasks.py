@@ -46,6 +46,7 @@ def tune_family(
         experiment_id="",
         parent_run_id="",
         max_epochs=max_epochs,
+        folds=_folds(dataset, split, project, seed),
     )
     job.rows()  # too few validation rows to halve: one error here, before any run is opened
     name = run_title(f"{dataset.name}-tune", [family], None)
@@ -129,3 +130,12 @@ def publish_tuning(dataset: str, summaries: list[dict]) -> None:
         markdown=tuning_markdown(dataset, summaries, links, plots),
         description=f"Tuning of {dataset}: each family's best trial, and whether it beat params.yaml's settings",
     )
+
+
+def _folds(dataset, split, project, seed: int) -> list | None:
+    """The folds a run of this data set chooses on, if it chooses by cross-validation."""
+    from tasks.evaluation.cross_validation import make_folds, uses_cv
+
+    if not uses_cv(split, project.selection.cv_below):
+        return None
+    return make_folds(dataset, split, project.selection.folds, seed).splits
