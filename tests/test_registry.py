@@ -204,5 +204,6 @@ def test_each_registered_version_has_a_model_card(registered):
     assert card["data"]["version"] == version.tags["data_hash"] and sum(card["data"]["rows"].values()) == 1797
     assert len(card["data"]["class_balance"]) == 10 and set(card["metrics"]["per_class"]) >= {"0", "9"}
     assert card["metrics"]["test"]["test/accuracy"] > 0.5 and card["promotion"]["promoted"] is True
+    assert card["metrics"]["selected_by"] == "val/accuracy" and "chosen on val/accuracy" in text
     assert card["lineage"]["git_sha"] == "abc123" and card["intended_use"].startswith("not stated")
     assert text.startswith(f"# Model card: digits v{results[1].version} (cnn)") and "## Promotion" in text

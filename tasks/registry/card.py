@@ -51,6 +51,7 @@ def model_card(
         },
         "metrics": {
             "validation": choice.scores.get(choice.family, {}),
+            "selected_by": choice.selected_by,  # cv5/accuracy: the validation figures are out-of-fold
             "test": chosen.metrics,
             "per_class": per_class,
         },
@@ -87,7 +88,7 @@ def markdown(card: dict) -> str:
         "",
         "Class balance: " + ", ".join(f"{c} {s:.1%}" for c, s in data["class_balance"].items()),
         "",
-        "## Figures (test rows; the validation rows chose)",
+        f"## Figures (the test rows judge; chosen on {metrics.get('selected_by', 'val/accuracy')})",
         "",
         "| figure | value |",
         "|---|---|",
