@@ -15,9 +15,11 @@ random rows of the choosing half as a run's validation part has (5 to 20), as ru
 
     python small_data.py                  # the four sets (about an hour on 2 cores)
     python small_data.py gunpoint ecg200  # some of them
+    MIN_STEPS=0 python small_data.py      # the defaults only (the choice and MiniRocket; no min_steps variant)
 """
 
 import json
+import os
 import sys
 import time
 
@@ -30,7 +32,7 @@ CACHE = ROOT / "outputs" / "bench" / "small_data"
 NAMES = ("ecg200", "gunpoint", "osuleaf", "italypowerdemand")
 NETWORKS = ("cnn", "rnn", "transformer")
 CLASSICAL = ("baseline", "rocket")
-MIN_STEPS = (0, 1500)
+MIN_STEPS = tuple(int(s) for s in os.environ.get("MIN_STEPS", "0,1500").split(","))  # 0 first: the defaults
 REPEATS = 200  # random halvings of the pooled rows, each used both ways
 
 
