@@ -211,8 +211,9 @@ def test_the_validation_rows_are_halved_within_each_class(digits, digits_split, 
 def test_a_killed_defaults_trial_runs_again_even_with_the_budget_spent(digits, digits_split, workspace):
     from optuna.trial import TrialState
 
-    from tasks.tuning.study import DEFAULTS, TuneJob, open_study, run_study
+    from tasks.tuning.study import DEFAULTS, TuneJob, open_study
     from tasks.tuning.tracking import start_tuning_run
+    from tasks.tuning.trial import run_study
 
     _quick_params(workspace, startup_trials=5)
     settings = Settings(root=workspace)

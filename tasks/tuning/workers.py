@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
-from tasks.tuning.study import TuneJob, run_study
+from tasks.tuning.study import TuneJob
+from tasks.tuning.trial import run_study
 
 
 def run_workers(job: TuneJob, workers: int, folder: Path) -> None:
