@@ -116,7 +116,7 @@ def open_study(job: TuneJob, worker: int = 0, enqueue: bool = True):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         if not _defaults_pending_or_done(study):  # what the tuned settings must beat, trained first
-            # No parameters: the trial trains params.yaml's settings as they are (_objective), so
+            # No parameters: the trial trains params.yaml's settings as they are (trial.py's objective), so
             # the space need not hold them (a tokenizer's automatic length cannot be written in it).
             study.enqueue_trial({}, user_attrs={DEFAULTS: True})
     return study
