@@ -37,8 +37,8 @@ def test_every_command_has_help(command):
         ),
         (
             ["run", "--models", "cnn,svm"],
-            "error: bad value for models.1 ('svm'): Input should be 'cnn', 'rnn', 'transformer', 'pretrained' or "
-            "'baseline'",
+            "error: bad value for models.1 ('svm'): Input should be 'cnn', 'rnn', 'transformer', 'pretrained', "
+            "'baseline' or 'rocket'",
         ),
         (["run", "--max-epochs", "many"], "error: Invalid value for '--max-epochs': Input should be a valid integer"),
         (
