@@ -77,7 +77,7 @@ def test_the_form_is_typed_with_descriptions_and_bounds(served):
     assert set(fields) >= {"dataset", "models", "max_epochs", "batch_size", "learning_rate", "seed", "min_delta"}
     known, any_spec = fields["dataset"]["anyOf"]
     assert known["enum"] == ["digits", "tiny"] and any_spec["type"] == "string"  # built in, and data/tiny.yaml
-    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "pretrained", "baseline"]
+    assert fields["models"]["items"]["enum"] == ["cnn", "rnn", "transformer", "pretrained", "baseline", "rocket"]
     assert {"backbone", "init_from"} <= set(fields)  # the pretrained family's and transfer's, in the form too
     assert {"minimum": 1, "maximum": 10_000, "type": "integer"} in fields["max_epochs"]["anyOf"]
     assert all(field.get("description") for field in fields.values())
