@@ -1,7 +1,8 @@
 """`mlpipe reproduce`: retrain a registered version from what its tags and runs recorded.
 
 The data comes back by its DVC hash (from the cache or the remote), the split from the recorded
-seeds and fractions, the candidate from its recorded train_config.json. The reproduced test
+seeds and fractions (all training and validation rows for the refit of a cross-validated
+choice), the candidate from its recorded train_config.json. The reproduced test
 metrics are set against the registered ones; nothing is registered.
 """
 
@@ -73,6 +74,10 @@ def reproduce(name: str, version: str, settings: Settings) -> Reproduction:
         int(params["seed"]),
         dataset.test_positions,
     )
+    if candidate.data.tags.get("selected_by", "").startswith("cv"):  # the refit of a cross-validated choice
+        from tasks.evaluation.cross_validation import refit_split
+
+        parts = refit_split(parts)
     config = mlflow.artifacts.load_dict(f"runs:/{candidate.info.run_id}/train_config.json")
     # Always trained anew: the checkpoints of an earlier reproduction would make it a resumption.
     shutil.rmtree(out_dir / "training", ignore_errors=True)
