@@ -125,7 +125,7 @@ def main(names: list[str]) -> None:
             "choice with rocket": held_out(default, (*NETWORKS, *CLASSICAL), int(default["val_rows"])),
         }
         print(name, json.dumps(table[name]), flush=True)
-    write(table)
+        write(table)  # after each set: a cut-short run keeps what it measured
 
 
 def write(table: dict) -> None:
