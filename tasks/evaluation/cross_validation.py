@@ -14,9 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tasks.evaluation.selection import Choice, choose, close_to_best, scores_of
+from tasks.evaluation.selection import Choice, add_ensemble, choose, scores_of
 from tasks.infra.errors import MlpipeError
-from tasks.infra.vocabulary import ENSEMBLE
 from tasks.types import Dataset, Split, TrainConfig, plain
 
 
@@ -76,12 +75,7 @@ def choose_by_cv(fold_models: dict[str, list], dataset: Dataset, folds: Folds, e
     y = np.concatenate([dataset.class_indices(f.val) for f in folds.splits])
     ends = np.cumsum([len(f.val) for f in folds.splits])[:-1]  # where each fold's rows end in `y`
     probabilities = {family: _out_of_fold(models, dataset, folds) for family, models in fold_models.items()}
-    members = []
-    if ensemble:
-        kept = close_to_best([p.argmax(axis=1) == y for p in probabilities.values()])
-        members = [list(probabilities)[i] for i in kept] if len(kept) >= 2 else []
-    if members:
-        probabilities[ENSEMBLE] = np.mean([probabilities[f] for f in members], axis=0)
+    members = add_ensemble(probabilities, y) if ensemble else []
     num_classes, scores, per_fold = len(dataset.classes), {}, {}
     for family, p in probabilities.items():
         right = np.split(p.argmax(axis=1) == y, ends)

@@ -110,13 +110,19 @@ def score_candidates(models: list, dataset: Dataset, split: Split, ensemble: boo
     (scores by family, the ensemble's member families, empty when fewer than two)."""
     rows, y_true, num_classes = dataset.frame.iloc[split.val], dataset.class_indices(split.val), len(dataset.classes)
     probabilities = {model.family: model.predict_proba(rows) for model in models}
-    members = []
-    if ensemble:
-        kept = close_to_best([p.argmax(axis=1) == y_true for p in probabilities.values()])
-        members = [list(probabilities)[i] for i in kept] if len(kept) >= 2 else []
+    members = add_ensemble(probabilities, y_true) if ensemble else []
+    return {family: scores_of(p, y_true, num_classes) for family, p in probabilities.items()}, members
+
+
+def add_ensemble(probabilities: dict[str, np.ndarray], y_true: np.ndarray) -> list[str]:
+    """Adds ENSEMBLE to `probabilities` (family -> (rows, classes)): the mean of the candidates
+    close to the best on these rows; returns its member families, empty (and adds nothing) when
+    fewer than two are."""
+    kept = close_to_best([p.argmax(axis=1) == y_true for p in probabilities.values()])
+    members = [list(probabilities)[i] for i in kept] if len(kept) >= 2 else []
     if members:
         probabilities[ENSEMBLE] = np.mean([probabilities[f] for f in members], axis=0)
-    return {family: scores_of(p, y_true, num_classes) for family, p in probabilities.items()}, members
+    return members
 
 
 def scores_of(probabilities: np.ndarray, y_true: np.ndarray, num_classes: int) -> dict[str, float]:
