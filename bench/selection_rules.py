@@ -55,18 +55,25 @@ def _mean(probabilities: dict, members) -> np.ndarray:
 
 
 def chosen_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """tasks.evaluation.selection as a run uses it: the ensemble of the candidates close to the best, then `choose`."""
-    from tasks.evaluation.selection import choose, close_to_best, scores_of
+    """tasks.evaluation.selection as a run uses it: the ensemble of those close to the best, then the choice."""
+    from tasks.evaluation.selection import choose_among
     from tasks.infra.vocabulary import ENSEMBLE
 
     families = (*NETWORKS, "baseline")
-    candidates = {f: probabilities[f] for f in families}
-    members = close_to_best([probabilities[f][rows].argmax(1) == y[rows] for f in families])
-    if len(members) >= 2:
-        candidates[ENSEMBLE] = _mean(probabilities, [families[i] for i in members])
     k = probabilities["baseline"].shape[1]
-    picked = choose({f: scores_of(p[rows], y[rows], k) for f, p in candidates.items()}, 0.0).family
-    return candidates[picked]
+    choice = choose_among({f: probabilities[f][rows] for f in families}, y[rows], k, 0.0, ensemble=True)
+    return _mean(probabilities, choice.members) if choice.family == ENSEMBLE else probabilities[choice.family]
+
+
+def ties_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The rule before issue 33: the same ensemble, chosen only on a tie with the best candidate."""
+    from tasks.evaluation.selection import add_ensemble, choose, scores_of
+
+    candidates = {f: probabilities[f][rows] for f in (*NETWORKS, "baseline")}
+    members = add_ensemble(candidates, y[rows])
+    k = probabilities["baseline"].shape[1]
+    family = choose({f: scores_of(p, y[rows], k) for f, p in candidates.items()}, 0.0).family
+    return _mean(probabilities, members) if family == "ensemble" else probabilities[family]
 
 
 def earlier_rule(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -108,6 +115,7 @@ def all_members(probabilities: dict, rows: np.ndarray, y: np.ndarray) -> np.ndar
 
 RULES = {
     "chosen (tasks.evaluation.selection)": chosen_rule,
+    "ensemble on ties only (before issue 33)": ties_rule,
     "before (networks' ensemble, ties on log loss)": earlier_rule,
     "ensemble of every candidate, ties to it": all_members,
     "best single candidate": best_single,

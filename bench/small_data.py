@@ -76,15 +76,14 @@ def accuracy(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def chosen(probabilities: dict, families: tuple, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A run's rule (tasks/evaluation/selection.py) on `rows`: the ensemble of the close ones, then `choose`."""
-    from tasks.evaluation.selection import choose, close_to_best, scores_of
+    """A run's rule (tasks/evaluation/selection.py) chooses on `rows`: the chosen one's probabilities on every row."""
+    from tasks.evaluation.selection import choose_among
 
-    candidates = {f: probabilities[f] for f in families}
-    members = close_to_best([candidates[f][rows].argmax(1) == y[rows] for f in families])
-    if len(members) >= 2:
-        candidates["ensemble"] = np.mean([candidates[families[i]] for i in members], axis=0)
-    k = candidates[families[0]].shape[1]
-    return candidates[choose({f: scores_of(p[rows], y[rows], k) for f, p in candidates.items()}, 0.0).family]
+    k = probabilities[families[0]].shape[1]
+    choice = choose_among({f: probabilities[f][rows] for f in families}, y[rows], k, 0.0, ensemble=True)
+    if choice.family == "ensemble":
+        return np.mean([probabilities[f] for f in choice.members], axis=0)
+    return probabilities[choice.family]
 
 
 def held_out(probabilities: dict, families: tuple, val_rows: int) -> dict[str, float]:

@@ -8,7 +8,15 @@ import pytest
 
 from tasks.data.splitting import split
 from tasks.evaluation.scoring import evaluate
-from tasks.evaluation.selection import BELOW_MAJORITY, Ensemble, choose, close_to_best, majority_rate, validation_scores
+from tasks.evaluation.selection import (
+    BELOW_MAJORITY,
+    Ensemble,
+    choose,
+    choose_among,
+    close_to_best,
+    majority_rate,
+    validation_scores,
+)
 from tasks.evaluation.tasks import choose_candidate
 from tasks.infra.errors import MlpipeError
 from tasks.registry.packaging import PYFUNC_FILE, requirements, write_model_files
@@ -56,6 +64,31 @@ def test_the_ensemble_leaves_out_a_candidate_clearly_worse_than_the_best_on_vali
     weak = rng.random(400) < 0.55  # OSULeaf's 1-NN beside its CNN
     assert close_to_best([best, close, weak, best.copy()]) == [0, 1, 3]
     assert close_to_best([np.ones(5, bool)] * 3) == [0, 1, 2]  # all tied: all kept
+
+
+def _probabilities(y: np.ndarray, right: dict[int, float]) -> np.ndarray:
+    """Two-class probabilities giving the true class 0.9, or `right[row]` on the rows named."""
+    p_true = np.full(len(y), 0.9)
+    p_true[list(right)] = list(right.values())
+    p = np.empty((len(y), 2))
+    p[np.arange(len(y)), y], p[np.arange(len(y)), 1 - y] = p_true, 1 - p_true
+    return p
+
+
+def test_the_ensemble_is_chosen_within_one_standard_error_of_the_best_and_not_beyond():
+    y = np.tile([0, 1], 30)
+    probabilities = {
+        "cnn": _probabilities(y, {0: 0.55, 1: 0.55, 10: 0.1}),  # 59 of 60 right
+        "rnn": _probabilities(y, {0: 0.0, 1: 0.0}),  # 58: sure and wrong where the others hesitate
+        "baseline": _probabilities(y, {0: 0.55, 1: 0.55, 20: 0.1}),  # 59
+    }
+    choice = choose_among(dict(probabilities), y, 2, 0.5, ensemble=True)
+    assert choice.members == ["cnn", "rnn", "baseline"] and choice.family == "ensemble"
+    assert choice.scores["ensemble"]["val/accuracy"] == pytest.approx(58 / 60)  # below cnn's 59, within 1 SE
+    assert choice.notes[0].startswith("The ensemble (0.9667) is within one standard error of cnn (0.9833)")
+    assert choose_among(dict(probabilities), y, 2, 0.5, ensemble=False).family == "cnn"
+    wrong = _probabilities(y, dict.fromkeys(range(20), 0.0))  # a third of the rows wrong: far from the best
+    assert choose_among({"cnn": probabilities["cnn"], "rnn": wrong}, y, 2, 0.5, ensemble=True).family == "cnn"
 
 
 def test_a_candidate_below_the_majority_rate_is_flagged():

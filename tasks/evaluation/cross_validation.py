@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tasks.evaluation.selection import Choice, add_ensemble, choose, scores_of
+from tasks.evaluation.selection import Choice, choose_among
 from tasks.infra.errors import MlpipeError
 from tasks.types import Dataset, Split, TrainConfig, plain
 
@@ -75,13 +75,11 @@ def choose_by_cv(fold_models: dict[str, list], dataset: Dataset, folds: Folds, e
     y = np.concatenate([dataset.class_indices(f.val) for f in folds.splits])
     ends = np.cumsum([len(f.val) for f in folds.splits])[:-1]  # where each fold's rows end in `y`
     probabilities = {family: _out_of_fold(models, dataset, folds) for family, models in fold_models.items()}
-    members = add_ensemble(probabilities, y) if ensemble else []
-    num_classes, scores, per_fold = len(dataset.classes), {}, {}
+    choice = choose_among(probabilities, y, len(dataset.classes), _majority_rate(dataset, folds), ensemble)
+    per_fold = {}
     for family, p in probabilities.items():
-        right = np.split(p.argmax(axis=1) == y, ends)
-        per_fold[family] = [float(r.mean()) for r in right]
-        scores[family] = scores_of(p, y, num_classes) | {"val/accuracy_sd": float(np.std(per_fold[family], ddof=1))}
-    choice = choose(scores, _majority_rate(dataset, folds), members)
+        per_fold[family] = [float(right.mean()) for right in np.split(p.argmax(axis=1) == y, ends)]
+        choice.scores[family]["val/accuracy_sd"] = float(np.std(per_fold[family], ddof=1))
     choice.selected_by, choice.folds = folds.selected_by, per_fold
     if folds.note:
         choice.notes.append(f"cross-validation: {folds.note}")

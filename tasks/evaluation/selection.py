@@ -1,15 +1,15 @@
 """Choose the candidate to register on the validation rows only: the test rows judge, never choose.
 
-Every candidate (the networks, the classical baseline, an ensemble of them) is scored the same
-way on the same validation rows. The ensemble averages the candidates that are not clearly worse
-than the best one there (within one paired standard error): a weak member would drag the mean
-down (OSULeaf's 1-NN, 0.55 beside the CNN's 1.0). The highest validation accuracy wins, then the higher macro
-F1. On small data sets most candidates tie there (5 validation rows for GunPoint), and nothing on
-those rows tells them apart: a tie goes to the ensemble, whose expected loss is at most its
-members' mean (the loss is convex), then to a network over the baseline, then to the lower
-validation log loss. Log loss is no fair judge of the baseline (1-NN's probabilities are 0 or 1),
-so it takes a tie from no network. Chosen on the validation rows alone: bench/selection_rules.py
-chooses on one half of them and scores on the other.
+Every candidate (the networks, the classical ones, an ensemble of them) is scored the same way on
+the same rows: the validation rows, or on small data the out-of-fold rows of cross-validation.
+The ensemble averages the candidates that are not clearly worse than the best one there (within
+one paired standard error): a weak member would drag the mean down (OSULeaf's 1-NN, 0.55 beside
+the CNN's 1.0). The ensemble is chosen when it too is within one standard error of the best
+candidate: nothing on those rows tells them apart, and its expected loss is at most its members'
+mean (the loss is convex). Otherwise the highest accuracy wins, then the higher macro F1, then a
+network over the baseline, then the lower log loss. Log loss is no fair judge of the baseline
+(1-NN's probabilities are 0 or 1), so it takes a tie from no network. bench/selection_rules.py
+and bench/small_data.py choose on one half of the rows and score on the other.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -95,8 +95,10 @@ class Choice:
 def choose_on_validation(models: list, dataset: Dataset, split: Split, ensemble: bool = False) -> Choice:
     """Score every candidate (and, when `ensemble`, the ensemble of those close to the best) on
     the validation rows and pick one."""
-    scores, members = score_candidates(models, dataset, split, ensemble)
-    return choose(scores, majority_rate(dataset, split), members)
+    rows = dataset.frame.iloc[split.val]
+    probabilities = {model.family: model.predict_proba(rows) for model in models}
+    y_true, num_classes = dataset.class_indices(split.val), len(dataset.classes)
+    return choose_among(probabilities, y_true, num_classes, majority_rate(dataset, split), ensemble)
 
 
 def validation_scores(model, dataset: Dataset, split: Split) -> dict[str, float]:
@@ -104,14 +106,16 @@ def validation_scores(model, dataset: Dataset, split: Split) -> dict[str, float]
     return scores_of(probabilities, dataset.class_indices(split.val), len(dataset.classes))
 
 
-def score_candidates(models: list, dataset: Dataset, split: Split, ensemble: bool) -> tuple[dict, list[str]]:
-    """Each candidate's validation scores from one pass over the validation rows, and (when
-    `ensemble`) those of the mean of the candidates close to the best, scored as ENSEMBLE:
-    (scores by family, the ensemble's member families, empty when fewer than two)."""
-    rows, y_true, num_classes = dataset.frame.iloc[split.val], dataset.class_indices(split.val), len(dataset.classes)
-    probabilities = {model.family: model.predict_proba(rows) for model in models}
+def choose_among(
+    probabilities: dict[str, np.ndarray], y_true: np.ndarray, num_classes: int, majority: float, ensemble: bool
+) -> Choice:
+    """The rule of every choice: `probabilities` maps family -> (rows, classes) on the rows that
+    choose; with `ensemble`, the ensemble of those close to the best joins them (and the dict)."""
     members = add_ensemble(probabilities, y_true) if ensemble else []
-    return {family: scores_of(p, y_true, num_classes) for family, p in probabilities.items()}, members
+    scores = {family: scores_of(p, y_true, num_classes) for family, p in probabilities.items()}
+    families = list(probabilities)
+    close = [families[i] for i in close_to_best([p.argmax(axis=1) == y_true for p in probabilities.values()])]
+    return choose(scores, majority, members, ensemble_close=ENSEMBLE in close)
 
 
 def add_ensemble(probabilities: dict[str, np.ndarray], y_true: np.ndarray) -> list[str]:
@@ -158,12 +162,16 @@ def majority_rate(dataset: Dataset, split: Split) -> float:
     return float(np.mean(dataset.class_indices(split.val) == np.bincount(train).argmax()))
 
 
-def choose(scores: dict[str, dict[str, float]], majority: float, members: list[str] | None = None) -> Choice:
-    """The best candidate on validation; `scores` maps family -> validation_scores(...)."""
+def choose(
+    scores: dict[str, dict[str, float]], majority: float, members: list[str] | None = None, ensemble_close: bool = False
+) -> Choice:
+    """The best candidate; `scores` maps family -> scores_of(...). `ensemble_close`: the ensemble
+    trails the best candidate by at most one standard error, and is chosen."""
 
     def key(family: str) -> tuple:
         s = scores[family]
         return (
+            ensemble_close and family == ENSEMBLE,
             s["val/accuracy"],
             s["val/f1_macro"],
             family == ENSEMBLE,
@@ -186,6 +194,12 @@ def _notes(choice: Choice) -> list[str]:
                 f"{family} ends below the majority-class rate: validation accuracy {accuracy:.4f} "
                 f"< {choice.majority_rate:.4f}"
             )
+    best = max(choice.scores, key=lambda f: choice.scores[f][SELECTED_BY])
+    if choice.family == ENSEMBLE and choice.value < choice.scores[best][SELECTED_BY]:
+        notes.append(
+            f"The ensemble ({choice.value:.4f}) is within one standard error of {best} "
+            f"({choice.scores[best][SELECTED_BY]:.4f}): nothing here tells them apart, and the ensemble is chosen."
+        )
     if BASELINE in choice.scores and len(choice.scores) > 1:
         baseline = choice.scores[BASELINE][SELECTED_BY]
         networks = {f: s[SELECTED_BY] for f, s in choice.scores.items() if f not in (*CLASSICAL_FAMILIES, ENSEMBLE)}
