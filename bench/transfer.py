@@ -16,6 +16,8 @@ subj 0.914, sst2 0.827. Wall time and peak memory (PSS of the process tree) of e
     PRETRAIN_EPOCHS=3 PRETRAIN_MINUTES=25 FINETUNE_EPOCHS=3 python transfer.py  # shorter: --max-epochs,
                                           # --timeout-minutes of pretraining, and the pretrained family's epochs
     PRETRAINING='{"hidden": 128, "layers": 2}' python transfer.py  # other params.yaml `pretraining` settings
+    FAMILIES=cnn SETS=subj,sst2 python transfer.py  # --init-from alone: no pretraining, no pretrained family
+                                          # (its figures go to bench/results/transfer_init_from.json)
 Each step's figures are saved as it ends, so a cut-short run keeps what it measured.
 """
 
@@ -37,7 +39,8 @@ from common import ROOT, sample_peak_memory, save
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 SHARED = ROOT.parent / "shared" / "datasets"
 TARGETS = {"trec": 0.912, "subj": 0.914, "sst2": 0.827}
-FAMILIES = "cnn,rnn,transformer,pretrained"
+FAMILIES = os.environ.get("FAMILIES", "cnn,rnn,transformer,pretrained")
+SETS = os.environ.get("SETS", "subj,sst2,trec").split(",")  # subj before sst2: sst2 starts from subj's champion
 BOUNDS = {"PRETRAIN_EPOCHS": "--max-epochs", "PRETRAIN_MINUTES": "--timeout-minutes"}
 
 
@@ -82,23 +85,30 @@ def main() -> None:
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["pretraining"] |= json.loads(os.environ["PRETRAINING"])
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    results, backbone = {}, []
+    if "pretrained" in FAMILIES.split(","):
+        results["pretrain"] = pretrain(root)
+        backbone = ["--backbone", results["pretrain"]["backbone"]]
+    for name in SETS:
+        write_params(root, name, os.environ.get("FINETUNE_EPOCHS"))
+        spec = str(DATASETS / f"{name}.yaml")
+        _, minutes, memory = command(root, "run", "--dataset", spec, "--models", FAMILIES, *backbone)
+        results[name] = {"minutes": minutes, "peak_gib": memory, "candidates": board(root, name)}
+        print(name, json.dumps(results[name]), flush=True)
+        write(results)
+        if name == "sst2" and "subj" in results:
+            transfer_between_sentiment_sets(root, results)
+
+
+def pretrain(root: Path) -> dict:
+    """`mlpipe pretrain` on subj's training and validation texts and trec's and sst2's training files."""
     texts = [arg for path in training_texts(root) for arg in ("--texts", path)]
     bounds = [(flag, os.environ[name]) for name, flag in BOUNDS.items() if name in os.environ]
     options = [item for pair in bounds for item in pair]
     out, minutes, memory = command(root, "pretrain", "--dataset", str(DATASETS / "subj.yaml"), *texts, *options)
-    backbone = next(line.split()[-1] for line in out.splitlines() if line.startswith("Backbone:"))
-    results = {"pretrain": {"minutes": minutes, "peak_gib": memory, "backbone": backbone, "output": out[-1500:]}}
     print(out, flush=True)
-    # subj first: sst2 starts from subj's champion; trec last, as it is not part of the transfer.
-    for name in ("subj", "sst2", "trec"):
-        write_params(root, name, os.environ.get("FINETUNE_EPOCHS"))
-        spec = str(DATASETS / f"{name}.yaml")
-        _, minutes, memory = command(root, "run", "--dataset", spec, "--models", FAMILIES, "--backbone", backbone)
-        results[name] = {"minutes": minutes, "peak_gib": memory, "candidates": board(root, name)}
-        print(name, json.dumps(results[name]), flush=True)
-        write(results)
-        if name == "sst2":
-            transfer_between_sentiment_sets(root, results)
+    backbone = next(line.split()[-1] for line in out.splitlines() if line.startswith("Backbone:"))
+    return {"minutes": minutes, "peak_gib": memory, "backbone": backbone, "output": out[-1500:]}
 
 
 def transfer_between_sentiment_sets(root: Path, results: dict) -> None:
@@ -139,11 +149,22 @@ def write(results: dict) -> None:
                 "met": reached >= target,
             }
         )
-    pretrain = results["pretrain"]
-    rows.append({"figure": "pretraining wall time (min)", "value": pretrain["minutes"], "target": "", "met": None})
-    rows.append({"figure": "pretraining peak memory (GiB)", "value": pretrain["peak_gib"], "target": "", "met": None})
-    save("transfer", "Transfer learning: pretraining, fine-tuning and --init-from (issue 32)", rows, table(results),
-         extra={"runs": results})  # fmt: skip
+    if "sst2-from-subj" in results:
+        cnns = {k: v for k, v in results["sst2-from-subj"]["candidates"].items() if k.startswith("cnn@")}
+        scratch = cnns.pop("cnn@scratch")
+        for label, carried in cnns.items():
+            value = f"{carried['val']:.4f} ({carried['test']:.4f}) vs {scratch['val']:.4f} ({scratch['test']:.4f})"
+            figure = f"sst2 {label} against cnn@scratch: validation (test)"
+            rows.append({"figure": figure, "value": value, "target": "higher", "met": carried["val"] > scratch["val"]})
+    if "pretrain" in results:
+        pretrain = results["pretrain"]
+        for figure, key in (("pretraining wall time (min)", "minutes"), ("pretraining peak memory (GiB)", "peak_gib")):
+            rows.append({"figure": figure, "value": pretrain[key], "target": "", "met": None})
+        save("transfer", "Transfer learning: pretraining, fine-tuning and --init-from (issue 32)", rows, table(results),
+             extra={"runs": results})  # fmt: skip
+    else:
+        save("transfer_init_from", f"Transfer learning: {FAMILIES} from scratch and --init-from (issue 32)", rows,
+             table(results), extra={"runs": results})  # fmt: skip
 
 
 def table(results: dict) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.audio import AudioCNN, AudioRNN, AudioTransformer
 from models.cnn import ImageCNN
 from models.image import ImageRNN, ImageTransformer
 from models.sequence import SequenceCNN, SequenceRNN, SequenceTransformer
@@ -26,6 +27,9 @@ NETWORKS: dict[tuple[str, str], type[nn.Module]] = {
     ("text", "cnn"): TextCNN,
     ("text", "rnn"): TextRNN,
     ("text", "transformer"): TextTransformer,
+    ("audio", "cnn"): AudioCNN,
+    ("audio", "rnn"): AudioRNN,
+    ("audio", "transformer"): AudioTransformer,
 }
 # Imported when built: they load transformers, which a served cnn's environment need not have.
 PRETRAINED_NETWORKS = {
@@ -64,6 +68,10 @@ def shape_kwargs(info: dict, family: str, num_classes: int) -> dict[str, Any]:
         if family == "rnn":
             kwargs["length"] = len(info["feature_columns"]) // channels
         return kwargs
+    if modality == "audio":  # the log-mel front end's rate and band statistics (tasks/training/features.py)
+        return {"num_classes": num_classes, "sample_rate": info["sample_rate"]} | {
+            k: info[k] for k in ("mel_mean", "mel_std")
+        }
     if modality == "text":
         if family == "pretrained":
             return {"num_classes": num_classes, "pad_id": info["pad_id"]}

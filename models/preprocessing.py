@@ -52,6 +52,8 @@ def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
         )
     if modality == "sequence":
         return sequences_from_table(frame[info["feature_columns"]].to_numpy(), info.get("channels", 1))
+    if modality == "audio":
+        return audio_inputs(frame, info)
     if modality == "text":
         texts = frame[info["text_column"]].tolist()
         padding = {"pad_id": info.get("pad_id", 0), "pad_token": info.get("pad_token", "[PAD]")}
@@ -59,10 +61,32 @@ def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
     raise ValueError(f"unknown modality {modality!r}")
 
 
+def audio_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
+    """(N, clip_samples) float32 waveforms: the sample columns a data set was read into, else the
+    sound files of the path column, else arrays of samples in an `audio` column (served rows)."""
+    from models.waveforms import waveforms
+
+    columns = info["feature_columns"]
+    if columns[0] in frame.columns:
+        return np.ascontiguousarray(frame[columns].to_numpy(dtype=np.float32))
+    for column in (info["path_column"], AUDIO_COLUMN):
+        if column in frame.columns:
+            return waveforms(frame[column].tolist(), info)
+    raise ValueError(f"audio rows need sound files in {info['path_column']!r} or arrays of samples in {AUDIO_COLUMN!r}")
+
+
+AUDIO_COLUMN = "audio"  # served rows may carry each clip's samples (at the model's sample rate) here
+
+
 def baseline_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray | list[str]:
     """Raw rows -> what the classical baseline reads: the networks' scaled pixels or z-normalised
-    series flattened to (N, features), or the raw strings (its TF-IDF vectoriser tokenises them)."""
+    series flattened to (N, features), each log-mel band's mean and spread over a clip, or the raw
+    strings (its TF-IDF vectoriser tokenises them)."""
     if info["modality"] == "text":
         return [str(t) for t in frame[info["text_column"]].tolist()]
+    if info["modality"] == "audio":
+        from models.audio import band_features
+
+        return band_features(audio_inputs(frame, info), info["sample_rate"], info)
     x = model_inputs(frame, info)
     return x.reshape(len(x), -1)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @dataclass
 class Dataset:
     name: str
-    modality: str  # image | sequence | text
+    modality: str  # image | sequence | text | audio
     frame: pd.DataFrame  # one row per sample: the features (or text) and the label
     label_column: str
     feature_columns: list[str]  # for text: the one text column
@@ -31,6 +31,7 @@ class Dataset:
     test_fraction: float = 0.2
     spec_path: Path | None = None  # the spec it was read from (None: made in code)
     read_notes: list[str] = field(default_factory=list)  # what reading changed knowingly (alpha, 16-bit)
+    audio: dict | None = None  # sample_rate, clip_samples, align, path_column (tasks/data/audio.py)
 
     @property
     def classes(self) -> list:
@@ -50,6 +51,8 @@ class Dataset:
         info["feature_columns"] = self.feature_columns
         if self.modality == "image":
             info |= {"image_shape": list(self.image_shape), "pixel_scale": self.pixel_scale}
+        if self.modality == "audio":
+            info |= self.audio
         return info
 
 

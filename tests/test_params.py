@@ -76,7 +76,7 @@ def _set(params: dict, dotted: str, value) -> dict:
             "key 'train.monitor': Input should be 'val/loss', 'val/accuracy' or 'val/f1_macro'",
         ),
         ("families.text.lstm", {"hidden": 3}, "key 'families.text.lstm': Extra inputs are not permitted"),
-        ("families.audio", {}, "key 'families.audio.[key]': Input should be 'image', 'sequence' or 'text'"),
+        ("families.video", {}, "key 'families.video.[key]': Input should be 'image', 'sequence', 'text' or 'audio'"),
         (
             "families.image.cnn.learning_rate",
             0,

@@ -51,13 +51,14 @@ def load_spec(path: Path) -> Dataset:
         pull(root, [dvc_file])
     spec = read_spec(path)
     train = read_part(spec, spec.train)
-    frame, test_positions = train.frame, None
+    frame, test_positions, sounds = train.frame, None, train.files
     if spec.test is not None:
-        test = read_part(spec, spec.test)
+        test = read_part(spec, spec.test, like=train)
         if list(test.frame.columns) != list(train.frame.columns):
             raise MlpipeError(f"{spec.test} has other columns than {spec.train}")
         frame = pd.concat([train.frame, test.frame], ignore_index=True)
         test_positions = np.arange(len(train.frame), len(frame))
+        sounds = sounds + test.files
     labels = frame[spec.label_column]
     if labels.isna().any():
         raise MlpipeError(f"{path}: {int(labels.isna().sum())} rows have no {spec.label_column!r}")
@@ -74,13 +75,14 @@ def load_spec(path: Path) -> Dataset:
         path=spec.train,
         data_hash=version_data(root, folder)
         if root is not None
-        else _files_hash([p for p in (spec.train, spec.test) if p is not None]),
+        else _files_hash([p for p in (spec.train, spec.test) if p is not None] + sounds),
         image_shape=train.image_shape,
         pixel_scale=pixel_scale,
         test_positions=test_positions,
         test_fraction=spec.test_fraction,
         spec_path=path,
         read_notes=train.notes + (test.notes if spec.test is not None else []),
+        audio=train.audio,
     )
 
 

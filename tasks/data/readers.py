@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.infra.errors import MlpipeError
 from tasks.data.spec import DatasetSpec
+from tasks.infra.errors import MlpipeError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 # Pixel columns of one image (C*H*W): a 224x224 colour photo would make 150,528 columns, a table
@@ -23,12 +23,17 @@ class Table:
     feature_columns: list[str]
     image_shape: tuple[int, int, int] | None = None
     notes: list[str] = field(default_factory=list)  # what reading changed knowingly (for the validation report)
+    audio: dict | None = None  # sample_rate, clip_samples, align, path_column: how every clip was made one length
+    files: list[Path] = field(default_factory=list)  # the sound files a table lists: part of the data version
 
 
-def read_part(spec: DatasetSpec, path: Path) -> Table:
-    """One file (or image folder) of the spec as a Table, with errors that name the file."""
+def read_part(spec: DatasetSpec, path: Path, like: Table | None = None) -> Table:
+    """One file (or folder) of the spec as a Table, with errors that name the file; `like`: the
+    training part, whose sample rate and clip length a test part of sound files takes."""
     try:
         table = _READERS[spec.format](spec, path)
+        if spec.modality == "audio":
+            table = _audio(spec, path, table, like)
     except MlpipeError:
         raise
     except pd.errors.EmptyDataError:
@@ -53,6 +58,8 @@ def _read_table(spec: DatasetSpec, path: Path) -> Table:
         frame = _read_delimited(path, sep="\t", quoting=csv.QUOTE_NONE)
     else:
         frame = _read_delimited(path)
+    if spec.modality == "audio":
+        return Table(frame, [])  # the files it lists are read by _audio
     if spec.modality == "text":
         if spec.label_column not in frame.columns:
             return Table(frame, [])  # read_part names the missing label column
@@ -165,6 +172,23 @@ def _read_image_folder(spec: DatasetSpec, path: Path) -> Table:
     return Table(frame, features, (channels, size[0], size[1]), notes)
 
 
+def _read_audio_folder(spec: DatasetSpec, path: Path) -> Table:
+    from tasks.data.audio import PATH, read_folder
+
+    files, labels = read_folder(path)
+    return Table(pd.DataFrame({PATH: [str(f.relative_to(path)) for f in files], spec.label_column: labels}), [])
+
+
+def _audio(spec: DatasetSpec, path: Path, table: Table, like: Table | None) -> Table:
+    """The sound files a folder or manifest names, decoded into sample columns (tasks/data/audio.py)."""
+    from tasks.data.audio import decode_part
+
+    if spec.label_column not in table.frame.columns:
+        return table  # read_part names the missing label column
+    frame, columns, notes, info, files = decode_part(spec, path, table.frame, like.audio if like else None)
+    return Table(frame, columns, notes=table.notes + notes, audio=info, files=files)
+
+
 def _header(file: Path) -> tuple[str, tuple[int, int]]:
     """(mode, (height, width)) from the file's header, without decoding its pixels."""
     from PIL import Image, UnidentifiedImageError
@@ -208,4 +232,5 @@ _READERS = {
     "ucr": _read_ucr,
     "npz": _read_npz,
     "image-folder": _read_image_folder,
+    "audio-folder": _read_audio_folder,
 }

@@ -1,6 +1,7 @@
 """The data set spec: a YAML file that says what a data set is and where its files lie."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -48,6 +49,14 @@ class DatasetSpec(BaseModel):
     image_shape: tuple[int, int, int] | None = Field(None, description="(C, H, W) of an image table or npz")
     image_size: tuple[int, int] | None = Field(None, description="(H, W) to resize an image folder to")
     pixel_scale: float | None = Field(None, gt=0, description="Raw pixel value that maps to 1.0")
+    path_column: str | None = Field(None, description="Audio table: the column of sound files, relative to the table")
+    sample_rate: int | None = Field(None, ge=1000, le=192_000, description="Audio: Hz; default the most common")
+    clip_seconds: float | None = Field(
+        None, gt=0, le=600, description="Audio: every clip padded or cropped to this; default 95% of clips fit"
+    )
+    clip_align: Literal["start", "center"] = Field(
+        "start", description="Audio: pad or crop the end (start) or both ends evenly (center)"
+    )
     description: str = ""
     card: CardSpec = Field(default_factory=CardSpec)
 
@@ -55,6 +64,8 @@ class DatasetSpec(BaseModel):
     def _fits_together(self) -> "DatasetSpec":
         if self.modality == "text" and not self.text_column and self.format not in ("npz", "image-folder"):
             raise ValueError("text data sets need text_column")
+        if self.modality == "audio" and self.format != "audio-folder" and not self.path_column:
+            raise ValueError("an audio table needs path_column: the column of sound files, relative to the table")
         allowed = FORMATS_OF[self.modality]
         if self.format not in allowed:
             raise ValueError(f"format {self.format!r} does not fit modality {self.modality!r} (use {sorted(allowed)})")

@@ -15,6 +15,10 @@ class ChecksParams(_Section):
     min_class_count: int = Field(5, ge=1)  # samples of the rarest class outside the test part
     max_text_chars: int = Field(10_000, ge=1)  # longer texts are almost always a broken file, not a message
     max_blank_fraction: float = Field(0.0, ge=0, le=1)  # texts of whitespace only: a network sees only padding
+    max_clip_seconds: float = Field(60.0, gt=0)  # audio: a longer recording is a session to cut, not a clip
+    max_silent_fraction: float = Field(0.0, ge=0, le=1)  # audio: clips without a sample above -80 dBFS RMS
+    max_clipped_fraction: float = Field(0.05, ge=0, le=1)  # audio: clips with over 1% of samples at full scale
+    max_rate_ratio: float = Field(4.0, ge=1)  # audio: a clip recorded at a rate this many times off the data's
 
 
 class DriftParams(_Section):

@@ -4,12 +4,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-Modality = Literal["image", "sequence", "text"]
-Format = Literal["csv", "tsv", "parquet", "ucr", "npz", "image-folder"]
+Modality = Literal["image", "sequence", "text", "audio"]
+Format = Literal["csv", "tsv", "parquet", "ucr", "npz", "image-folder", "audio-folder"]
 FORMATS_OF: dict[str, tuple[str, ...]] = {  # the formats each modality can be read from
     "image": ("csv", "tsv", "parquet", "npz", "image-folder"),
     "sequence": ("csv", "tsv", "parquet", "ucr", "npz"),
     "text": ("csv", "tsv", "parquet"),
+    "audio": ("csv", "tsv", "parquet", "audio-folder"),  # a table lists the files in its path_column
 }
 
 NETWORK_FAMILIES: tuple[str, ...] = ("cnn", "rnn", "transformer")  # trained from scratch (or --init-from)

@@ -63,6 +63,14 @@ def build_estimator(modality: str, rows: int, settings: dict, seed: int, family:
         vectoriser = TfidfVectorizer(ngram_range=(low, high), sublinear_tf=True, min_df=1)
         description = f"TF-IDF {low}-{high} grams + LogisticRegression(C={c:g})"
         return make_pipeline(vectoriser, LogisticRegression(C=c, max_iter=2000)), description
+    if modality == "audio":
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        c = settings.get("C", 10.0)
+        svc = SVC(C=c, gamma="scale", probability=True, random_state=seed)
+        return make_pipeline(StandardScaler(), svc), f"SVC(rbf, C={c:g}) on each log-mel band's mean and spread"
     if modality == "image":
         c = settings.get("C", 10.0)
         if rows <= settings.get("max_kernel_rows", 10_000):
@@ -83,6 +91,10 @@ def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> Trai
     from models.preprocessing import baseline_inputs
 
     info = dataset.preprocessing()  # no tokenizer: the vectoriser learns its own n-grams
+    if dataset.modality == "audio":  # the log-mel bands' statistics, as the networks have them
+        from tasks.training.features import fit_preprocessing
+
+        info = fit_preprocessing(dataset, split)
     settings = config.settings | {"channels": info.get("channels", 1)}  # MiniRocket unflattens the series
     estimator, description = build_estimator(dataset.modality, len(split.train), settings, config.seed, config.family)
     started, started_at = time.perf_counter(), time.time()

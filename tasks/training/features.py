@@ -10,6 +10,11 @@ def fit_preprocessing(dataset: Dataset, split: Split, text_params: dict | None =
     if dataset.modality == "text":
         texts = dataset.frame[dataset.feature_columns[0]].iloc[split.train].tolist()
         info |= train_tokenizer(texts, **(text_params or {}))
+    if dataset.modality == "audio":  # the log-mel bands' statistics, which the networks normalise by
+        from models.audio import band_statistics
+        from models.preprocessing import audio_inputs
+
+        info |= band_statistics(audio_inputs(dataset.frame.iloc[split.train], info), info["sample_rate"])
     return info
 
 

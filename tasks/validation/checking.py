@@ -35,6 +35,10 @@ def check_dataset(
     suite = load_suite(suite_path) if suite_path.exists() else default_suite(dataset)
     report = run_suite(dataset.frame, suite, dataset.name)
     checks = run_checks(dataset, limits.checks)
+    if dataset.modality == "audio":
+        from tasks.validation.audio_checks import audio_checks
+
+        checks += audio_checks(dataset, limits.checks)
     drift = []
     if reference is not None and reference.get("data_hash") != dataset.data_hash:
         drift = compare(reference, dataset, limits.drift)

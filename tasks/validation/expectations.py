@@ -86,7 +86,21 @@ def default_suite(dataset: Dataset):
     import great_expectations as gx
     from great_expectations import expectations as gxe
 
+    from tasks.data.audio import CLIP_COLUMNS, DURATION
+
     columns = [*dataset.feature_columns, dataset.label_column]
+    if dataset.modality == "audio":  # the clips' figures and files; the samples' finiteness is a row check
+        columns = [dataset.audio["path_column"], dataset.label_column, *CLIP_COLUMNS]
+        return gx.ExpectationSuite(
+            name=dataset.name,
+            expectations=[
+                gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=False),
+                gxe.ExpectTableRowCountToBeBetween(min_value=10),
+                *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns),
+                gxe.ExpectColumnValuesToBeBetween(column=DURATION, min_value=0, strict_min=True),
+            ],
+            meta={"notes": "mlpipe default checks"},
+        )
     checks = [
         gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True),
         gxe.ExpectTableRowCountToBeBetween(min_value=10),

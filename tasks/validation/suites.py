@@ -40,6 +40,12 @@ def build_suite(dataset: Dataset) -> dict:
                 max_value=int(np.ceil(lengths.max() * (1 + MARGIN))),
             ),
         ]
+    elif dataset.modality == "audio":  # bounds on each clip's figures, not on 10,000s of sample columns
+        from tasks.data.audio import CLIP_COLUMNS
+
+        expectations[0] = _expect("table_columns_to_match_set", column_set=list(frame.columns), exact_match=True)
+        for column in CLIP_COLUMNS:
+            expectations += _numeric_column(dataset, frame[column])
     else:
         for column in dataset.feature_columns:
             expectations += _numeric_column(dataset, frame[column])

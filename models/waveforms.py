@@ -1,0 +1,69 @@
+"""Sound files or arrays of samples -> fixed-length mono waveforms at one sample rate.
+
+Reading a data set (tasks/data/audio.py) and the served model both go through these functions,
+so a clip is turned into samples the same way when training and when serving.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+
+def read_sound(file: Path | str) -> tuple[np.ndarray, int]:
+    """(mono float32 samples in [-1, 1], sample rate): WAV (8 to 32-bit PCM or float), FLAC, or
+    what else libsndfile reads; the mean of the channels. A file that cannot be read, or holds
+    fewer frames than its header promises, raises ValueError naming it."""
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(str(file)) as sound:
+            expected, rate = sound.frames, sound.samplerate
+            samples = sound.read(dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError, TypeError) as error:
+        raise ValueError(f"{file} is not a readable sound file: {' '.join(str(error).split())}") from None
+    if len(samples) < expected:
+        raise ValueError(f"{file} is truncated: its header promises {expected} frames, it holds {len(samples)}")
+    return samples.mean(axis=1), rate
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """`samples` at `rate` Hz -> at `target` Hz (polyphase, with its anti-aliasing filter)."""
+    if rate == target or len(samples) == 0:
+        return samples
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    step = gcd(rate, target)
+    return resample_poly(samples, target // step, rate // step).astype(np.float32)
+
+
+def fit_length(samples: np.ndarray, length: int, align: str) -> np.ndarray:
+    """Padded with silence or cropped to `length`: `start` keeps the beginning (pads or crops the
+    end), `center` keeps the middle (pads or crops both ends evenly)."""
+    extra = len(samples) - length
+    if extra >= 0:
+        start = extra // 2 if align == "center" else 0
+        return samples[start : start + length]
+    before = -extra // 2 if align == "center" else 0
+    return np.pad(samples, (before, length - len(samples) - before))
+
+
+def waveform(samples: np.ndarray, rate: int, info: dict) -> np.ndarray:
+    """One clip as the model reads it: at info's sample rate, info's length."""
+    resampled = resample(np.asarray(samples, dtype=np.float32), rate, info["sample_rate"])
+    return fit_length(resampled, info["clip_samples"], info["align"])
+
+
+def waveforms(values: list, info: dict) -> np.ndarray:
+    """Sound files (paths) or arrays of samples (mono, or (samples, channels), at info's sample
+    rate) -> (N, clip_samples) float32, as the model was trained on."""
+    rows = np.zeros((len(values), info["clip_samples"]), dtype=np.float32)
+    for i, value in enumerate(values):
+        if isinstance(value, (str, Path)):
+            samples, rate = read_sound(value)
+        else:
+            samples, rate = np.asarray(value, dtype=np.float32), info["sample_rate"]
+            samples = samples.mean(axis=1) if samples.ndim == 2 else samples.reshape(-1)
+        rows[i] = waveform(samples, rate, info)
+    return rows
