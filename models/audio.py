@@ -112,6 +112,15 @@ def band_features(waves: np.ndarray, sample_rate: int, info: dict, batch: int = 
     return np.concatenate(rows) if rows else np.zeros((0, 2 * len(info["mel_mean"])), dtype=np.float32)
 
 
+def band_energies(waves: np.ndarray, sample_rate: int, n_mels: int = N_MELS, batch: int = 256) -> np.ndarray:
+    """(N, samples) -> (N, n_mels): each band's mean log-mel energy over the clip (drift compares them)."""
+    front = LogMel(sample_rate, n_mels).eval()
+    with torch.no_grad():
+        rows = [front(torch.from_numpy(np.ascontiguousarray(waves[i : i + batch]))).mean(dim=2).numpy()
+                for i in range(0, len(waves), batch)]  # fmt: skip
+    return np.concatenate(rows) if rows else np.zeros((0, n_mels), dtype=np.float32)
+
+
 class AudioCNN(nn.Module):
     """A 2-D CNN over the log-mel spectrogram: blocks of two 3x3 convolutions and a 2x2 max pool,
     then the mean over time and frequency.

@@ -17,13 +17,34 @@ def read_sound(file: Path | str) -> tuple[np.ndarray, int]:
 
     try:
         with soundfile.SoundFile(str(file)) as sound:
-            expected, rate = sound.frames, sound.samplerate
-            samples = sound.read(dtype="float32", always_2d=True)
+            rate, samples = sound.samplerate, sound.read(dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError, TypeError) as error:
         raise ValueError(f"{file} is not a readable sound file: {' '.join(str(error).split())}") from None
-    if len(samples) < expected:
-        raise ValueError(f"{file} is truncated: its header promises {expected} frames, it holds {len(samples)}")
+    short = _missing_wav_bytes(Path(file))
+    if short:  # libsndfile reads what is there and says nothing
+        raise ValueError(f"{file} is truncated: its header promises {short[0]} bytes of samples, it holds {short[1]}")
     return samples.mean(axis=1), rate
+
+
+def _missing_wav_bytes(file: Path) -> tuple[int, int] | None:
+    """(bytes of samples a WAV's data chunk declares, bytes the file holds) when it holds fewer."""
+    import struct
+
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        head = handle.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        position = 12
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk, length = handle.read(4), struct.unpack("<I", handle.read(4))[0]
+            if chunk == b"data":
+                held = size - position - 8
+                unknown = length in (0, 0xFFFFFFFF)  # a stream's writer could not know it
+                return (length, held) if not unknown and length > held else None
+            position += 8 + length + (length & 1)
+    return None
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:

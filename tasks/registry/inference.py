@@ -84,8 +84,8 @@ def predict_file(
             f"{len(missing)} columns missing ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
         )
     try:
-        predicted = model.predict(rows)
-    except MlflowException as error:
+        predicted = model.predict(_sound_files_resolved(rows, model, input_path))
+    except (MlflowException, ValueError) as error:  # ValueError: a sound file that cannot be read
         message = str(error).strip().splitlines()[0][:200]
         raise MlpipeError(f"{input_path} does not fit {dataset} v{version.version}: {message}") from None
     result = pd.concat([rows.reset_index(drop=True), predicted.add_prefix("predicted_")], axis=1)
@@ -101,3 +101,16 @@ def predict_file(
         "rows": len(result),
         "labels": counts,
     }
+
+
+def _sound_files_resolved(rows: pd.DataFrame, model, input_path: Path) -> pd.DataFrame:
+    """For a model of sound, the rows with their files relative to the input's own folder made
+    absolute; a file that leaves that folder or does not exist is refused, naming its row."""
+    from tasks.data.audio import listed_files
+    from tasks.registry.packaging import AUDIO_PATH_COLUMN
+
+    column = (model.metadata.metadata or {}).get(AUDIO_PATH_COLUMN)
+    if column is None or column not in rows.columns:
+        return rows  # not sound, or the samples themselves in an `audio` column
+    files = listed_files(rows, column, input_path.parent, input_path)
+    return rows.assign(**{column: [str(f) for f in files]})

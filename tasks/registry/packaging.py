@@ -18,6 +18,7 @@ from tasks.training.baseline import TrainedBaseline
 from tasks.types import Dataset, Split
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+AUDIO_PATH_COLUMN = "audio_path_column"  # the model's metadata key: which input column names sound files
 
 
 def write_model_files(model, folder: Path) -> dict[str, str]:
@@ -63,10 +64,10 @@ def _save_network(member, stem: Path) -> Path:
     return stem.with_suffix(".pt")
 
 
-def requirements(onnx: bool = False, pretrained: bool = False, rocket: bool = False) -> list[str]:
+def requirements(onnx: bool = False, pretrained: bool = False, rocket: bool = False, audio: bool = False) -> list[str]:
     """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring
     them); onnxruntime too for a version with an ONNX member, transformers for a pretrained one,
-    aeon for MiniRocket.
+    aeon for MiniRocket, soundfile and scipy for sound files.
     (safetensors always: the served code reads a pretrained member with it, and it is small.)"""
     import mlflow
     import numpy as np
@@ -89,13 +90,18 @@ def requirements(onnx: bool = False, pretrained: bool = False, rocket: bool = Fa
         + ([_onnxruntime()] if onnx else [])
         + (_pretrained() if pretrained else [])
         + (_aeon() if rocket else [])
+        + (_pinned("soundfile", "scipy") if audio else [])
     )
 
 
-def _aeon() -> list[str]:
+def _pinned(*names: str) -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("aeon", "numba", "scipy")]
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def _aeon() -> list[str]:
+    return _pinned("aeon", "numba", "scipy")
 
 
 def _pretrained() -> list[str]:
@@ -138,15 +144,21 @@ def log_model_files(
     onnx = any(m["kind"] == "onnx" for m in members)
     pretrained = any(m["family"] == PRETRAINED for m in members)
     rocket = any(m["family"] == ROCKET for m in members)
+    audio = dataset.modality == "audio"
+    # Sound is served as files (the path column) or arrays of samples (an `audio` column), not as
+    # the sample columns it was trained on: no column schema, and no example naming this disk's files.
+    signature = None if audio else infer_signature(example, output)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_FILE),
             artifacts=artifacts,
             code_paths=[str(CODE_ROOT / "models")],
-            signature=infer_signature(example, output),
-            input_example=example,
-            pip_requirements=requirements(onnx, pretrained, rocket),
+            signature=signature,
+            input_example=None if audio else example,
+            pip_requirements=requirements(onnx, pretrained, rocket, audio),
+            # batch inference resolves a manifest's sound files against the manifest's folder
+            metadata={AUDIO_PATH_COLUMN: dataset.audio["path_column"]} if audio else None,
         )
         # The champion's data and its predictions of the test rows, summarised: the next run's
         # drift check and batch inference's monitoring compare against them.

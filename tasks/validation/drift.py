@@ -30,7 +30,14 @@ def profile(dataset: Dataset, predicted: pd.Series | None = None) -> dict:
     }
     if predicted is not None:
         summary["predictions"] = shares(predicted)
-    if dataset.modality == "text":
+    if dataset.modality == "audio":  # each clip's duration, loudness and band energies, not its samples
+        info = dataset.preprocessing()
+        summary["audio"] = {k: info[k] for k in ("sample_rate", "clip_samples", "align", "path_column")}
+        summary["audio"]["feature_columns"] = info["feature_columns"]
+        sounds = audio_summary(dataset.frame, summary["audio"])
+        summary["columns"] = list(sounds.columns)
+        summary["features"] = {c: _quantile_bins(sounds[c].to_numpy(dtype=np.float64)) for c in sounds.columns}
+    elif dataset.modality == "text":
         texts = dataset.frame[dataset.feature_columns[0]]
         summary["text_length"] = _quantile_bins(texts.str.len().to_numpy(dtype=np.float64))
         words = texts.str.lower().str.findall(_WORDS).explode().dropna()
@@ -62,7 +69,10 @@ def share_shift(name: str, reference: dict, current: dict, limit: float, of: str
 
 def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limits) -> list[CheckResult]:
     """The features of `frame` against the profile: text length and new words for text, else the
-    worst feature's PSI. `limits` has feature_psi, text_length_psi and oov_rate."""
+    worst feature's PSI (for sound, of each clip's summary). `limits` has feature_psi, text_length_psi and oov_rate."""
+    if "audio" in reference:
+        frame = audio_summary(frame, reference["audio"])
+        columns = list(frame.columns)
     if not columns:
         return []
     if "text_length" in reference:
@@ -82,6 +92,25 @@ def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limi
     column = max(scores, key=scores.get)
     detail = f"largest PSI {scores[column]:.3f} in {column!r}"
     return [_check("feature_psi", scores[column], limits.feature_psi, detail)]
+
+
+def audio_summary(frame: pd.DataFrame, info: dict) -> pd.DataFrame:
+    """What drift compares of sound clips: duration and loudness as recorded (read again from
+    served files) and each log-mel band's mean energy."""
+    from models.audio import band_energies
+    from models.preprocessing import AUDIO_COLUMN, audio_inputs
+    from tasks.data.audio import DURATION, RMS, clip_figures
+
+    if DURATION in frame.columns:
+        figures = frame[[DURATION, RMS]].reset_index(drop=True)
+    else:
+        from models.waveforms import read_sound
+
+        values = frame[info["path_column"]] if info["path_column"] in frame.columns else frame[AUDIO_COLUMN]
+        clips = [read_sound(v) if isinstance(v, str) else (np.asarray(v), info["sample_rate"]) for v in values]
+        figures = pd.DataFrame([clip_figures(samples, rate) for samples, rate in clips])[[DURATION, RMS]]
+    bands = band_energies(audio_inputs(frame, info), info["sample_rate"])
+    return pd.concat([figures, pd.DataFrame(bands, columns=[f"band_{i}" for i in range(bands.shape[1])])], axis=1)
 
 
 def _check(name: str, value: float, limit: float, detail: str) -> CheckResult:
