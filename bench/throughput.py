@@ -4,10 +4,15 @@ Both train the same network on the same arrays with the same batch size, optimis
 one-cycle schedule), class-weighted loss and epochs, and both do what a careful hand-written loop
 does each epoch: a validation pass, the best weights and a last checkpoint saved. Samples per
 second count training samples; each figure is the median of REPEATS fits, the two paths
-alternating so that drift in the machine's speed hits both alike.
+alternating so that drift in the machine's speed hits both alike. An audio network computes its
+log-mel spectrogram from the waveforms on the fly in both paths.
+
+    python throughput.py              # every modality
+    python throughput.py audio        # some of them; the others keep their last figures
 """
 
 import csv
+import json
 import statistics
 import subprocess
 import sys
@@ -17,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, save
+from common import RESULTS, ROOT, save
 
 REPEATS = 5
-TARGET = 0.95
-EPOCHS = {"image": 6, "sequence": 20, "text": 2}
+TARGET = {"image": 0.95, "sequence": 0.95, "text": 0.95, "audio": 0.9}  # audio: issue 34's
+EPOCHS = {"image": 6, "sequence": 20, "text": 2, "audio": 2}
+DATA_SET = {"image": "digits", "sequence": "ecg", "text": "sms", "audio": "fsdd"}  # each modality's, as named
 
 
-def datasets() -> dict:
-    """modality -> (Dataset, Split): digits, ECG200 and 1,500 SMS."""
+def datasets(modalities: list[str]) -> dict:
+    """modality -> (Dataset, Split): digits, ECG200, 1,500 SMS and the spoken digits."""
     import pandas as pd
 
     from tasks.data.loading import load, load_spec
@@ -45,11 +51,13 @@ def datasets() -> dict:
     )
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
     subprocess.run([str(Path(sys.executable).with_name("dvc")), "init", "-q"], cwd=folder, check=True)
-    found = {
-        "image": load("digits", Settings(root=folder)),
-        "sequence": load_spec(folder / "ecg.yaml"),
-        "text": load_spec(folder / "sms.yaml"),
+    readers = {
+        "image": lambda: load("digits", Settings(root=folder)),
+        "sequence": lambda: load_spec(folder / "ecg.yaml"),
+        "text": lambda: load_spec(folder / "sms.yaml"),
+        "audio": lambda: load_spec(ROOT / "bench" / "datasets" / "fsdd.yaml"),
     }
+    found = {m: readers[m]() for m in modalities}
     return {
         m: (d, split(d.frame[d.label_column].to_numpy(), 0.2, 0.1, 0, 42, d.test_positions)) for m, d in found.items()
     }
@@ -149,10 +157,14 @@ def plain_seconds(job) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    rows, sizes = [], []
+def main(modalities: list[str]) -> None:
+    previous = RESULTS / "throughput.json"
+    kept = json.loads(previous.read_text()) if previous.exists() else {"rows": [], "notes": ""}
+    rows = [r for r in kept["rows"] if r["figure"].split()[0] not in modalities]
+    rerun = {DATA_SET[m] for m in modalities}
+    sizes = [s for s in kept["notes"].split("; median")[0].split("; ") if s and s.split()[0] not in rerun]
     work = Path(tempfile.mkdtemp(prefix="mlpipe-throughput-"))
-    for modality, (dataset, parts) in datasets().items():
+    for modality, (dataset, parts) in datasets(modalities).items():
         sizes.append(f"{dataset.name} {len(parts.train):,} training rows, {EPOCHS[modality]} epochs")
         for family in ("cnn", "rnn", "transformer"):
             job = job_for(dataset, parts, family, work / f"{modality}-{family}")
@@ -169,8 +181,8 @@ def main() -> None:
                 {
                     "figure": f"{modality} {family}: samples/s through mlpipe vs a plain loop",
                     "value": f"{rate['lightning']:,.0f} vs {rate['plain']:,.0f} = {ratio:.3f}",
-                    "target": f">= {TARGET}",
-                    "met": ratio >= TARGET,
+                    "target": f">= {TARGET[modality]}",
+                    "met": ratio >= TARGET[modality],
                 }
             )
     save(
@@ -183,4 +195,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or list(EPOCHS))

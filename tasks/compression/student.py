@@ -24,6 +24,10 @@ def parameters_of(dataset: Dataset, config: TrainConfig) -> int:
     info = dataset.preprocessing()
     if dataset.modality == "text":
         info["vocab_size"] = config.text.get("vocab_size", 8000)  # at most: the tokenizer may learn fewer
+    if dataset.modality == "audio":  # the band statistics change no parameter count
+        from models.audio import N_MELS
+
+        info |= {"mel_mean": [0.0] * N_MELS, "mel_std": [1.0] * N_MELS}
     kwargs = shape_kwargs(info, config.family, len(dataset.classes)) | config.network
     network = build_network(dataset.modality, config.family, **kwargs)
     return int(sum(p.numel() for p in network.parameters()))
