@@ -204,3 +204,26 @@ print(json.dumps([int(x) for x in model.predict(pd.DataFrame({{"audio": clips}})
     served = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert served.returncode == 0, served.stderr
     assert json.loads(served.stdout.splitlines()[-1]) == from_files
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["folder", "manifest"])
+def test_data_add_versions_the_sound_files_with_the_table_that_lists_them(listed, workspace, tmp_path):
+    write_folder(tmp_path / "incoming" / "sounds")
+    source, keys = tmp_path / "incoming" / "sounds", []
+    if listed:
+        files = sorted(str(f.relative_to(tmp_path / "incoming")) for f in source.rglob("*.*"))
+        manifest = pd.DataFrame({"clip": files, "label": [Path(f).parent.name for f in files]})
+        manifest.to_csv(tmp_path / "incoming" / "clips.csv", index=False)
+        source, keys = tmp_path / "incoming" / "clips.csv", ["--path-column", "clip"]
+    settings = Settings(root=workspace)
+    done = run_mlpipe(settings, "data", "add", str(source), "--name", "tones", "--modality", "audio", *keys)
+    assert done.returncode == 0, done.stderr
+    assert "tones: version" in done.stdout and "(20 rows)" in done.stdout
+
+    from tasks.data.loading import load
+
+    (tmp_path / "incoming").rename(tmp_path / "gone")  # the project's copy is all it reads now
+    dataset = load("tones", settings)
+    assert len(dataset.frame) == 20 and dataset.audio["sample_rate"] == 8000
+    copied = [f for f in (workspace / "data" / "tones").rglob("*") if f.suffix in (".wav", ".flac")]
+    assert len(copied) == 20

@@ -13,13 +13,16 @@ data_app = typer.Typer(help="Data sets versioned with DVC: add, push, pull.", no
 
 @data_app.command("add")
 def data_add(
-    path: Annotated[Path, typer.Argument(help="A file, or a folder of class sub-folders of images")],
+    path: Annotated[Path, typer.Argument(help="A file, or a folder of class sub-folders of images or sounds")],
     name: Annotated[str, typer.Option(help="The data set's name: its experiment, model and suite")],
     modality: Annotated[Modality, typer.Option(help="What the samples are")],
     data_format: Annotated[Format | None, typer.Option("--format", help="[default: from PATH]")] = None,
     label_column: Annotated[str | None, typer.Option(help="The label's column [default: label]")] = None,
     text_column: Annotated[str | None, typer.Option(help="The text's column (text data)")] = None,
     test: Annotated[Path | None, typer.Option(help="A test file; else a seeded, stratified test fraction")] = None,
+    path_column: Annotated[
+        str | None, typer.Option(help="Audio table: the column of sound files, relative to the table")
+    ] = None,
 ) -> None:
     """Add a data set (or a new version of one): copy it to data/<name>, track it with DVC and push it."""
     from tasks.data.catalog import add_dataset
@@ -27,8 +30,9 @@ def data_add(
 
     settings = get_settings()
     added = add_dataset(
-        path, name, modality, settings, data_format, test, label_column=label_column, text_column=text_column
-    )
+        path, name, modality, settings, data_format, test,
+        label_column=label_column, text_column=text_column, path_column=path_column,
+    )  # fmt: skip
     if added.previous_hash == added.data_hash:
         typer.echo(f"{name}: unchanged (version {added.data_hash[:12]}, {added.rows} rows); nothing to commit.")
         return

@@ -41,9 +41,9 @@ class Added:
         return [f for f in files if f.exists()]
 
 
-def infer_format(path: Path) -> str:
+def infer_format(path: Path, modality: str = "image") -> str:
     if path.is_dir():
-        return "image-folder"
+        return "audio-folder" if modality == "audio" else "image-folder"
     try:
         return SUFFIX_FORMATS[path.suffix.lower()]
     except KeyError:
@@ -71,12 +71,13 @@ def add_dataset(
         if part is not None and not part.exists():
             raise MlpipeError(f"{part} does not exist")
     parts = {"train": source.resolve(), **({"test": test.resolve()} if test else {})}
-    spec = {"name": name, "modality": modality, "format": data_format or infer_format(source)}
+    spec = {"name": name, "modality": modality, "format": data_format or infer_format(source, modality)}
     spec |= {k: v for k, v in spec_keys.items() if v is not None}
     with TemporaryDirectory() as tmp:  # refuse data that does not load, before anything is copied
         check = Path(tmp, f"{name}.yaml")
         check.write_text(yaml.safe_dump(spec | {k: str(v) for k, v in parts.items()}, sort_keys=False))
-        rows = len(load_spec(check).frame)
+        loaded = load_spec(check)
+        rows = len(loaded.frame)
 
     folder, spec_path, dvc_file = (settings.data_dir / f"{name}{suffix}" for suffix in ("", ".yaml", ".dvc"))
     previous = recorded_hash(dvc_file) if dvc_file.exists() else None
@@ -90,6 +91,9 @@ def add_dataset(
             shutil.copytree(path, staged / key / path.name)
         else:
             shutil.copy2(path, staged / key / path.name)
+            for relative in _listed(loaded, key) if loaded.audio and spec["format"] != "audio-folder" else []:
+                (staged / key / relative).parent.mkdir(parents=True, exist_ok=True)  # where the table says
+                shutil.copy2(path.parent / relative, staged / key / relative)
         spec[key] = f"{name}/{key}/{path.name}"
     shutil.rmtree(folder, ignore_errors=True)  # the old version stays in DVC's cache and remote
     staged.rename(folder)
@@ -100,6 +104,18 @@ def add_dataset(
     remote = ensure_remote(settings.root)
     push(settings.root, [dvc_file])
     return Added(name, spec_path, dvc_file, data_hash, previous, rows, remote)
+
+
+def _listed(dataset, key: str) -> list[str]:
+    """The sound files the `key` part's table lists, relative to its folder (reading checked that
+    each lies under it)."""
+    import numpy as np
+
+    files = dataset.frame[dataset.audio["path_column"]]
+    test = np.zeros(len(files), dtype=bool)
+    if dataset.test_positions is not None:
+        test[dataset.test_positions] = True
+    return files[test if key == "test" else ~test].tolist()
 
 
 def _list_in_params(params_path: Path, name: str, modality: str) -> None:
