@@ -1,11 +1,13 @@
 """Networks for sound: each reads (B, samples) waveforms and computes its own log-mel spectrogram,
 so the registered model takes raw audio and does the same when serving as when training.
 
-The front end (`LogMel`): a short-time Fourier transform (`torch.stft`, 25 ms Hann windows every
-10 ms), a triangular mel filter bank (HTK's mel scale, up to the Nyquist frequency), the log, and
-each band normalised by its mean and standard deviation over the training rows (given to the
-network, never learnt). While training, SpecAugment (Park et al., 2019) masks one random band of
-frequencies and one random stretch of time in every clip.
+The front end (`LogMel`): a short-time Fourier transform (25 ms Hann windows every 10 ms, the
+numbers of `torch.stft`, computed as a 1-D convolution with the windowed DFT's cosine and sine
+rows, so that the whole network exports to ONNX and quantizes), a triangular mel filter bank
+(HTK's mel scale, up to the Nyquist frequency), the log, and each band normalised by its mean
+and standard deviation over the training rows (given to the network, never learnt). While
+training, SpecAugment (Park et al., 2019) masks one random band of frequencies and one random
+stretch of time in every clip.
 """
 
 import math
@@ -31,6 +33,16 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return np.maximum(0.0, np.minimum(rising, falling)).T.astype(np.float32)
 
 
+def dft_basis(n_fft: int, win_length: int) -> Tensor:
+    """(2 * (n_fft // 2 + 1), 1, n_fft) convolution kernels: the Hann-windowed DFT's cosine rows,
+    then its negated sine rows (torch.stft's window, centred in n_fft)."""
+    window = torch.zeros(n_fft, dtype=torch.float64)
+    start = (n_fft - win_length) // 2
+    window[start : start + win_length] = torch.hann_window(win_length, dtype=torch.float64)
+    angle = 2 * math.pi * torch.outer(torch.arange(n_fft // 2 + 1), torch.arange(n_fft)).double() / n_fft
+    return torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window]).float()[:, None, :]
+
+
 class LogMel(nn.Module):
     """(B, samples) -> (B, n_mels, frames) log-mel energies, normalised per band when `mean` and
     `std` (n_mels each, from the training rows) are given; SpecAugment's masks while training."""
@@ -49,7 +61,7 @@ class LogMel(nn.Module):
         self.hop = int(round(HOP_SECONDS * sample_rate))
         self.n_fft = 2 ** math.ceil(math.log2(self.win_length))
         self.freq_mask, self.time_mask = freq_mask, time_mask
-        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+        self.register_buffer("basis", dft_basis(self.n_fft, self.win_length), persistent=False)
         self.register_buffer(
             "filters", torch.from_numpy(mel_filters(sample_rate, self.n_fft, n_mels)), persistent=False
         )
@@ -60,11 +72,11 @@ class LogMel(nn.Module):
         return samples // self.hop + 1
 
     def forward(self, waves: Tensor) -> Tensor:
-        with torch.autocast(device_type=waves.device.type, enabled=False):  # the STFT wants float32
-            spectrum = torch.stft(
-                waves.float(), self.n_fft, self.hop, self.win_length, self.window, center=True, return_complex=True
-            )
-            power = spectrum.real.square() + spectrum.imag.square()  # (B, freqs, frames)
+        with torch.autocast(device_type=waves.device.type, enabled=False):  # the spectrum in float32
+            padded = nn.functional.pad(waves.float()[:, None], (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+            parts = nn.functional.conv1d(padded, self.basis, stride=self.hop)  # (B, 2 * freqs, frames)
+            real, imaginary = parts.chunk(2, dim=1)
+            power = real.square() + imaginary.square()  # (B, freqs, frames)
             mels = torch.log(torch.einsum("bft,fm->bmt", power, self.filters) + 1e-6)
             mels = (mels - self.mean[:, None]) / self.std[:, None]
         return self._augment(mels) if self.training else mels

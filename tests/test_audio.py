@@ -227,3 +227,24 @@ def test_data_add_versions_the_sound_files_with_the_table_that_lists_them(listed
     assert len(dataset.frame) == 20 and dataset.audio["sample_rate"] == 8000
     copied = [f for f in (workspace / "data" / "tones").rglob("*") if f.suffix in (".wav", ".flac")]
     assert len(copied) == 20
+
+
+def test_the_log_mel_front_end_is_torch_stfts_spectrum_and_exports_to_onnx(tmp_path):
+    import torch
+
+    from models.audio import AudioCNN, LogMel
+    from tasks.compression import onnx_export
+
+    front = LogMel(16000, mean=[0.0] * 40, std=[1.0] * 40).eval()
+    waves = torch.from_numpy(np.stack([tone(440, 0.5, 16000), tone(3000, 0.5, 16000)]))
+    power = torch.stft(waves, front.n_fft, front.hop, front.win_length, torch.hann_window(front.win_length),
+                       return_complex=True).abs().square()  # fmt: skip
+    expected = torch.log(torch.einsum("bft,fm->bmt", power, front.filters) + 1e-6)
+    assert torch.allclose(front(waves), expected, atol=1e-3)
+    assert front(waves)[0].mean(dim=1).argmax() < front(waves)[1].mean(dim=1).argmax()  # the higher tone, higher
+
+    network = AudioCNN(2, 16000, [0.0] * 40, [1.0] * 40).eval()  # the compression student's family
+    exported = onnx_export.export(network, waves[:1].numpy(), tmp_path / "audio.onnx")
+    with torch.no_grad():
+        reference = torch.softmax(network(waves), dim=1).numpy()
+    onnx_export.check_against(reference, onnx_export.session(exported).probabilities(waves.numpy()), "audio in ONNX")
