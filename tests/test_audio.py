@@ -168,7 +168,7 @@ def spoken_digits(workspace):
 
 
 def test_spoken_digits_are_trained_on_registered_and_served_from_files_and_from_arrays(
-    workspace, spoken_digits, tmp_path
+    workspace, spoken_digits, tmp_path, prefect_api, monkeypatch
 ):
     settings = Settings(root=workspace)
     done = run_mlpipe(
@@ -204,6 +204,20 @@ print(json.dumps([int(x) for x in model.predict(pd.DataFrame({{"audio": clips}})
     served = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert served.returncode == 0, served.stderr
     assert json.loads(served.stdout.splitlines()[-1]) == from_files
+
+    # Batch inference's monitoring reads the files again: much louder clips are far from the training ones.
+    from flows.inference import batch_inference
+
+    monkeypatch.setenv("MLPIPE_ROOT", str(workspace))
+    loud = workspace / "outputs" / "loud"
+    loud.mkdir(parents=True)
+    for f in test["file"]:
+        samples, rate = soundfile.read(workspace / f, dtype="float32")
+        soundfile.write(loud / Path(f).name, np.clip(samples * 3, -1, 1), rate, subtype="FLOAT")
+    test.assign(file=[Path(f).name for f in test["file"]])[["file"]].to_csv(loud / "clips.csv", index=False)
+    summary = batch_inference("digits_spoken", "outputs/loud/clips.csv", "outputs/loud-labelled.csv", "challenger")
+    checks = {c["check"]: c for c in summary["monitoring"]["checks"]}
+    assert checks["drift.feature_psi"]["observed"] > 0.25 and "'rms'" in checks["drift.feature_psi"]["message"]
 
 
 @pytest.mark.parametrize("listed", [False, True], ids=["folder", "manifest"])
@@ -248,3 +262,4 @@ def test_the_log_mel_front_end_is_torch_stfts_spectrum_and_exports_to_onnx(tmp_p
     with torch.no_grad():
         reference = torch.softmax(network(waves), dim=1).numpy()
     onnx_export.check_against(reference, onnx_export.session(exported).probabilities(waves.numpy()), "audio in ONNX")
+

@@ -51,6 +51,15 @@ def listed_files(frame: pd.DataFrame, column: str, folder: Path, source: Path) -
     return files
 
 
+def with_absolute_files(rows: pd.DataFrame, column: str, table: Path) -> pd.DataFrame:
+    """A table of rows to label (batch inference) with the sound files of `column`, relative to
+    the table's own folder, made absolute; refused as in reading a data set."""
+    if column not in rows.columns:
+        return rows  # the samples themselves, in an `audio` column
+    files = listed_files(rows, column, table.parent, table)
+    return rows.assign(**{column: [str(f) for f in files]})
+
+
 def decode(file: Path) -> tuple[np.ndarray, int]:
     """(mono float32 samples, sample rate), or one line naming the file that cannot be read."""
     from models.waveforms import read_sound

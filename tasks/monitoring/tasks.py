@@ -28,7 +28,12 @@ def monitor_batch(predicted: dict, input_path: str, limits: MonitoringParams) ->
     dataset = predicted["dataset"]
     rows = read_rows(settings.root / input_path)  # as the model read them; its labels as it gave them
     served = (dataset, predicted["version"], predicted["alias"])
-    monitoring = watch(version_profile(predicted["run_id"]), rows, predicted["labels"], served, limits)
+    profile = version_profile(predicted["run_id"])
+    if profile and "audio" in profile:  # sound files, relative to the input's folder
+        from tasks.data.audio import with_absolute_files
+
+        rows = with_absolute_files(rows, profile["audio"]["path_column"], settings.root / input_path)
+    monitoring = watch(profile, rows, predicted["labels"], served, limits)
     tags = {"input": input_path, "prefect_flow_run_id": str(runtime.flow_run.id or "none")}
     run_id = log_monitoring_run(monitoring, settings, tags)
     experiment_id = mlflow.MlflowClient().get_run(run_id).info.experiment_id

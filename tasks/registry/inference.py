@@ -104,13 +104,9 @@ def predict_file(
 
 
 def _sound_files_resolved(rows: pd.DataFrame, model, input_path: Path) -> pd.DataFrame:
-    """For a model of sound, the rows with their files relative to the input's own folder made
-    absolute; a file that leaves that folder or does not exist is refused, naming its row."""
-    from tasks.data.audio import listed_files
+    """For a model of sound, the rows with their files made absolute (tasks/data/audio.py)."""
+    from tasks.data.audio import with_absolute_files
     from tasks.registry.packaging import AUDIO_PATH_COLUMN
 
     column = (model.metadata.metadata or {}).get(AUDIO_PATH_COLUMN)
-    if column is None or column not in rows.columns:
-        return rows  # not sound, or the samples themselves in an `audio` column
-    files = listed_files(rows, column, input_path.parent, input_path)
-    return rows.assign(**{column: [str(f) for f in files]})
+    return rows if column is None else with_absolute_files(rows, column, input_path)
