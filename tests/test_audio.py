@@ -263,3 +263,15 @@ def test_the_log_mel_front_end_is_torch_stfts_spectrum_and_exports_to_onnx(tmp_p
         reference = torch.softmax(network(waves), dim=1).numpy()
     onnx_export.check_against(reference, onnx_export.session(exported).probabilities(waves.numpy()), "audio in ONNX")
 
+
+def test_a_run_on_a_set_with_a_silent_clip_stops_in_one_line_and_registers_nothing(workspace):
+    write_folder(workspace / "sounds")
+    soundfile.write(workspace / "sounds" / "low" / "quiet.wav", np.zeros(4000, np.float32), 8000)
+    settings = Settings(root=workspace)
+    done = run_mlpipe(settings, "run", "--dataset", str(write_spec(workspace / "sounds.yaml")), "--models", "cnn")
+    assert done.returncode != 0
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error:") and "silent_clips: 1 of 21 clips are silent" in line and "low/quiet.wav" in line
+    import mlflow
+
+    assert mlflow.MlflowClient(settings.tracking_uri).search_registered_models() == []
