@@ -275,3 +275,19 @@ def test_a_run_on_a_set_with_a_silent_clip_stops_in_one_line_and_registers_nothi
     import mlflow
 
     assert mlflow.MlflowClient(settings.tracking_uri).search_registered_models() == []
+
+
+def test_a_starting_suite_bounds_each_clips_figures_and_passes_its_own_data(tmp_path):
+    from tasks.validation.suites import build_suite
+
+    write_folder(tmp_path / "sounds")
+    dataset = load_spec(write_spec(tmp_path / "sounds.yaml"))
+    suite = build_suite(dataset)
+    between = [e for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_between"]
+    bounded = {e["kwargs"]["column"] for e in between}
+    assert bounded == {"duration_s", "source_rate_hz", "rms", "peak", "clipped_share"}
+    assert len(suite["expectations"]) < 30  # not one per sample column
+    settings = Settings(root=tmp_path)
+    settings.expectation_suite_path("sounds").parent.mkdir(parents=True, exist_ok=True)
+    settings.expectation_suite_path("sounds").write_text(json.dumps(suite))
+    assert check_dataset(dataset, settings).success
