@@ -16,6 +16,7 @@ random rows of the choosing half as a run's validation part has (5 to 20), as ru
     python small_data.py                  # the four sets (about an hour on 2 cores)
     python small_data.py gunpoint ecg200  # some of them
     MIN_STEPS=0 python small_data.py      # the defaults only (the choice and MiniRocket; no min_steps variant)
+    STEPS_FAMILIES=cnn python small_data.py  # min_steps 1500 for the cnn alone
 """
 
 import json
@@ -31,6 +32,8 @@ from common import ROOT, save
 CACHE = ROOT / "outputs" / "bench" / "small_data"
 NAMES = ("ecg200", "gunpoint", "osuleaf", "italypowerdemand")
 NETWORKS = ("cnn", "rnn", "transformer")
+# The networks trained for each min_steps above 0 (STEPS_FAMILIES=cnn: the FCN the published recipes train long)
+STEPS_FAMILIES = tuple(os.environ.get("STEPS_FAMILIES", ",".join(NETWORKS)).split(","))
 CLASSICAL = ("baseline", "rocket")
 MIN_STEPS = tuple(int(s) for s in os.environ.get("MIN_STEPS", "0,1500").split(","))  # 0 first: the defaults
 REPEATS = 200  # random halvings of the pooled rows, each used both ways
@@ -52,7 +55,8 @@ def out_of_fold(name: str, min_steps: int) -> dict[str, np.ndarray]:
     folds = make_folds(dataset, parts, project.selection.folds, project.seed)
     found = {"y": np.concatenate([dataset.class_indices(f.val) for f in folds.splits]), "val_rows": len(parts.val)}
     seconds = {}
-    for family in (*NETWORKS, *(CLASSICAL if min_steps == 0 else ())):  # the classical ones take no steps
+    families = (*NETWORKS, *CLASSICAL) if min_steps == 0 else STEPS_FAMILIES  # the classical ones take no steps
+    for family in families:
         started, models = time.perf_counter(), []
         for i, fold in enumerate(folds.splits):
             if family in NETWORKS:
@@ -127,6 +131,10 @@ def main(names: list[str]) -> None:
         write(table)  # after each set: a cut-short run keeps what it measured
 
 
+def _cell(figures: dict, key: str, form: str) -> str:
+    return format(figures[key], form) if key in figures else "-"
+
+
 def write(table: dict) -> None:
     rows = []
     for name, t in table.items():
@@ -138,11 +146,17 @@ def write(table: dict) -> None:
     lines = ["Out-of-fold accuracy per candidate (family@min_steps) over the training and validation rows:", ""]
     lines += ["| data | val rows | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(header)]
     for name, t in table.items():
-        lines.append(f"| {name} | {t['val_rows']} | " + " | ".join(f"{t['oof'].get(h, 0):.4f}" for h in header) + " |")
+        lines.append(
+            f"| {name} | {t['val_rows']} | "
+            + " | ".join(f"{t['oof'][h]:.4f}" if h in t["oof"] else "-" for h in header)
+            + " |"
+        )
     lines += ["", "Training seconds over the 5 folds:", ""]
     lines += ["| data | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
     for name, t in table.items():
-        lines.append(f"| {name} | " + " | ".join(f"{t['seconds'].get(h, 0):.0f}" for h in header) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{t['seconds'][h]:.0f}" if h in t["seconds"] else "-" for h in header) + " |"
+        )
     lines += ["", f"Held-out-half accuracy of the choice ({REPEATS} halvings, both ways; no test row read):", ""]
     lines += ["| data | networks + baseline: few rows | cross-validation | with rocket: few rows | cross-validation |"]
     lines += ["|---|---|---|---|---|"]
