@@ -68,9 +68,6 @@ class LogMel(nn.Module):
         self.register_buffer("mean", torch.tensor(mean if mean is not None else [0.0] * n_mels), persistent=False)
         self.register_buffer("std", torch.tensor(std if std is not None else [1.0] * n_mels), persistent=False)
 
-    def frames(self, samples: int) -> int:
-        return samples // self.hop + 1
-
     def forward(self, waves: Tensor) -> Tensor:
         with torch.autocast(device_type=waves.device.type, enabled=False):  # the spectrum in float32
             padded = nn.functional.pad(waves.float()[:, None], (self.n_fft // 2, self.n_fft // 2), mode="reflect")
