@@ -61,17 +61,19 @@ def model_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
     raise ValueError(f"unknown modality {modality!r}")
 
 
-def audio_inputs(frame: pd.DataFrame, info: dict) -> np.ndarray:
-    """(N, clip_samples) float32 waveforms: the sample columns a data set was read into, else the
-    sound files of the path column, else arrays of samples in an `audio` column (served rows)."""
-    from models.waveforms import waveforms
+def audio_inputs(frame: pd.DataFrame, info: dict, files: bool = False) -> np.ndarray:
+    """(N, clip_samples) float32 waveforms: the sample columns a data set was read into (unless
+    `files`: each model reads the files in its own format), else the sound files of the path
+    column, else arrays of samples in an `audio` column (served rows)."""
+    from models.waveforms import from_arrays, from_files
 
     columns = info["feature_columns"]
-    if columns[0] in frame.columns:
+    if not files and columns[0] in frame.columns:
         return np.ascontiguousarray(frame[columns].to_numpy(dtype=np.float32))
-    for column in (info["path_column"], AUDIO_COLUMN):
-        if column in frame.columns:
-            return waveforms(frame[column].tolist(), info)
+    if info["path_column"] in frame.columns:
+        return from_files(frame[info["path_column"]].tolist(), info)
+    if AUDIO_COLUMN in frame.columns:
+        return from_arrays(frame[AUDIO_COLUMN].tolist(), info)
     raise ValueError(f"audio rows need sound files in {info['path_column']!r} or arrays of samples in {AUDIO_COLUMN!r}")
 
 

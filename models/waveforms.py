@@ -76,15 +76,29 @@ def waveform(samples: np.ndarray, rate: int, info: dict) -> np.ndarray:
     return fit_length(resampled, info["clip_samples"], info["align"])
 
 
-def waveforms(values: list, info: dict) -> np.ndarray:
-    """Sound files (paths) or arrays of samples (mono, or (samples, channels), at info's sample
-    rate) -> (N, clip_samples) float32, as the model was trained on."""
+def from_files(paths: list, info: dict) -> np.ndarray:
+    """Sound files -> (N, clip_samples) float32, as the model was trained on. The caller confines
+    the paths (tasks/data/audio.py)."""
+    rows = np.zeros((len(paths), info["clip_samples"]), dtype=np.float32)
+    for i, path in enumerate(paths):
+        rows[i] = waveform(*read_sound(path), info)
+    return rows
+
+
+def from_arrays(values: list, info: dict) -> np.ndarray:
+    """Arrays of samples at info's sample rate (mono, or channels by samples either way round;
+    floats in [-1, 1], or integer PCM) -> (N, clip_samples) float32. A string is no array: sound
+    files go in the path column, whose paths are checked."""
     rows = np.zeros((len(values), info["clip_samples"]), dtype=np.float32)
     for i, value in enumerate(values):
-        if isinstance(value, (str, Path)):
-            samples, rate = read_sound(value)
-        else:
-            samples, rate = np.asarray(value, dtype=np.float32), info["sample_rate"]
-            samples = samples.mean(axis=1) if samples.ndim == 2 else samples.reshape(-1)
-        rows[i] = waveform(samples, rate, info)
+        if isinstance(value, (str, bytes, Path)):
+            raise ValueError(f"row {i} of the audio column holds {type(value).__name__}, not samples")
+        samples = np.asarray(value)
+        if np.issubdtype(samples.dtype, np.integer):  # PCM: full scale maps to 1.0, as soundfile reads it
+            samples = samples / float(np.iinfo(samples.dtype).max + 1)
+        if samples.ndim == 2:  # the shorter axis holds the channels
+            samples = samples.mean(axis=0 if samples.shape[0] < samples.shape[1] else 1)
+        if samples.ndim != 1:
+            raise ValueError(f"row {i} of the audio column has shape {samples.shape}: give (samples,) or 2-D")
+        rows[i] = waveform(samples.astype(np.float32), info["sample_rate"], info)
     return rows

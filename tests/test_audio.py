@@ -56,7 +56,8 @@ def test_a_folder_of_mixed_rates_and_encodings_is_read_at_one_rate_and_length_sa
     assert dataset.feature_columns[0] == "s0" and len(dataset.feature_columns) == 5200
     notes = " ".join(dataset.read_notes)
     assert "2 at 16000 Hz resampled to 8000 Hz" in notes and "clips of 0.65 s" in notes
-    wide = dataset.frame.index[dataset.frame["path"] == "low/wide.wav"][0]
+    assert dataset.frame["path"].iloc[0] == str(tmp_path.resolve() / "sounds" / "high" / "0.wav")  # absolute
+    wide = dataset.frame.index[dataset.frame["path"].str.endswith("low/wide.wav")][0]
     assert dataset.frame.loc[wide, "source_rate_hz"] == 16000 and dataset.frame.loc[wide, "duration_s"] == 0.5
     samples = dataset.frame.loc[wide, dataset.feature_columns].to_numpy(dtype=np.float32)
     assert np.abs(samples[:3900] - tone(220.0, 0.5, 8000)[:3900]).max() < 0.02  # resampled, same tone
@@ -93,6 +94,8 @@ def test_a_manifest_keeps_its_other_columns_and_its_sound_files_are_part_of_the_
         ("truncated", "low/0.wav is truncated: its header promises"),
         ("missing", "row 0: 'sounds/low/0.wav' does not exist"),
         ("outside", "row 0: '../elsewhere.wav' leaves the data folder"),
+        ("absolute", "leaves the data folder"),
+        ("empty", "manifest.csv has no rows"),
     ],
 )
 def test_a_file_that_cannot_be_read_is_refused_in_one_line_naming_it(damage, message, tmp_path):
@@ -107,9 +110,13 @@ def test_a_file_that_cannot_be_read_is_refused_in_one_line_naming_it(damage, mes
         target.write_bytes(target.read_bytes()[:2000])
     elif damage == "missing":
         target.unlink()
-    else:
+    elif damage == "outside":
         soundfile.write(tmp_path / "elsewhere.wav", tone(100, 0.5, 8000), 8000)
         manifest.loc[0, "file"] = "../elsewhere.wav"
+    elif damage == "absolute":  # under the folder, but a copy of the data set would not find it
+        manifest.loc[0, "file"] = str(target)
+    else:
+        manifest = manifest.head(0)
     manifest.to_csv(data / "manifest.csv", index=False)
     spec = write_spec(data / "listed.yaml", format="csv", train="manifest.csv", path_column="file")
     with pytest.raises(MlpipeError) as refused:
@@ -128,7 +135,7 @@ def _damaged(tmp_path: Path, name: str, samples: np.ndarray, rate: int) -> Path:
     [
         ("silent_clips", "quiet.wav", np.zeros(4000, np.float32), 8000, "1 of 21 clips are silent or empty"),
         ("clipped_clips", "loud.wav", np.clip(tone(220, 0.5, 8000, 3.0), -1, 1), 8000, "1 of 21 clips are clipped"),
-        ("sample_rates", "odd.wav", tone(220, 0.5, 44100), 44100, "at a rate more than 4x off 8000 Hz"),
+        ("sample_rates", "odd.wav", tone(220, 0.5, 44100), 44100, "at a rate more than 4x off the usual 8000 Hz"),
         ("clip_durations", "long.wav", tone(220, 70.0, 8000), 8000, "lasts 70.00 s, more than max_clip_seconds 60"),
     ],
 )
@@ -291,3 +298,16 @@ def test_a_starting_suite_bounds_each_clips_figures_and_passes_its_own_data(tmp_
     settings.expectation_suite_path("sounds").parent.mkdir(parents=True, exist_ok=True)
     settings.expectation_suite_path("sounds").write_text(json.dumps(suite))
     assert check_dataset(dataset, settings).success
+
+
+def test_served_arrays_may_be_integer_pcm_or_channels_first_but_never_a_path():
+    from models.waveforms import from_arrays
+
+    info = {"sample_rate": 8000, "clip_samples": 4000, "align": "start"}
+    clip = tone(220, 0.5, 8000)
+    pcm = np.round(clip * 32767).astype(np.int16)
+    stereo = np.stack([clip, clip])  # (channels, samples)
+    rows = from_arrays([clip, pcm, stereo, stereo.T, clip.tolist()], info)
+    assert np.abs(rows - clip).max() < 1e-3
+    with pytest.raises(ValueError, match="row 0 of the audio column holds str, not samples"):
+        from_arrays(["/etc/passwd"], info)

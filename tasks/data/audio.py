@@ -1,11 +1,13 @@
 """Read sound files into a table: one row per clip, its samples as feature columns.
 
-Every clip is decoded once (soundfile: WAV of 8 to 32-bit PCM or float, FLAC), mixed to mono by
-the mean of its channels, resampled to one rate (scipy's polyphase filter) and padded with
-silence or cropped to one length (models/waveforms.py), so the networks, the classical baseline and the row checks
-see a plain numeric table, as for a time series. Each row also keeps what validation and drift
-look at (duration, source rate, loudness, clipping) and the file it came from. The served model
-turns file paths or arrays of samples into the same samples (models/waveforms.py).
+Every clip is decoded once (soundfile: WAV of 8 to 32-bit PCM or float, FLAC, what else
+libsndfile reads), mixed to mono by the mean of its channels, resampled to one rate (scipy's
+polyphase filter) and padded with silence or cropped to one length (models/waveforms.py), so the
+networks, the classical baseline and the row checks see a plain numeric table, as for a time
+series. Each row also keeps what validation and drift look at (duration, source rate, loudness,
+clipping) and its file, as an absolute path: a model of another sample rate or clip length (the
+champion, re-scored on new data) reads the file itself. The served model turns file paths or
+arrays of samples into samples the same way (models/waveforms.py).
 """
 
 from collections import Counter
@@ -16,7 +18,9 @@ import pandas as pd
 
 from tasks.infra.errors import MlpipeError
 
-AUDIO_SUFFIXES = {".wav", ".flac"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3"}  # what libsndfile reads
+MIN_CLIP_SECONDS = 0.1  # the spectrogram's window and the CNN's pooling need a few frames
+MAX_SAMPLE_COLUMNS = 48_000  # 3 s at 16 kHz: past that, lower sample_rate or clip_seconds
 PATH = "path"  # the file column of an audio-folder table (a manifest names its own: path_column)
 # What each row keeps besides its samples: validation (tasks/validation/row_checks.py) and drift read them.
 DURATION, SOURCE_RATE, RMS, PEAK, CLIPPED = "duration_s", "source_rate_hz", "rms", "peak", "clipped_share"
@@ -34,8 +38,8 @@ def read_folder(path: Path) -> tuple[list[Path], list[str]]:
 
 
 def listed_files(frame: pd.DataFrame, column: str, folder: Path, source: Path) -> list[Path]:
-    """The files `column` of `source` lists, relative to `folder`; a path that leaves that folder
-    or names no file is refused with the row it is on."""
+    """The files `column` of `source` lists, relative to `folder`; an absolute path, a '..', a
+    path that leaves the folder (after links) or names no file is refused with the row it is on."""
     if column not in frame.columns:
         raise MlpipeError(f"{source} has no path column {column!r} (columns: {list(frame.columns)[:8]})")
     folder, files = folder.resolve(), []
@@ -43,8 +47,8 @@ def listed_files(frame: pd.DataFrame, column: str, folder: Path, source: Path) -
         if not isinstance(value, str) or not value.strip():
             raise MlpipeError(f"{source}: row {row} has no file in {column!r}")
         file = (folder / value).resolve()
-        if not file.is_relative_to(folder):
-            raise MlpipeError(f"{source}: row {row}: {value!r} leaves the data folder {folder}")
+        if Path(value).is_absolute() or ".." in Path(value).parts or not file.is_relative_to(folder):
+            raise MlpipeError(f"{source}: row {row}: {value!r} leaves the data folder {folder}: list files under it")
         if not file.is_file():
             raise MlpipeError(f"{source}: row {row}: {value!r} does not exist")
         files.append(file)
@@ -105,12 +109,18 @@ def choose_format(rates: list[int], durations: np.ndarray, sample_rate: int | No
         mixed = ", ".join(f"{count} at {rate} Hz" for rate, count in sorted(others.items()))
         notes.append(f"{mixed} resampled to {sample_rate} Hz")
     if clip_seconds is None:
-        clip_seconds = max(float(np.ceil(np.percentile(durations, CLIP_PERCENTILE) * 100) / 100), 0.01)
+        clip_seconds = max(float(np.ceil(np.percentile(durations, CLIP_PERCENTILE) * 100) / 100), MIN_CLIP_SECONDS)
         notes.append(
             f"clips of {clip_seconds:g} s: {CLIP_PERCENTILE}% of the clips are as short or shorter "
             "(set clip_seconds to choose)"
         )
-    return sample_rate, max(int(round(clip_seconds * sample_rate)), 1), notes
+    length = int(round(clip_seconds * sample_rate))
+    if length > MAX_SAMPLE_COLUMNS:
+        raise MlpipeError(
+            f"clips of {clip_seconds:g} s at {sample_rate} Hz make {length:,} sample columns, more than "
+            f"{MAX_SAMPLE_COLUMNS:,}: set clip_seconds or sample_rate in the spec to fewer"
+        )
+    return sample_rate, length, notes
 
 
 def sample_columns(length: int) -> list[str]:
@@ -133,6 +143,8 @@ def decode_part(spec, path: Path, frame: pd.DataFrame, like: dict | None):
     first and each clip's figures last, the sample columns, notes, how the clips were made one
     length, the files read). `like`: the training part's sample rate and length, for a test part."""
     column = PATH if spec.format == "audio-folder" else spec.path_column
+    if frame.empty:
+        raise MlpipeError(f"{path} has no rows")
     folder = path if spec.format == "audio-folder" else path.parent  # where the table's paths start
     files = listed_files(frame, column, folder, path)
     clips, rates, figures = read_clips(files)
@@ -147,5 +159,6 @@ def decode_part(spec, path: Path, frame: pd.DataFrame, like: dict | None):
             notes.append(f"{path}: {resampled} clips resampled to {rate} Hz")
     samples = audio_table(clips, rates, rate, length, spec.clip_align)
     kept = frame.drop(columns=[c for c in CLIP_COLUMNS if c in frame.columns]).reset_index(drop=True)
+    kept[column] = [str(f) for f in files]  # absolute: read again by a model of another format
     info = {"sample_rate": rate, "clip_samples": length, "align": spec.clip_align, "path_column": column}
     return pd.concat([samples, kept, figures], axis=1), list(samples.columns), notes, info, files

@@ -91,7 +91,7 @@ def add_dataset(
             shutil.copytree(path, staged / key / path.name)
         else:
             shutil.copy2(path, staged / key / path.name)
-            for relative in _listed(loaded, key) if loaded.audio and spec["format"] != "audio-folder" else []:
+            for relative in _listed(loaded, key, path.parent) if loaded.audio and spec["format"] != "audio-folder" else []:
                 (staged / key / relative).parent.mkdir(parents=True, exist_ok=True)  # where the table says
                 shutil.copy2(path.parent / relative, staged / key / relative)
         spec[key] = f"{name}/{key}/{path.name}"
@@ -106,16 +106,16 @@ def add_dataset(
     return Added(name, spec_path, dvc_file, data_hash, previous, rows, remote)
 
 
-def _listed(dataset, key: str) -> list[str]:
-    """The sound files the `key` part's table lists, relative to its folder (reading checked that
-    each lies under it)."""
+def _listed(dataset, key: str, folder: Path) -> list[Path]:
+    """The sound files the `key` part's table lists, relative to its `folder` (reading checked
+    that each lies under it)."""
     import numpy as np
 
     files = dataset.frame[dataset.audio["path_column"]]
     test = np.zeros(len(files), dtype=bool)
     if dataset.test_positions is not None:
         test[dataset.test_positions] = True
-    return files[test if key == "test" else ~test].tolist()
+    return [Path(f).relative_to(folder.resolve()) for f in files[test if key == "test" else ~test]]
 
 
 def _list_in_params(params_path: Path, name: str, modality: str) -> None:

@@ -52,7 +52,7 @@ class DatasetSpec(BaseModel):
     path_column: str | None = Field(None, description="Audio table: the column of sound files, relative to the table")
     sample_rate: int | None = Field(None, ge=1000, le=192_000, description="Audio: Hz; default the most common")
     clip_seconds: float | None = Field(
-        None, gt=0, le=600, description="Audio: every clip padded or cropped to this; default 95% of clips fit"
+        None, ge=0.1, le=600, description="Audio: every clip padded or cropped to this; default 95% of clips fit"
     )
     clip_align: Literal["start", "center"] = Field(
         "start", description="Audio: pad or crop the end (start) or both ends evenly (center)"

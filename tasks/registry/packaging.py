@@ -145,9 +145,17 @@ def log_model_files(
     pretrained = any(m["family"] == PRETRAINED for m in members)
     rocket = any(m["family"] == ROCKET for m in members)
     audio = dataset.modality == "audio"
-    # Sound is served as files (the path column) or arrays of samples (an `audio` column), not as
-    # the sample columns it was trained on: no column schema, and no example naming this disk's files.
-    signature = None if audio else infer_signature(example, output)
+    signature = infer_signature(example, output)
+    if audio:
+        # Sound is served as files (the path column) or arrays of samples (an `audio` column), not as
+        # the sample columns it was trained on: no input schema, and two clips as arrays for an example.
+        from mlflow.models import ModelSignature
+
+        from models.preprocessing import AUDIO_COLUMN
+
+        clips = test_rows.head(2).to_numpy(dtype=np.float32).round(5)
+        example = pd.DataFrame({AUDIO_COLUMN: [clip.tolist() for clip in clips]})
+        signature = ModelSignature(inputs=None, outputs=signature.outputs)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -155,7 +163,7 @@ def log_model_files(
             artifacts=artifacts,
             code_paths=[str(CODE_ROOT / "models")],
             signature=signature,
-            input_example=None if audio else example,
+            input_example=example,
             pip_requirements=requirements(onnx, pretrained, rocket, audio),
             # batch inference resolves a manifest's sound files against the manifest's folder
             metadata={AUDIO_PATH_COLUMN: dataset.audio["path_column"]} if audio else None,

@@ -168,6 +168,8 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
     name, (champion_process, challenger_process) = dataset.name, processes
     test_rows = dataset.frame.iloc[split.test]
     features, labels = test_rows[dataset.feature_columns], test_rows[dataset.label_column]
+    if dataset.audio:  # the sound files: the champion may read them at another rate or length
+        features = test_rows[[dataset.audio["path_column"]]]
     correct = best_eval.predictions == dataset.class_indices(split.test)
     if warn_only:
         decision = decide(correct, None, None, policy, warn_only=True)

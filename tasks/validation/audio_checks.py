@@ -16,7 +16,6 @@ CLIPPED_SHARE = 0.01  # a clip with more samples than this at full scale is clip
 
 def audio_checks(dataset: Dataset, limits: ChecksParams) -> list[CheckResult]:
     frame, files = dataset.frame, dataset.frame[dataset.audio["path_column"]].astype(str).to_numpy()
-    rate = dataset.audio["sample_rate"]
     return [
         _share(
             "silent_clips",
@@ -32,7 +31,7 @@ def audio_checks(dataset: Dataset, limits: ChecksParams) -> list[CheckResult]:
             limits.max_clipped_fraction,
             f"are clipped (over {CLIPPED_SHARE:.0%} of their samples at full scale)",
         ),  # fmt: skip
-        _rates(frame[SOURCE_RATE].to_numpy(), files, rate, limits.max_rate_ratio),
+        _rates(frame[SOURCE_RATE].to_numpy(), files, dataset.audio["sample_rate"], limits.max_rate_ratio),
         _durations(frame[DURATION].to_numpy(), files, limits.max_clip_seconds),
     ]
 
@@ -48,13 +47,17 @@ def _share(name: str, bad: np.ndarray, files: np.ndarray, maximum: float, what: 
     return CheckResult(name, ok, count, detail)
 
 
-def _rates(rates: np.ndarray, files: np.ndarray, rate: int, ratio: float) -> CheckResult:
-    far = (rates > rate * ratio) | (rates < rate / ratio)
-    detail = f"sample rates {int(rates.min())}..{int(rates.max())} Hz, resampled to {rate} Hz"
+def _rates(rates: np.ndarray, files: np.ndarray, target: int, ratio: float) -> CheckResult:
+    """A clip recorded at a rate far from the data's most common one (not from the rate they are
+    resampled to, which a spec may set far below the recordings')."""
+    values, counts = np.unique(rates, return_counts=True)
+    usual = values[counts.argmax()]
+    far = (rates > usual * ratio) | (rates < usual / ratio)
+    detail = f"sample rates {int(rates.min())}..{int(rates.max())} Hz, resampled to {target} Hz"
     if far.any():
         first = far.argmax()
         detail = (
-            f"{int(far.sum())} clips recorded at a rate more than {ratio:g}x off {rate} Hz, "
+            f"{int(far.sum())} clips recorded at a rate more than {ratio:g}x off the usual {int(usual)} Hz, "
             f"first {files[first]} at {int(rates[first])} Hz: another source, or a wrong header"
         )
     return CheckResult("sample_rates", not far.any(), sorted({int(r) for r in rates}), detail)

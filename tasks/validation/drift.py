@@ -52,7 +52,10 @@ def compare(reference: dict, dataset: Dataset, limits: DriftParams | None = None
     limits = limits or DriftParams()
     current = shares(dataset.frame[dataset.label_column])
     checks = [share_shift("label_shift", reference["labels"], current, limits.label_shift, "the champion's data")]
-    return checks + feature_drift(reference, dataset.frame, dataset.feature_columns, limits)
+    frame = dataset.frame
+    if "audio" in reference and dataset.audio:  # the files under the name the champion's data gave them
+        frame = frame.rename(columns={dataset.audio["path_column"]: reference["audio"]["path_column"]})
+    return checks + feature_drift(reference, frame, dataset.feature_columns, limits)
 
 
 def shares(values: pd.Series) -> dict[str, float]:
@@ -95,21 +98,24 @@ def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limi
 
 
 def audio_summary(frame: pd.DataFrame, info: dict) -> pd.DataFrame:
-    """What drift compares of sound clips: duration and loudness as recorded (read again from
-    served files) and each log-mel band's mean energy."""
+    """What drift compares of sound clips: duration and loudness as recorded, and each log-mel
+    band's mean energy with the clips read in the reference's format (`info`: its sample rate,
+    length and path column) from their files, or served arrays of samples."""
     from models.audio import band_energies
-    from models.preprocessing import AUDIO_COLUMN, audio_inputs
+    from models.preprocessing import AUDIO_COLUMN
+    from models.waveforms import from_arrays, read_sound, waveform
     from tasks.data.audio import DURATION, RMS, clip_figures
 
-    if DURATION in frame.columns:
-        figures = frame[[DURATION, RMS]].reset_index(drop=True)
+    if info["path_column"] in frame.columns:  # absolute paths: a data set's, or a served table's once confined
+        clips = [read_sound(path) for path in frame[info["path_column"]]]
+        waves = np.stack([waveform(samples, rate, info) for samples, rate in clips]) if clips else np.zeros((0, 1))
+        figures = pd.DataFrame([clip_figures(samples, rate) for samples, rate in clips], columns=[DURATION, RMS])
     else:
-        from models.waveforms import read_sound
-
-        values = frame[info["path_column"]] if info["path_column"] in frame.columns else frame[AUDIO_COLUMN]
-        clips = [read_sound(v) if isinstance(v, str) else (np.asarray(v), info["sample_rate"]) for v in values]
-        figures = pd.DataFrame([clip_figures(samples, rate) for samples, rate in clips])[[DURATION, RMS]]
-    bands = band_energies(audio_inputs(frame, info), info["sample_rate"])
+        waves = from_arrays(frame[AUDIO_COLUMN].tolist(), info)
+        lengths = [max(np.shape(v)) for v in frame[AUDIO_COLUMN]]
+        rms = np.sqrt(np.mean(np.square(waves, dtype=np.float64), axis=1))
+        figures = pd.DataFrame({DURATION: np.asarray(lengths) / info["sample_rate"], RMS: rms})
+    bands = band_energies(waves.astype(np.float32), info["sample_rate"])
     return pd.concat([figures, pd.DataFrame(bands, columns=[f"band_{i}" for i in range(bands.shape[1])])], axis=1)
 
 
