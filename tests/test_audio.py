@@ -311,3 +311,15 @@ def test_served_arrays_may_be_integer_pcm_or_channels_first_but_never_a_path():
     assert np.abs(rows - clip).max() < 1e-3
     with pytest.raises(ValueError, match="row 0 of the audio column holds str, not samples"):
         from_arrays(["/etc/passwd"], info)
+
+
+def test_drift_reads_a_new_version_of_another_clip_length_in_the_champions_format(tmp_path):
+    from tasks.validation.drift import compare, profile
+
+    write_folder(tmp_path / "sounds")
+    champion = load_spec(write_spec(tmp_path / "sounds.yaml"))
+    longer = load_spec(write_spec(tmp_path / "longer.yaml", clip_seconds=1.0, sample_rate=16000))
+    same = {c.name: c for c in compare(profile(champion), champion)}
+    moved = {c.name: c for c in compare(profile(champion), longer)}
+    assert same["drift.feature_psi"].observed < 0.01  # the same clips, the same figures
+    assert moved["drift.feature_psi"].observed < 0.01  # read again as the champion reads them: no drift
