@@ -109,15 +109,27 @@ def band_statistics(waves: np.ndarray, sample_rate: int, n_mels: int = N_MELS, b
     return {"mel_mean": mean.float().tolist(), "mel_std": std.float().tolist()}
 
 
+VOICED_NATS = 8.0  # a frame within this much of the clip's loudest (about 35 dB) holds sound, not padding
+
+
 def band_features(waves: np.ndarray, sample_rate: int, info: dict, batch: int = 256) -> np.ndarray:
-    """(N, samples) -> (N, 2 * n_mels): each band's mean and standard deviation over time of the
-    normalised log-mel energies (the classical baseline's features)."""
-    front = LogMel(sample_rate, len(info["mel_mean"]), info["mel_mean"], info["mel_std"]).eval()
+    """(N, samples) -> (N, 2 * n_mels): each band's mean and standard deviation of the log-mel
+    energies over the clip's sounding frames (the classical baseline's features). Pooling over
+    every frame let the silence a short clip is padded with speak for it: leaving one speaker out
+    among the four others of the spoken digits' training speakers, sounding frames scored
+    0.40-0.57 where all frames scored 0.30-0.42, in each of the five such splits (the held-out
+    speaker never chose)."""
+    front = LogMel(sample_rate, len(info["mel_mean"])).eval()  # the energies as measured, in nats
     rows = []
     with torch.no_grad():
         for start in range(0, len(waves), batch):
-            mels = front(torch.from_numpy(np.ascontiguousarray(waves[start : start + batch])))
-            rows.append(torch.cat([mels.mean(dim=2), mels.std(dim=2)], dim=1).numpy())
+            mels = front(torch.from_numpy(np.ascontiguousarray(waves[start : start + batch])))  # (B, mels, T)
+            loudness = mels.mean(dim=1, keepdim=True)  # (B, 1, T)
+            sounding = (loudness > loudness.amax(dim=2, keepdim=True) - VOICED_NATS).to(mels.dtype)
+            count = sounding.sum(dim=2)
+            mean = (mels * sounding).sum(dim=2) / count
+            spread = (((mels - mean[:, :, None]) ** 2 * sounding).sum(dim=2) / count).sqrt()
+            rows.append(torch.cat([mean, spread], dim=1).numpy())
     return np.concatenate(rows) if rows else np.zeros((0, 2 * len(info["mel_mean"])), dtype=np.float32)
 
 
