@@ -70,7 +70,8 @@ def build_estimator(modality: str, rows: int, settings: dict, seed: int, family:
 
         c = settings.get("C", 10.0)
         svc = SVC(C=c, gamma="scale", probability=True, random_state=seed)
-        return make_pipeline(StandardScaler(), svc), f"SVC(rbf, C={c:g}) on each log-mel band's mean and spread"
+        description = f"SVC(rbf, C={c:g}) on each log-mel band's mean and spread while sounding"
+        return make_pipeline(StandardScaler(), svc), description
     if modality == "image":
         c = settings.get("C", 10.0)
         if rows <= settings.get("max_kernel_rows", 10_000):
