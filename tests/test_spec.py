@@ -146,7 +146,7 @@ def test_images_too_large_for_a_pixel_table_are_refused_with_a_hint(tmp_path):
     ("keys", "files", "message"),
     [
         ({"colour": "red"}, {}, "key 'colour': Extra inputs are not permitted"),
-        ({"modality": "audio"}, {}, "key 'modality': Input should be 'image', 'sequence' or 'text'"),
+        ({"modality": "video"}, {}, "key 'modality': Input should be 'image', 'sequence', 'text' or 'audio'"),
         ({"format": "ucr", "modality": "text"}, {}, "format 'ucr' does not fit modality 'text'"),
         ({"text_column": None}, {}, "text data sets need text_column"),
         ({"train": "missing.csv"}, {}, "missing.csv does not exist"),

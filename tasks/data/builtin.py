@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tasks.infra.files import write_atomic
+from tasks.infra.files import replaced_whole, write_atomic
 
 BUILT_IN = ("digits",)
 
@@ -28,7 +28,8 @@ def write_digits(folder: Path) -> Path:
     frame["label"] = digits.target.astype("int64")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "digits.parquet"
-    frame.to_parquet(path, index=False)
+    with replaced_whole(path) as partial:  # whole or not at all: a run started beside this one reads it
+        frame.to_parquet(partial, index=False)
     write_digits_spec(folder)
     return path
 

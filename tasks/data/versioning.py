@@ -42,8 +42,18 @@ def version_data(root: Path, target: Path) -> str:
         else:
             (stage,) = repo.add(str(target))
     (out,) = [o for o in stage.outs if Path(o.fs_path) == target.resolve()]
+    _finalize_now()
     # A folder's hash ends in ".dir"; the bare digest names the version.
     return out.hash_info.value.removesuffix(".dir")
+
+
+def _finalize_now() -> None:
+    """Collect DVC's git objects (dulwich's pack stores) now. Left to the garbage collector, their
+    finalizers ran later, at any moment of training, and a SIGTERM that landed in one was lost
+    (Python ignores an exception raised in a finalizer): the run did not stop as asked."""
+    import gc
+
+    gc.collect()
 
 
 def _recorded_by_repro(root: Path, target: Path) -> str:
