@@ -37,6 +37,43 @@ class MetricHistory(Checkpoint):
         self.epochs = list(state_dict["epochs"])
 
 
+class HeldOutProbabilities(Checkpoint):
+    """Each epoch's class probabilities of the validation rows, as a (epochs, rows, classes) .npy
+    file: a cross-validated choice scores a fold's network at the epoch its refit will stop at, not
+    at the epoch the fold's own held-out rows found best, which would flatter it
+    (tasks/evaluation/cross_validation.py). A `Checkpoint` kept in last.ckpt, as MetricHistory is,
+    so that a resumed fit still has the epochs before; tensors, which a weights-only load reads."""
+
+    BATCH = 256
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.epochs: list = []  # torch tensors (rows, classes), one per epoch
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import numpy as np
+        import torch
+
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        # Every rank holds every validation row; rank zero scores them all, unsharded.
+        x = trainer.datamodule.val.tensors[0]
+        with torch.no_grad():
+            batches = [pl_module.network(part.to(pl_module.device)) for part in x.split(self.BATCH)]
+        probabilities = torch.softmax(torch.cat(batches).float(), dim=1).cpu()
+        self.epochs = [*self.epochs[: trainer.current_epoch], probabilities]
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        with partial.open("wb") as file:  # np.save on a path would add ".npy"
+            np.save(file, torch.stack(self.epochs).numpy(), allow_pickle=False)
+        partial.replace(self.path)
+
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = list(state_dict["epochs"])
+
+
 class EpochProgress(L.Callback):
     """Calls on_epoch(epochs done, max epochs) after each training epoch, e.g. to show progress."""
 

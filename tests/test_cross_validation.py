@@ -192,3 +192,49 @@ def test_tuning_a_small_data_set_judges_every_trial_on_the_folds_of_its_runs(pre
     (study,) = optuna.get_all_study_summaries(open_storage(Settings(root=workspace)))
     defaults = optuna.load_study(study_name=study.study_name, storage=open_storage(Settings(root=workspace))).trials[0]
     assert defaults.user_attrs["check/correct"]["rows"] == rows["check"]  # what the verdict judges on
+
+
+def test_a_fold_keeps_its_held_out_probabilities_of_every_epoch(ecg, tmp_path):
+    """A fold's network records its validation rows' probabilities after each epoch: the
+    choice scores it at the epoch its refit will stop at (cross_validation._out_of_fold)."""
+    from dataclasses import replace
+
+    from tasks.infra.params import load_params
+    from tasks.training.config import train_config
+    from tasks.training.network import train
+
+    fold = make_folds(ecg, split_parts(ecg, SPLIT, seed=0), 5, seed=0).splits[1]
+    config = replace(train_config(load_params(Settings(root=tmp_path)), "sequence", "cnn", 0), max_epochs=4)
+
+    model = train(ecg, fold, config, tmp_path / "fold")
+
+    assert model.held_out.shape == (model.epochs_run, len(fold.val), 2)
+    best = model.predict_proba(ecg.frame.iloc[fold.val])  # the kept weights: those of the best epoch
+    np.testing.assert_allclose(model.held_out[model.best_epoch], best, atol=1e-5)
+    assert not np.allclose(model.held_out[0], model.held_out[-1])  # each epoch its own
+
+
+def test_a_network_is_scored_out_of_fold_after_the_epochs_of_its_refit():
+    """Not at each fold's own best epoch: the median best epoch is what the refit trains for."""
+    from types import SimpleNamespace
+
+    from tasks.evaluation.cross_validation import Folds, choose_by_cv
+    from tasks.types import Split
+
+    frame = pd.DataFrame({"x": range(6), "label": ["a", "b"] * 3})
+    dataset = SimpleNamespace(
+        frame=frame,
+        classes=["a", "b"],
+        class_indices=lambda rows: frame["label"].iloc[rows].map({"a": 0, "b": 1}).to_numpy(),
+    )
+    splits = [Split(np.array([2, 3, 4, 5]), np.array([0, 1]), np.array([], dtype=int), {"fold": 0}, {}),
+              Split(np.array([0, 1, 4, 5]), np.array([2, 3]), np.array([], dtype=int), {"fold": 1}, {}),
+              Split(np.array([0, 1, 2, 3]), np.array([4, 5]), np.array([], dtype=int), {"fold": 2}, {})]  # fmt: skip
+    right, wrong = np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([[0.1, 0.9], [0.9, 0.1]])
+    # Each fold is right at its own best epoch (0, 1, 2) alone; the refit trains 2 epochs (the median of 1, 2, 3).
+    held_out = [np.stack([right, wrong, wrong]), np.stack([wrong, right, wrong]), np.stack([wrong, wrong, right])]
+    models = [SimpleNamespace(held_out=h, best_epoch=b) for h, b in zip(held_out, (0, 1, 2), strict=True)]
+
+    choice = choose_by_cv({"cnn": models}, dataset, Folds(splits))
+
+    assert choice.folds["cnn"] == [0.0, 1.0, 0.0]  # each fold after 2 epochs; at their own best, 1.0 each

@@ -5,9 +5,11 @@ On 5 validation rows every candidate scores 0, 0.2, ... 1.0: the choice is a coi
 splits them into stratified, seeded folds, trains every candidate once per fold and chooses on
 the out-of-fold figures (the ensemble rule too, on the out-of-fold probabilities). The chosen
 candidates are then refitted on all training and validation rows, the networks for the median
-of their folds' best epochs, and the refit is what the test rows judge and the registry keeps.
-The test rows are in no fold. Each fold is a Split like any other, so a fold's fit is a cached,
-resumable candidate (tasks/training), trained here or on Dask.
+of their folds' best epochs, and the refit is what the test rows judge and the registry keeps. A
+network's out-of-fold figure is that of the same recipe: each fold's model after that many
+epochs, not at the epoch its own held-out rows found best. The test rows are in no fold. Each
+fold is a Split like any other, so a fold's fit is a cached, resumable candidate
+(tasks/training), trained here or on Dask.
 """
 
 from dataclasses import dataclass, replace
@@ -65,8 +67,11 @@ def refit_split(split: Split) -> Split:
 
 def refit_config(config: TrainConfig, fold_models: list) -> TrainConfig:
     """A network's refit: the median of its folds' best epochs, on the schedule the folds had."""
-    epochs = int(np.ceil(np.median([m.best_epoch + 1 for m in fold_models])))
-    return replace(config, refit_epochs=epochs)
+    return replace(config, refit_epochs=refit_epochs(fold_models))
+
+
+def refit_epochs(fold_models: list) -> int:
+    return int(np.ceil(np.median([m.best_epoch + 1 for m in fold_models])))
 
 
 def choose_by_cv(fold_models: dict[str, list], dataset: Dataset, folds: Folds, ensemble: bool = False) -> Choice:
@@ -87,9 +92,20 @@ def choose_by_cv(fold_models: dict[str, list], dataset: Dataset, folds: Folds, e
 
 
 def _out_of_fold(models: list, dataset: Dataset, folds: Folds) -> np.ndarray:
-    """Each fold's rows scored by the model of that fold, in the folds' order."""
-    pairs = zip(models, folds.splits, strict=True)
-    return np.concatenate([model.predict_proba(dataset.frame.iloc[fold.val]) for model, fold in pairs])
+    """Each fold's rows scored by the model of that fold, in the folds' order. A network is scored
+    as its refit will be trained: after the epochs of the refit (the folds' median best epoch, or
+    the fold's last epoch if it stopped before), not at its own best epoch, which its held-out
+    rows chose: on 20 rows a noisy curve's best epoch is partly luck, which a classical candidate,
+    scored as it is, never gets."""
+    networks = all(getattr(m, "held_out", None) is not None for m in models)
+    last = refit_epochs(models) - 1 if networks else 0
+    scored = []
+    for model, fold in zip(models, folds.splits, strict=True):
+        if networks:
+            scored.append(model.held_out[min(last, len(model.held_out) - 1)].astype(np.float64))
+        else:
+            scored.append(model.predict_proba(dataset.frame.iloc[fold.val]))
+    return np.concatenate(scored)
 
 
 def _majority_rate(dataset: Dataset, folds: Folds) -> float:

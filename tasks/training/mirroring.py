@@ -6,9 +6,11 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from tasks.infra.objects import exists, pull, push
+from tasks.training.trainer import HELD_OUT
 
-# What a fit leaves in its folder (trainer.py, fitting.py): where it resumes, what it kept, its curves, its end.
-FILES = ("last.ckpt", "best.ckpt", "history.json", "result.json")
+# What a fit leaves in its folder (trainer.py, fitting.py): where it resumes, what it kept, its
+# curves, a fold's held-out probabilities, its end (last: written once the fit is done).
+FILES = ("last.ckpt", "best.ckpt", "history.json", HELD_OUT, "result.json")
 
 
 def pull_progress(url: str, folder: Path) -> None:
@@ -30,4 +32,4 @@ class MirrorCheckpoints(Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
-            push(self.folder, self.url, FILES[:3])
+            push(self.folder, self.url, FILES[:-1])

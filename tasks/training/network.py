@@ -9,7 +9,7 @@ import numpy as np
 
 from tasks.training.caching import training_key
 from tasks.training.fitting import fit
-from tasks.training.trainer import FitJob
+from tasks.training.trainer import HELD_OUT, FitJob
 from tasks.types import Dataset, Split, TrainConfig
 
 
@@ -32,6 +32,8 @@ class TrainedModel:
     training_key: str = ""  # what the cache knows it by (tasks/training/caching.py)
     started_at: float = 0.0  # when training began and ended (Unix time): its MLflow run's times
     finished_at: float = 0.0
+    # A fold's validation probabilities after each epoch (epochs, rows, classes); None elsewhere.
+    held_out: np.ndarray | None = None
 
     def predict_proba(self, frame) -> "np.ndarray":
         """Raw rows -> (N, classes) probabilities, through the preprocessing the served model uses."""
@@ -107,6 +109,7 @@ def train(
         distillation=distillation or {},
         init_weights=start.init_weights,
         lora=start.lora,
+        keep_held_out="fold" in split.seeds,  # cross_validation.make_folds marks its folds
     )
     result = fit(job, on_epoch, callbacks, mirror)
 
@@ -137,4 +140,5 @@ def train(
         training_key=training_key(dataset, split, config),
         started_at=started_at,
         finished_at=time.time(),
+        held_out=np.load(out_dir / HELD_OUT, allow_pickle=False) if (out_dir / HELD_OUT).exists() else None,
     )

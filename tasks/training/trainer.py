@@ -14,6 +14,8 @@ import numpy as np
 
 from tasks.types import TrainConfig
 
+HELD_OUT = "held_out.npy"  # a fold's validation probabilities per epoch (models/history.py)
+
 
 @dataclass
 class FitJob:
@@ -32,6 +34,7 @@ class FitJob:
     distillation: dict = field(default_factory=dict)  # temperature, soft_weight
     init_weights: Path | None = None  # the network's starting state (tasks/training/starting.py); None: random
     lora: dict | None = None  # LoRA adapters on a pretrained encoder
+    keep_held_out: bool = False  # a fold of a cross-validated choice: each epoch's validation probabilities kept
 
 
 @dataclass
@@ -71,7 +74,7 @@ def run_trainer(
 
     from models.classifier import Classifier
     from models.data import ArrayDataModule
-    from models.history import EpochProgress, MetricHistory, SamplesPerRank, StopAfterEpochs
+    from models.history import EpochProgress, HeldOutProbabilities, MetricHistory, SamplesPerRank, StopAfterEpochs
     from tasks.training.initial import initial_network
 
     quiet_lightning()
@@ -121,6 +124,8 @@ def run_trainer(
             stopping,
         ],
     )
+    if job.keep_held_out:  # before the checkpoints, as the history: last.ckpt holds its epoch
+        callbacks.insert(1, HeldOutProbabilities(job.out_dir / HELD_OUT))
     samples = SamplesPerRank()
     callbacks.append(samples)
     if on_epoch is not None:
