@@ -78,3 +78,26 @@ def test_batch_inference_logs_a_monitoring_run_and_a_chart_artifact(own_registry
     assert "**Drift detected**" in artifact.data and "█" in artifact.data
     labelled = pd.read_csv(settings.root / "outputs" / "scanner-labelled.csv")
     assert len(labelled) == len(zeros)  # the predictions are written whatever the monitoring finds
+
+
+def test_twenty_thousand_labels_give_one_bounded_chart_table_and_metric_set(tmp_path):
+    """A batch over 20,000 classes: the top classes one by one and the rest as "other" in the
+    chart, the table and the metrics; monitoring.json keeps every class; `a?` and `a!` stay two."""
+    from tasks.infra.settings import Settings
+    from tasks.monitoring.reporting import log_monitoring_run, markdown
+    from tasks.monitoring.watch import TOP_CLASSES, Monitoring
+
+    labels = [f"c{i}" for i in range(20_000 - 2)] + ["a?", "a!"]
+    predicted = {label: (10 if label in ("a?", "a!") else 1) / (20_000 + 18) for label in labels}
+    monitoring = Monitoring("many", "1", "champion", 20_018, predicted, expected=dict(predicted))
+    settings = Settings(root=tmp_path)
+
+    run_id = log_monitoring_run(monitoring, settings, tags={})
+
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    shares = {k: v for k, v in client.get_run(run_id).data.metrics.items() if k.startswith("predicted_share")}
+    assert len(shares) == TOP_CLASSES + 1 and abs(sum(shares.values()) - 1) < 1e-3
+    assert len([k for k in shares if k.startswith("predicted_share/a_-")]) == 2  # one per label, each its own
+    assert len(mlflow.artifacts.load_dict(f"runs:/{run_id}/monitoring.json")["predicted"]) == 20_000
+    table = markdown(monitoring)
+    assert f"| other ({20_000 - TOP_CLASSES} classes) |" in table and table.count("\n| ") < TOP_CLASSES + 10

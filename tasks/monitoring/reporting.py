@@ -6,7 +6,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from tasks.infra.settings import Settings
-from tasks.monitoring.watch import Monitoring
+from tasks.monitoring.watch import OTHER, Monitoring, top_classes
 from tasks.registry.run_logging import rounded
 
 BAR = 20  # characters of the chart's longest bar
@@ -60,12 +60,22 @@ def markdown(monitoring: Monitoring, run_link: str | None = None) -> str:
         "| class | batch | | champion | |",
         "|---|---|---|---|---|",
     ]
-    expected = monitoring.expected or {}
-    for label in sorted(set(monitoring.predicted) | set(expected)):
-        now, then = monitoring.predicted.get(label, 0.0), expected.get(label)
-        was = f"{then:.1%} | `{_bar(then)}`" if then is not None else "n/a | "
-        lines.append(f"| {label} | {now:.1%} | `{_bar(now)}` | {was} |")
+    labels, now, then = class_mix(monitoring)
+    for label, batch, champion in zip(labels, now, then, strict=True):
+        was = f"{champion:.1%} | `{_bar(champion)}`" if monitoring.expected is not None else "n/a | "
+        lines.append(f"| {label} | {batch:.1%} | `{_bar(batch)}` | {was} |")
     return "\n".join(lines)
+
+
+def class_mix(monitoring: Monitoring) -> tuple[list[str], list[float], list[float]]:
+    """The top classes' shares in the batch and in the champion's predictions, the rest as one
+    "other (n classes)"."""
+    predicted, expected = monitoring.predicted, monitoring.expected or {}
+    shown, other = top_classes(predicted, expected)
+    labels = [*shown, *([f"{OTHER} ({len(other)} classes)"] if other else [])]
+    now = [predicted.get(c, 0.0) for c in shown] + ([sum(predicted.get(c, 0.0) for c in other)] if other else [])
+    then = [expected.get(c, 0.0) for c in shown] + ([sum(expected.get(c, 0.0) for c in other)] if other else [])
+    return labels, now, then
 
 
 def _bar(share: float) -> str:
@@ -79,12 +89,12 @@ def plot_class_mix(monitoring: Monitoring, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    labels = sorted(set(monitoring.predicted) | set(monitoring.expected or {}))
+    labels, now, then = class_mix(monitoring)
     positions = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(labels) + 2), 3))
-    ax.bar(positions - 0.2, [monitoring.predicted.get(c, 0) for c in labels], 0.4, label="this batch")
+    ax.bar(positions - 0.2, now, 0.4, label="this batch")
     if monitoring.expected:
-        ax.bar(positions + 0.2, [monitoring.expected.get(c, 0) for c in labels], 0.4, label="champion, test rows")
+        ax.bar(positions + 0.2, then, 0.4, label="champion, test rows")
     ax.set_xticks(positions, labels, rotation=90 if len(labels) > 12 else 0)
     ax.set_ylabel("share of predictions")
     ax.set_title(f"{monitoring.dataset} v{monitoring.version}: predicted class mix")

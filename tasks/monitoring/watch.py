@@ -5,6 +5,7 @@ The profile is what validation's drift check reads (tasks/validation/drift.py), 
 registered version, so nothing of the training data is restored to compare.
 """
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +16,8 @@ from tasks.validation import drift
 from tasks.validation.row_checks import CheckResult
 
 METRIC_UNSAFE = re.compile(r"[^\w.\-/: ]")  # what an MLflow metric name may not hold
+TOP_CLASSES = 30  # classes a chart, a table and the metrics show one by one; the rest sum to "other"
+OTHER = "other"
 
 
 @dataclass
@@ -33,11 +36,13 @@ class Monitoring:
         return [check for check in self.checks if not check.success] if self.judged else []
 
     def metrics(self) -> dict[str, float]:
-        """MLflow metric names: `monitor/rows`, `drift/<check>`, `predicted_share/<class>`."""
+        """MLflow metric names: `monitor/rows`, `drift/<check>`, `predicted_share/<class>` for the
+        top classes and `predicted_share_other` for the rest (monitoring.json keeps every class)."""
         figures = {"monitor/rows": float(self.rows), "monitor/drifted": float(bool(self.drifted))}
         figures |= {f"drift/{c.name.removeprefix('drift.')}": float(c.observed) for c in self.checks}
-        # A label is any string; a metric name takes letters, digits, _ - . / : and spaces only.
-        return figures | {f"predicted_share/{METRIC_UNSAFE.sub('_', c)}": v for c, v in self.predicted.items()}
+        shown, other = top_classes(self.predicted, self.expected)
+        figures |= {f"predicted_share/{metric_label(c)}": self.predicted.get(c, 0.0) for c in shown}
+        return figures | ({"predicted_share_other": sum(self.predicted.get(c, 0.0) for c in other)} if other else {})
 
     def summary(self) -> str:
         if not self.checks:
@@ -50,6 +55,24 @@ class Monitoring:
     def as_dict(self) -> dict:
         checks = [c.as_dict() for c in self.checks]
         return {**asdict(self), "checks": checks, "drifted": bool(self.drifted), "summary": self.summary()}
+
+
+def metric_label(label: str) -> str:
+    """A label as MLflow takes it in a metric name (letters, digits, _ - . / : and spaces), the
+    same in every run; one that had to change ends in a hash of itself, so `a?` and `a!` stay two."""
+    safe = METRIC_UNSAFE.sub("_", label)
+    return safe if safe == label else f"{safe}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+
+
+def top_classes(predicted: dict[str, float], expected: dict[str, float] | None) -> tuple[list[str], list[str]]:
+    """The TOP_CLASSES classes with the largest share in the batch or the champion's predictions,
+    in label order, and the others: 20,000 labels are no chart and no table."""
+    expected = expected or {}
+    labels = sorted(set(predicted) | set(expected))
+    if len(labels) <= TOP_CLASSES:
+        return labels, []
+    shown = set(sorted(labels, key=lambda c: -max(predicted.get(c, 0.0), expected.get(c, 0.0)))[:TOP_CLASSES])
+    return [c for c in labels if c in shown], [c for c in labels if c not in shown]
 
 
 def watch(
