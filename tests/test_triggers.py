@@ -118,3 +118,19 @@ def test_new_data_then_a_drifted_batch_each_start_one_training_run(served_scans,
     except AssertionError:
         raise AssertionError(f"{retrain!r}\n{(root / 'serve.log').read_text()[-3000:]}") from None
     assert retrain.state.is_completed(), retrain.state.message
+
+
+def test_an_event_the_server_refuses_names_the_server_without_its_password():
+    """PREFECT_API_URL may carry user info: the line a user reads (and a run's log) masks it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.infra.errors import MlpipeError
+    from tasks.infra.events import emit
+
+    with (
+        temporary_settings({PREFECT_API_URL: "http://mlpipe:s3cret@127.0.0.1:9/api"}),
+        pytest.raises(MlpipeError) as error,
+    ):
+        emit("mlpipe.test", "digits", {})
+
+    assert "s3cret" not in str(error.value) and "http://mlpipe:***@127.0.0.1:9/api" in str(error.value)

@@ -5,7 +5,7 @@ matches its own data set's events only. Events are sent at once, on their own co
 send that fails says so: Prefect's background sender would drop them with a log line at exit.
 """
 
-from tasks.infra.errors import MlpipeError
+from tasks.infra.errors import MlpipeError, redact
 
 
 def dataset_resource_id(dataset: str) -> str:
@@ -13,8 +13,8 @@ def dataset_resource_id(dataset: str) -> str:
 
 
 def emit(event: str, dataset: str, payload: dict) -> str | None:
-    """Send `event` about `dataset` to the Prefect server of PREFECT_API_URL: its URL, or None when
-    no server is configured (nothing could be listening)."""
+    """Send `event` about `dataset` to the Prefect server of PREFECT_API_URL: its URL (any
+    password masked: it is printed and logged), or None when no server is configured."""
     from prefect import runtime
     from prefect.events import Event
     from prefect.events.clients import get_events_client
@@ -24,6 +24,7 @@ def emit(event: str, dataset: str, payload: dict) -> str | None:
     api_url = PREFECT_API_URL.value()
     if not api_url:
         return None
+    api_url = redact(api_url)
     related = []
     if flow_run_id := runtime.flow_run.id:  # the run that found it, linked in the UI's event feed
         related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"})
@@ -36,7 +37,6 @@ def emit(event: str, dataset: str, payload: dict) -> str | None:
     try:
         run_coro_as_sync(send())
     except Exception as error:  # websockets' and OS errors alike: the server did not take it
-        raise MlpipeError(
-            f"the Prefect server at {api_url} did not take event {event}: {type(error).__name__}: {error}"
-        ) from None
+        reason = redact(f"{type(error).__name__}: {error}")  # an error may quote the URL it called
+        raise MlpipeError(f"the Prefect server at {api_url} did not take event {event}: {reason}") from None
     return api_url
