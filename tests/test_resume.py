@@ -124,3 +124,37 @@ def test_a_stopped_run_leaves_no_process_behind(signum, extra, workspace):
         time.sleep(0.5)
     left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in _alive(started)}
     assert not left, left
+
+
+class _Payload:
+    """What a tampered checkpoint holds: unpickling it would run a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_last_checkpoint_never_runs_and_the_fit_starts_over(digits, digits_split, tmp_path, caplog):
+    """A last.ckpt another machine could write is read as weights only: a pickle that would run
+    code is set aside in one line and the candidate trains from its first epoch."""
+    from dataclasses import replace
+
+    import torch
+
+    from tasks.infra.params import load_params
+    from tasks.training.config import train_config
+    from tasks.training.network import train
+
+    marker, out_dir = tmp_path / "payload-ran", tmp_path / "fit"
+    out_dir.mkdir()
+    torch.save({"epoch": 5, "state_dict": _Payload(marker)}, out_dir / "last.ckpt")
+    config = replace(train_config(load_params(Settings(root=tmp_path)), "image", "cnn", 0), max_epochs=2)
+
+    model = train(digits, digits_split, config, out_dir)
+
+    assert not marker.exists()
+    assert model.resumed_from_epoch == 0 and model.epochs_run == 2
+    assert (out_dir / "last.ckpt.refused").exists()
+    assert any("no checkpoint to resume from" in r.getMessage() for r in caplog.records)

@@ -106,7 +106,8 @@ def run_trainer(
     # epoch, once its metrics are logged; no version counter, so a resumed fit overwrites its own.
     saving = {"dirpath": job.out_dir, "save_on_train_epoch_end": True, "enable_version_counter": False}
     last = job.out_dir / "last.ckpt"
-    resume_from = last if last.exists() else None
+    resumed_from_epoch = resumable_epoch(last)
+    resume_from = last if resumed_from_epoch is not None else None
     if config.refit_epochs:  # no rows to judge on: the epochs the folds found, the last weights kept
         # "epoch" is among what a checkpoint can monitor: the highest is the last.
         checkpoint = ModelCheckpoint(filename="best", monitor="epoch", mode="max", save_weights_only=True, **saving)
@@ -143,14 +144,13 @@ def run_trainer(
         limit_val_batches=0 if config.refit_epochs else None,
         **trainer_settings(config.devices, config.strategy),
     )
-    resumed_from_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"] + 1 if resume_from else 0
     if resume_from:
         logging.getLogger("mlpipe.training").warning(
             "resuming %s from epoch %d (%s)", config.family, resumed_from_epoch, last
         )
     started = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    try:  # weights only: a checkpoint pulled from shared storage is data, never code to run
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1): the caller should see the Ctrl-C
             raise KeyboardInterrupt from None
@@ -161,10 +161,33 @@ def run_trainer(
         fit_seconds=time.perf_counter() - started,
         accelerator=type(trainer.accelerator).__name__,
         world_size=trainer.world_size,
-        resumed_from_epoch=resumed_from_epoch,
+        resumed_from_epoch=resumed_from_epoch or 0,
         samples_per_rank=samples.per_rank,
     )
     return result, trainer.is_global_zero
+
+
+def resumable_epoch(last: Path) -> int | None:
+    """The epoch a fit goes on from with `last` (None: none to go on from). A checkpoint is read as
+    weights only: one that is not plain tensors and numbers (a tampered file, a pickle that would
+    run code) is set aside and said in one line, and the fit starts again from the beginning."""
+    import pickle
+
+    import torch
+
+    if not last.exists():
+        return None
+    try:
+        return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as error:
+        refused = last.with_name(f"{last.name}.refused")
+        last.replace(refused)
+        reason = " ".join(str(error).split())[:160]
+        logging.getLogger("mlpipe.training").warning(
+            "%s is no checkpoint to resume from (%s: %s): moved to %s, training from the start",
+            last, type(error).__name__, reason, refused.name,
+        )  # fmt: skip
+        return None
 
 
 def quiet_lightning() -> None:
