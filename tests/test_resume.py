@@ -158,3 +158,27 @@ def test_a_tampered_last_checkpoint_never_runs_and_the_fit_starts_over(digits, d
     assert model.resumed_from_epoch == 0 and model.epochs_run == 2
     assert (out_dir / "last.ckpt.refused").exists()
     assert any("no checkpoint to resume from" in r.getMessage() for r in caplog.records)
+
+
+def test_a_finished_fit_whose_best_checkpoint_was_replaced_trains_again(digits, digits_split, tmp_path, caplog):
+    """result.json names the sha256 of its best.ckpt: a replaced one (a tampered shared copy) is
+    never loaded; the folder's checkpoints are set aside and the candidate trains again."""
+    from dataclasses import replace
+
+    import torch
+
+    from tasks.infra.files import file_sha256
+    from tasks.infra.params import load_params
+    from tasks.training.config import train_config
+    from tasks.training.network import train
+
+    marker, out_dir = tmp_path / "payload-ran", tmp_path / "fit"
+    config = replace(train_config(load_params(Settings(root=tmp_path)), "image", "cnn", 0), max_epochs=1)
+    train(digits, digits_split, config, out_dir)
+    torch.save({"state_dict": _Payload(marker)}, out_dir / "best.ckpt")
+
+    model = train(digits, digits_split, config, out_dir)
+
+    assert not marker.exists() and model.epochs_run == 1
+    assert json.loads((out_dir / "result.json").read_text())["best_sha256"] == file_sha256(out_dir / "best.ckpt")
+    assert any("is not the checkpoint its result.json names" in r.getMessage() for r in caplog.records)

@@ -43,3 +43,11 @@ def read_json(path: Path) -> dict | list | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in blocks: what proves a checkpoint is the one a result names."""
+    import hashlib
+
+    with Path(path).open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()

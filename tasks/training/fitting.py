@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from tasks.infra.files import read_json, write_atomic
+from tasks.infra.files import file_sha256, read_json, write_atomic
 from tasks.infra.runs import run_logger
 from tasks.training.trainer import FitJob, FitResult, run_trainer
 from tasks.training.workers import fit_in_worker
@@ -89,12 +89,21 @@ def _machines_lock(job: FitJob, mirror: str | None):
 
 def _finished(out_dir: Path) -> FitResult | None:
     """The result of a fit that finished in out_dir; None for one cut short (no result, or a
-    result.json that a kill left unreadable: trained again, from last.ckpt)."""
-    recorded = read_json(out_dir / "result.json")
-    if not isinstance(recorded, dict) or not (out_dir / "best.ckpt").exists():
+    result.json that a kill left unreadable: trained again, from last.ckpt). A best.ckpt that is
+    not the one its result names (another machine's, a tampered copy) is no result: the folder's
+    checkpoints are set aside and the candidate trains again from the start."""
+    recorded, best = read_json(out_dir / "result.json"), out_dir / "best.ckpt"
+    if not isinstance(recorded, dict) or not best.exists():
         return None
     try:
         # The kept weights are best.ckpt of this folder, wherever the fit that wrote it ran.
-        return FitResult(**recorded | {"best_model_path": str(out_dir / "best.ckpt")})
+        result = FitResult(**recorded | {"best_model_path": str(best)})
     except TypeError:  # written by another version of FitResult
         return None
+    if result.best_sha256 != file_sha256(best):
+        for name in ("result.json", "best.ckpt", "last.ckpt"):
+            (out_dir / name).unlink(missing_ok=True)
+        what = "%s is not the checkpoint its result.json names (sha256): trained again"
+        run_logger("mlpipe.training").warning(what, best)
+        return None
+    return result

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.infra.files import file_sha256
 from tasks.types import TrainConfig
 
 HELD_OUT = "held_out.npy"  # a fold's validation probabilities per epoch (models/history.py)
@@ -46,6 +47,7 @@ class FitResult:
     world_size: int
     resumed_from_epoch: int = 0  # the epoch a killed or retried fit went on from; 0: from the start
     samples_per_rank: list[int] = field(default_factory=list)  # training samples each process saw in this fit
+    best_sha256: str = ""  # of best.ckpt: a result read back (pulled from another machine) must name its weights
 
 
 def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
@@ -163,6 +165,7 @@ def run_trainer(
         world_size=trainer.world_size,
         resumed_from_epoch=resumed_from_epoch or 0,
         samples_per_rank=samples.per_rank,
+        best_sha256=file_sha256(checkpoint.best_model_path) if trainer.is_global_zero else "",
     )
     return result, trainer.is_global_zero
 
