@@ -119,3 +119,65 @@ def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
         server.terminate()
         server.wait(timeout=30)
     assert len(predictions) == 5 and {"label", "probability"} <= set(predictions[0])
+
+
+class _Payload:
+    """What a tampered member file holds: unpickling it would run a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_classical_member_is_refused_in_one_line_and_never_runs(digits, digits_split, tmp_path, monkeypatch):
+    """A classical member is a skops file: one replaced in the artifact store by a pickle that
+    would run code is refused by `mlpipe predict` in one line; the payload never runs."""
+    import pickle
+
+    from conftest import LINEAGE, make_workspace
+
+    from tasks.evaluation.scoring import evaluate
+    from tasks.evaluation.tasks import choose_candidate
+    from tasks.infra.settings import CODE_ROOT, Settings
+    from tasks.registry.tasks import register
+    from tasks.training.baseline import fit_baseline
+    from tasks.types import BaselineConfig
+    from tasks.validation.checking import validate
+
+    settings = Settings(root=make_workspace(tmp_path / "project"))
+    monkeypatch.setenv("MLPIPE_ROOT", str(settings.root))
+    report = validate(digits.frame, "digits", CODE_ROOT / "expectations" / "digits.json", tmp_path / "validation.json")
+    model = fit_baseline(digits, digits_split, BaselineConfig(seed=0))
+    evaluation = evaluate(model, digits, digits_split, settings.root / "outputs" / model.family)
+    choice = choose_candidate.fn([model], digits, digits_split)
+    register(digits, digits_split, report, [(model, evaluation)], choice, LINEAGE, settings)
+    rows = settings.root / "outputs" / "rows.csv"
+    digits.frame.iloc[digits_split.test[:5]][digits.feature_columns].to_csv(rows, index=False)
+    predict = ["predict", "--dataset", "digits", "--input", str(rows), "--output", "outputs/labelled.csv"]
+    assert run_mlpipe(settings, *predict).returncode == 0
+
+    marker = tmp_path / "payload-ran"
+    (member,) = settings.root.glob("mlflow/**/member_0.skops")
+    member.write_bytes(pickle.dumps(_Payload(marker)))
+    done = run_mlpipe(settings, *predict)
+
+    assert done.returncode != 0 and not marker.exists()
+    assert done.stderr.strip().splitlines()[-1].endswith("member_0.skops is not a file skops wrote (BadZipFile)")
+
+
+class _Estimator:
+    """A type mlpipe never writes."""
+
+
+def test_a_skops_file_holding_a_type_mlpipe_never_writes_is_refused(tmp_path):
+    import skops.io
+
+    from tasks.registry.pyfunc_model import UntrustedMember, load_estimator
+
+    path = tmp_path / "member_0.skops"
+    skops.io.dump({"estimator": _Estimator()}, path)
+
+    with pytest.raises(UntrustedMember, match="holds types mlpipe never writes: test_serving._Estimator"):
+        load_estimator(str(path))

@@ -51,7 +51,7 @@ class Served:
 
 
 def artifacts_in(folder: Path) -> dict[str, str]:
-    """spec.json and each member's file (member_0.pt, member_1.pkl, ...), by artifact name."""
+    """spec.json and each member's file (member_0.pt, member_1.skops, ...), by artifact name."""
     members = json.loads((folder / "spec.json").read_text())["members"]
     found = {m["artifact"]: next(folder.glob(f"{m['artifact']}.*"), None) for m in members}
     if missing := [name for name, path in found.items() if path is None]:
@@ -81,7 +81,10 @@ def champion(client, name: str, folder: Path) -> tuple[str, Served]:
     files = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder))) / "artifacts"
     if not (files / "spec.json").exists():
         raise MlpipeError(f"{name} v{version.version} is not a model mlpipe registered: it has no spec.json")
-    served = load_served("champion", version.tags.get("family", "?"), files, 0, f"@champion v{version.version}")
+    try:  # a member file that would run code, or holds what mlpipe never writes, is refused there
+        served = load_served("champion", version.tags.get("family", "?"), files, 0, f"@champion v{version.version}")
+    except ValueError as error:
+        raise MlpipeError(f"{name} v{version.version} cannot be loaded: {error}") from None
     served.parameters = _parameters(served.model)
     return str(version.version), served
 

@@ -75,7 +75,10 @@ def predict_file(
         version = client.get_model_version_by_alias(dataset, alias)
     except MlflowException:
         raise MlpipeError(f"{dataset} has no @{alias} version") from None
-    model = mlflow.pyfunc.load_model(f"models:/{dataset}/{version.version}")
+    try:  # a member file that would run code, or holds what mlpipe never writes, is refused there
+        model = mlflow.pyfunc.load_model(f"models:/{dataset}/{version.version}")
+    except ValueError as error:
+        raise MlpipeError(f"{dataset} v{version.version} cannot be loaded: {error}") from None
     schema = model.metadata.get_input_schema()
     missing = [c for c in (schema.input_names() if schema else []) if c not in rows.columns]
     if missing:

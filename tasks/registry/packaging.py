@@ -2,12 +2,11 @@
 pyfunc with the `models` package as its code and registered as a new version.
 
 tasks/registry/pyfunc_model.py reads the files back in the serving process: a network's weights, or the
-classical baseline's fitted scikit-learn estimator; an ensemble has one member per candidate it
-averages.
+classical baseline's fitted scikit-learn estimator (skops, not pickle: a file in shared storage is
+data, never code to run); an ensemble has one member per candidate it averages.
 """
 
 import json
-import pickle
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -28,8 +27,10 @@ def write_model_files(model, folder: Path) -> dict[str, str]:
     for index, member in enumerate(members):
         name = f"member_{index}"
         if isinstance(member, TrainedBaseline):
-            path = folder / f"{name}.pkl"
-            path.write_bytes(pickle.dumps(member.estimator))
+            import skops.io
+
+            path = folder / f"{name}.skops"
+            skops.io.dump(member.estimator, path)
             described.append({"kind": "sklearn", "family": member.family, "preprocessing": member.preprocessing})
         else:
             path = _save_network(member, folder / name)
@@ -67,8 +68,8 @@ def _save_network(member, stem: Path) -> Path:
 def requirements(onnx: bool = False, pretrained: bool = False, rocket: bool = False, audio: bool = False) -> list[str]:
     """The serving process's packages, pinned to this one's (MLflow would spend seconds inferring
     them); onnxruntime too for a version with an ONNX member, transformers for a pretrained one,
-    aeon for MiniRocket, soundfile and scipy for sound files.
-    (safetensors always: the served code reads a pretrained member with it, and it is small.)"""
+    aeon for MiniRocket, soundfile and scipy for sound files. (safetensors and skops always: the
+    served code reads a pretrained member and a classical one with them, and they are small.)"""
     import mlflow
     import numpy as np
     import pandas as pd
@@ -86,6 +87,7 @@ def requirements(onnx: bool = False, pretrained: bool = False, rocket: bool = Fa
             f"scikit-learn=={sklearn.__version__}",
             f"tokenizers=={tokenizers.__version__}",
             f"safetensors=={safetensors.__version__}",
+            *_pinned("skops"),
         ]
         + ([_onnxruntime()] if onnx else [])
         + (_pretrained() if pretrained else [])

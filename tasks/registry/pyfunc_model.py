@@ -11,7 +11,6 @@ that onnxruntime runs (models/quantized.py, models/onnx_network.py).
 """
 
 import json
-import pickle
 from pathlib import Path
 
 import mlflow
@@ -38,10 +37,21 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         )
 
 
+# The types beyond skops' safe defaults (numpy, scipy, scikit-learn) that a classical member may
+# hold: MiniRocket's. Anything else in a file is refused, never constructed.
+TRUSTED_TYPES = {
+    "models.rocket.RocketClassifier",
+    "aeon.transformations.collection.convolution_based._minirocket.MiniRocket",
+}
+
+
+class UntrustedMember(ValueError):
+    """A member's file that mlpipe will not load: it would run code, or hold types it never writes."""
+
+
 def _load(member: dict, path: str):
     if member["kind"] == "sklearn":
-        with open(path, "rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - the version's own artifact, written by mlpipe
+        return load_estimator(path)
     if member["kind"] == "onnx":
         from models.onnx_network import OnnxNetwork
 
@@ -56,7 +66,7 @@ def _load(member: dict, path: str):
 
         network = quantized(network)
         # A quantized LSTM's packed weights are TorchScript objects, which weights_only refuses;
-        # the file is the version's own, written by mlpipe, as the baseline's pickle is.
+        # the file is the version's own, written by mlpipe (issue 35: to be stored as plain tensors).
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))  # noqa: S614
         return network.eval()
     if path.endswith(".safetensors"):  # a pretrained backbone's
@@ -66,6 +76,24 @@ def _load(member: dict, path: str):
         return network.eval()
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return network.eval()
+
+
+def load_estimator(path: str):
+    """A classical member's estimator from its skops file, with no type beyond TRUSTED_TYPES. A
+    version registered before skops kept a pickle, which is not loaded: it could run any code."""
+    if not path.endswith(".skops"):
+        raise UntrustedMember(f"{Path(path).name} is a pickle, which mlpipe no longer loads: register the model again")
+    import zipfile
+
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise UntrustedMember(f"{Path(path).name} is not a file skops wrote ({type(error).__name__})") from None
+    if refused := sorted(set(untrusted) - TRUSTED_TYPES):
+        raise UntrustedMember(f"{Path(path).name} holds types mlpipe never writes: {', '.join(refused)}")
+    return skops.io.load(path, trusted=untrusted)
 
 
 def _probabilities(member: dict, model, frame: pd.DataFrame) -> np.ndarray:
