@@ -64,17 +64,19 @@ def push(folder: Path, url: str, names: tuple[str, ...]) -> None:
 
 def result_storage(settings):
     """Where Prefect keeps cached task results: cache/ in the object storage, where every machine's
-    rerun finds them, else the project's outputs/cache. An object store's is an fsspec-backed
-    RemoteFileSystem block (vendor-neutral), saved to the Prefect API as Prefect requires of
-    result storage, under a name of its URL."""
-    if settings.storage_url is None:
-        return settings.cache_dir
+    rerun finds them, else the project's outputs/cache. Either is an fsspec folder whose files are
+    signed (tasks/infra/signed_results.py: a cached result is a pickle), a block saved to the
+    Prefect API as Prefect requires of result storage, under a name of its URL."""
     import hashlib
 
-    from prefect.filesystems import RemoteFileSystem
+    from tasks.infra.signed_results import SignedLocalResults, SignedRemoteResults, cache_secret
 
-    url = f"{settings.storage_url}/cache"
-    block = RemoteFileSystem(basepath=url)
+    cache_secret()  # a secret that cannot be read or made stops the run here, in one line
+    if settings.storage_url is None:
+        url, block = str(settings.cache_dir), SignedLocalResults(basepath=str(settings.cache_dir))
+    else:
+        url = f"{settings.storage_url}/cache"
+        block = SignedRemoteResults(basepath=url)
     block.save(f"mlpipe-results-{hashlib.sha256(url.encode()).hexdigest()[:12]}", overwrite=True)
     return block
 

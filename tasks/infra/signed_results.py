@@ -1,0 +1,154 @@
+"""Prefect's cached task results, signed: a cached result is a pickle, and Prefect unpickles
+whatever a result file says (its metadata even names the serializer), so whoever can write one
+file in cache/ would run code on the next machine that reads it. Every file this storage writes
+starts with an HMAC-SHA256 of the rest, keyed by a secret only the team's machines hold; a file
+without a valid one is never handed to Prefect: the read fails, which Prefect takes as a cache
+miss, said once here, and the task runs again and writes a signed result over it.
+
+The secret: MLPIPE_CACHE_SECRET where set (the same on every machine); else, for results in the
+object storage, a Prefect Secret block that the first run creates; else, for the project's own
+outputs/cache, a random file in the project's git-ignored Prefect home, mode 0600.
+"""
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from functools import cache
+from pathlib import Path
+
+from prefect.filesystems import LocalFileSystem, RemoteFileSystem
+from prefect.utilities.asyncutils import run_sync_in_worker_thread
+
+from tasks.infra.errors import MlpipeError
+
+MAGIC = b"mlpipe-signed-v1\n"
+SECRET_ENV = "MLPIPE_CACHE_SECRET"
+SECRET_BLOCK = "mlpipe-cache-secret"
+_said: set[str] = set()  # paths whose refusal this process has logged already
+
+
+class _Signed:
+    """Signs what write_path writes and checks what read_path reads (sync and async alike)."""
+
+    def read_path(self, path: str, _sync: bool | None = None) -> bytes:
+        where, data = self._read_bytes(path)
+        return verified(data, where)
+
+    async def aread_path(self, path: str) -> bytes:
+        return await run_sync_in_worker_thread(self.read_path, path)
+
+    def write_path(self, path: str, content: bytes, _sync: bool | None = None) -> str:
+        return self._write_bytes(path, signed(content))
+
+    async def awrite_path(self, path: str, content: bytes) -> str:
+        return await run_sync_in_worker_thread(self.write_path, path, content)
+
+
+class SignedRemoteResults(_Signed, RemoteFileSystem):
+    """An fsspec folder (s3://, gs://, ...) of signed files."""
+
+    _block_type_name = "mlpipe signed results"
+    _block_type_slug = "mlpipe-signed-results"
+
+    def _read_bytes(self, path: str) -> tuple[str, bytes]:
+        resolved = self._resolve_path(path)
+        with self.filesystem.open(resolved, "rb") as file:
+            return resolved, file.read()
+
+    def _write_bytes(self, path: str, data: bytes) -> str:
+        resolved = self._resolve_path(path)
+        self.filesystem.makedirs(resolved.rsplit("/", 1)[0], exist_ok=True)
+        with self.filesystem.open(resolved, "wb") as file:
+            file.write(data)
+        return resolved
+
+
+class SignedLocalResults(_Signed, LocalFileSystem):
+    """The project's folder of signed files."""
+
+    _block_type_name = "mlpipe signed local results"
+    _block_type_slug = "mlpipe-signed-local-results"
+
+    def _read_bytes(self, path: str) -> tuple[str, bytes]:
+        resolved = Path(self._resolve_path(path))
+        if not resolved.is_file():
+            raise ValueError(f"{resolved} is no file")  # as LocalFileSystem says it: a miss
+        return str(resolved), resolved.read_bytes()
+
+    def _write_bytes(self, path: str, data: bytes) -> str:
+        resolved = Path(self._resolve_path(path))
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+        resolved.write_bytes(data)
+        return str(resolved)
+
+
+def signed(content: bytes) -> bytes:
+    return MAGIC + _mac(content).encode() + b"\n" + content
+
+
+def verified(data: bytes, where: str) -> bytes:
+    """The content of a signed file; ValueError (a cache miss to Prefect) for any other."""
+    head, _, rest = data.partition(b"\n")
+    mac, _, content = rest.partition(b"\n")
+    if head + b"\n" != MAGIC or not hmac.compare_digest(mac, _mac(content).encode()):
+        if where not in _said:
+            _said.add(where)
+            logging.getLogger("mlpipe.cache").warning(
+                "cached result %s is unsigned or its signature does not match: not read, the task runs again", where
+            )
+        raise ValueError(f"{where}: not a result signed with this project's cache secret")
+    return content
+
+
+def _mac(content: bytes) -> str:
+    return hmac.new(cache_secret(), content, hashlib.sha256).hexdigest()
+
+
+@cache
+def cache_secret() -> bytes:
+    """The key of the signatures (see the module's docstring); read once per process."""
+    from tasks.infra.settings import get_settings
+
+    if value := os.environ.get(SECRET_ENV):
+        return value.encode()
+    settings = get_settings()
+    if settings.storage_url is not None:
+        return _secret_block().encode()
+    return _secret_file(settings.prefect_home / "cache.secret")
+
+
+def _secret_block() -> str:
+    from prefect.blocks.system import Secret
+
+    try:
+        return Secret.load(SECRET_BLOCK).get()
+    except ValueError:  # none yet: the first run makes it (two at once: the later save fails, then loads)
+        try:
+            Secret(value=secrets.token_hex(32)).save(SECRET_BLOCK)
+        except Exception:  # noqa: BLE001 - another machine saved it first
+            pass
+        try:
+            return Secret.load(SECRET_BLOCK).get()
+        except ValueError as error:
+            what = f"the cache secret (Prefect Secret block {SECRET_BLOCK})"
+            raise MlpipeError(f"{what} cannot be read: {error}") from None
+
+
+def _secret_file(path: Path) -> bytes:
+    """The project's secret, made whole before it is linked in place: two runs starting at once
+    read the same one."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_hex(32).encode())
+        try:
+            os.link(partial, path)  # fails if another run linked its own first: that one is kept
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    return path.read_bytes()
