@@ -82,6 +82,28 @@ def test_the_predict_deployment_writes_under_outputs_only(registered, digits, di
     assert (root / "data" / "keep.csv").read_text() == "precious\n"
 
 
+def test_the_predict_deployment_reads_regular_files_under_the_project_only(registered, monkeypatch, tmp_path):
+    """Its input is named by whoever reaches the API: no file outside the project, none in a hidden
+    folder (.prefect/ holds the cache secret) or mlflow/, no device; nothing is read or written."""
+    from tasks.registry.tasks import predict_file_task
+
+    settings, _ = registered
+    root = settings.root
+    monkeypatch.setenv("MLPIPE_ROOT", str(root))
+    (root / ".prefect").mkdir(exist_ok=True)
+    (root / ".prefect" / "secret.csv").write_text("secret\nx\n")
+    (tmp_path / "elsewhere.csv").write_text("x\n1\n")
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "outside.csv").symlink_to(tmp_path / "elsewhere.csv")
+
+    for path in ("/etc/hostname", "../elsewhere.csv", ".prefect/secret.csv", "data/outside.csv", "mlflow/mlflow.db"):
+        with pytest.raises(MlpipeError, match=r"a deployment reads input under .* only"):
+            predict_file_task.fn("digits", path, "outputs/stolen.csv")
+    with pytest.raises(MlpipeError, match="not a regular file"):
+        predict_file_task.fn("digits", "data", "outputs/stolen.csv")
+    assert not (root / "outputs" / "stolen.csv").exists()
+
+
 def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
     import time
     import urllib.request

@@ -25,6 +25,8 @@ WRITERS = {
 
 
 PREDICTIONS_DIR = "MLPIPE_PREDICTIONS_DIR"  # where the `predict` deployment may write, if not outputs/
+INPUT_ROOT = "MLPIPE_INPUT_ROOT"  # where the `predict` deployment may read, if not the project
+MAX_INPUT_BYTES = 4 * 1024**3  # the largest file a deployment's run reads
 
 
 def confined_output(path: str | Path, settings: Settings) -> Path:
@@ -39,6 +41,27 @@ def confined_output(path: str | Path, settings: Settings) -> Path:
             f"{path}: predictions are written under {allowed} only, never under data/ or mlflow/ "
             f"(set {PREDICTIONS_DIR} for another folder)"
         )
+    return target
+
+
+def confined_input(path: str | Path, settings: Settings) -> Path:
+    """The input of a deployment's run, which anyone who reaches the Prefect API may name: a
+    regular file under the project (or MLPIPE_INPUT_ROOT), after following links, outside its
+    hidden folders (.prefect/ holds the cache secret, .git/ and .dvc/ their config) and mlflow/,
+    and at most MAX_INPUT_BYTES. Relative paths are relative to the project."""
+    allowed = Path(os.environ.get(INPUT_ROOT) or settings.root).resolve()
+    target = (settings.root / path).resolve()
+    inside = target.relative_to(allowed).parts if target.is_relative_to(allowed) else None
+    hidden = inside is not None and any(part.startswith(".") for part in inside)
+    if inside is None or hidden or target.is_relative_to(settings.mlflow_dir.resolve()):
+        raise MlpipeError(
+            f"{path}: a deployment reads input under {allowed} only, never hidden folders or mlflow/ "
+            f"(set {INPUT_ROOT} for another folder)"
+        )
+    if target.exists() and not target.is_file():
+        raise MlpipeError(f"{path}: not a regular file")
+    if target.exists() and target.stat().st_size > MAX_INPUT_BYTES:
+        raise MlpipeError(f"{path}: {target.stat().st_size:,} bytes, over the {MAX_INPUT_BYTES:,} a run reads")
     return target
 
 

@@ -93,8 +93,9 @@ def register(
 @task(name="predict_file", cache_policy=NO_CACHE)
 def predict_file_task(dataset: str, input_path: str, output_path: str, alias: str = "champion") -> dict:
     """Label a file of raw rows with the data set's @champion (or `alias`); the output stays under outputs/."""
-    from tasks.registry.inference import confined_output, predict_file
+    from tasks.registry.inference import confined_input, confined_output, predict_file
 
     settings = get_settings()
-    output = confined_output(output_path, settings)  # before reading anything: the caller may be anyone
-    return predict_file(dataset, settings.root / input_path, output, settings, alias=alias)
+    # Before reading anything: the caller may be anyone who reaches the API.
+    output, rows = confined_output(output_path, settings), confined_input(input_path, settings)
+    return predict_file(dataset, rows, output, settings, alias=alias)
