@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 import mlflow
 import pytest
@@ -153,3 +154,64 @@ def test_a_prefect_global_concurrency_limit_holds_the_promotion_lock(prefect_api
     with promotion_lock(settings, "digits", timeout=60):
         waited = time.monotonic() - started
     assert waited < 30
+
+
+def test_an_edited_concurrency_limit_is_refused_not_silently_unlocked(prefect_api):
+    """A limit someone set to two slots, or turned off, would let two holders in: said in one line."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from tasks.infra.errors import MlpipeError
+    from tasks.infra.locks import prefect_lock
+
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="mlpipe-edited", limit=2))
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="mlpipe-off", limit=1, active=False))
+
+    for name, state in (("mlpipe-edited", "limit 2, active"), ("mlpipe-off", "limit 1, inactive")):
+        with pytest.raises(MlpipeError, match=rf"limit {name} \({state}\) is no lock: it needs one active slot"):
+            with prefect_lock(name, 5, "the test"):
+                pass
+
+
+LEASE_HOLDER = """
+import sys, time
+from pathlib import Path
+from tasks.infra.locks import prefect_lock
+with prefect_lock("mlpipe-restart", 30, "the test", lease_seconds=60):
+    Path(sys.argv[1]).touch()
+    time.sleep(600)  # killed first, with the server
+"""
+
+
+@pytest.mark.slow
+def test_a_lease_lost_in_a_server_restart_frees_its_slot_when_it_ends(tmp_path):
+    """The server keeps the slots' leases on disk: after a restart, the slot of a holder that died
+    with it frees when its lease ends (60 s), not never."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.infra.locks import prefect_lock
+    from tasks.infra.servers import free_port, launch, prefect_server, stop
+
+    home, port, held = tmp_path / "prefect-home", free_port(), tmp_path / "held"
+    url = f"http://127.0.0.1:{port}/api"
+    (server,) = launch([prefect_server(port, home)], tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LEASE_HOLDER, str(held)], env={**os.environ, "PREFECT_API_URL": url}
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not held.exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        holder.kill()
+        stop([server])
+    (server,) = launch([prefect_server(port, home)], tmp_path)
+    try:
+        started = time.monotonic()
+        with temporary_settings({PREFECT_API_URL: url}), prefect_lock("mlpipe-restart", 180, "the test"):
+            waited = time.monotonic() - started
+    finally:
+        stop([server])
+    assert waited < 120  # the 60 s lease, and the server's check every 15 s

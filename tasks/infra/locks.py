@@ -36,12 +36,20 @@ def prefect_lock(limit: str, timeout: float | None, what: str, lease_seconds: fl
 
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(limit)
+            found = client.read_global_concurrency_limit_by_name(limit)
         except ObjectNotFound:
             try:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit, limit=1))
             except ObjectAlreadyExists:
                 pass  # another run created it first
+            found = client.read_global_concurrency_limit_by_name(limit)
+    # An edited limit locks nothing: two slots let two holders in, an inactive one lets everyone.
+    if found.limit != 1 or not found.active:
+        state = f"limit {found.limit}, {'active' if found.active else 'inactive'}"
+        raise MlpipeError(
+            f"Prefect concurrency limit {limit} ({state}) is no lock: it needs one active slot "
+            f"(`prefect gcl update {limit} --limit 1 --enable`)"
+        )
     slot = functools.partial(
         concurrency, limit, lease_duration=lease_seconds, strict=True, raise_on_lease_renewal_failure=strict
     )

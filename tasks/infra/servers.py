@@ -54,6 +54,9 @@ def prefect_server(port: int, home: Path | None = None) -> Server:
     # The API has no authentication: only the UI's own pages may call it from a browser, not any
     # web page the user visits (Prefect allows every origin by default).
     env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = f"http://{HOST}:{port},http://localhost:{port}"
+    # The leases of the locks' slots on disk (PREFECT_HOME), not in memory: a restart forgets no
+    # lease, so the slot of a holder that died frees when its lease ends instead of never.
+    env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = "prefect.server.concurrency.lease_storage.filesystem"
     if home is not None:
         env["PREFECT_HOME"] = str(home)
     return Server("prefect", command, f"http://{HOST}:{port}/api/health", env)
