@@ -100,6 +100,15 @@ def test_an_unknown_storage_scheme_is_one_line(workspace, monkeypatch):
         pull("nosuch://bucket/x", workspace, ("last.ckpt",))
 
 
+def test_a_storage_url_holding_a_password_is_refused_without_printing_it(workspace):
+    """The URL is saved in Prefect's blocks and DVC's config: its credentials belong elsewhere."""
+    env = {**os.environ, "MLPIPE_ROOT": str(workspace), "MLPIPE_STORAGE_URL": "s3://key:s3cret@bucket/mlpipe"}
+    done = subprocess.run([MLPIPE, "run", "--dataset", "digits"], env=env, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode != 0 and "s3cret" not in done.stdout + done.stderr
+    assert "MLPIPE_STORAGE_URL=s3://key:***@bucket/mlpipe holds a password" in done.stderr.strip().splitlines()[-1]
+
+
 def test_data_added_on_one_machine_is_pulled_by_a_clone_on_another(prefect_api, object_storage, tmp_path):
     import shutil
 

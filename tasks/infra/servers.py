@@ -77,11 +77,10 @@ def mlflow_server(settings: Settings, port: int, host: str = HOST) -> Server:
     (MLPIPE_STORAGE_URL) or the project's mlflow/artifacts."""
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", host, "--port", str(port)]
-    command += ["--artifacts-destination", settings.served_artifacts]
-    # The store's URI may hold a password: through the environment, never the command line (`ps`).
-    return Server(
-        "mlflow", command, f"http://{HOST}:{port}/health", {"MLFLOW_BACKEND_STORE_URI": settings.tracking_uri}
-    )
+    # The store's URI and the storage's URL may hold a password: through the environment, never
+    # the command line, which `ps` shows to every user of the machine.
+    env = {"MLFLOW_BACKEND_STORE_URI": settings.tracking_uri, "MLFLOW_ARTIFACTS_DESTINATION": settings.served_artifacts}
+    return Server("mlflow", command, f"http://{HOST}:{port}/health", env)
 
 
 def spawn(server: Server, log: Path) -> subprocess.Popen:

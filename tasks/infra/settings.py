@@ -32,8 +32,17 @@ class Settings:
     @property
     def storage_url(self) -> str | None:
         """The team's object storage (MLPIPE_STORAGE_URL, tasks/infra/objects.py), else None: what a
-        rerun reads back stays on this machine's disk."""
-        return os.environ.get("MLPIPE_STORAGE_URL", "").strip().rstrip("/") or None
+        rerun reads back stays on this machine's disk. Never with a password in it: the URL is
+        saved in Prefect's blocks and DVC's config, which others read."""
+        from tasks.infra.errors import MlpipeError, redact
+
+        url = os.environ.get("MLPIPE_STORAGE_URL", "").strip().rstrip("/") or None
+        if url is not None and redact(url) != url:
+            raise MlpipeError(
+                f"MLPIPE_STORAGE_URL={redact(url)} holds a password: give the storage its credentials "
+                "through its own settings (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ~/.aws/config), never the URL"
+            )
+        return url
 
     def shared_url(self, path: Path) -> str | None:
         """The object-storage copy of a folder under outputs/ (a candidate's checkpoints), or None."""
