@@ -193,7 +193,8 @@ def main(modalities: list[str]) -> None:
                 if plain not in rate:
                     continue
                 ratio = rate["lightning"] / rate[plain]
-                print(f"{modality} {family}: mlpipe {rate['lightning']:.0f}/s, {plain} {rate[plain]:.0f}/s, {ratio:.3f}")
+                mlpipe = rate["lightning"]
+                print(f"{modality} {family}: mlpipe {mlpipe:.0f}/s, {plain} {rate[plain]:.0f}/s, {ratio:.3f}")
                 rows.append(
                     {
                         "figure": f"{modality} {family}: samples/s through mlpipe vs {what}",
