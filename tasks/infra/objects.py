@@ -69,7 +69,8 @@ def result_storage(settings):
     Prefect API as Prefect requires of result storage, under a name of its URL."""
     import hashlib
 
-    from tasks.infra.signed_results import SignedLocalResults, SignedRemoteResults, cache_secret
+    from tasks.infra.result_blocks import SignedLocalResults, SignedRemoteResults
+    from tasks.infra.signed_results import cache_secret
 
     cache_secret()  # a secret that cannot be read or made stops the run here, in one line
     if settings.storage_url is None:

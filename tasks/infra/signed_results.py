@@ -3,7 +3,8 @@ whatever a result file says (its metadata even names the serializer), so whoever
 file in cache/ would run code on the next machine that reads it. Every file this storage writes
 starts with an HMAC-SHA256 of the rest, keyed by a secret only the team's machines hold; a file
 without a valid one is never handed to Prefect: the read fails, which Prefect takes as a cache
-miss, said once here, and the task runs again and writes a signed result over it.
+miss, said once here, and the task runs again and writes a signed result over it. The storage
+blocks that do it are tasks/infra/result_blocks.py; this module imports no Prefect.
 
 The secret: MLPIPE_CACHE_SECRET where set (the same on every machine); else, for results in the
 object storage, a Prefect Secret block that the first run creates; else, for the project's own
@@ -18,70 +19,12 @@ import secrets
 from functools import cache
 from pathlib import Path
 
-from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-from prefect.utilities.asyncutils import run_sync_in_worker_thread
-
 from tasks.infra.errors import MlpipeError
 
 MAGIC = b"mlpipe-signed-v1\n"
 SECRET_ENV = "MLPIPE_CACHE_SECRET"
 SECRET_BLOCK = "mlpipe-cache-secret"
 _said: set[str] = set()  # paths whose refusal this process has logged already
-
-
-class _Signed:
-    """Signs what write_path writes and checks what read_path reads (sync and async alike)."""
-
-    def read_path(self, path: str, _sync: bool | None = None) -> bytes:
-        where, data = self._read_bytes(path)
-        return verified(data, where)
-
-    async def aread_path(self, path: str) -> bytes:
-        return await run_sync_in_worker_thread(self.read_path, path)
-
-    def write_path(self, path: str, content: bytes, _sync: bool | None = None) -> str:
-        return self._write_bytes(path, signed(content))
-
-    async def awrite_path(self, path: str, content: bytes) -> str:
-        return await run_sync_in_worker_thread(self.write_path, path, content)
-
-
-class SignedRemoteResults(_Signed, RemoteFileSystem):
-    """An fsspec folder (s3://, gs://, ...) of signed files."""
-
-    _block_type_name = "mlpipe signed results"
-    _block_type_slug = "mlpipe-signed-results"
-
-    def _read_bytes(self, path: str) -> tuple[str, bytes]:
-        resolved = self._resolve_path(path)
-        with self.filesystem.open(resolved, "rb") as file:
-            return resolved, file.read()
-
-    def _write_bytes(self, path: str, data: bytes) -> str:
-        resolved = self._resolve_path(path)
-        self.filesystem.makedirs(resolved.rsplit("/", 1)[0], exist_ok=True)
-        with self.filesystem.open(resolved, "wb") as file:
-            file.write(data)
-        return resolved
-
-
-class SignedLocalResults(_Signed, LocalFileSystem):
-    """The project's folder of signed files."""
-
-    _block_type_name = "mlpipe signed local results"
-    _block_type_slug = "mlpipe-signed-local-results"
-
-    def _read_bytes(self, path: str) -> tuple[str, bytes]:
-        resolved = Path(self._resolve_path(path))
-        if not resolved.is_file():
-            raise ValueError(f"{resolved} is no file")  # as LocalFileSystem says it: a miss
-        return str(resolved), resolved.read_bytes()
-
-    def _write_bytes(self, path: str, data: bytes) -> str:
-        resolved = Path(self._resolve_path(path))
-        resolved.parent.mkdir(parents=True, exist_ok=True)
-        resolved.write_bytes(data)
-        return str(resolved)
 
 
 def signed(content: bytes) -> bytes:
