@@ -64,13 +64,13 @@ def _digits_task(root: Path, name: str, frame: pd.DataFrame) -> str:
 @pytest.mark.slow
 def test_transfer_from_a_related_task_beats_scratch_on_few_rows(prefect_api, tmp_path):
     """Digits 0-4 (900 rows) teach strokes that digits 5-9 share: a CNN started from them beats one
-    trained from scratch on 32 rows a class, on the validation rows (half of the non-test rows here)."""
+    trained from scratch on 16 rows a class, out of fold over the non-test rows (cross-validation)."""
     from sklearn.datasets import load_digits
 
     root = make_workspace(tmp_path / "project")
     digits = load_digits(as_frame=True).frame.rename(columns={"target": "label"})
     source = _digits_task(root, "lower_digits", digits[digits.label < 5])
-    target = _digits_task(root, "upper_digits", digits[digits.label >= 5].groupby("label").head(32))
+    target = _digits_task(root, "upper_digits", digits[digits.label >= 5].groupby("label").head(16))
     params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
     params["split"]["val_fraction"] = 0.5
     params["selection"] = {"baseline": False, "ensemble": False}
