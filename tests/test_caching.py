@@ -7,6 +7,7 @@ import shutil
 import mlflow
 import pandas as pd
 import yaml
+from payloads import Payload
 
 from flows.training import training_pipeline
 from tasks.infra.fingerprints import code_fingerprint
@@ -146,18 +147,6 @@ def test_editing_a_spec_invalidates_validation_and_training_with_the_same_files(
     assert train_16 != train_255 and validate_16 != validate_255
 
 
-class _Payload:
-    """What a crafted cache entry holds: unpickling it would run a command."""
-
-    def __init__(self, marker) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_crafted_pickle_in_the_cache_is_never_read_and_the_task_runs_again(prefect_api, workspace, tmp_path):
     """Prefect unpickles whatever a result file says; each file mlpipe writes is signed, so an
     entry put in cache/ by someone without the secret is a miss: never unpickled, said, redone."""
@@ -173,7 +162,7 @@ def test_a_crafted_pickle_in_the_cache_is_never_read_and_the_task_runs_again(pre
     for entry in entries:  # what Prefect reads: a record naming its serializer, and the pickle
         record = json.loads(entry.read_bytes().split(b"\n", 2)[2])
         record["metadata"]["serializer"] = {"type": "pickle", "picklelib": "cloudpickle"}
-        record["result"] = base64.encodebytes(cloudpickle.dumps(_Payload(marker))).decode()
+        record["result"] = base64.encodebytes(cloudpickle.dumps(Payload(marker))).decode()
         entry.write_text(json.dumps(record))
 
     again, states = _run(models=["baseline"], seed=3)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from payloads import Payload
 
 from tasks.infra.settings import Settings
 
@@ -126,16 +127,6 @@ def test_a_stopped_run_leaves_no_process_behind(signum, extra, workspace):
     assert not left, left
 
 
-class _Payload:
-    """What a tampered checkpoint holds: unpickling it would run a command."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_tampered_last_checkpoint_never_runs_and_the_fit_starts_over(digits, digits_split, tmp_path, caplog):
     """A last.ckpt another machine could write is read as weights only: a pickle that would run
     code is set aside in one line and the candidate trains from its first epoch."""
@@ -149,7 +140,7 @@ def test_a_tampered_last_checkpoint_never_runs_and_the_fit_starts_over(digits, d
 
     marker, out_dir = tmp_path / "payload-ran", tmp_path / "fit"
     out_dir.mkdir()
-    torch.save({"epoch": 5, "state_dict": _Payload(marker)}, out_dir / "last.ckpt")
+    torch.save({"epoch": 5, "state_dict": Payload(marker)}, out_dir / "last.ckpt")
     config = replace(train_config(load_params(Settings(root=tmp_path)), "image", "cnn", 0), max_epochs=2)
 
     model = train(digits, digits_split, config, out_dir)
@@ -175,7 +166,7 @@ def test_a_finished_fit_whose_best_checkpoint_was_replaced_trains_again(digits, 
     marker, out_dir = tmp_path / "payload-ran", tmp_path / "fit"
     config = replace(train_config(load_params(Settings(root=tmp_path)), "image", "cnn", 0), max_epochs=1)
     train(digits, digits_split, config, out_dir)
-    torch.save({"state_dict": _Payload(marker)}, out_dir / "best.ckpt")
+    torch.save({"state_dict": Payload(marker)}, out_dir / "best.ckpt")
 
     model = train(digits, digits_split, config, out_dir)
 

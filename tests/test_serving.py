@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import run_mlpipe
+from payloads import Payload
 
 from tasks.infra.errors import MlpipeError
 
@@ -143,16 +144,6 @@ def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
     assert len(predictions) == 5 and {"label", "probability"} <= set(predictions[0])
 
 
-class _Payload:
-    """What a tampered member file holds: unpickling it would run a command."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_tampered_classical_member_is_refused_in_one_line_and_never_runs(digits, digits_split, tmp_path, monkeypatch):
     """A classical member is a skops file: one replaced in the artifact store by a pickle that
     would run code is refused by `mlpipe predict` in one line; the payload never runs."""
@@ -182,7 +173,7 @@ def test_a_tampered_classical_member_is_refused_in_one_line_and_never_runs(digit
 
     marker = tmp_path / "payload-ran"
     (member,) = settings.root.glob("mlflow/**/member_0.skops")
-    member.write_bytes(pickle.dumps(_Payload(marker)))
+    member.write_bytes(pickle.dumps(Payload(marker)))
     done = run_mlpipe(settings, *predict)
 
     assert done.returncode != 0 and not marker.exists()
