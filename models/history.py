@@ -51,7 +51,6 @@ class HeldOutProbabilities(Checkpoint):
         self.epochs: list = []  # torch tensors (rows, classes), one per epoch
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import numpy as np
         import torch
 
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -62,6 +61,14 @@ class HeldOutProbabilities(Checkpoint):
             batches = [pl_module.network(part.to(pl_module.device)) for part in x.split(self.BATCH)]
         probabilities = torch.softmax(torch.cat(batches).float(), dim=1).cpu()
         self.epochs = [*self.epochs[: trainer.current_epoch], probabilities]
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Once, at the end: until then the epochs live in last.ckpt's state, where a resumed fit finds them.
+        import numpy as np
+        import torch
+
+        if not trainer.is_global_zero or not self.epochs:
+            return
         partial = self.path.with_name(f".{self.path.name}.partial")
         with partial.open("wb") as file:  # np.save on a path would add ".npy"
             np.save(file, torch.stack(self.epochs).numpy(), allow_pickle=False)
