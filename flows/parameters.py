@@ -18,6 +18,7 @@ from tasks.infra.vocabulary import (
     NetworkFamily,
     Seed,
     Strategy,
+    TimeoutMinutes,
 )
 from tasks.types import TrainConfig
 
@@ -48,6 +49,25 @@ class FlowParams(BaseModel):
     @classmethod
     def _blank_is_unset(cls, value):
         return None if value == "" else value  # dvc.yaml's stages pass '' for a data set that sets none
+
+    @field_validator("devices", "workers", check_fields=False)
+    @classmethod
+    def _at_most_this_machine(cls, count: int, info) -> int:
+        """The form's `le` is the most any machine may ask for; this is the most this one has (the
+        flow checks its own parameters: a flow run may turn the deployment's schema off)."""
+        import os
+
+        if count == 1:
+            return count
+        have, what = os.cpu_count() or 1, "CPUs"
+        if info.field_name == "devices":
+            import torch
+
+            if torch.cuda.is_available():
+                have, what = torch.cuda.device_count(), "GPUs"
+        if count > have:
+            raise ValueError(f"this machine has {have} {what}")
+        return count
 
     @field_validator("models", check_fields=False)
     @classmethod
@@ -127,7 +147,7 @@ class TuneParams(FlowParams):
         le=10_000,
         description="Trials per family, pruned ones included: the study's total, so a resumed study runs the rest",
     )
-    timeout_minutes: float | None = Field(None, gt=0, description="Start no trial after this long, per family")
+    timeout_minutes: TimeoutMinutes | None = Field(None, description="Start no trial after this long, per family")
     max_epochs: Epochs | None = Field(
         None, description="Most epochs per trial (early stopping and pruning may end sooner)"
     )
@@ -216,8 +236,8 @@ class PretrainParams(FlowParams):
         description="Unlabelled text files, one text a line, added to the data set's training and validation texts",
     )
     max_epochs: Epochs | None = Field(None, description="Most epochs of masked-language modelling")
-    timeout_minutes: float | None = Field(
-        None, gt=0, description="Stop the fit after this long and register the encoder it has"
+    timeout_minutes: TimeoutMinutes | None = Field(
+        None, description="Stop the fit after this long and register the encoder it has"
     )
     seed: Seed | None = Field(None, description="Training seed (weights, masking, the held-out texts, train/val split)")
 

@@ -34,6 +34,8 @@ class Up:
                 self.seen.append(self.lines.get(timeout=1))
             except queue.Empty:
                 continue
+        # The API's password (tasks/infra/servers.py), for clients outside the servers' project folder.
+        self.auth_string = "mlpipe:" + (Path(env["MLPIPE_ROOT"]) / ".prefect" / "api-auth").read_text()
 
     def interrupt(self) -> str:
         """Ctrl-C (which stops its servers too); everything it printed."""

@@ -118,3 +118,15 @@ def test_a_misspelt_network_setting_is_refused_before_training(tmp_path):
         MlpipeError, match=r"key 'families.text.cnn.dropuot' is not a setting of the text cnn \(it takes"
     ):
         train_config(loaded, "text", "cnn", seed=0)
+
+
+def test_workers_and_devices_are_capped_by_the_machine_that_runs_the_flow(monkeypatch, workspace):
+    """A flow run may turn its deployment's schema off; the flow's own check still holds."""
+    from flows.parameters import PipelineParams, TuneParams
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert TuneParams.checked(dataset="digits", workers=2).workers == 2
+    with pytest.raises(MlpipeError, match=r"^bad value for workers \(64\): this machine has 2 CPUs$"):
+        TuneParams.checked(dataset="digits", workers=64)
+    with pytest.raises(MlpipeError, match=r"^bad value for devices \(3\): this machine has 2 CPUs$"):
+        PipelineParams.checked(dataset="digits", devices=3)

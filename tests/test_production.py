@@ -48,6 +48,7 @@ def test_a_run_against_the_production_profile_keeps_what_matters_in_the_shared_e
         client_root = make_workspace(tmp_path / "client")
         api = f"http://127.0.0.1:{up.prefect_port}/api"
         env = {**os.environ, "MLPIPE_ROOT": str(client_root), "PREFECT_API_URL": api}
+        env["PREFECT_API_AUTH_STRING"] = up.auth_string
         env["MLFLOW_TRACKING_URI"] = f"http://alice:{secret}@127.0.0.1:{up.mlflow_port}"
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         run = [MLPIPE, "run", "--models", "cnn", "--max-epochs", "1"]
@@ -73,6 +74,7 @@ def test_a_run_against_the_production_profile_keeps_what_matters_in_the_shared_e
         # No password in what Prefect and MLflow keep: artifacts, logs, run params and tags, version tags.
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("PREFECT_API_URL", api)
+            patch.setenv("PREFECT_API_AUTH_STRING", up.auth_string)
             with get_client(sync_client=True) as prefect:
                 artifacts, logs = prefect.read_artifacts(), prefect.read_logs()
         assert artifacts and not [a.key for a in artifacts if secret in str(a.data)]

@@ -97,6 +97,7 @@ def test_two_workers_in_their_own_clones_share_the_cache_the_checkpoints_and_the
         }
         env |= {
             "PREFECT_API_URL": f"http://127.0.0.1:{up.prefect_port}/api",
+            "PREFECT_API_AUTH_STRING": up.auth_string,
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{up.mlflow_port}",
         }
         # Machine A adds a data set (to the bucket's DVC remote) and commits; machine B clones the project.
@@ -116,6 +117,7 @@ def test_two_workers_in_their_own_clones_share_the_cache_the_checkpoints_and_the
         assert deployed.returncode == 0, deployed.stderr[-2000:]
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("PREFECT_API_URL", env["PREFECT_API_URL"])
+            patch.setenv("PREFECT_API_AUTH_STRING", up.auth_string)
             train = wait_for_deployment("training_pipeline/train").id
             workers = [Worker(first, env).start(), Worker(second, env).start()]
 

@@ -90,6 +90,17 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
         assert (workspace / ".prefect" / "prefect.db").exists()
         with urllib.request.urlopen(f"http://127.0.0.1:{up.prefect_port}/api/health", timeout=10) as response:
             assert response.status == 200
+        # Its API takes calls with the project's password only (a page that rebinds its host name
+        # to 127.0.0.1 is same-origin: CORS would not stop it); the password is never printed.
+        password = workspace / ".prefect" / "api-auth"
+        assert password.stat().st_mode & 0o777 == 0o600 and password.read_text() not in "".join(up.seen)
+        assert _status(f"http://127.0.0.1:{up.prefect_port}/api/deployments/filter") == 401
+        assert _status(f"http://127.0.0.1:{up.prefect_port}/api/deployments/filter", up.auth_string) == 200
+        assert _status(f"http://127.0.0.1:{up.prefect_port}/api/deployments/filter", "mlpipe:guess") == 401
+        # This project's commands send it without being told.
+        env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": f"http://127.0.0.1:{up.prefect_port}/api"}
+        deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=180)
+        assert deployed.returncode == 0 and "Deployed training_pipeline/train" in deployed.stdout, deployed.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{up.mlflow_port}/", timeout=10) as response:
             assert "MLflow" in response.read().decode()
         # A browser asks before a page elsewhere may POST JSON to the API (a CORS preflight): only the UI may.
@@ -102,6 +113,22 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
     assert up.process.returncode == 0, up.process.stderr.read()
     assert "Stopped." in out
     assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)
+
+
+def _status(url: str, auth_string: str | None = None) -> int:
+    """The status of a POST to Prefect's API, with the auth string as Prefect's client sends it."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+    if auth_string is not None:
+        request.add_header("Authorization", f"Basic {base64.b64encode(auth_string.encode()).decode()}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 def _preflight(url: str, origin: str) -> str | None:

@@ -12,7 +12,11 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import make_workspace
+from prefect.client.schemas.actions import WorkPoolUpdate
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
+
+from flows.work_pool import BASE_JOB_TEMPLATE
 
 from tasks.infra.settings import Settings
 
@@ -34,12 +38,26 @@ def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(pool_depl
     env = {**os.environ, "MLPIPE_ROOT": str(deployer)}
     deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=120)
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    assert "Created the process work pool 'mlpipe'" in deployed.stdout
+    assert "Created the process work pool 'mlpipe'" in deployed.stdout, deployed.stdout
     train = wait_for_deployment("training_pipeline/train")
     assert train.work_pool_name == "mlpipe" and not train.pull_steps  # nothing ties it to the deployer's folder
     assert train.parameter_openapi_schema["properties"]["max_epochs"]["description"]  # serve's form, hints and all
 
+    marker = tmp_path / "pwned"
     with prefect_client() as client:
+        assert client.read_work_pool("mlpipe").base_job_template == BASE_JOB_TEMPLATE
+        for job_variables in ({"command": f"touch {marker}"}, {"env": {"MLPIPE_PREDICTIONS_DIR": "/"}}):
+            with pytest.raises(PrefectHTTPStatusError, match="422"):  # the caller chooses parameters, not what runs
+                client.create_flow_run_from_deployment(train.id, job_variables=job_variables)
+        # A deployment someone else registered in the pool, whose pull step would run a command.
+        evil = client.create_deployment(
+            flow_id=client.create_flow_from_name("training_pipeline"),
+            name="evil",
+            work_pool_name="mlpipe",
+            entrypoint="flows.training.training_pipeline",
+            pull_steps=[{"prefect.deployments.steps.run_shell_script": {"script": f"touch {marker}"}}],
+        )
+        refused = client.create_flow_run_from_deployment(evil, parameters={"dataset": "digits"})
         flow_run = client.create_flow_run_from_deployment(
             train.id, parameters={"dataset": "digits", "models": ["cnn"], "max_epochs": 1}
         )
@@ -51,12 +69,27 @@ def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(pool_depl
         start_new_session=True,
     )
     try:
-        flow_run = wait_for_flow_run(flow_run.id)
+        refused, flow_run = wait_for_flow_run(refused.id), wait_for_flow_run(flow_run.id)
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
     assert flow_run.state.is_completed(), flow_run.state.message
+    assert refused.state.is_crashed() and "has pull steps" in refused.state.message
+    assert not marker.exists()
     assert mlflow.MlflowClient(Settings(root=machine).tracking_uri).get_model_version_by_alias("digits", "champion")
     assert not (deployer / "mlflow").exists() and (machine / "outputs").is_dir()  # the worker's folder
+
+    # A pool whose template was edited through the API: the worker will not serve it.
+    with prefect_client() as client:
+        template = {"job_configuration": {"command": f"touch {marker}"}, "variables": {"type": "object"}}
+        client.update_work_pool("mlpipe", WorkPoolUpdate(base_job_template=template))
+    env = {**os.environ, "MLPIPE_ROOT": str(machine)}
+    edited = subprocess.run([MLPIPE, "worker"], env=env, capture_output=True, text=True, timeout=120)
+    assert edited.returncode == 1 and edited.stderr.strip() == (
+        "error: the work pool 'mlpipe' was not made by `mlpipe deploy` or was edited since: run mlpipe deploy --pool mlpipe"
+    )
+    redeployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=120)
+    assert "Fixed the job template of the work pool 'mlpipe'" in redeployed.stdout
+    assert not marker.exists()
 
 
 def test_serve_deploy_and_worker_without_a_prefect_server_say_how_to_start_one(tmp_path):

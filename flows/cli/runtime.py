@@ -22,6 +22,7 @@ def run_app(app: typer.Typer) -> None:
     debug = "--debug" in sys.argv[1:]
     _stop_like_ctrl_c()
     try:
+        _send_the_project_password()
         code = app(standalone_mode=False)
     except Exception as error:
         if _stopped_by is not None:
@@ -46,6 +47,15 @@ def run_app(app: typer.Typer) -> None:
     if _stopped_by is not None:  # typer turns a KeyboardInterrupt into the return value 130
         _exit_stopped()
     _exit(code or 0)
+
+
+def _send_the_project_password() -> None:
+    """Commands talking to this project's `mlpipe up` authenticate with its password (tasks/infra/servers.py)."""
+    if os.environ.get("PREFECT_API_URL"):
+        from tasks.infra.servers import adopt_project_auth
+        from tasks.infra.settings import get_settings
+
+        adopt_project_auth(get_settings())
 
 
 def prepare_flow_run(debug: bool) -> None:

@@ -20,7 +20,7 @@ def up(
     import signal
     import time
 
-    from tasks.infra.servers import HOST, prefect_database, start, stop
+    from tasks.infra.servers import AUTH_FILE, HOST, prefect_database, start, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
@@ -37,6 +37,11 @@ def up(
         typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
         typer.echo(f"Prefect's database: {prefect_database(settings)}")
         typer.echo(f"Send runs to this Prefect server: export PREFECT_API_URL=http://{HOST}:{prefect_port}/api")
+        password = settings.prefect_home / AUTH_FILE
+        typer.echo(
+            f"  its API takes calls with the password in {password} only: this project's commands send it; "
+            f'elsewhere export PREFECT_API_AUTH_STRING="$(cat {password})" (the UI asks for it once)'
+        )
         typer.echo(f"Logs in {log_dir}. Ctrl-C stops both.", nl=True)
         while all(p.poll() is None for p in processes):
             time.sleep(1)
@@ -82,16 +87,12 @@ def deploy(
 ) -> None:
     """Register the deployments of `mlpipe serve` with a work pool, for `mlpipe worker`s on any machine."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
+
+    from flows.work_pool import ensure_pool
 
     api_url, _, deployments = _deployments("mlpipe deploy", datasets, timezone)
     with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-            typer.echo(f"Created the process work pool {pool!r}")
-        except ObjectAlreadyExists:
-            pass
+        typer.echo(ensure_pool(client, pool))
     # Module entrypoints and no pull step: each worker runs the flows of the mlpipe installed on its
     # machine, in its own project folder (a pull step's folder would tie them to this machine's).
     for deployment in deployments:
@@ -105,25 +106,38 @@ def worker(
     limit: Annotated[int, typer.Option(min=1, help="Most flow runs at a time on this machine")] = 1,
 ) -> None:
     """A Prefect process worker for this project folder: it runs the pool's flow runs here until Ctrl-C."""
+    import asyncio
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.work_pool import BASE_JOB_TEMPLATE, FixedProcessWorker
+    from tasks.infra.errors import MlpipeError
     from tasks.infra.settings import get_settings
 
     _require_prefect_server("mlpipe worker")
     settings = get_settings()
     # Prefect starts each flow run in a temporary folder: the project is named by MLPIPE_ROOT.
-    env = {**os.environ, "MLPIPE_ROOT": str(settings.root)}
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    command = [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)]
-    typer.echo(f"Worker for {settings.root} on pool {pool!r} ({limit} flow run(s) at a time). Ctrl-C stops it.")
+    os.environ["MLPIPE_ROOT"] = str(settings.root)
+
+    async def work() -> None:
+        async with FixedProcessWorker(work_pool_name=pool, limit=limit, create_pool_if_not_found=False) as runner:
+            try:
+                template = (await runner.client.read_work_pool(pool)).base_job_template
+            except ObjectNotFound:
+                raise MlpipeError(f"no work pool {pool!r}: run mlpipe deploy --pool {pool} first") from None
+            if template != BASE_JOB_TEMPLATE:  # runs would still start only as mlpipe's worker says
+                raise MlpipeError(
+                    f"the work pool {pool!r} was not made by `mlpipe deploy` or was edited since: "
+                    f"run mlpipe deploy --pool {pool}"
+                )
+            typer.echo(f"Worker for {settings.root} on pool {pool!r} ({limit} flow run(s) at a time). Ctrl-C stops it.")
+            await runner.start()
+
     try:
-        code = subprocess.call(command, env=env)
+        asyncio.run(work())
     except KeyboardInterrupt:
-        code = 0  # Prefect's worker got the Ctrl-C too and stops its flow runs
-    raise typer.Exit(code)
+        typer.echo("Worker stopped.")
 
 
 def _require_prefect_server(command: str) -> str:

@@ -3,6 +3,7 @@ the previous file (or none), never half of one."""
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,3 +52,21 @@ def file_sha256(path: Path) -> str:
 
     with Path(path).open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def secret_file(path: Path) -> bytes:
+    """A random secret of this project kept in `path` (mode 0600), made on first use. Made whole
+    before it is linked in place: two processes starting at once read the same one."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_hex(32).encode())
+        try:
+            os.link(partial, path)  # fails if another process linked its own first: that one is kept
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    return path.read_bytes()

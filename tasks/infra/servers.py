@@ -18,6 +18,7 @@ from tasks.infra.settings import Settings
 
 HOST = "127.0.0.1"
 TEMPORARY_API = "MLPIPE_TEMPORARY_PREFECT_API"  # the API only this process uses: no lock may go through it
+AUTH_FILE = "api-auth"  # in the project's Prefect home: `mlpipe up`'s API password
 
 
 def port_is_free(port: int) -> bool:
@@ -46,19 +47,43 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
 
 
-def prefect_server(port: int, home: Path | None = None) -> Server:
-    """Prefect's API and UI on loopback; `home` gives it a database of its own (PREFECT_HOME)."""
+def api_auth_string(settings: Settings) -> str:
+    """The password of `mlpipe up`'s Prefect API for this project: random, made once, kept in the
+    project's git-ignored Prefect home with mode 0600. Clients send it as PREFECT_API_AUTH_STRING."""
+    from tasks.infra.files import secret_file
+
+    return f"mlpipe:{secret_file(settings.prefect_home / AUTH_FILE).decode()}"
+
+
+def adopt_project_auth(settings: Settings) -> None:
+    """A command of this project talking to a Prefect API on this machine sends the project's
+    password, unless one is set. Never to another machine's API: the password is this project's."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("PREFECT_API_URL")
+    path = settings.prefect_home / AUTH_FILE
+    if url and "PREFECT_API_AUTH_STRING" not in os.environ and path.exists():
+        if urlsplit(url).hostname in (HOST, "localhost"):
+            os.environ["PREFECT_API_AUTH_STRING"] = api_auth_string(settings)
+
+
+def prefect_server(port: int, home: Path | None = None, auth_string: str | None = None) -> Server:
+    """Prefect's API and UI on loopback; `home` gives it a database of its own (PREFECT_HOME);
+    with `auth_string`, a call without it is refused (401) and the UI asks for it once."""
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", HOST, "--port", str(port)]
     # The UI's pages call the API at this address; without it they look for the default port 4200.
     env = {"PREFECT_UI_API_URL": f"http://{HOST}:{port}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    # The API has no authentication: only the UI's own pages may call it from a browser, not any
-    # web page the user visits (Prefect allows every origin by default).
+    # Only the UI's own pages may call it from a browser, not any web page the user visits (Prefect
+    # allows every origin by default). CORS alone does not stop a page whose host name is made to
+    # resolve to 127.0.0.1 (DNS rebinding): the auth string does.
     env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = f"http://{HOST}:{port},http://localhost:{port}"
     # The leases of the locks' slots on disk (PREFECT_HOME), not in memory: a restart forgets no
     # lease, so the slot of a holder that died frees when its lease ends instead of never.
     env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = "prefect.server.concurrency.lease_storage.filesystem"
     if home is not None:
         env["PREFECT_HOME"] = str(home)
+    if auth_string is not None:  # the server's own services call its API too
+        env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"] = auth_string
     return Server("prefect", command, f"http://{HOST}:{port}/api/health", env)
 
 
@@ -119,7 +144,8 @@ def start(settings: Settings, prefect_port: int, mlflow_port: int, log_dir: Path
     for port in (prefect_port, mlflow_port):
         if not port_is_free(port):
             raise MlpipeError(f"port {port} on {HOST} is in use: pick another with --prefect-port/--mlflow-port")
-    servers = [prefect_server(prefect_port, home=settings.prefect_home), mlflow_server(settings, mlflow_port)]
+    prefect = prefect_server(prefect_port, settings.prefect_home, api_auth_string(settings))
+    servers = [prefect, mlflow_server(settings, mlflow_port)]
     return launch(servers, log_dir)
 
 

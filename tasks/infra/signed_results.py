@@ -17,9 +17,9 @@ import logging
 import os
 import secrets
 from functools import cache
-from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
+from tasks.infra.files import secret_file
 
 MAGIC = b"mlpipe-signed-v1\n"
 SECRET_ENV = "MLPIPE_CACHE_SECRET"
@@ -59,7 +59,7 @@ def cache_secret() -> bytes:
     settings = get_settings()
     if settings.storage_url is not None:
         return _secret_block().encode()
-    return _secret_file(settings.prefect_home / "cache.secret")
+    return secret_file(settings.prefect_home / "cache.secret")
 
 
 def _secret_block() -> str:
@@ -77,21 +77,3 @@ def _secret_block() -> str:
         except ValueError as error:
             what = f"the cache secret (Prefect Secret block {SECRET_BLOCK})"
             raise MlpipeError(f"{what} cannot be read: {error}") from None
-
-
-def _secret_file(path: Path) -> bytes:
-    """The project's secret, made whole before it is linked in place: two runs starting at once
-    read the same one."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(secrets.token_hex(32).encode())
-        try:
-            os.link(partial, path)  # fails if another run linked its own first: that one is kept
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink()
-    return path.read_bytes()

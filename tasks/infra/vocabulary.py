@@ -35,3 +35,4 @@ BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 LearningRate = Annotated[float, Field(gt=0, lt=10)]
 Seed = Annotated[int, Field(ge=0)]
 MinDelta = Annotated[float, Field(ge=0, le=1)]
+TimeoutMinutes = Annotated[float, Field(gt=0, le=7 * 24 * 60)]  # a week
