@@ -78,7 +78,6 @@ class FixedProcessWorker(ProcessWorker):
     def __dispatch_key__(cls) -> str:
         return "mlpipe-process"  # its own key in Prefect's registry of worker types; Prefect's stays
 
-
     async def run(self, flow_run, configuration: ProcessJobConfiguration, task_status=None):
         deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
         if (reason := refusal(flow_run, deployment)) is not None:

@@ -98,7 +98,11 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
         assert _status(f"http://127.0.0.1:{up.prefect_port}/api/deployments/filter", up.auth_string) == 200
         assert _status(f"http://127.0.0.1:{up.prefect_port}/api/deployments/filter", "mlpipe:guess") == 401
         # This project's commands send it without being told.
-        env = {**os.environ, "MLPIPE_ROOT": str(workspace), "PREFECT_API_URL": f"http://127.0.0.1:{up.prefect_port}/api"}
+        env = {
+            **os.environ,
+            "MLPIPE_ROOT": str(workspace),
+            "PREFECT_API_URL": f"http://127.0.0.1:{up.prefect_port}/api",
+        }
         deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=180)
         assert deployed.returncode == 0 and "Deployed training_pipeline/train" in deployed.stdout, deployed.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{up.mlflow_port}/", timeout=10) as response:

@@ -17,7 +17,6 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
 
 from flows.work_pool import BASE_JOB_TEMPLATE
-
 from tasks.infra.settings import Settings
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
@@ -85,7 +84,8 @@ def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(pool_depl
     env = {**os.environ, "MLPIPE_ROOT": str(machine)}
     edited = subprocess.run([MLPIPE, "worker"], env=env, capture_output=True, text=True, timeout=120)
     assert edited.returncode == 1 and edited.stderr.strip() == (
-        "error: the work pool 'mlpipe' was not made by `mlpipe deploy` or was edited since: run mlpipe deploy --pool mlpipe"
+        "error: the work pool 'mlpipe' was not made by `mlpipe deploy` or was edited since: "
+        "run mlpipe deploy --pool mlpipe"
     )
     redeployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=120)
     assert "Fixed the job template of the work pool 'mlpipe'" in redeployed.stdout
