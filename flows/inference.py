@@ -27,8 +27,8 @@ def batch_inference(
     filter_failed_task_lines()
     try:
         limits = load_params(get_settings()).monitoring
-        summary = predict_file_task(dataset, input_path, output_path, alias)
-        summary["monitoring"] = monitor_batch(summary, input_path, limits)
+        summary = predict_file_task(dataset, input_path, output_path, alias, limits)
+        summary["monitoring"] = monitor_batch(summary.pop("watched"), input_path)
     except MlpipeError as error:  # no champion, a missing file, a path outside outputs/: said once
         return fail_clearly(error)
     get_run_logger().info(

@@ -21,8 +21,12 @@ class OnnxNetwork:
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run([ONNX_OUTPUT], {ONNX_INPUT: inputs})[0]
 
-    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(inputs))
+    def probabilities(self, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Softmax probabilities, `batch_size` rows a call: a call's activations grow with its rows."""
+        batches = [
+            softmax(self.logits(inputs[start : start + batch_size])) for start in range(0, len(inputs), batch_size)
+        ]
+        return np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
 
 
 def softmax(values: np.ndarray) -> np.ndarray:

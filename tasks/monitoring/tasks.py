@@ -5,35 +5,26 @@ from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.infra.errors import MlpipeError
-from tasks.infra.monitoring_params import DRIFT_DETECTED, MonitoringParams
+from tasks.infra.monitoring_params import DRIFT_DETECTED
 from tasks.infra.settings import get_settings
+from tasks.monitoring.watch import Monitoring
 
 
 @task(name="monitor_batch", cache_policy=NO_CACHE)
-def monitor_batch(predicted: dict, input_path: str, limits: MonitoringParams) -> dict:
-    """Compare the batch batch_inference labelled (`predicted`, predict_file's summary) with the
-    served version's profile; say drift past `limits` as an event."""
+def monitor_batch(monitoring: Monitoring, input_path: str) -> dict:
+    """Publish the figures of the batch batch_inference labelled (gathered as it was read:
+    tasks/monitoring/watch.py) to MLflow and the UI; say drift past params.yaml's limits as an event."""
     import mlflow
     from prefect.artifacts import create_markdown_artifact
 
     from tasks.infra.events import emit
     from tasks.infra.runs import artifact_key
     from tasks.monitoring.reporting import log_monitoring_run, markdown
-    from tasks.monitoring.watch import watch
-    from tasks.registry.inference import read_rows
     from tasks.registry.links import run_url
-    from tasks.registry.store import mlflow_ui_url, version_profile
+    from tasks.registry.store import mlflow_ui_url
 
     settings = get_settings()
-    dataset = predicted["dataset"]
-    rows = read_rows(settings.root / input_path)  # as the model read them; its labels as it gave them
-    served = (dataset, predicted["version"], predicted["alias"])
-    profile = version_profile(predicted["run_id"])
-    if profile and "audio" in profile:  # sound files, relative to the input's folder
-        from tasks.data.audio import with_absolute_files
-
-        rows = with_absolute_files(rows, profile["audio"]["path_column"], settings.root / input_path)
-    monitoring = watch(profile, rows, predicted["labels"], served, limits)
+    dataset = monitoring.dataset
     tags = {"input": input_path, "prefect_flow_run_id": str(runtime.flow_run.id or "none")}
     run_id = log_monitoring_run(monitoring, settings, tags)
     experiment_id = mlflow.MlflowClient().get_run(run_id).info.experiment_id

@@ -84,24 +84,51 @@ def watch(
 ) -> Monitoring:
     """`frame`'s raw rows and `counts` of the labels the model `served` (data set, version, alias)
     gave them, against the version's profile (None: registered before profiles were kept)."""
-    dataset, version, alias = served
-    total = sum(counts.values()) or 1
-    predicted = {str(label): count / total for label, count in counts.items()}
-    result = Monitoring(dataset, version, alias, len(frame), predicted, None, judged=len(frame) >= limits.min_rows)
-    if reference is None:
+    batch = BatchWatch(reference, limits)
+    batch.add(frame)
+    return batch.result(counts, served)
+
+
+class BatchWatch:
+    """A batch's monitoring gathered chunk by chunk as `predict` reads it (tasks/registry/inference.py):
+    the file is read once, and memory does not grow with its length."""
+
+    def __init__(self, reference: dict | None, limits: MonitoringParams):
+        self.reference, self.limits, self.rows = reference, limits, 0
+        self.features = None
+        if reference is not None:
+            # An older profile does not name its columns: a table's are the features it binned; a text's is unknown.
+            self.columns = reference.get("columns") or list(reference.get("features", {}))
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        if self.reference is None:
+            return
+        if self.features is None:  # the columns the batch shares with the profile, known from its first rows
+            columns = [c for c in self.columns if c in frame.columns]
+            self.features = drift.FeatureDrift(self.reference, columns, self.limits)
+        self.features.add(frame)
+
+    def result(self, counts: dict, served: tuple[str, str, str]) -> Monitoring:
+        """The figures, with `counts` of the labels the model `served` (data set, version, alias) gave."""
+        dataset, version, alias = served
+        total = sum(counts.values()) or 1
+        predicted = {str(label): count / total for label, count in counts.items()}
+        judged = self.rows >= self.limits.min_rows
+        result = Monitoring(dataset, version, alias, self.rows, predicted, None, judged=judged)
+        if self.reference is None:
+            return result
+        result.expected = self.reference.get("predictions")
+        if result.expected is not None:
+            shift = drift.share_shift(
+                "predicted_shift",
+                result.expected,
+                predicted,
+                self.limits.predicted_shift,
+                "the champion's test predictions",
+                what="predicted class",
+            )
+            result.checks.append(shift)
+        if self.features is not None:
+            result.checks += self.features.checks()
         return result
-    result.expected = reference.get("predictions")
-    if result.expected is not None:
-        shift = drift.share_shift(
-            "predicted_shift",
-            result.expected,
-            predicted,
-            limits.predicted_shift,
-            "the champion's test predictions",
-            what="predicted class",
-        )
-        result.checks.append(shift)
-    # An older profile does not name its columns: a table's are the features it binned; a text's is unknown.
-    columns = reference.get("columns") or list(reference.get("features", {}))
-    result.checks += drift.feature_drift(reference, frame, [c for c in columns if c in frame.columns], limits)
-    return result

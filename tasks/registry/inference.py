@@ -1,8 +1,11 @@
 """Batch inference with a registered model: a file of raw rows in, the same rows with a label out."""
 
+import collections
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -10,18 +13,12 @@ from tasks.infra.errors import MlpipeError
 from tasks.infra.files import replaced_whole
 from tasks.infra.settings import Settings
 
-READERS = {
-    ".csv": lambda p: pd.read_csv(p),
-    ".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=csv.QUOTE_NONE),
-    ".parquet": pd.read_parquet,
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-}
-WRITERS = {
-    ".csv": lambda f, p: f.to_csv(p, index=False),
-    ".tsv": lambda f, p: f.to_csv(p, sep="\t", index=False, quoting=csv.QUOTE_NONE, escapechar="\\"),
-    ".parquet": lambda f, p: f.to_parquet(p, index=False),
-    ".jsonl": lambda f, p: f.to_json(p, orient="records", lines=True),
-}
+if TYPE_CHECKING:
+    from tasks.infra.monitoring_params import MonitoringParams
+
+SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
+CHUNK_ROWS = 50_000  # rows read, labelled and written at a time: memory stays flat however long the file
+TSV = {"sep": "\t", "quoting": csv.QUOTE_NONE}
 
 
 PREDICTIONS_DIR = "MLPIPE_PREDICTIONS_DIR"  # where the `predict` deployment may write, if not outputs/
@@ -65,32 +62,85 @@ def confined_input(path: str | Path, settings: Settings) -> Path:
     return target
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    if path.suffix not in READERS:
-        raise MlpipeError(f"{path}: input must be one of {', '.join(READERS)}")
+def read_chunks(path: Path) -> Iterator[pd.DataFrame]:
+    """The rows of a .csv, .tsv, .parquet (by row group batches) or .jsonl file, CHUNK_ROWS at a
+    time; a file of another kind, or none, is refused at once."""
+    if path.suffix not in SUFFIXES:
+        raise MlpipeError(f"{path}: input must be one of {', '.join(SUFFIXES)}")
     if not path.exists():
         raise MlpipeError(f"{path} does not exist")
+    return _chunks(path)
+
+
+def _chunks(path: Path) -> Iterator[pd.DataFrame]:
     try:
-        frame = READERS[path.suffix](path)
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+                yield batch.to_pandas()
+        elif path.suffix == ".jsonl":
+            yield from pd.read_json(path, lines=True, chunksize=CHUNK_ROWS)
+        else:
+            yield from pd.read_csv(path, chunksize=CHUNK_ROWS, **(TSV if path.suffix == ".tsv" else {}))
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise MlpipeError(f"{path} cannot be read: {' '.join(str(error).split())}") from None
-    if frame.empty:
-        raise MlpipeError(f"{path} has no rows")
-    return frame
+
+
+class ChunkWriter:
+    """Rows written as they come, in the output's format: one header, one Parquet schema."""
+
+    def __init__(self, path: Path):
+        self.path, self.parquet = path, None
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        first, suffix = self.rows == 0, self.path.suffix
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.path, table.schema)
+            try:
+                self.parquet.write_table(table.cast(self.parquet.schema))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                raise MlpipeError(
+                    f"a column's type changes after row {self.rows:,} of the input: write .csv instead of .parquet"
+                ) from None
+        elif suffix == ".jsonl":
+            with self.path.open("a") as output:
+                frame.to_json(output, orient="records", lines=True)
+        else:
+            options = {**TSV, "escapechar": "\\"} if suffix == ".tsv" else {}
+            frame.to_csv(self.path, mode="w" if first else "a", header=first, index=False, **options)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
 
 
 def predict_file(
-    dataset: str, input_path: Path, output_path: Path, settings: Settings, alias: str = "champion"
+    dataset: str,
+    input_path: Path,
+    output_path: Path,
+    settings: Settings,
+    alias: str = "champion",
+    monitoring: "MonitoringParams | None" = None,
 ) -> dict:
-    """Predict every row of input_path with models:/<dataset>@<alias>; write rows + label + probability."""
+    """Predict every row of input_path with models:/<dataset>@<alias>; write rows + label +
+    probability. The file is read once, CHUNK_ROWS at a time; with `monitoring`'s limits, the
+    batch's drift figures are gathered from the same pass (summary["watched"], a Monitoring)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from tasks.registry.store import connect
 
-    if output_path.suffix not in WRITERS:
-        raise MlpipeError(f"{output_path}: output must be one of {', '.join(WRITERS)}")
-    rows = read_rows(input_path)
+    if output_path.suffix not in SUFFIXES:
+        raise MlpipeError(f"{output_path}: output must be one of {', '.join(SUFFIXES)}")
+    chunks = read_chunks(input_path)
     if connect(settings, dataset, create=False) is None:
         raise MlpipeError(f"no model for data set {dataset!r} in {settings.shown_tracking_uri}: run `mlpipe run` first")
     client = mlflow.MlflowClient()
@@ -102,31 +152,59 @@ def predict_file(
         model = mlflow.pyfunc.load_model(f"models:/{dataset}/{version.version}")
     except ValueError as error:
         raise MlpipeError(f"{dataset} v{version.version} cannot be loaded: {error}") from None
-    schema = model.metadata.get_input_schema()
-    missing = [c for c in (schema.input_names() if schema else []) if c not in rows.columns]
-    if missing:
-        raise MlpipeError(
-            f"{input_path} does not fit {dataset} v{version.version}: "
-            f"{len(missing)} columns missing ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
-        )
-    try:
-        predicted = model.predict(_sound_files_resolved(rows, model, input_path))
-    except (MlflowException, ValueError) as error:  # ValueError: a sound file that cannot be read
-        message = str(error).strip().splitlines()[0][:200]
-        raise MlpipeError(f"{input_path} does not fit {dataset} v{version.version}: {message}") from None
-    result = pd.concat([rows.reset_index(drop=True), predicted.add_prefix("predicted_")], axis=1)
+    served = f"{dataset} v{version.version}"
+    watch = None
+    if monitoring is not None:
+        from tasks.monitoring.watch import BatchWatch
+        from tasks.registry.store import version_profile
+
+        watch = BatchWatch(version_profile(version.run_id), monitoring)
+    counts: collections.Counter = collections.Counter()
     with replaced_whole(output_path) as partial:  # a reader never sees half a file
-        WRITERS[output_path.suffix](result, partial)
-    counts = predicted["label"].astype(str).value_counts().to_dict()
-    return {
+        writer = ChunkWriter(partial)
+        try:
+            for rows in chunks:
+                rows = _sound_files_resolved(rows.reset_index(drop=True), model, input_path)
+                predicted = _predicted(model, rows, input_path, served, writer.rows)
+                writer.write(pd.concat([rows, predicted.add_prefix("predicted_")], axis=1))
+                counts.update(predicted["label"].astype(str))
+                if watch is not None:
+                    watch.add(rows)  # as the model read them
+        finally:
+            writer.close()
+        if writer.rows == 0:
+            raise MlpipeError(f"{input_path} has no rows")
+    summary = {
         "dataset": dataset,
         "version": str(version.version),
         "alias": alias,
         "run_id": version.run_id,
         "output": str(output_path),
-        "rows": len(result),
-        "labels": counts,
+        "rows": writer.rows,
+        "labels": dict(counts.most_common()),
     }
+    if watch is not None:
+        summary["watched"] = watch.result(summary["labels"], (dataset, summary["version"], alias))
+    return summary
+
+
+def _predicted(model, rows: pd.DataFrame, input_path: Path, served: str, before: int) -> pd.DataFrame:
+    """The model's label and probability of a chunk's rows, or one line on rows that do not fit."""
+    from mlflow.exceptions import MlflowException
+
+    schema = model.metadata.get_input_schema()
+    missing = [c for c in (schema.input_names() if schema else []) if c not in rows.columns]
+    if missing:
+        raise MlpipeError(
+            f"{input_path} does not fit {served}: "
+            f"{len(missing)} columns missing ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
+        )
+    try:
+        return model.predict(rows)
+    except (MlflowException, ValueError) as error:  # ValueError: a sound file that cannot be read
+        message = str(error).strip().splitlines()[0][:200]
+        at = f" (rows from {before + 1:,})" if before else ""
+        raise MlpipeError(f"{input_path} does not fit {served}{at}: {message}") from None
 
 
 def _sound_files_resolved(rows: pd.DataFrame, model, input_path: Path) -> pd.DataFrame:

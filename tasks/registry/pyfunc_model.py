@@ -27,14 +27,32 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         self.members = [(member, _load(member, context.artifacts[member["artifact"]])) for member in spec["members"]]
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
-        """(N, classes): the members' probabilities, averaged."""
-        return np.mean([_probabilities(member, model, frame) for member, model in self.members], axis=0)
+        """(N, classes): the members' probabilities, averaged; ROWS_AT_ONCE rows at a time, so an
+        ensemble holds one slice's inputs and a running sum, never members x rows x classes."""
+        return np.concatenate([self._slice_probabilities(part) for part in _slices(frame)])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        probabilities = self.probabilities(pd.DataFrame(model_input))
-        return pd.DataFrame(
-            {"label": self.classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)}
-        )
+        labels, best = [], []
+        for part in _slices(pd.DataFrame(model_input)):
+            probabilities = self._slice_probabilities(part)
+            labels.append(self.classes[probabilities.argmax(axis=1)])
+            best.append(probabilities.max(axis=1))
+        return pd.DataFrame({"label": np.concatenate(labels), "probability": np.concatenate(best)})
+
+    def _slice_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        total = None
+        for member, model in self.members:
+            probabilities = _probabilities(member, model, frame)
+            total = probabilities.astype(np.float64) if total is None else total + probabilities
+        return total / len(self.members)
+
+
+ROWS_AT_ONCE = 8192  # rows whose inputs (token ids, spectrograms, ...) a member makes at a time
+
+
+def _slices(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """The frame in slices of ROWS_AT_ONCE rows; an empty frame is one empty slice."""
+    return [frame.iloc[start : start + ROWS_AT_ONCE] for start in range(0, max(len(frame), 1), ROWS_AT_ONCE)]
 
 
 # The types beyond skops' safe defaults (numpy, scipy, scikit-learn) that a classical member may

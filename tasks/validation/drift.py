@@ -73,28 +73,60 @@ def share_shift(name: str, reference: dict, current: dict, limit: float, of: str
 def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limits) -> list[CheckResult]:
     """The features of `frame` against the profile: text length and new words for text, else the
     worst feature's PSI (for sound, of each clip's summary). `limits` has feature_psi, text_length_psi and oov_rate."""
-    if "audio" in reference:
-        frame = audio_summary(frame, reference["audio"])
-        columns = list(frame.columns)
-    if not columns:
-        return []
-    if "text_length" in reference:
-        texts = frame[columns[0]].astype(str)
-        psi = _psi(reference["text_length"], texts.str.len().to_numpy(dtype=np.float64))
-        words = texts.str.lower().str.findall(_WORDS).explode().dropna()
-        oov = float((~words.isin(set(reference["vocabulary"]))).mean()) if len(words) else 0.0
-        return [
-            _check("text_length_psi", psi, limits.text_length_psi, f"text length PSI {psi:.3f}"),
-            _check("oov_rate", oov, limits.oov_rate, f"{oov:.1%} of the words are new"),
-        ]
-    shared = [c for c in columns if c in reference.get("features", {})]
-    if not shared:
-        return []
-    values = frame[shared].to_numpy(dtype=np.float64)
-    scores = {c: _psi(reference["features"][c], values[:, i]) for i, c in enumerate(shared)}
-    column = max(scores, key=scores.get)
-    detail = f"largest PSI {scores[column]:.3f} in {column!r}"
-    return [_check("feature_psi", scores[column], limits.feature_psi, detail)]
+    figures = FeatureDrift(reference, columns, limits)
+    figures.add(frame)
+    return figures.checks()
+
+
+class FeatureDrift:
+    """feature_drift's figures gathered over a batch's chunks of rows: counts per profile bin, and
+    of words, so a file of any length is compared in one pass with flat memory."""
+
+    def __init__(self, reference: dict, columns: list[str], limits):
+        self.reference, self.columns, self.limits = reference, columns, limits
+        self.vocabulary = set(reference.get("vocabulary", ()))
+        self.bins: dict[str, np.ndarray] = {}  # column (or "text_length") -> rows in each of its bins
+        self.words = self.new_words = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        columns = self.columns
+        if "audio" in self.reference:
+            frame = audio_summary(frame, self.reference["audio"])
+            columns = list(frame.columns)
+        if not columns:
+            return
+        if "text_length" in self.reference:
+            texts = frame[columns[0]].astype(str)
+            self._count("text_length", self.reference["text_length"], texts.str.len().to_numpy(dtype=np.float64))
+            words = texts.str.lower().str.findall(_WORDS).explode().dropna()
+            self.words += len(words)
+            self.new_words += int((~words.isin(self.vocabulary)).sum())
+            return
+        for column in columns:
+            if column in self.reference.get("features", {}):
+                values = frame[column].to_numpy(dtype=np.float64)
+                self._count(column, self.reference["features"][column], values)
+
+    def _count(self, key: str, bins: dict, values: np.ndarray) -> None:
+        counts = _counts(np.asarray(bins["edges"]), values[np.isfinite(values)])
+        self.bins[key] = self.bins[key] + counts if key in self.bins else counts
+
+    def checks(self) -> list[CheckResult]:
+        if "text_length" in self.reference:
+            if "text_length" not in self.bins:
+                return []
+            psi = _psi(self.reference["text_length"], self.bins["text_length"])
+            oov = self.new_words / self.words if self.words else 0.0
+            return [
+                _check("text_length_psi", psi, self.limits.text_length_psi, f"text length PSI {psi:.3f}"),
+                _check("oov_rate", oov, self.limits.oov_rate, f"{oov:.1%} of the words are new"),
+            ]
+        if not self.bins:
+            return []
+        scores = {c: _psi(self.reference["features"][c], counts) for c, counts in self.bins.items()}
+        column = max(scores, key=scores.get)
+        detail = f"largest PSI {scores[column]:.3f} in {column!r}"
+        return [_check("feature_psi", scores[column], self.limits.feature_psi, detail)]
 
 
 def audio_summary(frame: pd.DataFrame, info: dict) -> pd.DataFrame:
@@ -131,16 +163,19 @@ def _quantile_bins(values: np.ndarray) -> dict:
     return {"edges": edges.tolist(), "shares": _shares(edges, values).tolist()}
 
 
-def _shares(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     # Interior edges split the line into len(edges)+1 bins, the outer two for values beyond the range.
-    counts = np.bincount(np.searchsorted(edges[1:-1], values, side="right"), minlength=max(len(edges) - 1, 1))
-    return counts / max(len(values), 1)
+    return np.bincount(np.searchsorted(edges[1:-1], values, side="right"), minlength=max(len(edges) - 1, 1))
 
 
-def _psi(reference: dict, values: np.ndarray) -> float:
-    """Population stability index: sum over bins of (new - old) * ln(new / old)."""
-    edges = np.asarray(reference["edges"])
+def _shares(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return _counts(edges, values) / max(len(values), 1)
+
+
+def _psi(reference: dict, counts: np.ndarray) -> float:
+    """Population stability index of the rows in each of the reference's bins: sum over bins of
+    (new - old) * ln(new / old)."""
     expected = np.asarray(reference["shares"])
-    actual = _shares(edges, values[np.isfinite(values)])
+    actual = counts / max(counts.sum(), 1)
     expected, actual = np.clip(expected, 1e-4, None), np.clip(actual, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
