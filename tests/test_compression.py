@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from payloads import Payload
 
 from models.preprocessing import model_inputs
 from tasks.compression import measure, onnx_export, quantize
@@ -53,20 +54,29 @@ def test_int8_shrinks_the_linear_layers_and_keeps_the_labels(trained_cnn, test_i
     assert measure.folder_size(int8) < measure.folder_size(fp32) / 2
 
 
-def test_a_quantized_lstm_is_saved_and_loaded_as_the_served_model_loads_it(tmp_path):
+def test_a_quantized_lstm_is_saved_as_plain_tensors_and_loaded_as_the_served_model_loads_it(tmp_path):
     from models.networks import build_network
-    from tasks.registry.pyfunc_model import _load
+    from models.quantized import plain_state
+    from tasks.registry.pyfunc_model import UntrustedMember, _load
 
     kwargs = {"in_channels": 1, "width": 8, "num_classes": 10, "hidden": 8, "layers": 1}
     network = build_network("image", "rnn", **kwargs).eval()
-    torch.save(quantize.quantized_network(network).state_dict(), tmp_path / "member_0.pt")
+    torch.save(plain_state(quantize.quantized_network(network)), tmp_path / "member_0.pt")
     member = {"kind": "network", "quantization": "int8-dynamic", "family": "rnn", "network_kwargs": kwargs,
               "preprocessing": {"modality": "image"}}  # fmt: skip
 
-    loaded = _load(member, str(tmp_path / "member_0.pt"))  # packed LSTM weights: not weights_only
+    loaded = _load(member, str(tmp_path / "member_0.pt"))  # with weights_only=True: no pickle runs
 
     inputs = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
-    assert np.allclose(_torch_logits(loaded, inputs), _torch_logits(quantize.quantized_network(network), inputs))
+    assert np.array_equal(_torch_logits(loaded, inputs), _torch_logits(quantize.quantized_network(network), inputs))
+
+    # The packed LSTM weights of before (TorchScript objects), or a file whose unpickling runs a command: refused.
+    marker = tmp_path / "ran"
+    for content in (quantize.quantized_network(network).state_dict(), {"weight": Payload(marker)}):
+        torch.save(content, tmp_path / "member_0.pt")
+        with pytest.raises(UntrustedMember, match=r"^member_0.pt is not plain tensors: run `mlpipe compress` again$"):
+            _load(member, str(tmp_path / "member_0.pt"))
+    assert not marker.exists()
 
 
 def test_measure_reports_size_latency_and_throughput(trained_cnn, test_inputs):

@@ -133,7 +133,7 @@ def network_variants(
     import torch
 
     from models.preprocessing import model_inputs
-    from models.quantized import quantized, without_transformer_fast_path
+    from models.quantized import plain_state, quantized, without_transformer_fast_path
     from tasks.compression import onnx_export
     from tasks.compression.quantize import quantized_onnx
 
@@ -156,7 +156,7 @@ def network_variants(
     add(
         f"{prefix}-int8",
         {"kind": "network", "quantization": INT8, **base},
-        lambda p: torch.save(int8.state_dict(), p),
+        lambda p: torch.save(plain_state(int8), p),  # plain tensors: loaded with weights_only=True
         f"{family}, int8 dynamic quantization of Linear/LSTM/GRU (torch.ao)",
     )
     inputs = model_inputs(check_rows, preprocessing)

@@ -11,6 +11,7 @@ that onnxruntime runs (models/quantized.py, models/onnx_network.py).
 """
 
 import json
+import pickle
 from pathlib import Path
 
 import mlflow
@@ -80,12 +81,14 @@ def _load(member: dict, path: str):
 
     network = build_network(member["preprocessing"]["modality"], member["family"], **member["network_kwargs"])
     if member.get("quantization") == "int8-dynamic":  # its int8 weights load into the quantized layers
-        from models.quantized import quantized
+        from models.quantized import load_plain_state, quantized
 
         network = quantized(network)
-        # A quantized LSTM's packed weights are TorchScript objects, which weights_only refuses;
-        # the file is the version's own, written by mlpipe (issue 35: to be stored as plain tensors).
-        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))  # noqa: S614
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # an int8 member of before plain tensors: its pickle is not run
+            raise UntrustedMember(f"{Path(path).name} is not plain tensors: run `mlpipe compress` again") from None
+        load_plain_state(network, state)
         return network.eval()
     if path.endswith(".safetensors"):  # a pretrained backbone's
         from safetensors.torch import load_model
