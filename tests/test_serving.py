@@ -194,3 +194,20 @@ def test_a_skops_file_holding_a_type_mlpipe_never_writes_is_refused(tmp_path):
 
     with pytest.raises(UntrustedMember, match="holds types mlpipe never writes: test_serving._Estimator"):
         load_estimator(str(path))
+
+
+def test_the_serving_worker_gets_the_store_s_settings_and_none_of_the_secrets(monkeypatch, tmp_path):
+    """The worker runs the version's own code: it gets what reaches the store, not Prefect's or mlpipe's keys."""
+    from tasks.registry import serving
+
+    script = tmp_path / "environment.py"  # stands in for the worker's script: it says what it was given
+    script.write_text("import json, os, sys\nsys.stdin.readline()\nprint(json.dumps(sorted(os.environ)))\n")
+    monkeypatch.setattr(serving, "WORKER", script)
+    for key in ("PREFECT_API_AUTH_STRING", "MLPIPE_CACHE_SECRET", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        monkeypatch.setenv(key, "secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    out, _ = serving._start_worker().communicate("{}\n", timeout=60)
+    given = json.loads(out)
+    assert {"MLFLOW_TRACKING_USERNAME", "AWS_ACCESS_KEY_ID", "PATH"} <= set(given)
+    assert not [key for key in given if key.startswith(("PREFECT_", "MLPIPE_", "PYTHON"))]

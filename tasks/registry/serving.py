@@ -93,10 +93,38 @@ class FreshProcess:
             self.process = None
 
 
+# What the worker's environment keeps: it runs the version's own code, which needs the store and
+# its artifacts (MLFLOW_*, AWS_* where the artifacts are read from the bucket itself) and nothing
+# of Prefect's, mlpipe's or the databases' secrets (PREFECT_API_AUTH_STRING, MLPIPE_CACHE_SECRET, ...).
+WORKER_ENVIRONMENT = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CUDA_VISIBLE_DEVICES",
+)
+WORKER_PREFIXES = ("MLFLOW_", "AWS_", "LC_", "OMP_", "MKL_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+
+
+def worker_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The part of `environ` a serving worker gets."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key in WORKER_ENVIRONMENT or key.upper().startswith(WORKER_PREFIXES)
+    }
+
+
 def _start_worker() -> subprocess.Popen:
+    import os
+
     return subprocess.Popen(
         [sys.executable, "-I", str(WORKER)],  # -I: neither the working directory nor PYTHONPATH
         cwd=tempfile.gettempdir(),
+        env=worker_environment(dict(os.environ)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
