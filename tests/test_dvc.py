@@ -201,3 +201,24 @@ def test_a_run_waits_for_a_dvc_lock_held_by_another_process(env, workspace):
     assert started.returncode == 0, "".join(seen)[-2000:]
     assert any("DVC's lock in" in line and "is held by another process" in line for line in seen)
     assert "Registered model 'digits' version 1" in out
+
+
+def test_a_file_changed_on_the_remote_is_refused_not_checked_out(tmp_path, monkeypatch):
+    """Whoever can write the shared remote cannot swap a data version's content: DVC hashes what it pulls."""
+    from tasks.data.versioning import pull, push
+    from tasks.infra.errors import MlpipeError
+
+    monkeypatch.setenv("MLPIPE_DVC_REMOTE", str(tmp_path / "remote"))
+    root = make_workspace(tmp_path / "project")
+    (root / "data" / "rows").mkdir(parents=True)
+    (root / "data" / "rows" / "train.csv").write_text("x,label\n1,a\n")
+    run(str(BIN / "dvc"), "add", "-q", "data/rows", cwd=root, env={**os.environ})
+    push(root)
+    (stored,) = [p for p in (tmp_path / "remote").rglob("*") if p.is_file() and not p.name.endswith(".dir")]
+    stored.chmod(0o644)
+    stored.write_text("x,label\n1,forged\n")
+    shutil.rmtree(root / "data" / "rows")
+    shutil.rmtree(root / ".dvc" / "cache")
+    with pytest.raises(MlpipeError, match=r"^dvc pull in .* failed: Checkout failed for following targets"):
+        pull(root)
+    assert not (root / "data" / "rows" / "train.csv").exists()

@@ -129,10 +129,18 @@ def push(root: Path, targets: list[Path] | None = None) -> int:
 
 
 def pull(root: Path, targets: list[Path] | None = None) -> None:
-    """Fetch from the default remote and check out into the workspace."""
+    """Fetch from the default remote and check out into the workspace. DVC hashes what it
+    downloads (the remote's `verify`, set in .dvc/config.local): a file changed on the shared
+    remote is refused, never checked out as the version its hash names."""
     from dvc.exceptions import DvcException
 
     ensure_remote(root)
+    with open_repo(root) as repo, dvc_lock(root):
+        config = repo.config
+        name = config.get("core", {}).get("remote") or next(iter(config["remote"]))
+        if not config["remote"][name].get("verify"):
+            with config.edit("local") as local:
+                local.setdefault("remote", {}).setdefault(name, {})["verify"] = True
     with open_repo(root) as repo, dvc_lock(root):
         try:
             repo.pull(targets=[str(t) for t in targets] if targets else None)
