@@ -10,8 +10,10 @@ import time
 
 import mlflow
 import pytest
+import yaml
 from engines import postgres_bin
 
+from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import CODE_ROOT, Settings
 
 SYNCHRONISED_CHALLENGER = """
@@ -215,3 +217,22 @@ def test_a_lease_lost_in_a_server_restart_frees_its_slot_when_it_ends(tmp_path):
     finally:
         stop([server])
     assert waited < 120  # the 60 s lease, and the server's check every 15 s
+
+
+def test_a_twin_fit_that_holds_the_folder_too_long_ends_the_wait_in_one_line(workspace):
+    """No identical fit trains longer than a candidate may (train.timeout_minutes): the wait ends there."""
+    from types import SimpleNamespace
+
+    from filelock import FileLock
+
+    from tasks.training.fitting import _folder_lock
+
+    params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
+    params["train"]["timeout_minutes"] = 0.02  # 1.2 s
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    job = SimpleNamespace(config=SimpleNamespace(family="cnn"), out_dir=workspace / "outputs" / "cnn")
+    job.out_dir.mkdir(parents=True)
+    with FileLock(job.out_dir.with_name(".cnn.lock")):  # the twin, still training
+        with pytest.raises(MlpipeError, match=r"^another run has trained cnn in .* for more than 0.02 min \(params"):
+            with _folder_lock(job):
+                pass

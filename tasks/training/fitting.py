@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from tasks.infra.errors import MlpipeError
 from tasks.infra.files import file_sha256, read_json, write_atomic
 from tasks.infra.runs import run_logger
 from tasks.training.trainer import FitJob, FitResult, run_trainer
@@ -63,9 +64,15 @@ def _folder_lock(job: FitJob):
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        family, folder = job.config.family, job.out_dir
+        family, folder, wait = job.config.family, job.out_dir, twin_wait_seconds()
         run_logger("mlpipe.training").warning("waiting for another run training %s in %s", family, folder)
-        lock.acquire()
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise MlpipeError(
+                f"another run has trained {family} in {folder} for more than {wait / 60:g} min "
+                "(params.yaml's train.timeout_minutes): stop it, or wait and run again"
+            ) from None
     try:
         yield
     finally:
@@ -83,8 +90,18 @@ def _machines_lock(job: FitJob, mirror: str | None):
     from tasks.infra.fingerprints import digest
 
     what = f"another machine training {job.config.family} ({mirror})"
-    # A lost machine's slot frees within a minute; a failed renewal must not stop a long fit.
-    return prefect_lock(f"mlpipe-training-{digest(mirror)[:16]}", None, what, lease_seconds=60, strict=False)
+    # A lost machine's slot frees within a minute; a failed renewal must not stop a long fit. No
+    # twin trains longer than a candidate may (train.timeout_minutes): the wait ends there, said.
+    limit = f"mlpipe-training-{digest(mirror)[:16]}"
+    return prefect_lock(limit, twin_wait_seconds(), what, lease_seconds=60, strict=False)
+
+
+def twin_wait_seconds() -> float:
+    """How long a fit waits for an identical one to finish: as long as a candidate may train."""
+    from tasks.infra.params import load_params
+    from tasks.infra.settings import get_settings
+
+    return 60 * load_params(get_settings()).train.timeout_minutes
 
 
 def _finished(out_dir: Path) -> FitResult | None:
