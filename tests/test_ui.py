@@ -151,3 +151,30 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     finally:
         stop(servers)
     assert registration.version == "1"
+
+
+def test_mlpipe_ups_prefect_ui_asks_for_the_projects_password_once(workspace):
+    """The API takes calls with the project's password only; the UI asks for it, then works."""
+    import os
+
+    from mlpipe_up import Up
+    from playwright.sync_api import expect
+
+    up = Up({**os.environ, "MLPIPE_ROOT": str(workspace)})
+    try:
+        with chromium_page() as page:
+            page.goto(f"http://127.0.0.1:{up.prefect_port}/dashboard")
+            expect(page.get_by_text("Login", exact=True)).to_be_visible(timeout=60_000)
+            page.get_by_placeholder("admin:pass").fill("mlpipe:wrong")
+            page.keyboard.press("Enter")
+            expect(page.get_by_text("Authentication failed.")).to_be_visible(timeout=30_000)
+            page.get_by_placeholder("admin:pass").fill(up.auth_string)
+            page.keyboard.press("Enter")
+            expect(page.get_by_placeholder("admin:pass")).to_have_count(0, timeout=30_000)
+            expect(page.get_by_role("link", name="Runs")).to_be_visible(timeout=60_000)
+            page.reload()  # once: the browser keeps it
+            expect(page.get_by_role("link", name="Runs")).to_be_visible(timeout=60_000)
+            expect(page.get_by_placeholder("admin:pass")).to_have_count(0)
+            page.screenshot(path=SCREENSHOTS / "prefect-dashboard-after-login.png")
+    finally:
+        up.interrupt()

@@ -167,7 +167,7 @@ def predict_file(
                 rows = _sound_files_resolved(rows.reset_index(drop=True), model, input_path)
                 predicted = _predicted(model, rows, input_path, served, writer.rows)
                 writer.write(pd.concat([rows, predicted.add_prefix("predicted_")], axis=1))
-                counts.update(predicted["label"].astype(str))
+                counts.update(predicted["label"].astype(str).value_counts().to_dict())
                 if watch is not None:
                     watch.add(rows)  # as the model read them
         finally:
