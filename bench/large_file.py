@@ -126,13 +126,10 @@ print(summary["rows"], summary["monitoring"]["summary"])
 def predict_main() -> None:
     from sklearn.datasets import load_digits
 
-    work = Path(tempfile.mkdtemp(prefix="mlpipe-bench-predict-"))
-    root = work / "project"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run([str(Path(sys.executable).with_name("dvc")), "init", "-q"], cwd=root, check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
-    env |= {"MLPIPE_ROOT": str(root), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    from pipeline_cost import environment, fresh_project
+
+    root = fresh_project()
+    env = environment(root)
     measured(["run", "--models", "cnn", "--max-epochs", "10"], root, env)
     measured(["compress", "--family", "cnn", "--max-epochs", "10"], root, env)
 
