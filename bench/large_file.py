@@ -124,9 +124,8 @@ print(summary["rows"], summary["monitoring"]["summary"])
 
 
 def predict_main() -> None:
-    from sklearn.datasets import load_digits
-
     from pipeline_cost import environment, fresh_project
+    from sklearn.datasets import load_digits
 
     root = fresh_project()
     env = environment(root)
