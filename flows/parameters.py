@@ -5,7 +5,8 @@ import functools
 import inspect
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tasks.data.builtin import BUILT_IN
 from tasks.infra.vocabulary import (
@@ -50,24 +51,26 @@ class FlowParams(BaseModel):
     def _blank_is_unset(cls, value):
         return None if value == "" else value  # dvc.yaml's stages pass '' for a data set that sets none
 
-    @field_validator("devices", "workers", check_fields=False)
-    @classmethod
-    def _at_most_this_machine(cls, count: int, info) -> int:
+    @model_validator(mode="after")
+    def _at_most_this_machine(self):
         """The form's `le` is the most any machine may ask for; this is the most this one has (the
-        flow checks its own parameters: a flow run may turn the deployment's schema off)."""
+        flow checks its own parameters: a flow run may turn the deployment's schema off). Parallel
+        candidates train on Dask's workers, which may be other machines: their devices are theirs."""
         import os
 
-        if count == 1:
-            return count
-        have, what = os.cpu_count() or 1, "CPUs"
-        if info.field_name == "devices":
-            import torch
+        for name in ("workers", "devices"):
+            count = getattr(self, name, 1)
+            if count == 1 or (name == "devices" and getattr(self, "parallel", None)):
+                continue
+            have, what = os.cpu_count() or 1, "CPUs"
+            if name == "devices":
+                import torch
 
-            if torch.cuda.is_available():
-                have, what = torch.cuda.device_count(), "GPUs"
-        if count > have:
-            raise ValueError(f"this machine has {have} {what}")
-        return count
+                if torch.cuda.is_available():
+                    have, what = torch.cuda.device_count(), "GPUs"
+            if count > have:
+                raise PydanticCustomError("machine", f"bad value for {name} ({count}): this machine has {have} {what}")
+        return self
 
     @field_validator("models", check_fields=False)
     @classmethod
@@ -85,6 +88,8 @@ class FlowParams(BaseModel):
             return cls(**values)
         except ValidationError as error:
             first = error.errors()[0]
+            if not first["loc"]:  # a check of several fields says it all itself
+                raise MlpipeError(first["msg"]) from None
             where = ".".join(str(part) for part in first["loc"])
             message = first["msg"].removeprefix("Value error, ")
             raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None

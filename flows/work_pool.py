@@ -25,8 +25,8 @@ BASE_JOB_TEMPLATE = {
 }
 
 
-def mlpipe_entrypoints() -> set[str]:
-    """The module entrypoints of the flows `mlpipe deploy` registers (flows/deployments.py)."""
+def mlpipe_flows() -> dict:
+    """The flows `mlpipe deploy` registers (flows/deployments.py), by module entrypoint."""
     from flows.compression import compression_pipeline
     from flows.inference import batch_inference
     from flows.pretraining import pretraining_pipeline
@@ -34,7 +34,11 @@ def mlpipe_entrypoints() -> set[str]:
     from flows.tuning import tuning_pipeline
 
     flows = (training_pipeline, tuning_pipeline, compression_pipeline, pretraining_pipeline, batch_inference)
-    return {f"{flow.fn.__module__}.{flow.fn.__name__}" for flow in flows}
+    return {f"{flow.fn.__module__}.{flow.fn.__name__}": flow for flow in flows}
+
+
+def mlpipe_entrypoints() -> set[str]:
+    return set(mlpipe_flows())
 
 
 def refusal(flow_run, deployment) -> str | None:
@@ -72,13 +76,18 @@ def ensure_pool(client, name: str) -> str:
 class FixedProcessWorker(ProcessWorker):
     """Prefect's process worker, but whatever the pool's template says (a caller of the API may
     edit it), each run starts `python -m prefect.engine` with this worker's environment, in a
-    temporary folder, and runs only mlpipe's deployments."""
+    temporary folder, and runs only mlpipe's deployments. The engine is told the checked
+    entrypoint, so it imports that flow and never reads the deployment again (a pull step added
+    after the check would run there); the worker's own crash and cancellation hooks resolve the
+    flow by name among mlpipe's, never from the API."""
 
     @classmethod
     def __dispatch_key__(cls) -> str:
         return "mlpipe-process"  # its own key in Prefect's registry of worker types; Prefect's stays
 
     async def run(self, flow_run, configuration: ProcessJobConfiguration, task_status=None):
+        import prefect.workers.process
+
         deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
         if (reason := refusal(flow_run, deployment)) is not None:
             # Raised before the process starts: Prefect marks the run crashed with this message.
@@ -90,5 +99,20 @@ class FixedProcessWorker(ProcessWorker):
             **os.environ,
             **configuration._base_environment(),
             **configuration._base_flow_run_environment(flow_run),
+            "PREFECT__FLOW_ENTRYPOINT": deployment.entrypoint,
         }
+        # ProcessWorker.run resolves the flow for its hooks with this module-level function.
+        prefect.workers.process.load_flow_from_flow_run = _flow_of
         return await super().run(flow_run, configuration, task_status)
+
+
+async def _flow_of(flow_run, **_):
+    """The flow of one of mlpipe's deployments, by its entrypoint, never run from the API's data."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        deployment = await client.read_deployment(flow_run.deployment_id)
+    flows = mlpipe_flows()
+    if deployment.entrypoint not in flows:
+        raise MlpipeError(f"{deployment.entrypoint!r} is not one of mlpipe's flows")
+    return flows[deployment.entrypoint]

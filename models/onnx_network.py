@@ -23,10 +23,12 @@ class OnnxNetwork:
 
     def probabilities(self, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Softmax probabilities, `batch_size` rows a call: a call's activations grow with its rows."""
-        batches = [
-            softmax(self.logits(inputs[start : start + batch_size])) for start in range(0, len(inputs), batch_size)
-        ]
-        return np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
+        starts = range(0, len(inputs), batch_size)
+        batches = [softmax(self.logits(inputs[start : start + batch_size])) for start in starts]
+        if batches:
+            return np.concatenate(batches)
+        classes = self.session.get_outputs()[0].shape[-1]  # no rows: still one column per class
+        return np.zeros((0, classes if isinstance(classes, int) else 0), dtype=np.float32)
 
 
 def softmax(values: np.ndarray) -> np.ndarray:

@@ -67,6 +67,8 @@ def load_plain_state(network, state: dict) -> None:
     for name, module in _quantized_layers(network):
         owned.append(f"{name}.")
         weights, biases = _weights_and_biases(module)
+        if any(f"{name}.{key}.int8" not in state for key in weights):
+            raise ValueError(f"{name}'s int8 weights are not stored as plain tensors")
         quantized_weights = {
             key: torch._make_per_tensor_quantized_tensor(
                 state.pop(f"{name}.{key}.int8"),
@@ -89,7 +91,10 @@ def load_plain_state(network, state: dict) -> None:
     with torch.no_grad():
         for key, value in state.items():
             owner, _, attribute = key.rpartition(".")
-            getattr(network.get_submodule(owner), attribute).copy_(value)
+            target = getattr(network.get_submodule(owner), attribute)
+            if not isinstance(value, torch.Tensor) or value.shape != target.shape:
+                raise ValueError(f"{key} does not fit the network ({getattr(value, 'shape', type(value).__name__)})")
+            target.copy_(value)
 
 
 def _quantized_layers(network):

@@ -208,3 +208,31 @@ def test_a_flow_run_link_is_stored_only_for_a_prefect_server_people_can_browse(m
         assert flow_run_url("abc") == "http://127.0.0.1:4200/runs/flow-run/abc"
         monkeypatch.setenv(TEMPORARY_API, "http://127.0.0.1:4200/api")  # a command-line run's own API
         assert flow_run_url("abc") == "none (temporary Prefect server)"
+
+
+def test_the_project_password_goes_only_to_its_own_running_mlpipe_up(workspace, monkeypatch):
+    """Another user of the machine may listen on a port `mlpipe up` left: no password for it."""
+    import json
+    import subprocess
+
+    from tasks.infra.servers import UP_RECORD, adopt_project_auth, api_auth_string, record_up
+    from tasks.infra.settings import Settings
+
+    settings = Settings(root=workspace)
+    record_up(settings, 4321)  # this test's process stands in for a running `mlpipe up`
+    for url, sent in [
+        ("http://127.0.0.1:4321/api", True),
+        ("http://127.0.0.1:4322/api", False),
+        ("http://prefect.example:4321/api", False),
+    ]:
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+        adopt_project_auth(settings)
+        assert os.environ.get("PREFECT_API_AUTH_STRING") == (api_auth_string(settings) if sent else None), url
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # `mlpipe up` killed: its record names a process that is no more
+    (settings.prefect_home / UP_RECORD).write_text(json.dumps({"port": 4321, "pid": gone.pid}))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4321/api")
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    adopt_project_auth(settings)
+    assert "PREFECT_API_AUTH_STRING" not in os.environ

@@ -78,6 +78,15 @@ def test_a_quantized_lstm_is_saved_as_plain_tensors_and_loaded_as_the_served_mod
             _load(member, str(tmp_path / "member_0.pt"))
     assert not marker.exists()
 
+    # An older cnn's int8 file is quantized tensors, which weights_only reads: refused all the same.
+    cnn = {**member, "family": "cnn", "network_kwargs": {"in_channels": 1, "num_classes": 10}}
+    torch.save(
+        quantize.quantized_network(build_network("image", "cnn", **cnn["network_kwargs"])).state_dict(),
+        tmp_path / "cnn.pt",
+    )
+    with pytest.raises(UntrustedMember, match=r"^cnn.pt is not plain tensors"):
+        _load(cnn, str(tmp_path / "cnn.pt"))
+
 
 def test_measure_reports_size_latency_and_throughput(trained_cnn, test_inputs):
     inputs = model_inputs(test_inputs, trained_cnn.preprocessing).astype(np.float32)

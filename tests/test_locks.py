@@ -219,7 +219,7 @@ def test_a_lease_lost_in_a_server_restart_frees_its_slot_when_it_ends(tmp_path):
     assert waited < 120  # the 60 s lease, and the server's check every 15 s
 
 
-def test_a_twin_fit_that_holds_the_folder_too_long_ends_the_wait_in_one_line(workspace):
+def test_a_twin_fit_that_holds_the_folder_too_long_ends_the_wait_in_one_line(workspace, monkeypatch):
     """No identical fit trains longer than a candidate may (train.timeout_minutes): the wait ends there."""
     from types import SimpleNamespace
 
@@ -229,6 +229,7 @@ def test_a_twin_fit_that_holds_the_folder_too_long_ends_the_wait_in_one_line(wor
 
     params = yaml.safe_load((CODE_ROOT / "params.yaml").read_text())
     params["train"]["timeout_minutes"] = 0.02  # 1.2 s
+    monkeypatch.setattr("tasks.training.fitting.TWIN_MARGIN_SECONDS", 0)
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     job = SimpleNamespace(config=SimpleNamespace(family="cnn"), out_dir=workspace / "outputs" / "cnn")
     job.out_dir.mkdir(parents=True)

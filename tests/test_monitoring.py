@@ -101,3 +101,17 @@ def test_twenty_thousand_labels_give_one_bounded_chart_table_and_metric_set(tmp_
     assert len(mlflow.artifacts.load_dict(f"runs:/{run_id}/monitoring.json")["predicted"]) == 20_000
     table = markdown(monitoring)
     assert f"| other ({20_000 - TOP_CLASSES} classes) |" in table and table.count("\n| ") < TOP_CLASSES + 10
+
+
+def test_rows_monitoring_cannot_read_end_the_monitoring_not_the_predictions(reference, digits, digits_split):
+    from tasks.monitoring.watch import BatchWatch
+
+    batch = digits.frame.iloc[digits_split.test][digits.feature_columns]
+    watched = BatchWatch(reference, MonitoringParams())
+    assert watched.add_or_give_up(batch.iloc[:100])
+    unreadable = batch.iloc[100:].astype(str).replace("0", "zero")
+    assert not watched.add_or_give_up(unreadable)  # said once
+    assert watched.add_or_give_up(batch.iloc[:10])
+    result = watched.result(counts(digits.frame["label"].iloc[digits_split.test]), SERVED)
+    assert result.summary().startswith("not monitored: the rows after row 100 could not be compared (")
+    assert [c.name for c in result.checks] == ["drift.predicted_shift"]  # the class mix is still compared

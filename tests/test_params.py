@@ -130,3 +130,5 @@ def test_workers_and_devices_are_capped_by_the_machine_that_runs_the_flow(monkey
         TuneParams.checked(dataset="digits", workers=64)
     with pytest.raises(MlpipeError, match=r"^bad value for devices \(3\): this machine has 2 CPUs$"):
         PipelineParams.checked(dataset="digits", devices=3)
+    # Parallel candidates train on Dask's workers, whose devices are theirs.
+    assert PipelineParams.checked(dataset="digits", devices=3, parallel=True).devices == 3

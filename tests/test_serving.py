@@ -211,3 +211,31 @@ def test_the_serving_worker_gets_the_store_s_settings_and_none_of_the_secrets(mo
     given = json.loads(out)
     assert {"MLFLOW_TRACKING_USERNAME", "AWS_ACCESS_KEY_ID", "PATH"} <= set(given)
     assert not [key for key in given if key.startswith(("PREFECT_", "MLPIPE_", "PYTHON"))]
+
+
+def test_predict_reads_and_writes_in_chunks_with_the_labels_of_one_pass(
+    registered, digits, digits_split, monkeypatch, tmp_path
+):
+    """Chunks of a few rows give the labels the whole file gives; JSON lines whose keys come in
+    another order each row land under the right columns; a file of a header only has no rows."""
+    from tasks.registry import inference
+
+    settings, _ = registered
+    monkeypatch.setenv("MLPIPE_ROOT", str(settings.root))
+    rows = digits.frame.iloc[digits_split.test[:50]][digits.feature_columns].reset_index(drop=True)
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    whole = inference.predict_file("digits", tmp_path / "new.csv", tmp_path / "whole.csv", settings)
+
+    monkeypatch.setattr(inference, "CHUNK_ROWS", 7)
+    with (tmp_path / "new.jsonl").open("w") as jsonl:  # every other row's keys reversed
+        for i, row in rows.iterrows():
+            record = dict(reversed(list(row.to_dict().items()))) if i % 2 else row.to_dict()
+            jsonl.write(json.dumps({k: int(v) for k, v in record.items()}) + "\n")
+    chunked = inference.predict_file("digits", tmp_path / "new.jsonl", tmp_path / "chunked.csv", settings)
+    assert chunked["labels"] == whole["labels"] and chunked["rows"] == 50
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "chunked.csv"), pd.read_csv(tmp_path / "whole.csv"))
+
+    (tmp_path / "header.csv").write_text(",".join(digits.feature_columns) + "\n")
+    with pytest.raises(MlpipeError, match=r"header.csv has no rows$"):
+        inference.predict_file("digits", tmp_path / "header.csv", tmp_path / "none.csv", settings)
+    assert not (tmp_path / "none.csv").exists()

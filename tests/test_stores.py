@@ -117,6 +117,7 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
     assert up.process.returncode == 0, up.process.stderr.read()
     assert "Stopped." in out
     assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)
+    assert not (workspace / ".prefect" / "up.json").exists()  # no password goes to a port it left
 
 
 def _status(url: str, auth_string: str | None = None) -> int:

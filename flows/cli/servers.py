@@ -20,7 +20,7 @@ def up(
     import signal
     import time
 
-    from tasks.infra.servers import AUTH_FILE, HOST, prefect_database, start, stop
+    from tasks.infra.servers import AUTH_FILE, HOST, prefect_database, record_up, start, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
@@ -31,7 +31,9 @@ def up(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     processes = start(settings, prefect_port, mlflow_port, log_dir)
+    record = None
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops the servers
+        record = record_up(settings, prefect_port)
         typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
         typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}/#/experiments?{CLASSIC}")
         typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
@@ -48,6 +50,8 @@ def up(
     except KeyboardInterrupt:
         typer.echo("Stopping the servers...")
     finally:
+        if record is not None:
+            record.unlink(missing_ok=True)
         stop(processes)
     exited = [p.args[1] for p in processes if p.returncode not in (0, -signal.SIGTERM, None)]
     typer.echo("Stopped." if not exited else f"Stopped; {', '.join(exited)} had exited on its own (see {log_dir}).")
@@ -121,18 +125,21 @@ def worker(
     os.environ["MLPIPE_ROOT"] = str(settings.root)
 
     async def work() -> None:
-        async with FixedProcessWorker(work_pool_name=pool, limit=limit, create_pool_if_not_found=False) as runner:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
             try:
-                template = (await runner.client.read_work_pool(pool)).base_job_template
+                template = (await client.read_work_pool(pool)).base_job_template
             except ObjectNotFound:
                 raise MlpipeError(f"no work pool {pool!r}: run mlpipe deploy --pool {pool} first") from None
-            if template != BASE_JOB_TEMPLATE:  # runs would still start only as mlpipe's worker says
-                raise MlpipeError(
-                    f"the work pool {pool!r} was not made by `mlpipe deploy` or was edited since: "
-                    f"run mlpipe deploy --pool {pool}"
-                )
-            typer.echo(f"Worker for {settings.root} on pool {pool!r} ({limit} flow run(s) at a time). Ctrl-C stops it.")
-            await runner.start()
+        if template != BASE_JOB_TEMPLATE:  # runs would still start only as mlpipe's worker says
+            raise MlpipeError(
+                f"the work pool {pool!r} was not made by `mlpipe deploy` or was edited since: "
+                f"run mlpipe deploy --pool {pool}"
+            )
+        typer.echo(f"Worker for {settings.root} on pool {pool!r} ({limit} flow run(s) at a time). Ctrl-C stops it.")
+        runner = FixedProcessWorker(work_pool_name=pool, limit=limit, create_pool_if_not_found=False)
+        await runner.start()
 
     try:
         asyncio.run(work())

@@ -138,6 +138,8 @@ def pull(root: Path, targets: list[Path] | None = None) -> None:
     with open_repo(root) as repo, dvc_lock(root):
         config = repo.config
         name = config.get("core", {}).get("remote") or next(iter(config["remote"]))
+        if name not in config["remote"]:
+            raise MlpipeError(f"{root}/.dvc/config names the default remote {name!r}, which it does not define")
         if not config["remote"][name].get("verify"):
             with config.edit("local") as local:
                 local.setdefault("remote", {}).setdefault(name, {})["verify"] = True

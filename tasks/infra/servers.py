@@ -19,6 +19,7 @@ from tasks.infra.settings import Settings
 HOST = "127.0.0.1"
 TEMPORARY_API = "MLPIPE_TEMPORARY_PREFECT_API"  # the API only this process uses: no lock may go through it
 AUTH_FILE = "api-auth"  # in the project's Prefect home: `mlpipe up`'s API password
+UP_RECORD = "up.json"  # in the project's Prefect home: the port and process of a running `mlpipe up`
 
 
 def port_is_free(port: int) -> bool:
@@ -56,15 +57,43 @@ def api_auth_string(settings: Settings) -> str:
 
 
 def adopt_project_auth(settings: Settings) -> None:
-    """A command of this project talking to a Prefect API on this machine sends the project's
-    password, unless one is set. Never to another machine's API: the password is this project's."""
+    """A command of this project talking to the Prefect API of its own `mlpipe up` sends the
+    project's password, unless one is set: only to the port that `mlpipe up` recorded, while it
+    runs (another user of this machine may listen on a port it left), never to another host."""
     from urllib.parse import urlsplit
 
+    from tasks.infra.files import read_json
+
     url = os.environ.get("PREFECT_API_URL")
-    path = settings.prefect_home / AUTH_FILE
-    if url and "PREFECT_API_AUTH_STRING" not in os.environ and path.exists():
-        if urlsplit(url).hostname in (HOST, "localhost"):
-            os.environ["PREFECT_API_AUTH_STRING"] = api_auth_string(settings)
+    if not url or "PREFECT_API_AUTH_STRING" in os.environ:
+        return
+    record = read_json(settings.prefect_home / UP_RECORD)
+    if not isinstance(record, dict) or not _alive(record.get("pid")):
+        return
+    address = urlsplit(url)
+    if address.hostname in (HOST, "localhost") and address.port == record.get("port"):
+        os.environ["PREFECT_API_AUTH_STRING"] = api_auth_string(settings)
+
+
+def record_up(settings: Settings, port: int) -> Path:
+    """Where `mlpipe up`'s Prefect API listens, for adopt_project_auth; removed when it stops."""
+    import json
+
+    from tasks.infra.files import write_atomic
+
+    return write_atomic(settings.prefect_home / UP_RECORD, json.dumps({"port": port, "pid": os.getpid()}))
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process holds that number now
+        return False
+    return True
 
 
 def prefect_server(port: int, home: Path | None = None, auth_string: str | None = None) -> Server:

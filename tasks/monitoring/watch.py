@@ -30,6 +30,7 @@ class Monitoring:
     expected: dict[str, float] | None  # the champion's predictions of its test rows; None: an older version
     checks: list[CheckResult] = field(default_factory=list)
     judged: bool = True  # False: too few rows to call drift (min_rows)
+    failure: str | None = None  # why the batch's features could not be compared
 
     @property
     def drifted(self) -> list[CheckResult]:
@@ -45,6 +46,10 @@ class Monitoring:
         return figures | ({"predicted_share_other": sum(self.predicted.get(c, 0.0) for c in other)} if other else {})
 
     def summary(self) -> str:
+        said = self._checks_said()
+        return f"{self.failure}; {said}" if self.failure else said
+
+    def _checks_said(self) -> str:
         if not self.checks:
             return f"nothing compared: v{self.version} keeps no profile of its data (registered before profiles were)"
         if not self.judged:
@@ -94,28 +99,40 @@ class BatchWatch:
     the file is read once, and memory does not grow with its length."""
 
     def __init__(self, reference: dict | None, limits: MonitoringParams):
-        self.reference, self.limits, self.rows = reference, limits, 0
-        self.features = None
+        self.reference, self.limits = reference, limits
+        self.features, self.failure, self.rows = None, None, 0
         if reference is not None:
             # An older profile does not name its columns: a table's are the features it binned; a text's is unknown.
             self.columns = reference.get("columns") or list(reference.get("features", {}))
 
     def add(self, frame: pd.DataFrame) -> None:
+        if self.reference is not None:
+            if self.features is None:  # the columns the batch shares with the profile, known from its first rows
+                columns = [c for c in self.columns if c in frame.columns]
+                self.features = drift.FeatureDrift(self.reference, columns, self.limits)
+            self.features.add(frame)
         self.rows += len(frame)
-        if self.reference is None:
-            return
-        if self.features is None:  # the columns the batch shares with the profile, known from its first rows
-            columns = [c for c in self.columns if c in frame.columns]
-            self.features = drift.FeatureDrift(self.reference, columns, self.limits)
-        self.features.add(frame)
+
+    def add_or_give_up(self, frame: pd.DataFrame) -> bool:
+        """add(); rows monitoring cannot read (a sound that does not decode, a feature that is no
+        number) end the batch's monitoring, never its predictions. False the one time it gives up."""
+        if self.failure is not None:
+            return True
+        try:
+            self.add(frame)
+        except Exception as error:  # noqa: BLE001 - whatever it was, the labels are still written
+            reason = " ".join(str(error).split())[:200]
+            self.failure = f"not monitored: the rows after row {self.rows:,} could not be compared ({reason})"
+            return False
+        return True
 
     def result(self, counts: dict, served: tuple[str, str, str]) -> Monitoring:
         """The figures, with `counts` of the labels the model `served` (data set, version, alias) gave."""
         dataset, version, alias = served
-        total = sum(counts.values()) or 1
-        predicted = {str(label): count / total for label, count in counts.items()}
-        judged = self.rows >= self.limits.min_rows
-        result = Monitoring(dataset, version, alias, self.rows, predicted, None, judged=judged)
+        rows = sum(counts.values())
+        predicted = {str(label): count / (rows or 1) for label, count in counts.items()}
+        result = Monitoring(dataset, version, alias, rows, predicted, None, judged=rows >= self.limits.min_rows)
+        result.failure = self.failure
         if self.reference is None:
             return result
         result.expected = self.reference.get("predictions")
@@ -129,6 +146,6 @@ class BatchWatch:
                 what="predicted class",
             )
             result.checks.append(shift)
-        if self.features is not None:
+        if self.features is not None and self.failure is None:
             result.checks += self.features.checks()
         return result

@@ -2,6 +2,7 @@
 
 import collections
 import csv
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,53 +63,55 @@ def confined_input(path: str | Path, settings: Settings) -> Path:
     return target
 
 
-def read_chunks(path: Path) -> Iterator[pd.DataFrame]:
-    """The rows of a .csv, .tsv, .parquet (by row group batches) or .jsonl file, CHUNK_ROWS at a
-    time; a file of another kind, or none, is refused at once."""
+def check_input(path: Path) -> None:
+    """A file predict can read, or one line saying why not."""
     if path.suffix not in SUFFIXES:
         raise MlpipeError(f"{path}: input must be one of {', '.join(SUFFIXES)}")
     if not path.exists():
         raise MlpipeError(f"{path} does not exist")
-    return _chunks(path)
 
 
-def _chunks(path: Path) -> Iterator[pd.DataFrame]:
+def read_chunks(path: Path, text_columns: list[str] = ()) -> Iterator[pd.DataFrame]:
+    """The rows of a .csv, .tsv, .parquet (by row group batches) or .jsonl file, CHUNK_ROWS at a
+    time, empty chunks left out. `text_columns` are read as text whatever a chunk's values look
+    like (ids, codes): each chunk's types are guessed from its own rows."""
+    check_input(path)
+    text = {column: str for column in text_columns}
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
-                yield batch.to_pandas()
+            chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS))
         elif path.suffix == ".jsonl":
-            yield from pd.read_json(path, lines=True, chunksize=CHUNK_ROWS)
+            chunks = pd.read_json(path, lines=True, chunksize=CHUNK_ROWS, dtype=text or None)
         else:
-            yield from pd.read_csv(path, chunksize=CHUNK_ROWS, **(TSV if path.suffix == ".tsv" else {}))
+            options = TSV if path.suffix == ".tsv" else {}
+            chunks = pd.read_csv(path, chunksize=CHUNK_ROWS, dtype=text or None, **options)
+        for chunk in chunks:
+            if not chunk.empty:
+                yield chunk
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise MlpipeError(f"{path} cannot be read: {' '.join(str(error).split())}") from None
 
 
 class ChunkWriter:
-    """Rows written as they come, in the output's format: one header, one Parquet schema."""
+    """Rows written as they come, in the output's format: one header and the first rows' column
+    order (JSON lines name their keys row by row), one Parquet schema."""
 
     def __init__(self, path: Path):
-        self.path, self.parquet = path, None
+        self.path, self.parquet, self.columns = path, None, None
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
         first, suffix = self.rows == 0, self.path.suffix
+        if self.columns is None:
+            self.columns = list(frame.columns)
+        elif set(frame.columns) != set(self.columns):
+            other = sorted(set(frame.columns) ^ set(self.columns))[:3]
+            raise MlpipeError(f"the rows after row {self.rows:,} have other columns than the first ({other})")
+        frame = frame[self.columns]
         if suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(self.path, table.schema)
-            try:
-                self.parquet.write_table(table.cast(self.parquet.schema))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-                raise MlpipeError(
-                    f"a column's type changes after row {self.rows:,} of the input: write .csv instead of .parquet"
-                ) from None
+            self._write_parquet(frame)
         elif suffix == ".jsonl":
             with self.path.open("a") as output:
                 frame.to_json(output, orient="records", lines=True)
@@ -116,6 +119,24 @@ class ChunkWriter:
             options = {**TSV, "escapechar": "\\"} if suffix == ".tsv" else {}
             frame.to_csv(self.path, mode="w" if first else "a", header=first, index=False, **options)
         self.rows += len(frame)
+
+    def _write_parquet(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.parquet is None:  # a column empty in the first rows is text, not "null"
+            fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            self.parquet = pq.ParquetWriter(self.path, pa.schema(fields))
+        try:
+            table = table.cast(self.parquet.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            changed = [f.name for f in table.schema if f.type != self.parquet.schema.field(f.name).type]
+            raise MlpipeError(
+                f"column {changed[0] if changed else '?'!r} changes type after row {self.rows:,} of the input: "
+                "write .csv instead of .parquet"
+            ) from None
+        self.parquet.write_table(table)
 
     def close(self) -> None:
         if self.parquet is not None:
@@ -140,7 +161,7 @@ def predict_file(
 
     if output_path.suffix not in SUFFIXES:
         raise MlpipeError(f"{output_path}: output must be one of {', '.join(SUFFIXES)}")
-    chunks = read_chunks(input_path)
+    check_input(input_path)
     if connect(settings, dataset, create=False) is None:
         raise MlpipeError(f"no model for data set {dataset!r} in {settings.shown_tracking_uri}: run `mlpipe run` first")
     client = mlflow.MlflowClient()
@@ -163,13 +184,13 @@ def predict_file(
     with replaced_whole(output_path) as partial:  # a reader never sees half a file
         writer = ChunkWriter(partial)
         try:
-            for rows in chunks:
+            for rows in read_chunks(input_path, _text_columns(model)):
                 rows = _sound_files_resolved(rows.reset_index(drop=True), model, input_path)
                 predicted = _predicted(model, rows, input_path, served, writer.rows)
                 writer.write(pd.concat([rows, predicted.add_prefix("predicted_")], axis=1))
                 counts.update(predicted["label"].astype(str).value_counts().to_dict())
-                if watch is not None:
-                    watch.add(rows)  # as the model read them
+                if watch is not None and not watch.add_or_give_up(rows):  # as the model read them
+                    logging.getLogger("mlpipe.monitoring").warning("%s: %s", input_path, watch.failure)
         finally:
             writer.close()
         if writer.rows == 0:
@@ -186,6 +207,14 @@ def predict_file(
     if watch is not None:
         summary["watched"] = watch.result(summary["labels"], (dataset, summary["version"], alias))
     return summary
+
+
+def _text_columns(model) -> list[str]:
+    """The input columns the model's signature says are text."""
+    from mlflow.types import DataType
+
+    schema = model.metadata.get_input_schema()
+    return [c.name for c in (schema.inputs if schema else []) if getattr(c, "type", None) == DataType.string]
 
 
 def _predicted(model, rows: pd.DataFrame, input_path: Path, served: str, before: int) -> pd.DataFrame:

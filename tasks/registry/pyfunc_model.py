@@ -84,11 +84,10 @@ def _load(member: dict, path: str):
         from models.quantized import load_plain_state, quantized
 
         network = quantized(network)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # an int8 member of before plain tensors: its pickle is not run
+        try:  # an int8 member of before plain tensors: its pickle is not run, its weights not taken
+            load_plain_state(network, torch.load(path, map_location="cpu", weights_only=True))
+        except (pickle.UnpicklingError, ValueError):
             raise UntrustedMember(f"{Path(path).name} is not plain tensors: run `mlpipe compress` again") from None
-        load_plain_state(network, state)
         return network.eval()
     if path.endswith(".safetensors"):  # a pretrained backbone's
         from safetensors.torch import load_model

@@ -94,19 +94,14 @@ class FreshProcess:
 
 
 # What the worker's environment keeps: it runs the version's own code, which needs the store and
-# its artifacts (MLFLOW_*, AWS_* where the artifacts are read from the bucket itself) and nothing
-# of Prefect's, mlpipe's or the databases' secrets (PREFECT_API_AUTH_STRING, MLPIPE_CACHE_SECRET, ...).
+# its artifacts (MLFLOW_*, and the bucket's own credentials where artifacts are read from it:
+# AWS_*, AZURE_*, GOOGLE_APPLICATION_CREDENTIALS) and nothing of Prefect's, mlpipe's or the
+# databases' secrets (PREFECT_API_AUTH_STRING, MLPIPE_CACHE_SECRET, ...).
 WORKER_ENVIRONMENT = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CUDA_VISIBLE_DEVICES",
+    *("PATH", "HOME", "LANG", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES"),
+    *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "GOOGLE_APPLICATION_CREDENTIALS"),
 )
-WORKER_PREFIXES = ("MLFLOW_", "AWS_", "LC_", "OMP_", "MKL_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+WORKER_PREFIXES = ("MLFLOW_", "AWS_", "AZURE_", "LC_", "OMP_", "MKL_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
 
 def worker_environment(environ: dict[str, str]) -> dict[str, str]:

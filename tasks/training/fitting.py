@@ -71,7 +71,7 @@ def _folder_lock(job: FitJob):
         except Timeout:
             raise MlpipeError(
                 f"another run has trained {family} in {folder} for more than {wait / 60:g} min "
-                "(params.yaml's train.timeout_minutes): stop it, or wait and run again"
+                "(params.yaml's train.timeout_minutes and the time to move checkpoints): stop it, or run again later"
             ) from None
     try:
         yield
@@ -96,12 +96,16 @@ def _machines_lock(job: FitJob, mirror: str | None):
     return prefect_lock(limit, twin_wait_seconds(), what, lease_seconds=60, strict=False)
 
 
+TWIN_MARGIN_SECONDS = 600  # beyond the twin's training: pulling and pushing its checkpoints
+
+
 def twin_wait_seconds() -> float:
-    """How long a fit waits for an identical one to finish: as long as a candidate may train."""
+    """How long a fit waits for an identical one to finish: as long as a candidate may train, and
+    the time to move its checkpoints."""
     from tasks.infra.params import load_params
     from tasks.infra.settings import get_settings
 
-    return 60 * load_params(get_settings()).train.timeout_minutes
+    return 60 * load_params(get_settings()).train.timeout_minutes + TWIN_MARGIN_SECONDS
 
 
 def _finished(out_dir: Path) -> FitResult | None:

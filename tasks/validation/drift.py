@@ -78,6 +78,9 @@ def feature_drift(reference: dict, frame: pd.DataFrame, columns: list[str], limi
     return figures.checks()
 
 
+CLIPS_AT_ONCE = 1024  # sound clips whose waveforms drift's summary holds at a time
+
+
 class FeatureDrift:
     """feature_drift's figures gathered over a batch's chunks of rows: counts per profile bin, and
     of words, so a file of any length is compared in one pass with flat memory."""
@@ -90,9 +93,14 @@ class FeatureDrift:
 
     def add(self, frame: pd.DataFrame) -> None:
         columns = self.columns
-        if "audio" in self.reference:
-            frame = audio_summary(frame, self.reference["audio"])
-            columns = list(frame.columns)
+        if "audio" in self.reference:  # a slice of clips at a time: their waveforms are stacked
+            for start in range(0, len(frame), CLIPS_AT_ONCE):
+                summary = audio_summary(frame.iloc[start : start + CLIPS_AT_ONCE], self.reference["audio"])
+                self._add(summary, list(summary.columns))
+            return
+        self._add(frame, columns)
+
+    def _add(self, frame: pd.DataFrame, columns: list[str]) -> None:
         if not columns:
             return
         if "text_length" in self.reference:
