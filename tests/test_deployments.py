@@ -67,7 +67,7 @@ def test_serve_schedules_each_data_set_on_its_cron(served):
     assert set(form) == {"dataset", "texts", "max_epochs", "timeout_minutes", "seed"}
     # pretraining's own params.yaml values, not those of `train` and `tuning` that share the names
     assert form["max_epochs"]["description"].endswith("(>= 1, <= 10000, empty: params.yaml's 10)")
-    assert form["timeout_minutes"]["description"].endswith("(> 0, empty: params.yaml's 60.0)")
+    assert form["timeout_minutes"]["description"].endswith("(> 0, <= 10080, empty: params.yaml's 60.0)")
 
 
 def test_the_form_is_typed_with_descriptions_and_bounds(served):
