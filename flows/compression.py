@@ -10,7 +10,8 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.parameters import CompressParams, flow_parameters, run_namer
+from flows.parameters import CompressParams, flow_parameters
+from flows.run_names import run_namer
 from tasks.compression import registering
 from tasks.compression.registering import Compression
 from tasks.compression.student import parameters_of, sized

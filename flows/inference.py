@@ -10,6 +10,7 @@ from tasks.infra.params import load_params
 from tasks.infra.runs import fail_clearly, filter_failed_task_lines
 from tasks.infra.settings import get_settings
 from tasks.monitoring.tasks import monitor_batch
+from tasks.monitoring.watch import watch_for
 from tasks.registry.tasks import predict_file_task
 
 
@@ -27,7 +28,7 @@ def batch_inference(
     filter_failed_task_lines()
     try:
         limits = load_params(get_settings()).monitoring
-        summary = predict_file_task(dataset, input_path, output_path, alias, limits)
+        summary = predict_file_task(dataset, input_path, output_path, alias, watch_for(limits))
         summary["monitoring"] = monitor_batch(summary.pop("watched"), input_path)
     except MlpipeError as error:  # no champion, a missing file, a path outside outputs/: said once
         return fail_clearly(error)

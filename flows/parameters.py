@@ -54,22 +54,18 @@ class FlowParams(BaseModel):
     @model_validator(mode="after")
     def _at_most_this_machine(self):
         """The form's `le` is the most any machine may ask for; this is the most this one has (the
-        flow checks its own parameters: a flow run may turn the deployment's schema off). Parallel
+        flow checks its own parameters: a run may turn its deployment's schema off). Parallel
         candidates train on Dask's workers, which may be other machines: their devices are theirs."""
-        import os
+        from tasks.infra.machine import capacity
 
         for name in ("workers", "devices"):
             count = getattr(self, name, 1)
-            if count == 1 or (name == "devices" and getattr(self, "parallel", None)):
-                continue
-            have, what = os.cpu_count() or 1, "CPUs"
-            if name == "devices":
-                import torch
-
-                if torch.cuda.is_available():
-                    have, what = torch.cuda.device_count(), "GPUs"
-            if count > have:
-                raise PydanticCustomError("machine", f"bad value for {name} ({count}): this machine has {have} {what}")
+            if count > 1 and not (name == "devices" and getattr(self, "parallel", None)):
+                have, what = capacity(gpus=name == "devices")
+                if count > have:
+                    raise PydanticCustomError(
+                        "machine", f"bad value for {name} ({count}): this machine has {have} {what}"
+                    )
         return self
 
     @field_validator("models", check_fields=False)
@@ -205,32 +201,6 @@ def flow_parameters(model: type[FlowParams]):
         return body
 
     return decorate
-
-
-def run_namer(model: type[FlowParams], kind: str = ""):
-    """The flow's `flow_run_name`: what the run is, for people, `digits-cnn,rnn-2026-11-23T0300`
-    (data set, kind, families, start in UTC). Read before the body checks the parameters."""
-
-    def name() -> str:
-        from pathlib import Path
-
-        from prefect import runtime
-
-        from tasks.data.spec import is_spec_path
-        from tasks.infra.runs import run_title
-
-        given, defaults = runtime.flow_run.parameters, model.model_fields
-        dataset = str(given.get("dataset") or defaults["dataset"].default)
-        if "models" in defaults:
-            models = given.get("models") or defaults["models"].get_default(call_default_factory=True)
-        elif "family" in defaults:  # compression: the student's family
-            models = [given.get("family") or "student"]
-        else:  # pretraining: what it makes
-            models = ["encoder"]
-        title = Path(dataset).stem if is_spec_path(dataset) else dataset
-        return run_title(f"{title}-{kind}" if kind else title, models, runtime.flow_run.scheduled_start_time)
-
-    return name
 
 
 class PretrainParams(FlowParams):

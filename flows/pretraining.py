@@ -7,7 +7,8 @@ data set's own texts, registered as `<name>-encoder` for `mlpipe run --backbone 
 
 from prefect import flow, get_run_logger, runtime
 
-from flows.parameters import PretrainParams, flow_parameters, run_namer
+from flows.parameters import PretrainParams, flow_parameters
+from flows.run_names import run_namer
 from tasks.data.splitting import test_rows_digest
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.infra.lineage import code_version

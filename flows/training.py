@@ -4,7 +4,8 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, runtime
 
-from flows.parameters import PipelineParams, flow_parameters, run_namer
+from flows.parameters import PipelineParams, flow_parameters
+from flows.run_names import run_namer
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.evaluation.cross_validation import make_folds, refit_config, refit_split, uses_cv
 from tasks.evaluation.selection import Ensemble

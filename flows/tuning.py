@@ -5,7 +5,8 @@ the other half. The test rows are never read."""
 
 from prefect import flow, runtime
 
-from flows.parameters import TuneParams, flow_parameters, run_namer
+from flows.parameters import TuneParams, flow_parameters
+from flows.run_names import run_namer
 from tasks.data.tasks import load_dataset, split_dataset
 from tasks.infra.objects import result_storage
 from tasks.infra.params import load_params

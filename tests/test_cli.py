@@ -215,10 +215,11 @@ def test_the_project_password_goes_only_to_its_own_running_mlpipe_up(workspace, 
     import json
     import subprocess
 
-    from tasks.infra.servers import UP_RECORD, adopt_project_auth, api_auth_string, record_up
+    from tasks.infra.api_auth import UP_RECORD, adopt_project_auth, api_auth_string, record_up
     from tasks.infra.settings import Settings
 
     settings = Settings(root=workspace)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "")  # put back unset at the end: what it sets stays in this test
     record_up(settings, 4321)  # this test's process stands in for a running `mlpipe up`
     for url, sent in [
         ("http://127.0.0.1:4321/api", True),

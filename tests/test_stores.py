@@ -105,6 +105,12 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
         }
         deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=180)
         assert deployed.returncode == 0 and "Deployed training_pipeline/train" in deployed.stdout, deployed.stderr
+        wrong = {**env, "PREFECT_API_AUTH_STRING": "mlpipe:guess"}
+        refused = subprocess.run([MLPIPE, "deploy"], env=wrong, capture_output=True, text=True, timeout=180)
+        assert refused.returncode == 1 and refused.stderr.strip() == (
+            f"error: the Prefect API at http://127.0.0.1:{up.prefect_port}/api refused the call: set "
+            "PREFECT_API_AUTH_STRING to its password (`mlpipe up` keeps the project's in .prefect/api-auth)"
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{up.mlflow_port}/", timeout=10) as response:
             assert "MLflow" in response.read().decode()
         # A browser asks before a page elsewhere may POST JSON to the API (a CORS preflight): only the UI may.

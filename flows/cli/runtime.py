@@ -52,7 +52,7 @@ def run_app(app: typer.Typer) -> None:
 def _send_the_project_password() -> None:
     """Commands talking to this project's `mlpipe up` authenticate with its password (tasks/infra/servers.py)."""
     if os.environ.get("PREFECT_API_URL"):
-        from tasks.infra.servers import adopt_project_auth
+        from tasks.infra.api_auth import adopt_project_auth
         from tasks.infra.settings import get_settings
 
         adopt_project_auth(get_settings())
@@ -164,4 +164,9 @@ def _one_line(error: Exception) -> str:
     message = redact(" ".join(str(error).split()))  # a library's message may quote a URI with its password
     if isinstance(error, MlpipeError):
         return message
+    if type(error).__name__ == "PrefectHTTPStatusError" and error.response.status_code == 401:
+        return (
+            f"the Prefect API at {redact(str(error.request.url.copy_with(path='/api')))} refused the call: "
+            "set PREFECT_API_AUTH_STRING to its password (`mlpipe up` keeps the project's in .prefect/api-auth)"
+        )
     return f"{type(error).__name__}: {message} (run with --debug for the traceback)"

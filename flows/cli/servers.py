@@ -20,7 +20,8 @@ def up(
     import signal
     import time
 
-    from tasks.infra.servers import AUTH_FILE, HOST, prefect_database, record_up, start, stop
+    from tasks.infra.api_auth import AUTH_FILE, api_auth_string, record_up
+    from tasks.infra.servers import HOST, prefect_database, start, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
@@ -30,7 +31,7 @@ def up(
     # script); `kill` stops them as cleanly.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
-    processes = start(settings, prefect_port, mlflow_port, log_dir)
+    processes = start(settings, prefect_port, mlflow_port, log_dir, api_auth_string(settings))
     record = None
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops the servers
         record = record_up(settings, prefect_port)

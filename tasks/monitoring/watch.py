@@ -149,3 +149,14 @@ class BatchWatch:
         if self.features is not None and self.failure is None:
             result.checks += self.features.checks()
         return result
+
+
+def watch_for(limits: MonitoringParams):
+    """What batch inference calls with the served version's run: a BatchWatch of its profile."""
+
+    def watch_version(run_id: str) -> BatchWatch:
+        from tasks.registry.store import version_profile
+
+        return BatchWatch(version_profile(run_id), limits)
+
+    return watch_version

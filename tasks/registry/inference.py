@@ -4,18 +4,15 @@ import collections
 import csv
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pandas as pd
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.files import replaced_whole
 from tasks.infra.settings import Settings
-
-if TYPE_CHECKING:
-    from tasks.infra.monitoring_params import MonitoringParams
 
 SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
 CHUNK_ROWS = 50_000  # rows read, labelled and written at a time: memory stays flat however long the file
@@ -149,11 +146,12 @@ def predict_file(
     output_path: Path,
     settings: Settings,
     alias: str = "champion",
-    monitoring: "MonitoringParams | None" = None,
+    watch_for: Callable[[str], Any] | None = None,
 ) -> dict:
     """Predict every row of input_path with models:/<dataset>@<alias>; write rows + label +
-    probability. The file is read once, CHUNK_ROWS at a time; with `monitoring`'s limits, the
-    batch's drift figures are gathered from the same pass (summary["watched"], a Monitoring)."""
+    probability. The file is read once, CHUNK_ROWS at a time. `watch_for(run_id)`: monitoring's
+    watch of the served version (tasks/monitoring/watch.py, a later stage), which sees every chunk
+    as the model read it and gives summary["watched"]."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -174,12 +172,7 @@ def predict_file(
     except ValueError as error:
         raise MlpipeError(f"{dataset} v{version.version} cannot be loaded: {error}") from None
     served = f"{dataset} v{version.version}"
-    watch = None
-    if monitoring is not None:
-        from tasks.monitoring.watch import BatchWatch
-        from tasks.registry.store import version_profile
-
-        watch = BatchWatch(version_profile(version.run_id), monitoring)
+    watch = watch_for(version.run_id) if watch_for is not None else None
     counts: collections.Counter = collections.Counter()
     with replaced_whole(output_path) as partial:  # a reader never sees half a file
         writer = ChunkWriter(partial)

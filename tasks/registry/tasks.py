@@ -1,12 +1,13 @@
 """The registry stage as Prefect tasks the UI shows one by one: log the candidates, register the
 chosen one, the promotion gate, publish the reports; and batch inference's one task."""
 
+from collections.abc import Callable
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluation.scoring import Evaluation
 from tasks.evaluation.selection import Choice
-from tasks.infra.monitoring_params import MonitoringParams
 from tasks.infra.params import PromotionParams
 from tasks.infra.retrying import transient_retries
 from tasks.infra.settings import Settings, get_settings
@@ -93,13 +94,13 @@ def register(
 
 @task(name="predict_file", cache_policy=NO_CACHE)
 def predict_file_task(
-    dataset: str, input_path: str, output_path: str, alias: str = "champion", monitoring: MonitoringParams | None = None
+    dataset: str, input_path: str, output_path: str, alias: str = "champion", watch_for: Callable | None = None
 ) -> dict:
     """Label a file of raw rows with the data set's @champion (or `alias`); the output stays under
-    outputs/. With `monitoring`'s limits, the batch's drift figures come from the same pass (summary["watched"])."""
+    outputs/. `watch_for`: monitoring's, from the same pass (inference.predict_file)."""
     from tasks.registry.inference import confined_input, confined_output, predict_file
 
     settings = get_settings()
     # Before reading anything: the caller may be anyone who reaches the API.
     output, rows = confined_output(output_path, settings), confined_input(input_path, settings)
-    return predict_file(dataset, rows, output, settings, alias=alias, monitoring=monitoring)
+    return predict_file(dataset, rows, output, settings, alias=alias, watch_for=watch_for)
