@@ -105,6 +105,9 @@ def test_run_then_compare_from_the_command_line(workspace):
     assert done.returncode == 0, done.stderr
     assert "Leaderboard for digits" in done.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in done.stdout
+    # No row was cross-validated or compressed: no spread, size or latency column of dashes.
+    header = next(line for line in done.stdout.splitlines() if line.startswith("family "))
+    assert header.split()[:4] == ["family", "val_accuracy", "test_accuracy", "test_f1_macro"]
 
     compared = mlpipe("compare", "--dataset", "digits", "--format", "json", root=workspace)
     assert compared.returncode == 0, compared.stderr

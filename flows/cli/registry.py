@@ -116,6 +116,9 @@ def _registry(dataset: str):
     return name, settings
 
 
+SOMETIMES = ("val_sd", "size_KB", "p50_ms")  # leaderboard columns shown only where a row has them
+
+
 def _print_table(rows: list[dict]) -> None:
     header = ("family", "val_accuracy", "val_sd", "test_accuracy", "test_f1_macro", "size_KB", "p50_ms", "version")
     header += ("aliases", "init", "selected_by", "flags", "run_id")
@@ -140,7 +143,11 @@ def _print_table(rows: list[dict]) -> None:
                 row["run_id"],
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    # Columns only some rows have (cross-validation's spread, a compressed variant's cost): shown
+    # when one row has them.
+    empty = [i for i, name in enumerate(header) if name in SOMETIMES and all(line[i] == "-" for line in lines[1:])]
+    lines = [tuple(cell for i, cell in enumerate(line) if i not in empty) for line in lines]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
