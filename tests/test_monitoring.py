@@ -6,10 +6,17 @@ import pandas as pd
 import pytest
 
 from tasks.infra.monitoring_params import MonitoringParams
-from tasks.monitoring.watch import watch
+from tasks.monitoring.watch import BatchWatch
 from tasks.validation.drift import profile
 
 SERVED = ("digits", "1", "champion")
+
+
+def watch(reference, frame, counts, served, limits):
+    """One batch watched in one chunk, as predict watches each of its chunks."""
+    batch = BatchWatch(reference, limits)
+    batch.add(frame)
+    return batch.result(counts, served)
 
 
 def counts(labels: pd.Series) -> dict:
@@ -104,8 +111,6 @@ def test_twenty_thousand_labels_give_one_bounded_chart_table_and_metric_set(tmp_
 
 
 def test_rows_monitoring_cannot_read_end_the_monitoring_not_the_predictions(reference, digits, digits_split):
-    from tasks.monitoring.watch import BatchWatch
-
     batch = digits.frame.iloc[digits_split.test][digits.feature_columns]
     watched = BatchWatch(reference, MonitoringParams())
     assert watched.add_or_give_up(batch.iloc[:100])

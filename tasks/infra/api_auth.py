@@ -53,8 +53,6 @@ def _alive(pid) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process holds that number now
+    except (ProcessLookupError, PermissionError):  # gone, or another user's process has its number now
         return False
     return True

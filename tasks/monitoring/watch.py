@@ -80,20 +80,6 @@ def top_classes(predicted: dict[str, float], expected: dict[str, float] | None) 
     return [c for c in labels if c in shown], [c for c in labels if c not in shown]
 
 
-def watch(
-    reference: dict | None,
-    frame: pd.DataFrame,
-    counts: dict,
-    served: tuple[str, str, str],
-    limits: MonitoringParams,
-) -> Monitoring:
-    """`frame`'s raw rows and `counts` of the labels the model `served` (data set, version, alias)
-    gave them, against the version's profile (None: registered before profiles were kept)."""
-    batch = BatchWatch(reference, limits)
-    batch.add(frame)
-    return batch.result(counts, served)
-
-
 class BatchWatch:
     """A batch's monitoring gathered chunk by chunk as `predict` reads it (tasks/registry/inference.py):
     the file is read once, and memory does not grow with its length."""

@@ -33,12 +33,10 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         return np.concatenate([self._slice_probabilities(part) for part in _slices(frame)])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        labels, best = [], []
-        for part in _slices(pd.DataFrame(model_input)):
-            probabilities = self._slice_probabilities(part)
-            labels.append(self.classes[probabilities.argmax(axis=1)])
-            best.append(probabilities.max(axis=1))
-        return pd.DataFrame({"label": np.concatenate(labels), "probability": np.concatenate(best)})
+        probabilities = self.probabilities(pd.DataFrame(model_input))
+        return pd.DataFrame(
+            {"label": self.classes[probabilities.argmax(axis=1)], "probability": probabilities.max(axis=1)}
+        )
 
     def _slice_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
         total = None
