@@ -14,6 +14,9 @@ from tasks.infra.servers import free_port
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ["DVC_NO_ANALYTICS"] = "1"
+# Each command-line run in a test starts its own Prefect API, gone when it ends: a project server
+# would outlive the test's folder. tests/test_project_server.py turns the project's server on.
+os.environ["MLPIPE_PREFECT_SERVER"] = "temporary"
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

@@ -18,8 +18,10 @@ class Up:
         import threading
         import time
 
-        self.prefect_port, self.mlflow_port = free_port(), free_port()
-        args = [MLPIPE, "up", "--prefect-port", str(self.prefect_port), "--mlflow-port", str(self.mlflow_port)]
+        self.env = env
+        self.mlflow_port = free_port()
+        asked = free_port()  # the port the project's Prefect server starts on if none runs
+        args = [MLPIPE, "up", "--prefect-port", str(asked), "--mlflow-port", str(self.mlflow_port)]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: queue.Queue[str] = queue.Queue()
         self.reader = threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout])
@@ -34,11 +36,14 @@ class Up:
                 self.seen.append(self.lines.get(timeout=1))
             except queue.Empty:
                 continue
-        # The API's password (tasks/infra/servers.py), for clients outside the servers' project folder.
+        (ui,) = [line for line in self.seen if line.startswith("Prefect UI: ")]
+        self.prefect_port = int(ui.split()[2].rsplit(":", 1)[1])
+        # The API's password (tasks/infra/api_auth.py), for clients outside the servers' project folder.
         self.auth_string = "mlpipe:" + (Path(env["MLPIPE_ROOT"]) / ".prefect" / "api-auth").read_text()
 
     def interrupt(self) -> str:
-        """Ctrl-C (which stops its servers too); everything it printed."""
+        """Ctrl-C (which stops MLflow's server), then `mlpipe down` (the project's Prefect server);
+        everything `mlpipe up` printed."""
         import signal
 
         try:
@@ -48,6 +53,7 @@ class Up:
             self.reader.join(timeout=10)
         finally:
             self.kill()
+            self.down = subprocess.run([MLPIPE, "down"], env=self.env, capture_output=True, text=True, timeout=60)
         out = "".join(self.seen)
         while not self.lines.empty():
             out += self.lines.get()

@@ -213,30 +213,42 @@ def test_a_flow_run_link_is_stored_only_for_a_prefect_server_people_can_browse(m
         assert flow_run_url("abc") == "none (temporary Prefect server)"
 
 
-def test_the_project_password_goes_only_to_its_own_running_mlpipe_up(workspace, monkeypatch):
-    """Another user of the machine may listen on a port `mlpipe up` left: no password for it."""
+def test_the_project_password_goes_only_to_its_own_running_server(workspace, monkeypatch):
+    """Another user of the machine may listen on a port the project's server left: no password for it."""
     import json
     import subprocess
+    import sys
 
-    from tasks.infra.api_auth import UP_RECORD, adopt_project_auth, api_auth_string, record_up
+    import psutil
+
+    from tasks.infra.api_auth import adopt_project_auth, api_auth_string
+    from tasks.infra.project_server import MODULE, RECORD
     from tasks.infra.settings import Settings
 
     settings = Settings(root=workspace)
+    settings.prefect_home.mkdir()
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", "")  # put back unset at the end: what it sets stays in this test
-    record_up(settings, 4321)  # this test's process stands in for a running `mlpipe up`
-    for url, sent in [
-        ("http://127.0.0.1:4321/api", True),
-        ("http://127.0.0.1:4322/api", False),
-        ("http://prefect.example:4321/api", False),
-    ]:
+
+    def record(pid: int) -> None:
+        started = psutil.Process(pid).create_time()
+        (settings.prefect_home / RECORD).write_text(json.dumps({"port": 4321, "pid": pid, "started": started}))
+
+    def sent_to(url: str) -> bool:
         monkeypatch.setenv("PREFECT_API_URL", url)
         monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
         adopt_project_auth(settings)
-        assert os.environ.get("PREFECT_API_AUTH_STRING") == (api_auth_string(settings) if sent else None), url
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # `mlpipe up` killed: its record names a process that is no more
-    (settings.prefect_home / UP_RECORD).write_text(json.dumps({"port": 4321, "pid": gone.pid}))
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4321/api")
-    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
-    adopt_project_auth(settings)
-    assert "PREFECT_API_AUTH_STRING" not in os.environ
+        return os.environ.get("PREFECT_API_AUTH_STRING") == api_auth_string(settings)
+
+    # A process that stands in for the server: its command line names the server's module.
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", MODULE])
+    try:
+        record(server.pid)
+        assert sent_to("http://127.0.0.1:4321/api")
+        assert not sent_to("http://127.0.0.1:4322/api")
+        assert not sent_to("http://prefect.example:4321/api")
+    finally:
+        server.kill()
+        server.wait()
+    assert not sent_to("http://127.0.0.1:4321/api")  # its process is gone
+    record(os.getpid())  # a live process with the record's number that is not the server
+    assert not sent_to("http://127.0.0.1:4321/api")

@@ -75,7 +75,7 @@ def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres
     assert not (workspace / "mlflow" / "mlflow.db").exists()  # nothing went to the SQLite default
 
 
-def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
+def test_up_serves_both_uis_and_down_stops_them(workspace):
     import urllib.request
 
     from tasks.infra.servers import port_is_free
@@ -121,9 +121,9 @@ def test_up_serves_both_uis_and_stops_them_on_ctrl_c(workspace):
     finally:
         up.interrupt()  # on a failed assertion too: a killed `mlpipe up` would leave its servers running
     assert up.process.returncode == 0, up.process.stderr.read()
-    assert "Stopped." in out
-    assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)
-    assert not (workspace / ".prefect" / "up.json").exists()  # no password goes to a port it left
+    assert "Stopped. The project's Prefect server goes on for this project's commands until 30 minutes" in out
+    assert port_is_free(up.prefect_port) and port_is_free(up.mlflow_port)  # Ctrl-C, then `mlpipe down`
+    assert not (workspace / ".prefect" / "server.json").exists()  # no password goes to a port it left
 
 
 def _status(url: str, auth_string: str | None = None) -> int:

@@ -92,13 +92,13 @@ def test_a_worker_in_another_folder_runs_what_mlpipe_deploy_registered(pool_depl
     assert not marker.exists()
 
 
-def test_serve_deploy_and_worker_without_a_prefect_server_say_how_to_start_one(tmp_path):
+def test_serve_deploy_and_worker_with_temporary_servers_say_how_to_start_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env |= {"MLPIPE_ROOT": str(make_workspace(tmp_path / "project")), "PREFECT_HOME": str(tmp_path / "home")}
     for command in ("serve", "deploy", "worker"):
         done = subprocess.run([MLPIPE, command], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 1
         assert done.stderr.strip() == (
-            f"error: mlpipe {command} needs a Prefect server: start one with `mlpipe up`, "
-            "then export PREFECT_API_URL it prints"
+            f"error: mlpipe {command} needs a Prefect server, and MLPIPE_PREFECT_SERVER=temporary starts none: "
+            "start one with `mlpipe up`, then export PREFECT_API_URL it prints"
         )

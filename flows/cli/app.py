@@ -31,7 +31,7 @@ app.command()(pretrain.pretrain)
 app.command()(registry.reproduce)
 app.command()(data.validate)
 commands = (registry.compare, registry.promote, registry.rollback, registry.predict)
-for command in (*commands, servers.up, servers.serve, servers.deploy, servers.worker):
+for command in (*commands, servers.up, servers.down, servers.serve, servers.deploy, servers.worker):
     app.command()(command)
 app.add_typer(data.data_app, name="data")
 

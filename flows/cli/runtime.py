@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 import typer
 
@@ -17,6 +18,8 @@ def run_app(app: typer.Typer) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    # MLflow's INFO lines ("Validating input example against model signature") repeat what the run's log says.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # Prefect's temporary API server needs ~15 s to start on a 2-core machine; its default wait is 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     debug = "--debug" in sys.argv[1:]
@@ -59,16 +62,48 @@ def _send_the_project_password() -> None:
 
 
 def prepare_flow_run(debug: bool) -> None:
-    """Before a flow run in this process: a temporary Prefect API where no server is configured,
-    booting in its own process while this one imports what the stages need (~10 s here)."""
-    from tasks.infra.servers import start_temporary_prefect_api
-
-    prefect_ready = start_temporary_prefect_api()
-    _import_stage_libraries()
+    """Before a flow run in this process: the Prefect API it reports to. Where a server has to boot
+    (~10 s here), this process imports what the stages need meanwhile; where one answers already,
+    each stage imports what it needs (a rerun with nothing to do needs few)."""
+    prefect_ready = _prefect_api()
     if prefect_ready is not None:
+        _import_stage_libraries()
         prefect_ready()
     if not debug:
         _first_lines_of_tracebacks_on_console()
+
+
+def _prefect_api() -> Callable[[], None] | None:
+    """The server PREFECT_API_URL (or the Prefect profile) names; else the project's server, started
+    in the background where it does not run; else, with MLPIPE_PREFECT_SERVER=temporary, an API of
+    this process's own. Returns the wait until it answers; None where it answers already."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks.infra.project_server import temporary_servers
+    from tasks.infra.servers import start_temporary_prefect_api
+
+    if PREFECT_API_URL.value():
+        return None
+    if temporary_servers():
+        return start_temporary_prefect_api()
+    return project_server_ready()
+
+
+def project_server_ready() -> Callable[[], None] | None:
+    """This process's Prefect client calls the project's server (tasks/infra/project_server.py): at
+    once where it runs (None), else once it has started in the background (the wait for it)."""
+    from tasks.infra.params import load_params
+    from tasks.infra.project_server import answers, attach, ensure_in_background, running
+    from tasks.infra.settings import get_settings
+
+    settings = get_settings()
+    idle_minutes = load_params(settings).server.idle_minutes
+    server = running(settings)
+    if server is not None and answers(server, settings):
+        attach(server, settings, idle_minutes)
+        return None
+    started = ensure_in_background(settings, idle_minutes)
+    return lambda: attach(started(), settings, idle_minutes)
 
 
 def _import_stage_libraries() -> None:

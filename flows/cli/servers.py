@@ -1,5 +1,6 @@
 """`mlpipe up`, `serve`, `deploy` and `worker`: the servers, the deployments and who runs them."""
 
+import urllib.request
 from typing import Annotated
 
 import typer
@@ -13,49 +14,72 @@ POOL = "mlpipe"
 
 
 def up(
-    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI")] = 4200,
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI, if it must start")] = 4200,
     mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow server and UI")] = 5000,
 ) -> None:
-    """Start the Prefect server and the MLflow server on 127.0.0.1 until Ctrl-C."""
+    """Show the project's Prefect server (started if it is not running) and MLflow's UI on 127.0.0.1 until Ctrl-C."""
     import signal
     import time
 
-    from tasks.infra.api_auth import AUTH_FILE, api_auth_string, record_up
-    from tasks.infra.servers import HOST, prefect_database, start, stop
+    from tasks.infra.api_auth import AUTH_FILE
+    from tasks.infra.errors import MlpipeError
+    from tasks.infra.params import load_params
+    from tasks.infra.project_server import ensure, running
+    from tasks.infra.servers import HOST, launch, mlflow_server, port_is_free, prefect_database, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
     settings = get_settings()
+    idle_minutes = load_params(settings).server.idle_minutes
     log_dir = settings.outputs_dir / "servers"
-    # Ctrl-C stops the servers even where SIGINT came in ignored (a job started with `&` by a
-    # script); `kill` stops them as cleanly.
+    if not port_is_free(mlflow_port):
+        raise MlpipeError(f"port {mlflow_port} on {HOST} is in use: pick another with --mlflow-port")
+    # Ctrl-C stops MLflow even where SIGINT came in ignored (a job started with `&` by a script);
+    # `kill` stops it as cleanly.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
-    processes = start(settings, prefect_port, mlflow_port, log_dir, api_auth_string(settings))
-    record = None
-    try:  # from here on, a Ctrl-C at any moment (even while printing) stops the servers
-        record = record_up(settings, prefect_port)
-        typer.echo(f"Prefect UI: http://{HOST}:{prefect_port}")
+    found = running(settings)
+    prefect = ensure(settings, idle_minutes, None if found else prefect_port)
+    processes = launch([mlflow_server(settings, mlflow_port)], log_dir)
+    try:  # from here on, a Ctrl-C at any moment (even while printing) stops MLflow
+        typer.echo(f"Prefect UI: {prefect.url}" + (" (the project's server, running already)" if found else ""))
         typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}/#/experiments?{CLASSIC}")
         typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
         typer.echo(f"Prefect's database: {prefect_database(settings)}")
-        typer.echo(f"Send runs to this Prefect server: export PREFECT_API_URL=http://{HOST}:{prefect_port}/api")
+        typer.echo(f"Send runs from elsewhere to this Prefect server: export PREFECT_API_URL={prefect.api_url}")
         password = settings.prefect_home / AUTH_FILE
         typer.echo(
             f"  its API takes calls with the password in {password} only: this project's commands send it; "
             f'elsewhere export PREFECT_API_AUTH_STRING="$(cat {password})" (the UI asks for it once)'
         )
-        typer.echo(f"Logs in {log_dir}. Ctrl-C stops both.", nl=True)
-        while all(p.poll() is None for p in processes):
+        typer.echo(f"Logs in {log_dir} and {settings.prefect_home}. Ctrl-C stops MLflow; `mlpipe down` stops Prefect.")
+        last_call = time.monotonic()
+        while processes[0].poll() is None and running(settings) == prefect:
             time.sleep(1)
+            if time.monotonic() - last_call > 60:  # while this runs, the Prefect server is in use
+                urllib.request.urlopen(f"{prefect.api_url}/health", timeout=10).close()
+                last_call = time.monotonic()
+        gone = "MLflow's server" if processes[0].poll() is not None else "The Prefect server (`mlpipe down`)"
+        typer.echo(f"{gone} stopped.")
     except KeyboardInterrupt:
-        typer.echo("Stopping the servers...")
+        typer.echo("Stopping MLflow's server...")
     finally:
-        if record is not None:
-            record.unlink(missing_ok=True)
         stop(processes)
-    exited = [p.args[1] for p in processes if p.returncode not in (0, -signal.SIGTERM, None)]
-    typer.echo("Stopped." if not exited else f"Stopped; {', '.join(exited)} had exited on its own (see {log_dir}).")
+    typer.echo(
+        f"Stopped. The project's Prefect server goes on for this project's commands until {idle_minutes:g} "
+        "minutes without a call, or `mlpipe down`."
+        if running(settings) is not None
+        else "Stopped."
+    )
+
+
+def down() -> None:
+    """Stop the project's Prefect server (the next command that needs it starts it again)."""
+    from tasks.infra.project_server import stop
+    from tasks.infra.settings import get_settings
+
+    server = stop(get_settings())
+    typer.echo(f"Stopped the project's Prefect server ({server.url})." if server else "No Prefect server runs for this project.")
 
 
 def serve(
@@ -149,16 +173,24 @@ def worker(
 
 
 def _require_prefect_server(command: str) -> str:
+    """The Prefect API that `command` works with, answering: PREFECT_API_URL's, else the project's server."""
     from prefect.settings import PREFECT_API_URL
 
+    from flows.cli.runtime import project_server_ready
     from tasks.infra.errors import MlpipeError
+    from tasks.infra.project_server import temporary_servers
     from tasks.infra.servers import require_server
 
+    if not PREFECT_API_URL.value():
+        if temporary_servers():
+            raise MlpipeError(
+                f"{command} needs a Prefect server, and MLPIPE_PREFECT_SERVER=temporary starts none: "
+                "start one with `mlpipe up`, then export PREFECT_API_URL it prints"
+            )
+        ready = project_server_ready()
+        if ready is not None:
+            ready()
     api_url = PREFECT_API_URL.value()
-    if not api_url:
-        raise MlpipeError(
-            f"{command} needs a Prefect server: start one with `mlpipe up`, then export PREFECT_API_URL it prints"
-        )
     require_server(f"{api_url.rstrip('/')}/health", "the Prefect server (PREFECT_API_URL)")
     return api_url
 

@@ -142,6 +142,12 @@ class ParallelParams(_Section):
     workers: int = Field(2, ge=1, le=64)  # the local cluster's worker processes, a thread each
 
 
+class ServerParams(_Section):
+    """The project's Prefect server (tasks/infra/project_server.py)."""
+
+    idle_minutes: float = Field(30, gt=0, le=7 * 24 * 60)  # it stops itself after this long without an API call
+
+
 class SelectionParams(_Section):
     baseline: bool = True  # the classical baseline competes in every run
     ensemble: bool = True  # so does the mean of the candidates close to the best
@@ -181,6 +187,7 @@ class ProjectParams(_Section):
     pretraining: PretrainingParams = Field(default_factory=PretrainingParams)
     monitoring: MonitoringParams = Field(default_factory=MonitoringParams)
     retraining: RetrainingParams = Field(default_factory=RetrainingParams)
+    server: ServerParams = Field(default_factory=ServerParams)
     schedules: dict[str, str] = Field(default_factory=dict)  # data set -> cron
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
 

@@ -87,12 +87,14 @@ def mlflow_server(settings: Settings, port: int, host: str = HOST) -> Server:
     return Server("mlflow", command, f"http://{HOST}:{port}/health", env)
 
 
-def spawn(server: Server, log: Path) -> subprocess.Popen:
-    """Start a server in a process group of its own, its output in `log`.
+def spawn(server: Server, log: Path, base_env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a server in a process group of its own, its output in `log`; its environment is
+    `base_env` (else this process's) and the server's own settings.
 
     Its own group: Ctrl-C reaches only mlpipe, which then stops each server in order."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | server.env  # a server is no client
+    base = os.environ if base_env is None else base_env
+    env = {k: v for k, v in base.items() if k != "PREFECT_API_URL"} | server.env  # a server is no client
     with log.open("w") as output:
         return subprocess.Popen(
             server.command,
@@ -100,6 +102,7 @@ def spawn(server: Server, log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
 

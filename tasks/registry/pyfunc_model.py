@@ -54,11 +54,14 @@ def _slices(frame: pd.DataFrame) -> list[pd.DataFrame]:
     return [frame.iloc[start : start + ROWS_AT_ONCE] for start in range(0, max(len(frame), 1), ROWS_AT_ONCE)]
 
 
-# The types beyond skops' safe defaults (numpy, scipy, scikit-learn) that a classical member may
-# hold: MiniRocket's. Anything else in a file is refused, never constructed.
+# The types beyond skops' safe defaults (numpy, scipy, scikit-learn's public estimators) that a
+# classical member may hold: MiniRocket's, and the calibrated SVC's parts (tasks/training/baseline.py).
+# Anything else in a file is refused, never constructed.
 TRUSTED_TYPES = {
     "models.rocket.RocketClassifier",
     "aeon.transformations.collection.convolution_based._minirocket.MiniRocket",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 }
 
 

@@ -4,7 +4,6 @@ so a finished fit is never repeated. One device trains in this process; several 
 """
 
 import json
-import sys
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -43,7 +42,7 @@ def _fit_once(job: FitJob, on_epoch, callbacks: list | None, mirror: str | None)
     if job.config.devices > 1 or job.config.strategy != "auto":
         result = fit_in_worker(job)  # its checkpoints reach the mirror when it ends, not each epoch
     else:
-        result, _ = run_trainer(job, progress_bar=sys.stderr.isatty(), on_epoch=on_epoch, callbacks=callbacks)
+        result, _ = run_trainer(job, on_epoch=on_epoch, callbacks=callbacks)
         write_atomic(job.out_dir / "result.json", json.dumps(result.__dict__))
     if mirror is not None:
         from tasks.infra.objects import push

@@ -9,6 +9,7 @@ from tasks.infra.settings import get_settings
 from tasks.training.baseline import TrainedBaseline, fit_baseline
 from tasks.training.caching import training_key
 from tasks.training.network import TrainedModel, train
+from tasks.training.progress import EpochProgress
 from tasks.types import BaselineConfig, Dataset, Split, TrainConfig
 
 
@@ -30,7 +31,8 @@ def train_model(
         torch.set_num_threads(threads)
     progress = _Progress(f"{dataset.name} / {config.family}: epochs done")
     mirror = get_settings().shared_url(out_dir)  # a fit killed on another machine resumes from there
-    model = train(dataset, split, config, out_dir, on_epoch=progress.report, mirror=mirror)
+    epochs = [EpochProgress(config.family)]  # in the terminal and the run's log
+    model = train(dataset, split, config, out_dir, on_epoch=progress.report, callbacks=epochs, mirror=mirror)
     progress.report(1, 1)
     if model.resumed_from_epoch:
         run_logger("mlpipe.training").warning(

@@ -65,7 +65,6 @@ def trainer_settings(devices: int = 1, strategy: str = "auto") -> dict:
 
 def run_trainer(
     job: FitJob,
-    progress_bar: bool = False,
     on_epoch: Callable[[int, int], None] | None = None,
     callbacks: list | None = None,
 ) -> tuple[FitResult, bool]:
@@ -140,7 +139,7 @@ def run_trainer(
         callbacks=callbacks,
         logger=False,
         default_root_dir=job.out_dir,
-        enable_progress_bar=progress_bar,
+        enable_progress_bar=False,  # per step; tasks/training/progress.py shows epochs
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0 if config.refit_epochs else None,

@@ -18,6 +18,8 @@ def run_study(job: TuneJob, worker: int = 0) -> None:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
+    from tasks.training.progress import TrialProgress
+
     if job.threads:
         import torch
 
@@ -30,15 +32,19 @@ def run_study(job: TuneJob, worker: int = 0) -> None:
         if not waiting or worker:
             return
         trials, callbacks = len(waiting), []
+    progress = TrialProgress(f"{job.dataset.name}/{job.family}", job.trials, counted(study))
     # A trial that fails (a setting the data cannot take, a worker out of memory) is recorded as
     # failed and the study goes on; tune_family says so when none finished.
-    study.optimize(
-        lambda trial: objective(job, trial),
-        n_trials=trials,
-        timeout=job.timeout_seconds,
-        callbacks=callbacks,
-        catch=(Exception,),
-    )
+    try:
+        study.optimize(
+            lambda trial: objective(job, trial),
+            n_trials=trials,
+            timeout=job.timeout_seconds,
+            callbacks=[*callbacks, progress],
+            catch=(Exception,),
+        )
+    finally:
+        progress.close()
 
 
 def objective(job: TuneJob, trial) -> float:
