@@ -221,8 +221,8 @@ def test_the_project_password_goes_only_to_its_own_running_server(workspace, mon
 
     import psutil
 
-    from tasks.infra.api_auth import adopt_project_auth, api_auth_string
-    from tasks.infra.project_server import MODULE, RECORD
+    from tasks.infra.api_auth import api_auth_string
+    from tasks.infra.project_server import MODULE, RECORD, adopt_project_auth
     from tasks.infra.settings import Settings
 
     settings = Settings(root=workspace)

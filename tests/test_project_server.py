@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from mlpipe_up import MLPIPE, Up
 from tasks.infra.project_server import MODULE, RECORD
 from tasks.infra.servers import port_is_free
 
-START = f"""
+START = """
 from tasks.infra.project_server import ensure
 from tasks.infra.settings import get_settings
-server = ensure(get_settings(), idle_minutes={{idle}})
+server = ensure(get_settings(), idle_minutes={idle})
 print(server.port, server.pid)
 """
 
@@ -66,7 +65,8 @@ def _started(process: subprocess.Popen) -> tuple[int, int]:
 
 
 def _get(url: str, auth_string: str) -> dict | str:
-    request = urllib.request.Request(url, headers={"Accept": "text/html, application/json"})  # a page, as a browser asks
+    # The UI serves its page to a browser's request (Accept: text/html), not to any GET.
+    request = urllib.request.Request(url, headers={"Accept": "text/html, application/json"})
     request.add_header("Authorization", f"Basic {base64.b64encode(auth_string.encode()).decode()}")
     with urllib.request.urlopen(request, timeout=10) as response:
         body = response.read().decode()
@@ -109,7 +109,10 @@ def test_the_server_stops_itself_when_idle_and_down_stops_it(project):
 
     port, pid = _started(_start(env))
     down = subprocess.run([MLPIPE, "down"], env=env, capture_output=True, text=True, timeout=60)
-    assert down.returncode == 0 and down.stdout.strip() == f"Stopped the project's Prefect server (http://127.0.0.1:{port})."
+    assert (
+        down.returncode == 0
+        and down.stdout.strip() == f"Stopped the project's Prefect server (http://127.0.0.1:{port})."
+    )
     assert not psutil.pid_exists(pid) and port_is_free(port) and not (root / ".prefect" / RECORD).exists()
     again = subprocess.run([MLPIPE, "down"], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and again.stdout.strip() == "No Prefect server runs for this project."

@@ -55,7 +55,7 @@ def run_app(app: typer.Typer) -> None:
 def _send_the_project_password() -> None:
     """Commands talking to this project's `mlpipe up` authenticate with its password (tasks/infra/servers.py)."""
     if os.environ.get("PREFECT_API_URL"):
-        from tasks.infra.api_auth import adopt_project_auth
+        from tasks.infra.project_server import adopt_project_auth
         from tasks.infra.settings import get_settings
 
         adopt_project_auth(get_settings())
@@ -69,6 +69,8 @@ def prepare_flow_run(debug: bool) -> None:
     if prefect_ready is not None:
         _import_stage_libraries()
         prefect_ready()
+    import flows.training  # noqa: F401 - Prefect's console handler exists once its flows are defined
+
     if not debug:
         _first_lines_of_tracebacks_on_console()
 

@@ -79,7 +79,8 @@ def down() -> None:
     from tasks.infra.settings import get_settings
 
     server = stop(get_settings())
-    typer.echo(f"Stopped the project's Prefect server ({server.url})." if server else "No Prefect server runs for this project.")
+    stopped = f"Stopped the project's Prefect server ({server.url})." if server else None
+    typer.echo(stopped or "No Prefect server runs for this project.")
 
 
 def serve(

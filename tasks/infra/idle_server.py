@@ -3,6 +3,7 @@ services and its UI in uvicorn, as `prefect server start` runs them, stopping it
 has come for `idle_seconds`. Run as `python -m tasks.infra.idle_server PORT IDLE_SECONDS`."""
 
 import asyncio
+import logging
 import sys
 import time
 
@@ -44,7 +45,7 @@ def serve(port: int, idle_seconds: float) -> None:
         while not server.should_exit:
             await asyncio.sleep(min(5.0, idle_seconds / 4))
             if watch.idle_seconds() > idle_seconds:
-                print(f"No API call for {idle_seconds:.0f} s: stopping.", flush=True)
+                logging.getLogger("uvicorn.error").warning("No API call for %.0f s: stopping.", idle_seconds)
                 server.should_exit = True
 
     async def main() -> None:

@@ -13,8 +13,8 @@ import threading
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from tasks.infra.api_auth import api_auth_string
 from tasks.infra.errors import MlpipeError
 from tasks.infra.servers import HOST, Server, free_port, port_is_free, prefect_server, spawn, wait_until_healthy
 from tasks.infra.settings import Settings
@@ -108,8 +108,6 @@ def attach(server: ProjectServer, settings: Settings, idle_minutes: float) -> No
     from stopping while this process runs: a long silent epoch makes no call of its own."""
     from prefect.context import refresh_global_settings_context
 
-    from tasks.infra.api_auth import api_auth_string
-
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["PREFECT_API_AUTH_STRING"] = api_auth_string(settings)
     refresh_global_settings_context()
@@ -126,10 +124,25 @@ def stop(settings: Settings) -> ProjectServer | None:
     return server
 
 
+def adopt_project_auth(settings: Settings) -> None:
+    """A command of this project talking to its own Prefect server (PREFECT_API_URL set, as `mlpipe up`
+    prints it) sends the project's password, unless one is set: only to the port of the project's
+    server while it runs (another user of this machine may listen on a port it left), never to
+    another host."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("PREFECT_API_URL")
+    if not url or "PREFECT_API_AUTH_STRING" in os.environ:
+        return
+    server = running(settings)
+    address = urlsplit(url)
+    if server is not None and address.hostname in (HOST, "localhost") and address.port == server.port:
+        os.environ["PREFECT_API_AUTH_STRING"] = api_auth_string(settings)
+
+
 def _start(settings: Settings, idle_minutes: float, port: int | None) -> ProjectServer:
     import psutil
 
-    from tasks.infra.api_auth import api_auth_string
     from tasks.infra.files import write_atomic
 
     if port is not None and not port_is_free(port):
@@ -160,8 +173,6 @@ def _is_the_server(pid, started) -> bool:
 def answers(server: ProjectServer, settings: Settings) -> bool:
     """It takes a call with the project's password (a hung server, or another program, does not)."""
     import base64
-
-    from tasks.infra.api_auth import api_auth_string
 
     request = urllib.request.Request(f"{server.api_url}/admin/version")
     request.add_header("Authorization", f"Basic {base64.b64encode(api_auth_string(settings).encode()).decode()}")

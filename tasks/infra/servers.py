@@ -87,7 +87,7 @@ def mlflow_server(settings: Settings, port: int, host: str = HOST) -> Server:
     return Server("mlflow", command, f"http://{HOST}:{port}/health", env)
 
 
-def spawn(server: Server, log: Path, base_env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def spawn(server: Server, log: Path, base_env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Start a server in a process group of its own, its output in `log`; its environment is
     `base_env` (else this process's) and the server's own settings.
 

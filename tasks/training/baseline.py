@@ -66,6 +66,7 @@ def build_estimator(modality: str, rows: int, settings: dict, seed: int, family:
     if modality == "audio":
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
+
         c = settings.get("C", 10.0)
         svc = _svc_with_probabilities(c)
         description = f"SVC(rbf, C={c:g}) on each log-mel band's mean and spread while sounding"
