@@ -87,47 +87,54 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
 
 
 def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags: dict, experiment_id: str) -> str:
+    """A candidate's child run: its params, curves, figures and tags in one batch (one transaction
+    of the store, not one per epoch), then its files."""
+    import time
+
     import mlflow
+    from mlflow.entities import Metric, Param, RunTag
 
     flags = choice.flags(model.family)
     name = f"{tags.get('dataset', '')}/{model.family}".lstrip("/")
     parent = {"mlflow.parentRunId": mlflow.active_run().info.run_id}
     candidate_tags = {**tags, **parent, "mlpipe.role": "candidate", "family": model.family}
     run_id = _created_run(experiment_id, name, candidate_tags, model.started_at or None)
-    with mlflow.start_run(run_id=run_id, nested=True) as run:
-        mlflow.log_params(model.run_params())
-        mlflow.log_dict(asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
-        for epoch in model.history:
-            curves = {curve_name(k): v for k, v in epoch.items() if k != "epoch"}
-            mlflow.log_metrics(rounded(curves), step=epoch["epoch"])
-        figures = {**choice.scores[model.family], **evaluation.metrics, "train/seconds": model.fit_seconds}
-        mlflow.log_metrics(rounded(figures))
-        for fold, accuracy in enumerate(choice.folds.get(model.family, [])):  # a cross-validated choice's
-            mlflow.log_metric("cv/accuracy", rounded({"a": accuracy})["a"], step=fold)
-        mlflow.set_tags(
-            {
-                "training_key": model.training_key,
-                "selected": str(model.family == choice.family).lower(),
-                "selected_by": choice.selected_by,
-                "flags": ", ".join(flags) or "none",
-                **start_tags(model),
-            }
-        )
-        if hasattr(model, "best_epoch"):  # a network: the curves end at the last epoch, the weights kept are this one's
-            mlflow.log_metric("train/best_epoch", model.best_epoch)
-            mlflow.set_tags(
-                {
-                    "accelerator": model.accelerator,
-                    "world_size": model.world_size,
-                    "samples_per_rank": ",".join(map(str, model.samples_per_rank)),
-                    "resumed_from_epoch": model.resumed_from_epoch,
-                }
-            )
-        for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
-            mlflow.log_artifact(str(path), artifact_path="evaluation")
-    if model.finished_at:  # the run lasts as long as its training did, not as long as its logging
-        mlflow.MlflowClient().set_terminated(run.info.run_id, end_time=int(model.finished_at * 1000))
-    return run.info.run_id
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(curve_name(k), v, now, epoch["epoch"])
+        for epoch in model.history
+        for k, v in rounded({k: v for k, v in epoch.items() if k != "epoch"}).items()
+    ]
+    figures = {**choice.scores[model.family], **evaluation.metrics, "train/seconds": model.fit_seconds}
+    metrics += [Metric(k, v, now, 0) for k, v in rounded(figures).items()]
+    # A cross-validated choice's folds, one step each.
+    folds = choice.folds.get(model.family, [])
+    metrics += [Metric("cv/accuracy", rounded({"a": a})["a"], now, fold) for fold, a in enumerate(folds)]
+    more_tags = {
+        "training_key": model.training_key,
+        "selected": str(model.family == choice.family).lower(),
+        "selected_by": choice.selected_by,
+        "flags": ", ".join(flags) or "none",
+        **start_tags(model),
+    }
+    if hasattr(model, "best_epoch"):  # a network: the curves end at the last epoch, the weights kept are this one's
+        metrics.append(Metric("train/best_epoch", model.best_epoch, now, 0))
+        more_tags |= {
+            "accelerator": model.accelerator,
+            "world_size": model.world_size,
+            "samples_per_rank": ",".join(map(str, model.samples_per_rank)),
+            "resumed_from_epoch": model.resumed_from_epoch,
+        }
+    params = [Param(k, str(v)) for k, v in model.run_params().items()]
+    client = mlflow.MlflowClient()
+    client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag(k, str(v)) for k, v in more_tags.items()])
+    client.log_dict(run_id, asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
+    for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
+        client.log_artifact(run_id, str(path), artifact_path="evaluation")
+    # The run lasts as long as its training did, not as long as its logging.
+    end_time = int(model.finished_at * 1000) if model.finished_at else None
+    client.set_terminated(run_id, end_time=end_time)
+    return run_id
 
 
 def start_tags(model: Candidate) -> dict[str, str]:
