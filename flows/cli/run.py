@@ -57,6 +57,18 @@ def run(ctx: typer.Context, out: Path | None = None, tune: int | None = None, **
         export_version(registration.dataset, registration.version, out, settings)
         typer.echo(f"Model, metrics and plots: {out}")
     typer.echo(f"Browse runs and the registry: mlflow ui --backend-store-uri {settings.shown_tracking_uri}")
+    print_prefect_ui(settings)
+
+
+def print_prefect_ui(settings) -> None:
+    """Where the run is in the Prefect UI, when it went to the project's server (which outlives it)."""
+    import os
+
+    from tasks.infra.project_server import running
+
+    server = running(settings)
+    if server is not None and os.environ.get("PREFECT_API_URL") == server.api_url:
+        typer.echo(f"Runs in the Prefect UI: {server.url}/runs (the project's server; `mlpipe down` stops it)")
 
 
 run.__signature__ = inspect.Signature(

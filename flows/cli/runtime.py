@@ -18,6 +18,7 @@ def run_app(app: typer.Typer) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # MLflow's INFO lines ("Validating input example against model signature") repeat what the run's log says.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # Prefect's temporary API server needs ~15 s to start on a 2-core machine; its default wait is 20 s.

@@ -9,7 +9,6 @@ from tasks.infra.settings import get_settings
 from tasks.training.baseline import TrainedBaseline, fit_baseline
 from tasks.training.caching import training_key
 from tasks.training.network import TrainedModel, train
-from tasks.training.progress import EpochProgress
 from tasks.types import BaselineConfig, Dataset, Split, TrainConfig
 
 
@@ -31,6 +30,8 @@ def train_model(
         torch.set_num_threads(threads)
     progress = _Progress(f"{dataset.name} / {config.family}: epochs done")
     mirror = get_settings().shared_url(out_dir)  # a fit killed on another machine resumes from there
+    from tasks.training.progress import EpochProgress  # Lightning: imported when a candidate trains
+
     epochs = [EpochProgress(config.family)]  # in the terminal and the run's log
     model = train(dataset, split, config, out_dir, on_epoch=progress.report, callbacks=epochs, mirror=mirror)
     progress.report(1, 1)
