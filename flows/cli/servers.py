@@ -57,8 +57,11 @@ def up(
         while processes[0].poll() is None and running(settings) == prefect:
             time.sleep(1)
             if time.monotonic() - last_call > 60:  # while this runs, the Prefect server is in use
-                urllib.request.urlopen(f"{prefect.api_url}/health", timeout=10).close()
                 last_call = time.monotonic()
+                try:
+                    urllib.request.urlopen(f"{prefect.api_url}/health", timeout=10).close()
+                except OSError:
+                    pass  # stopped meanwhile: the loop's condition sees it
         gone = "MLflow's server" if processes[0].poll() is not None else "The Prefect server (`mlpipe down`)"
         typer.echo(f"{gone} stopped.")
     except KeyboardInterrupt:

@@ -57,7 +57,9 @@ def running(settings: Settings) -> ProjectServer | None:
     from tasks.infra.files import read_json
 
     record = read_json(settings.prefect_home / RECORD)
-    if not isinstance(record, dict) or not _is_the_server(record.get("pid"), record.get("started")):
+    if not isinstance(record, dict) or not isinstance(record.get("port"), int):
+        return None
+    if not _is_the_server(record.get("pid"), record.get("started")):
         return None
     return ProjectServer(record["port"], record["pid"])
 
