@@ -56,6 +56,7 @@ def test_pretrain_registers_the_encoder_and_prints_the_backbone_uri(pretrained, 
     assert "Backbone: models:/sst2_small-encoder/1" in done.stdout
     assert f"mlpipe run --dataset {spec} --models pretrained --backbone models:/sst2_small-encoder/1" in done.stdout
     assert "2 epochs" in done.stdout and "final val/loss" in done.stdout
+    assert "pretrain: epoch 1/2, val/loss" in done.stderr and "pretrain: epoch 2/2, val/loss" in done.stderr  # progress
     version = registry.get_model_version("sst2_small-encoder", "1")
     assert version.tags["mlpipe.role"] == "pretraining" and version.tags["dataset"] == "sst2_small"
     assert version.tags["data_hash"]

@@ -283,6 +283,7 @@ def test_run_with_tune_tunes_then_trains_with_what_the_study_kept(workspace):
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert "cnn: best val/accuracy " in done.stdout and "Registered model 'digits' version 1" in done.stdout
+    assert re.search(r"digits/cnn: trial 1/1 complete, best so far 0\.\d{4} \(trial 0\)", done.stderr)  # progress
     # One trial is the defaults' alone: nothing beat them, so the run trains params.yaml's settings.
     tuned = read_tuned(settings, "digits")["cnn"]
     assert (tuned.trials, tuned.kept, tuned.settings) == (1, "defaults", {})

@@ -19,7 +19,9 @@ def _bar(label: str, total: int, done: int, unit: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
+    # A short bar, so that the figures after it fit a narrow terminal; tqdm estimates the time left.
+    shape = f"{{desc}}: {unit} {{n_fmt}}/{{total_fmt}} |{{bar:20}}|{{postfix}} [{{elapsed}}<{{remaining}}]"
+    return tqdm(total=total, initial=done, desc=label, file=sys.stderr, bar_format=shape, leave=True)
 
 
 def clock(seconds: float) -> str:
