@@ -19,9 +19,9 @@ class Up:
         import time
 
         self.env = env
-        self.mlflow_port = free_port()
-        asked = free_port()  # the port the project's Prefect server starts on if none runs
-        args = [MLPIPE, "up", "--prefect-port", str(asked), "--mlflow-port", str(self.mlflow_port)]
+        self.down: subprocess.CompletedProcess | None = None
+        self.mlflow_port = free_port()  # Prefect's: 4200 if free, else a free one (read from what it prints)
+        args = [MLPIPE, "up", "--mlflow-port", str(self.mlflow_port)]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: queue.Queue[str] = queue.Queue()
         self.reader = threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout])
@@ -29,13 +29,17 @@ class Up:
         self.reader.start()
         self.seen: list[str] = []
         deadline = time.monotonic() + 240
-        while not any(line.startswith("Logs in") for line in self.seen):
-            assert time.monotonic() < deadline, f"mlpipe up printed only {self.seen}"
-            assert self.process.poll() is None, self.process.stderr.read()
-            try:
-                self.seen.append(self.lines.get(timeout=1))
-            except queue.Empty:
-                continue
+        try:
+            while not any(line.startswith("Logs in") for line in self.seen):
+                assert time.monotonic() < deadline, f"mlpipe up printed only {self.seen}"
+                assert self.process.poll() is None, self.process.stderr.read()
+                try:
+                    self.seen.append(self.lines.get(timeout=1))
+                except queue.Empty:
+                    continue
+        except BaseException:  # the caller's try/finally is not reached: stop what it started
+            self.interrupt()
+            raise
         (ui,) = [line for line in self.seen if line.startswith("Prefect UI: ")]
         self.prefect_port = int(ui.split()[2].rsplit(":", 1)[1])
         # The API's password (tasks/infra/api_auth.py), for clients outside the servers' project folder.
@@ -53,7 +57,8 @@ class Up:
             self.reader.join(timeout=10)
         finally:
             self.kill()
-            self.down = subprocess.run([MLPIPE, "down"], env=self.env, capture_output=True, text=True, timeout=60)
+            if self.down is None:  # once: a second interrupt() (in a test's finally) keeps the first answer
+                self.down = subprocess.run([MLPIPE, "down"], env=self.env, capture_output=True, text=True, timeout=60)
         out = "".join(self.seen)
         while not self.lines.empty():
             out += self.lines.get()

@@ -218,19 +218,21 @@ def test_the_project_password_goes_only_to_its_own_running_server(workspace, mon
     import json
     import subprocess
     import sys
+    import time
 
     import psutil
 
     from tasks.infra.api_auth import api_auth_string
     from tasks.infra.project_server import MODULE, RECORD, adopt_project_auth
+    from tasks.infra.servers import port_is_free
     from tasks.infra.settings import Settings
 
     settings = Settings(root=workspace)
     settings.prefect_home.mkdir()
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", "")  # put back unset at the end: what it sets stays in this test
 
-    def record(pid: int) -> None:
-        started = psutil.Process(pid).create_time()
+    def record(pid: int, later: float = 0) -> None:
+        started = psutil.Process(pid).create_time() + later
         (settings.prefect_home / RECORD).write_text(json.dumps({"port": 4321, "pid": pid, "started": started}))
 
     def sent_to(url: str) -> bool:
@@ -239,13 +241,21 @@ def test_the_project_password_goes_only_to_its_own_running_server(workspace, mon
         adopt_project_auth(settings)
         return os.environ.get("PREFECT_API_AUTH_STRING") == api_auth_string(settings)
 
-    # A process that stands in for the server: its command line names the server's module.
-    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", MODULE])
+    # A process that stands in for the server: its command line names the server's module, and it
+    # listens on the recorded port.
+    code = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 4321)); s.listen(); time.sleep(60)"
+    server = subprocess.Popen([sys.executable, "-c", code, MODULE])
     try:
+        deadline = time.monotonic() + 30
+        while port_is_free(4321):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         record(server.pid)
         assert sent_to("http://127.0.0.1:4321/api")
         assert not sent_to("http://127.0.0.1:4322/api")
         assert not sent_to("http://prefect.example:4321/api")
+        record(server.pid, later=5)  # a process that got the recorded number since the server started
+        assert not sent_to("http://127.0.0.1:4321/api")
     finally:
         server.kill()
         server.wait()

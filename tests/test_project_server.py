@@ -118,6 +118,24 @@ def test_the_server_stops_itself_when_idle_and_down_stops_it(project):
     assert again.returncode == 0 and again.stdout.strip() == "No Prefect server runs for this project."
 
 
+def test_deploy_without_a_configured_server_uses_the_project_server(project):
+    root, env = project
+    deployed = subprocess.run([MLPIPE, "deploy"], env=env, capture_output=True, text=True, timeout=300)
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
+    (server,) = _servers_of(root)
+    port = json.loads((root / ".prefect" / RECORD).read_text())["port"]
+    assert "Deployed training_pipeline/train to 'mlpipe'" in deployed.stdout
+    assert f"runs: http://127.0.0.1:{port}/api/deployments" in deployed.stdout
+    auth = "mlpipe:" + (root / ".prefect" / "api-auth").read_text()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/deployments/filter", data=b"{}", method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", f"Basic {base64.b64encode(auth.encode()).decode()}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        names = {d["name"] for d in json.loads(response.read())}
+    assert {"train", "train-digits"} <= names  # in the project's server, which outlives the command
+    assert server.is_running()
+
+
 def test_a_command_line_run_is_in_the_ui_that_mlpipe_up_serves(project):
     """The run's "View at" link opens it in the UI after the run ended; the MLflow run keeps the link;
     the run's log has one progress line per epoch."""

@@ -44,6 +44,23 @@ def data_add(
     _announce(name, added)
 
 
+def _to_the_project_server() -> None:
+    """With no server configured, the project's server where it runs (none is started for an event
+    that nothing would hear: `mlpipe serve` keeps it up)."""
+    import os
+
+    from tasks.infra.params import load_params
+    from tasks.infra.project_server import answers, attach, running, temporary_servers
+    from tasks.infra.settings import get_settings
+
+    if os.environ.get("PREFECT_API_URL") or temporary_servers():
+        return
+    settings = get_settings()
+    server = running(settings)
+    if server is not None and answers(server, settings):
+        attach(server, settings, load_params(settings).server.idle_minutes)
+
+
 def _announce(name: str, added) -> None:
     """Tell the Prefect server, if there is one: `mlpipe serve`'s trigger of the data set's
     deployment starts a training run. The data is in either way, so a server that does not take
@@ -53,6 +70,7 @@ def _announce(name: str, added) -> None:
     from tasks.infra.monitoring_params import DATA_UPDATED
 
     payload = {"data_hash": added.data_hash, "previous_hash": added.previous_hash, "rows": added.rows}
+    _to_the_project_server()
     try:
         sent_to = emit(DATA_UPDATED, name, payload)
     except MlpipeError as error:

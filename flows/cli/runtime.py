@@ -54,7 +54,8 @@ def run_app(app: typer.Typer) -> None:
 
 
 def _send_the_project_password() -> None:
-    """Commands talking to this project's `mlpipe up` authenticate with its password (tasks/infra/servers.py)."""
+    """Commands given the project's server's address (PREFECT_API_URL) authenticate with its password
+    (tasks/infra/project_server.py)."""
     if os.environ.get("PREFECT_API_URL"):
         from tasks.infra.project_server import adopt_project_auth
         from tasks.infra.settings import get_settings

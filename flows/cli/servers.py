@@ -14,7 +14,10 @@ POOL = "mlpipe"
 
 
 def up(
-    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI, if it must start")] = 4200,
+    prefect_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the Prefect server and UI, if it must start [default: 4200, else a free one]"),
+    ] = None,
     mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow server and UI")] = 5000,
 ) -> None:
     """Show the project's Prefect server (started if it is not running) and MLflow's UI on 127.0.0.1 until Ctrl-C."""
@@ -25,7 +28,7 @@ def up(
     from tasks.infra.errors import MlpipeError
     from tasks.infra.params import load_params
     from tasks.infra.project_server import ensure, running
-    from tasks.infra.servers import HOST, launch, mlflow_server, port_is_free, prefect_database, stop
+    from tasks.infra.servers import HOST, launch, mlflow_server, port_is_free, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
@@ -40,12 +43,14 @@ def up(
         signal.signal(signum, signal.default_int_handler)
     found = running(settings)
     prefect = ensure(settings, idle_minutes, None if found else prefect_port)
+    if found and prefect_port not in (None, prefect.port):
+        typer.echo(f"The project's Prefect server runs on port {prefect.port} already: --prefect-port is not used.")
     processes = launch([mlflow_server(settings, mlflow_port)], log_dir)
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops MLflow
         typer.echo(f"Prefect UI: {prefect.url}" + (" (the project's server, running already)" if found else ""))
         typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}/#/experiments?{CLASSIC}")
         typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
-        typer.echo(f"Prefect's database: {prefect_database(settings)}")
+        typer.echo(f"Prefect's database: {prefect.database}")
         typer.echo(f"Send runs from elsewhere to this Prefect server: export PREFECT_API_URL={prefect.api_url}")
         password = settings.prefect_home / AUTH_FILE
         typer.echo(

@@ -23,7 +23,7 @@ def distill(
     """The student (a TrainedModel) of `config`'s family and settings. teacher_probabilities: (rows
     of split.train, classes), the teacher's on the training rows in that order."""
     from tasks.training.network import train
-    from tasks.training.progress import EpochProgress
+    from tasks.training.progress import EpochLines
 
     if teacher_probabilities.shape != (len(split.train), len(dataset.classes)):
         raise ValueError(f"teacher probabilities {teacher_probabilities.shape} do not fit the training rows")
@@ -33,7 +33,7 @@ def distill(
         split,
         config,
         out_dir,
-        callbacks=[EpochProgress(f"student {config.family}")],
+        callbacks=[EpochLines(f"student {config.family}")],
         soft_train=teacher_probabilities.astype(np.float32),
         distillation=settings,
     )

@@ -42,6 +42,9 @@ def serve(port: int, idle_seconds: float) -> None:
     server = uvicorn.Server(config)
 
     async def stop_when_idle() -> None:
+        while not server.started:  # start-up (the database's migrations) is no idle time
+            await asyncio.sleep(0.2)
+        watch.last = time.monotonic()
         while not server.should_exit:
             await asyncio.sleep(min(5.0, idle_seconds / 4))
             if watch.idle_seconds() > idle_seconds:

@@ -5,42 +5,29 @@ UI, a schedule or an event, in one database (.prefect/) and one UI, with `mlpipe
 CORS rules; it stops itself after `server.idle_minutes` without a call, or with `mlpipe down`.
 MLPIPE_PREFECT_SERVER=temporary keeps the old way (CI, tests): each run its own API, gone when it ends."""
 
+import http.client
 import json
 import os
-import signal
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tasks.infra.api_auth import api_auth_string
 from tasks.infra.errors import MlpipeError
-from tasks.infra.servers import HOST, Server, free_port, port_is_free, prefect_server, spawn, wait_until_healthy
+from tasks.infra.server_record import MODULE, RECORD, ProjectServer, listens, read_record, started_at, terminate
+from tasks.infra.servers import HOST, Server, free_port, port_is_free, prefect_database, prefect_server, spawn
 from tasks.infra.settings import Settings
 
 MODE = "MLPIPE_PREFECT_SERVER"  # project (the default) or temporary
-RECORD = "server.json"  # in the project's Prefect home: the running server's port, process and start time
 LOG = "server.log"
-MODULE = "tasks.infra.idle_server"
 DEFAULT_PORT = 4200  # Prefect's own default; a free port where another server has it
 START_SECONDS = 120  # Prefect's server takes ~10 s to answer on a 2-core machine, more on a busy one
-# The server's environment: its own settings and the system's, not the secrets of the command that started it.
+# The server's environment: the system's and the server's own database settings, never the secrets
+# of whichever command started it (a Prefect Cloud key, a client's auth string, store passwords).
 KEPT = ("PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE")
-
-
-@dataclass(frozen=True)
-class ProjectServer:
-    port: int
-    pid: int
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}/api"
+KEPT_PREFIXES = ("LC_", "PREFECT_API_DATABASE_", "PREFECT_SERVER_")
 
 
 def temporary_servers() -> bool:
@@ -52,33 +39,29 @@ def temporary_servers() -> bool:
 
 
 def running(settings: Settings) -> ProjectServer | None:
-    """The server its record names, if that process still runs and is the server (a process that
-    got its number since, or a port another program took, is not)."""
-    from tasks.infra.files import read_json
-
-    record = read_json(settings.prefect_home / RECORD)
-    if not isinstance(record, dict) or not isinstance(record.get("port"), int):
-        return None
-    if not _is_the_server(record.get("pid"), record.get("started")):
-        return None
-    return ProjectServer(record["port"], record["pid"])
+    """The server its record names, if that process still runs, is the server (not a process that
+    got its number since) and itself listens on the port (not another program that took it)."""
+    record = read_record(settings)
+    return record if record is not None and listens(record) else None
 
 
-def ensure(settings: Settings, idle_minutes: float, port: int | None = None) -> ProjectServer:
-    """The project's server, answering: the running one, or one started now on `port` (else 4200,
-    else a free port). A file lock makes a second command wait for the first one's server."""
+def ensure(settings: Settings, idle_minutes: float, port: int | None = None, environ: dict | None = None):
+    """The project's server, answering: the running one (or one another command is starting), else
+    one started now on `port` (else 4200, else a free port), with `environ`'s settings (else this
+    process's). A file lock makes a second command wait for the first one's server."""
     from filelock import FileLock, Timeout
 
     home = settings.prefect_home
     home.mkdir(parents=True, exist_ok=True)
     try:
-        with FileLock(home / ".server.lock", timeout=START_SECONDS + 30):
-            server = running(settings)
-            if server is not None and answers(server, settings):
-                return server
-            if server is not None:  # ours, but hung: replaced
-                _terminate(server.pid)
-            return _start(settings, idle_minutes, port)
+        with FileLock(home / ".server.lock", timeout=2 * START_SECONDS):
+            record = read_record(settings)
+            if record is not None:  # starting (wait for it), or up: a slow answer is not a hung server
+                deadline = max(started_at(record) + START_SECONDS, time.time() + 15)
+                if _answering(record, settings, deadline):
+                    return record
+                terminate(record.pid)  # ours, but hung: replaced
+            return _start(settings, idle_minutes, port, dict(os.environ) if environ is None else environ)
     except Timeout:
         raise MlpipeError(f"another command has been starting the Prefect server for minutes (lock: {home})") from None
 
@@ -86,10 +69,11 @@ def ensure(settings: Settings, idle_minutes: float, port: int | None = None) -> 
 def ensure_in_background(settings: Settings, idle_minutes: float) -> Callable[[], ProjectServer]:
     """ensure() in a thread, while this process imports what it needs; returns the wait for it."""
     found: dict = {}
+    environ = dict(os.environ)  # read here: imports in this thread may change the environment meanwhile
 
     def work() -> None:
         try:
-            found["server"] = ensure(settings, idle_minutes)
+            found["server"] = ensure(settings, idle_minutes, environ=environ)
         except BaseException as error:  # raised again in the caller's thread
             found["error"] = error
 
@@ -118,11 +102,17 @@ def attach(server: ProjectServer, settings: Settings, idle_minutes: float) -> No
 
 
 def stop(settings: Settings) -> ProjectServer | None:
-    """`mlpipe down`: the project's server stopped (None if none ran), its record removed."""
-    server = running(settings)
-    if server is not None:
-        _terminate(server.pid)
-    (settings.prefect_home / RECORD).unlink(missing_ok=True)
+    """`mlpipe down`: the project's server stopped (None if none ran), its record removed; after a
+    command that is starting one has finished."""
+    from filelock import FileLock
+
+    home = settings.prefect_home
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(home / ".server.lock", timeout=2 * START_SECONDS):
+        server = read_record(settings)
+        if server is not None:
+            terminate(server.pid)
+        (home / RECORD).unlink(missing_ok=True)
     return server
 
 
@@ -142,7 +132,22 @@ def adopt_project_auth(settings: Settings) -> None:
         os.environ["PREFECT_API_AUTH_STRING"] = api_auth_string(settings)
 
 
-def _start(settings: Settings, idle_minutes: float, port: int | None) -> ProjectServer:
+def answers(server: ProjectServer, settings: Settings) -> bool:
+    """It takes a call with the project's password (a hung server does not)."""
+    import base64
+
+    request = urllib.request.Request(f"{server.api_url}/admin/version")
+    request.add_header("Authorization", f"Basic {base64.b64encode(api_auth_string(settings).encode()).decode()}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _start(settings: Settings, idle_minutes: float, port: int | None, environ: dict) -> ProjectServer:
+    """Spawned, recorded at once (a command after this one finds it starting, never a second server
+    beside it), then answering; stopped and forgotten if it does not get there."""
     import psutil
 
     from tasks.infra.files import write_atomic
@@ -153,54 +158,41 @@ def _start(settings: Settings, idle_minutes: float, port: int | None) -> Project
     home = settings.prefect_home
     spec = prefect_server(port, home, api_auth_string(settings))
     command = [sys.executable, "-m", MODULE, str(port), str(idle_minutes * 60)]
-    environment = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith(("PREFECT_", "LC_"))}
-    environment.pop("PREFECT_API_URL", None)
-    process = spawn(Server("prefect", command, spec.health_url, spec.env), home / LOG, environment, cwd=home)
-    wait_until_healthy("project's Prefect", spec.health_url, process, home / LOG, timeout=START_SECONDS)
-    started = psutil.Process(process.pid).create_time()
-    write_atomic(home / RECORD, json.dumps({"port": port, "pid": process.pid, "started": started}))
-    return ProjectServer(port, process.pid)
+    kept = {k: v for k, v in environ.items() if k in KEPT or k.startswith(KEPT_PREFIXES)}
+    process = spawn(Server("prefect", command, spec.health_url, spec.env), home / LOG, kept, cwd=home)
+    try:
+        database = prefect_database(settings, kept)
+        record = {"port": port, "pid": process.pid, "started": psutil.Process(process.pid).create_time()}
+        write_atomic(home / RECORD, json.dumps(record | {"database": database}))
+        server = ProjectServer(port, process.pid, database)
+        if not _answering(server, settings, deadline=time.time() + START_SECONDS):
+            last = ((home / LOG).read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise MlpipeError(f"the project's Prefect server did not start: {last} (log: {home / LOG})")
+    except BaseException:
+        terminate(process.pid)
+        (home / RECORD).unlink(missing_ok=True)
+        raise
+    return server
 
 
-def _is_the_server(pid, started) -> bool:
+def _answering(server: ProjectServer, settings: Settings, deadline: float) -> bool:
+    """Until `deadline` (Unix time): it listens on its port and takes a call with the password. The
+    password goes out only once the server's own process holds the port."""
     import psutil
 
-    try:
-        process = psutil.Process(pid)
-        return abs(process.create_time() - started) < 1 and MODULE in process.cmdline()
-    except (psutil.Error, TypeError, ValueError):
-        return False
-
-
-def answers(server: ProjectServer, settings: Settings) -> bool:
-    """It takes a call with the project's password (a hung server, or another program, does not)."""
-    import base64
-
-    request = urllib.request.Request(f"{server.api_url}/admin/version")
-    request.add_header("Authorization", f"Basic {base64.b64encode(api_auth_string(settings).encode()).decode()}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    while True:
+        if listens(server) and answers(server, settings):
+            return True
+        try:
+            exited = psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            exited = True
+        if exited or time.time() > deadline:
+            return False
+        time.sleep(0.5)
 
 
 def _keep_alive(server: ProjectServer, settings: Settings, period: float) -> None:
-    import time
-
     while True:
         time.sleep(period)
         answers(server, settings)
-
-
-def _terminate(pid: int, grace: float = 20) -> None:
-    """SIGTERM to the server's process group, SIGKILL after `grace` seconds."""
-    import psutil
-
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        psutil.Process(pid).wait(timeout=grace)
-    except psutil.TimeoutExpired:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
-        pass  # gone already

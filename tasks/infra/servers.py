@@ -1,5 +1,5 @@
-"""Servers on loopback: `mlpipe up` (Prefect and MLflow with their UIs) and the temporary Prefect
-API of a run when no server is configured."""
+"""Servers on loopback: Prefect's and MLflow's with their UIs (the project's Prefect server:
+project_server.py; `mlpipe up`), and the temporary Prefect API of a run with MLPIPE_PREFECT_SERVER=temporary."""
 
 import os
 import signal
@@ -66,12 +66,13 @@ def prefect_server(port: int, home: Path | None = None, auth_string: str | None 
     return Server("prefect", command, f"http://{HOST}:{port}/api/health", env)
 
 
-def prefect_database(settings: Settings) -> str:
-    """What `mlpipe up`'s Prefect server keeps its runs in: Prefect's own setting
-    (PREFECT_API_DATABASE_CONNECTION_URL, a PostgreSQL server for a team), else the project's SQLite file."""
+def prefect_database(settings: Settings, environ: dict | None = None) -> str:
+    """What the project's Prefect server keeps its runs in, by `environ` (else this process's):
+    Prefect's own setting (PREFECT_API_DATABASE_CONNECTION_URL, a PostgreSQL server for a team), else
+    the project's SQLite file; any password masked."""
     from tasks.infra.errors import redact
 
-    url = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
+    url = (os.environ if environ is None else environ).get("PREFECT_API_DATABASE_CONNECTION_URL")
     return redact(url) if url else str(settings.prefect_home / "prefect.db")
 
 
@@ -119,18 +120,6 @@ def launch(servers: list[Server], log_dir: Path) -> list[subprocess.Popen]:
         stop(processes)
         raise
     return processes
-
-
-def start(
-    settings: Settings, prefect_port: int, mlflow_port: int, log_dir: Path, auth_string: str
-) -> list[subprocess.Popen]:
-    """`mlpipe up`: both servers on free ports, answering; Prefect's API takes `auth_string` only."""
-    for port in (prefect_port, mlflow_port):
-        if not port_is_free(port):
-            raise MlpipeError(f"port {port} on {HOST} is in use: pick another with --prefect-port/--mlflow-port")
-    prefect = prefect_server(prefect_port, settings.prefect_home, auth_string)
-    servers = [prefect, mlflow_server(settings, mlflow_port)]
-    return launch(servers, log_dir)
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 20) -> None:

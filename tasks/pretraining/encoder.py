@@ -103,13 +103,13 @@ def _trainer(params: PretrainingParams):
 
     import lightning as L
 
-    from tasks.training.progress import EpochProgress
+    from tasks.training.progress import EpochLines
     from tasks.training.trainer import quiet_lightning, trainer_settings
 
     quiet_lightning()
     return L.Trainer(
         max_epochs=params.max_epochs,
-        callbacks=[EpochProgress("pretrain")],
+        callbacks=[EpochLines("pretrain")],
         max_time=timedelta(minutes=params.timeout_minutes),
         logger=False,
         enable_checkpointing=False,  # nothing resumes a pretraining: the saved folder is its result

@@ -127,10 +127,14 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
         }
     params = [Param(k, str(v)) for k, v in model.run_params().items()]
     client = mlflow.MlflowClient()
-    client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag(k, str(v)) for k, v in more_tags.items()])
-    client.log_dict(run_id, asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
-    for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
-        client.log_artifact(run_id, str(path), artifact_path="evaluation")
+    try:
+        client.log_batch(run_id, metrics, params, [RunTag(k, str(v)) for k, v in more_tags.items()])
+        client.log_dict(run_id, asdict(model.config), "train_config.json")  # the whole config, for `mlpipe reproduce`
+        for path in [evaluation.confusion_matrix_path, *evaluation.artifacts]:
+            client.log_artifact(run_id, str(path), artifact_path="evaluation")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")  # as `mlflow.start_run`'s block would have ended it
+        raise
     # The run lasts as long as its training did, not as long as its logging.
     end_time = int(model.finished_at * 1000) if model.finished_at else None
     client.set_terminated(run_id, end_time=end_time)

@@ -94,6 +94,18 @@ def _svc_with_probabilities(c: float):
     return CalibratedClassifierCV(SVC(C=c, gamma="scale"), method="sigmoid", cv=5, ensemble=False)
 
 
+def _platt_folds(estimator, y) -> None:
+    """A calibrated SVC's folds: 5, or as many as the rarest class has rows (a fold of a small set's
+    cross-validated choice); at least 2 (the validation gate asks for 5 rows a class)."""
+    from collections import Counter
+
+    from sklearn.calibration import CalibratedClassifierCV
+
+    for step in [s for _, s in getattr(estimator, "steps", [])] or [estimator]:
+        if isinstance(step, CalibratedClassifierCV):
+            step.set_params(cv=max(2, min(5, min(Counter(y.tolist()).values()))))
+
+
 def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> TrainedBaseline:
     """Fit a scikit-learn candidate (the baseline, or MiniRocket) on the networks' training rows."""
     from models.preprocessing import baseline_inputs
@@ -105,8 +117,10 @@ def fit_baseline(dataset: Dataset, split: Split, config: BaselineConfig) -> Trai
         info = fit_preprocessing(dataset, split)
     settings = config.settings | {"channels": info.get("channels", 1)}  # MiniRocket unflattens the series
     estimator, description = build_estimator(dataset.modality, len(split.train), settings, config.seed, config.family)
+    y = dataset.class_indices(split.train)
+    _platt_folds(estimator, y)
     started, started_at = time.perf_counter(), time.time()
-    estimator.fit(baseline_inputs(dataset.frame.iloc[split.train], info), dataset.class_indices(split.train))
+    estimator.fit(baseline_inputs(dataset.frame.iloc[split.train], info), y)
     return TrainedBaseline(
         family=config.family,
         estimator=estimator,

@@ -29,7 +29,7 @@ def clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
-class EpochProgress(L.Callback):
+class EpochLines(L.Callback):
     """Epoch i/N of one fit, its latest validation metric and, from the epochs so far, the time
     left if it runs all N (early stopping may end it sooner)."""
 
@@ -62,7 +62,7 @@ class EpochProgress(L.Callback):
             self.bar = None
 
 
-class TrialProgress:
+class TrialLines:
     """An Optuna callback: trial i/N of a study and the best value so far."""
 
     def __init__(self, label: str, total: int, done: int) -> None:

@@ -30,9 +30,9 @@ def train_model(
         torch.set_num_threads(threads)
     progress = _Progress(f"{dataset.name} / {config.family}: epochs done")
     mirror = get_settings().shared_url(out_dir)  # a fit killed on another machine resumes from there
-    from tasks.training.progress import EpochProgress  # Lightning: imported when a candidate trains
+    from tasks.training.progress import EpochLines  # Lightning: imported when a candidate trains
 
-    epochs = [EpochProgress(config.family)]  # in the terminal and the run's log
+    epochs = [EpochLines(config.family)]  # in the terminal and the run's log
     model = train(dataset, split, config, out_dir, on_epoch=progress.report, callbacks=epochs, mirror=mirror)
     progress.report(1, 1)
     if model.resumed_from_epoch:

@@ -18,7 +18,7 @@ def run_study(job: TuneJob, worker: int = 0) -> None:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from tasks.training.progress import TrialProgress
+    from tasks.training.progress import TrialLines
 
     if job.threads:
         import torch
@@ -32,7 +32,7 @@ def run_study(job: TuneJob, worker: int = 0) -> None:
         if not waiting or worker:
             return
         trials, callbacks = len(waiting), []
-    progress = TrialProgress(f"{job.dataset.name}/{job.family}", job.trials, counted(study))
+    progress = TrialLines(f"{job.dataset.name}/{job.family}", job.trials, counted(study))
     # A trial that fails (a setting the data cannot take, a worker out of memory) is recorded as
     # failed and the study goes on; tune_family says so when none finished.
     try:
