@@ -31,11 +31,14 @@ def clock(seconds: float) -> str:
 
 class EpochLines(L.Callback):
     """Epoch i/N of one fit, its latest validation metric and, from the epochs so far, the time
-    left if it runs all N (early stopping may end it sooner)."""
+    left if it runs all N (early stopping may end it sooner). Said once the epoch has ended for
+    the module too: a module may log its epoch's figures in its own on_train_epoch_end, which
+    Lightning calls after the callbacks'."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar = None
+        self.ended: int | None = None  # the epoch that ended and is not said yet
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -43,9 +46,22 @@ class EpochLines(L.Callback):
             self.bar = _bar(self.label, trainer.max_epochs, trainer.current_epoch, "epoch")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if trainer.is_global_zero:
+            self.ended = trainer.current_epoch + 1
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._say(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._say(trainer)
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _say(self, trainer: L.Trainer) -> None:
+        if self.ended is None:
             return
-        done, total = trainer.current_epoch + 1, trainer.max_epochs
+        done, total, self.ended = self.ended, trainer.max_epochs, None
         metrics = trainer.callback_metrics
         shown = next((f"{name} {float(metrics[name]):.4f}" for name in SHOWN if name in metrics), "")
         if self.bar is not None:
@@ -55,11 +71,6 @@ class EpochLines(L.Callback):
         left = (time.monotonic() - self.started) / (done - self.first) * (total - done)
         until = f", {clock(left)} left at most" if done < total else ""
         run_logger("mlpipe.training").info("%s: epoch %d/%d, %s%s", self.label, done, total, shown, until)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 class TrialLines:
