@@ -106,13 +106,17 @@ def test_code_changes_invalidate_the_stage_whose_code_changed(tmp_path):
         shutil.copytree(CODE_ROOT / folder, tmp_path / folder)
     before = {name: code_fingerprint(paths, tmp_path) for name, paths in (("v", VALIDATION_CODE), ("t", TRAINING_CODE))}
 
-    with (tmp_path / "models" / "cnn.py").open("a") as source:
-        source.write("\n# a changed network\n")
+    def edit(relative: str, line: str) -> None:
+        path = tmp_path / relative
+        assert path.is_file(), f"{relative} is gone: edit a file the stage's code has"  # an edit, not a new file
+        with path.open("a") as source:
+            source.write(f"\n# {line}\n")
+
+    edit("models/cnn.py", "a changed network")
     after = {name: code_fingerprint(paths, tmp_path) for name, paths in (("v", VALIDATION_CODE), ("t", TRAINING_CODE))}
     assert after["t"] != before["t"] and after["v"] == before["v"]
 
-    with (tmp_path / "tasks" / "validation" / "checks.py").open("a") as source:
-        source.write("\n# a changed check\n")
+    edit("tasks/validation/row_checks.py", "a changed check")
     assert code_fingerprint(VALIDATION_CODE, tmp_path) != after["v"]
     assert code_fingerprint(TRAINING_CODE, tmp_path) == after["t"]
 
