@@ -50,15 +50,13 @@ def _to_the_project_server() -> None:
     import os
 
     from tasks.infra.params import load_params
-    from tasks.infra.project_server import answers, attach, running, temporary_servers
+    from tasks.infra.project_server import attach_running, temporary_servers
     from tasks.infra.settings import get_settings
 
     if os.environ.get("PREFECT_API_URL") or temporary_servers():
         return
     settings = get_settings()
-    server = running(settings)
-    if server is not None and answers(server, settings):
-        attach(server, settings, load_params(settings).server.idle_minutes)
+    attach_running(settings, load_params(settings).server.idle_minutes)
 
 
 def _announce(name: str, added) -> None:

@@ -97,14 +97,12 @@ def project_server_ready() -> Callable[[], None] | None:
     """This process's Prefect client calls the project's server (tasks/infra/project_server.py): at
     once where it runs (None), else once it has started in the background (the wait for it)."""
     from tasks.infra.params import load_params
-    from tasks.infra.project_server import answers, attach, ensure_in_background, running
+    from tasks.infra.project_server import attach, attach_running, ensure_in_background
     from tasks.infra.settings import get_settings
 
     settings = get_settings()
     idle_minutes = load_params(settings).server.idle_minutes
-    server = running(settings)
-    if server is not None and answers(server, settings):
-        attach(server, settings, idle_minutes)
+    if attach_running(settings, idle_minutes):
         return None
     started = ensure_in_background(settings, idle_minutes)
     return lambda: attach(started(), settings, idle_minutes)

@@ -101,6 +101,15 @@ def attach(server: ProjectServer, settings: Settings, idle_minutes: float) -> No
     threading.Thread(target=_keep_alive, args=(server, settings, period), name="mlpipe-keep-alive", daemon=True).start()
 
 
+def attach_running(settings: Settings, idle_minutes: float) -> bool:
+    """attach() to the project's server if it runs and answers; False where none does."""
+    server = running(settings)
+    if server is None or not answers(server, settings):
+        return False
+    attach(server, settings, idle_minutes)
+    return True
+
+
 def stop(settings: Settings) -> ProjectServer | None:
     """`mlpipe down`: the project's server stopped (None if none ran), its record removed; after a
     command that is starting one has finished."""
