@@ -31,8 +31,8 @@ def main() -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tasks.infra.events import emit
+    from tasks.infra.local_servers import free_port, launch, prefect_server, stop
     from tasks.infra.monitoring_params import DATA_UPDATED
-    from tasks.infra.servers import free_port, launch, prefect_server, stop
 
     home = Path(tempfile.mkdtemp(prefix="mlpipe-prefect-"))
     port = free_port()

@@ -46,8 +46,8 @@ def _study(dataset, parts, project, family: str, trials: int, workers: int, root
     from tasks.infra.settings import Settings
     from tasks.tuning.report import summarize
     from tasks.tuning.study import TuneJob, open_study
+    from tasks.tuning.study_workers import run_workers
     from tasks.tuning.tracking import start_tuning_run
-    from tasks.tuning.workers import run_workers
 
     settings = Settings(root=root)
     experiment_id, parent_id = start_tuning_run(settings, dataset.name, f"bench-{tag}", {})

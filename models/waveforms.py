@@ -1,6 +1,6 @@
 """Sound files or arrays of samples -> fixed-length mono waveforms at one sample rate.
 
-Reading a data set (tasks/data/audio.py) and the served model both go through these functions,
+Reading a data set (tasks/data/sound_files.py) and the served model both go through these functions,
 so a clip is turned into samples the same way when training and when serving.
 """
 
@@ -78,7 +78,7 @@ def waveform(samples: np.ndarray, rate: int, info: dict) -> np.ndarray:
 
 def from_files(paths: list, info: dict) -> np.ndarray:
     """Sound files -> (N, clip_samples) float32, as the model was trained on. The caller confines
-    the paths (tasks/data/audio.py)."""
+    the paths (tasks/data/sound_files.py)."""
     rows = np.zeros((len(paths), info["clip_samples"]), dtype=np.float32)
     for i, path in enumerate(paths):
         rows[i] = waveform(*read_sound(path), info)

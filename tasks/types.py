@@ -31,7 +31,7 @@ class Dataset:
     test_fraction: float = 0.2
     spec_path: Path | None = None  # the spec it was read from (None: made in code)
     read_notes: list[str] = field(default_factory=list)  # what reading changed knowingly (alpha, 16-bit)
-    audio: dict | None = None  # sample_rate, clip_samples, align, path_column (tasks/data/audio.py)
+    audio: dict | None = None  # sample_rate, clip_samples, align, path_column (tasks/data/sound_files.py)
 
     @property
     def classes(self) -> list:
@@ -82,7 +82,7 @@ class TrainConfig:
     optimiser: dict = field(default_factory=dict)  # learning_rate, weight_decay
     network: dict = field(default_factory=dict)  # the family's own keyword arguments
     text: dict = field(default_factory=dict)  # tokenizer settings for text: vocab_size, max_length
-    devices: int = 1  # more than one trains in worker processes (tasks/training/workers.py)
+    devices: int = 1  # more than one trains in worker processes (tasks/training/fit_worker.py)
     strategy: Strategy = "auto"
     accumulate_grad_batches: int = 1  # batches per optimiser step: a larger batch than memory holds
     # > 0: a cross-validated choice's refit on all training and validation rows: this many epochs of

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks.infra.servers import free_port
+from tasks.infra.local_servers import free_port
 
 # Set before Prefect, GX or DVC load: there is no network, and telemetry would only wait on it.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -56,7 +56,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     started once (~15 s). Flows in this process and `mlpipe` subprocesses both report to it."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.infra.servers import drain_prefect_workers, launch, prefect_server, stop
+    from tasks.infra.local_servers import drain_prefect_workers, launch, prefect_server, stop
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()

@@ -12,7 +12,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.infra.servers import free_port
+from tasks.infra.local_servers import free_port
 
 
 def postgres_bin(name: str) -> str | None:

@@ -204,8 +204,8 @@ def test_a_tracking_server_uri_reaches_mlflow_without_its_user_info(monkeypatch)
 def test_a_flow_run_link_is_stored_only_for_a_prefect_server_people_can_browse(monkeypatch):
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+    from tasks.infra.local_servers import TEMPORARY_API
     from tasks.infra.runs import flow_run_url
-    from tasks.infra.servers import TEMPORARY_API
 
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api", PREFECT_UI_URL: "http://127.0.0.1:4200"}):
         assert flow_run_url("abc") == "http://127.0.0.1:4200/runs/flow-run/abc"
@@ -223,8 +223,8 @@ def test_the_project_password_goes_only_to_its_own_running_server(workspace, mon
     import psutil
 
     from tasks.infra.api_auth import api_auth_string
+    from tasks.infra.local_servers import port_is_free
     from tasks.infra.project_server import MODULE, RECORD, adopt_project_auth
-    from tasks.infra.servers import port_is_free
     from tasks.infra.settings import Settings
 
     settings = Settings(root=workspace)

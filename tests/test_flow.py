@@ -101,7 +101,7 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
 
 
 def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(prefect_api, workspace, monkeypatch):
-    import tasks.registry.reports
+    import tasks.registry.leaderboard
 
     calls = []
 
@@ -109,7 +109,7 @@ def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(pref
         calls.append(registration.version)
         raise ConnectionError("the Prefect API stopped answering")  # as after a restart of the server
 
-    monkeypatch.setattr(tasks.registry.reports, "publish", unreachable)
+    monkeypatch.setattr(tasks.registry.leaderboard, "publish", unreachable)
     state = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1, return_state=True)
     registration = state.result()
 
@@ -126,7 +126,7 @@ def _flow_run_logs(flow_run_id) -> list:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
-    from tasks.infra.servers import drain_prefect_workers
+    from tasks.infra.local_servers import drain_prefect_workers
 
     drain_prefect_workers()
     with prefect_client() as client:

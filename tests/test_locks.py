@@ -19,7 +19,7 @@ from tasks.infra.settings import CODE_ROOT, Settings
 SYNCHRONISED_CHALLENGER = """
 import json, pickle, sys, time
 from pathlib import Path
-import tasks.registry.locks as locks
+import tasks.registry.promotion_lock as locks
 import tasks.registry.tasks as registry
 from tasks.infra.settings import Settings
 
@@ -114,7 +114,7 @@ def test_two_machines_promoting_at_once_leave_one_consistent_history(
 HOLDER = """
 import sys, time
 from pathlib import Path
-from tasks.registry.locks import promotion_lock
+from tasks.registry.promotion_lock import promotion_lock
 from tasks.infra.settings import Settings
 
 root, held, release = sys.argv[1:]
@@ -131,7 +131,7 @@ def test_a_prefect_global_concurrency_limit_holds_the_promotion_lock(prefect_api
     import time
 
     from tasks.infra.errors import MlpipeError
-    from tasks.registry.locks import lock_kind, promotion_lock
+    from tasks.registry.promotion_lock import lock_kind, promotion_lock
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a tracking server, never contacted
     settings = Settings(root=tmp_path)
@@ -164,7 +164,7 @@ def test_an_edited_concurrency_limit_is_refused_not_silently_unlocked(prefect_ap
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
     from tasks.infra.errors import MlpipeError
-    from tasks.infra.locks import prefect_lock
+    from tasks.infra.prefect_lock import prefect_lock
 
     with get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="mlpipe-edited", limit=2))
@@ -179,7 +179,7 @@ def test_an_edited_concurrency_limit_is_refused_not_silently_unlocked(prefect_ap
 LEASE_HOLDER = """
 import sys, time
 from pathlib import Path
-from tasks.infra.locks import prefect_lock
+from tasks.infra.prefect_lock import prefect_lock
 with prefect_lock("mlpipe-restart", 30, "the test", lease_seconds=60):
     Path(sys.argv[1]).touch()
     time.sleep(600)  # killed first, with the server
@@ -192,8 +192,8 @@ def test_a_lease_lost_in_a_server_restart_frees_its_slot_when_it_ends(tmp_path):
     with it frees when its lease ends (60 s), not never."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.infra.locks import prefect_lock
-    from tasks.infra.servers import free_port, launch, prefect_server, stop
+    from tasks.infra.local_servers import free_port, launch, prefect_server, stop
+    from tasks.infra.prefect_lock import prefect_lock
 
     home, port, held = tmp_path / "prefect-home", free_port(), tmp_path / "held"
     url = f"http://127.0.0.1:{port}/api"

@@ -11,7 +11,7 @@ import time
 import mlflow
 import pytest
 
-from tasks.infra.servers import free_port
+from tasks.infra.local_servers import free_port
 from tasks.infra.settings import Settings
 
 
@@ -31,7 +31,7 @@ def test_a_second_node_joins_the_fit_by_its_job_file(prefect_api, workspace, mon
             if time.monotonic() > deadline:
                 return
             time.sleep(0.2)
-        command = [sys.executable, "-m", "tasks.training.workers", str(jobs[0])]
+        command = [sys.executable, "-m", "tasks.training.fit_worker", str(jobs[0])]
         env = {**os.environ, **cluster, "NODE_RANK": "1"}
         joined.append(subprocess.run(command, env=env, capture_output=True, text=True, timeout=600))
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import make_workspace
 from mlpipe_up import MLPIPE, Up
 
+from tasks.infra.local_servers import port_is_free
 from tasks.infra.project_server import MODULE, RECORD
-from tasks.infra.servers import port_is_free
 
 START = """
 from tasks.infra.project_server import ensure

@@ -11,8 +11,8 @@ from tasks.infra.errors import MlpipeError
 from tasks.infra.params import PromotionParams
 from tasks.infra.settings import Settings
 from tasks.registry.aliases import HISTORY_TAG, champion_history, move_champion, rollback
+from tasks.registry.leaderboard import leaderboard
 from tasks.registry.promotion import decide
-from tasks.registry.reports import leaderboard
 
 
 def test_champion_moves_only_to_a_clearly_better_version(registered):

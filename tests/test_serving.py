@@ -109,7 +109,7 @@ def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
     import time
     import urllib.request
 
-    from tasks.infra.servers import free_port
+    from tasks.infra.local_servers import free_port
 
     settings, _ = registered
     port = free_port()
@@ -218,7 +218,7 @@ def test_predict_reads_and_writes_in_chunks_with_the_labels_of_one_pass(
 ):
     """Chunks of a few rows give the labels the whole file gives; JSON lines whose keys come in
     another order each row land under the right columns; a file of a header only has no rows."""
-    from tasks.registry import inference
+    from tasks.registry import batch_scoring as inference
 
     settings, _ = registered
     monkeypatch.setenv("MLPIPE_ROOT", str(settings.root))

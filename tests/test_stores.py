@@ -12,7 +12,7 @@ from mlpipe_up import Up
 
 from flows.training import training_pipeline
 from tasks.infra.settings import CODE_ROOT, Settings
-from tasks.registry.reports import leaderboard
+from tasks.registry.leaderboard import leaderboard
 
 MLPIPE = str(Path(sys.executable).with_name("mlpipe"))
 
@@ -78,7 +78,7 @@ def test_the_pipeline_registers_into_postgresql(prefect_api, workspace, postgres
 def test_up_serves_both_uis_and_down_stops_them(workspace):
     import urllib.request
 
-    from tasks.infra.servers import port_is_free
+    from tasks.infra.local_servers import port_is_free
 
     up = Up({**os.environ, "MLPIPE_ROOT": str(workspace)})
     try:

@@ -71,7 +71,7 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     from flows.inference import batch_inference
     from flows.training import training_pipeline
     from tasks.data.loading import load
-    from tasks.infra.servers import launch, mlflow_server, stop
+    from tasks.infra.local_servers import launch, mlflow_server, stop
     from tasks.registry.links import CLASSIC, artifact_url, experiment_url
 
     port = free_port()

@@ -22,7 +22,7 @@ def compare(
 ) -> None:
     """Compare the candidate runs of a data set, best first."""
     from tasks.infra.settings import get_settings
-    from tasks.registry.reports import leaderboard
+    from tasks.registry.leaderboard import leaderboard
 
     rows = leaderboard(dataset_name(dataset), get_settings())
     if output_format is OutputFormat.json:
@@ -30,7 +30,7 @@ def compare(
     else:
         _print_table(rows)
     if plot is not None:
-        from tasks.registry.reports import plot_leaderboard
+        from tasks.registry.leaderboard import plot_leaderboard
 
         plot_leaderboard(rows, plot)
         typer.echo(f"Plot: {plot}", err=output_format is OutputFormat.json)
@@ -67,7 +67,7 @@ def predict(
 ) -> None:
     """Label a file of raw rows with the data set's @champion, or another alias (batch inference)."""
     from tasks.infra.settings import get_settings
-    from tasks.registry.inference import predict_file
+    from tasks.registry.batch_scoring import predict_file
 
     summary = predict_file(dataset_name(dataset), input_path, output_path, get_settings(), alias=alias)
     typer.echo(f"{summary['rows']} rows labelled by {summary['dataset']} v{summary['version']}: {output_path}")
@@ -100,7 +100,7 @@ def reproduce(
 
 def print_leaderboard(dataset: str, limit: int) -> None:
     from tasks.infra.settings import get_settings
-    from tasks.registry.reports import leaderboard
+    from tasks.registry.leaderboard import leaderboard
 
     typer.echo(f"\nLeaderboard for {dataset} (best validation accuracy first; *: chosen by its run):")
     _print_table(leaderboard(dataset, get_settings())[:limit])

@@ -83,8 +83,8 @@ def _prefect_api() -> Callable[[], None] | None:
     this process's own. Returns the wait until it answers; None where it answers already."""
     from prefect.settings import PREFECT_API_URL
 
+    from tasks.infra.local_servers import start_temporary_prefect_api
     from tasks.infra.project_server import temporary_servers
-    from tasks.infra.servers import start_temporary_prefect_api
 
     if PREFECT_API_URL.value():
         return None

@@ -26,9 +26,9 @@ def up(
 
     from tasks.infra.api_auth import AUTH_FILE
     from tasks.infra.errors import MlpipeError
+    from tasks.infra.local_servers import HOST, launch, mlflow_server, port_is_free, stop
     from tasks.infra.params import load_params
     from tasks.infra.project_server import ensure, running
-    from tasks.infra.servers import HOST, launch, mlflow_server, port_is_free, stop
     from tasks.infra.settings import get_settings
     from tasks.registry.links import CLASSIC
 
@@ -187,8 +187,8 @@ def _require_prefect_server(command: str) -> str:
 
     from flows.cli.runtime import project_server_ready
     from tasks.infra.errors import MlpipeError
+    from tasks.infra.local_servers import require_server
     from tasks.infra.project_server import temporary_servers
-    from tasks.infra.servers import require_server
 
     if not PREFECT_API_URL.value():
         if temporary_servers():

@@ -100,8 +100,8 @@ def register_compact(
 ) -> tuple[str, str | None]:
     """(version, why it did not take @compact, or None): register the chosen variant; @compact once
     it serves in `process` (a fresh one) with the labels it was judged by."""
-    from tasks.registry.locks import promotion_lock
     from tasks.registry.packaging import log_model_files
+    from tasks.registry.promotion_lock import promotion_lock
     from tasks.registry.serving import serving_check
 
     name = dataset.name

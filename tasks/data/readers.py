@@ -173,15 +173,15 @@ def _read_image_folder(spec: DatasetSpec, path: Path) -> Table:
 
 
 def _read_audio_folder(spec: DatasetSpec, path: Path) -> Table:
-    from tasks.data.audio import PATH, read_folder
+    from tasks.data.sound_files import PATH, read_folder
 
     files, labels = read_folder(path)
     return Table(pd.DataFrame({PATH: [str(f.relative_to(path)) for f in files], spec.label_column: labels}), [])
 
 
 def _audio(spec: DatasetSpec, path: Path, table: Table, like: Table | None) -> Table:
-    """The sound files a folder or manifest names, decoded into sample columns (tasks/data/audio.py)."""
-    from tasks.data.audio import decode_part
+    """The sound files a folder or manifest names, decoded into sample columns (tasks/data/sound_files.py)."""
+    from tasks.data.sound_files import decode_part
 
     if spec.label_column not in table.frame.columns:
         return table  # read_part names the missing label column

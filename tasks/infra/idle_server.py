@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from tasks.infra.servers import HOST
+from tasks.infra.local_servers import HOST
 
 
 class IdleWatch:

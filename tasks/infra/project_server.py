@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from tasks.infra.api_auth import api_auth_string
 from tasks.infra.errors import MlpipeError
+from tasks.infra.local_servers import HOST, Server, free_port, port_is_free, prefect_database, prefect_server, spawn
 from tasks.infra.server_record import MODULE, RECORD, ProjectServer, listens, read_record, started_at, terminate
-from tasks.infra.servers import HOST, Server, free_port, port_is_free, prefect_database, prefect_server, spawn
 from tasks.infra.settings import Settings
 
 MODE = "MLPIPE_PREFECT_SERVER"  # project (the default) or temporary

@@ -34,7 +34,7 @@ def flow_run_url(flow_run_id: str) -> str:
 
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-    from tasks.infra.servers import TEMPORARY_API
+    from tasks.infra.local_servers import TEMPORARY_API
 
     base = PREFECT_UI_URL.value()
     if not base or PREFECT_API_URL.value() == os.environ.get(TEMPORARY_API):

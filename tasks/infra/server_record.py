@@ -6,7 +6,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from tasks.infra.servers import HOST
+from tasks.infra.local_servers import HOST
 from tasks.infra.settings import Settings
 
 RECORD = "server.json"  # in the project's Prefect home: the server's port, process, start time and database

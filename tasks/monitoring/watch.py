@@ -81,7 +81,7 @@ def top_classes(predicted: dict[str, float], expected: dict[str, float] | None) 
 
 
 class BatchWatch:
-    """A batch's monitoring gathered chunk by chunk as `predict` reads it (tasks/registry/inference.py):
+    """A batch's monitoring gathered chunk by chunk as `predict` reads it (tasks/registry/batch_scoring.py):
     the file is read once, and memory does not grow with its length."""
 
     def __init__(self, reference: dict | None, limits: MonitoringParams):

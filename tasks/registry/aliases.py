@@ -60,7 +60,7 @@ def promote_by_hand(settings, name: str, version: str) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from tasks.registry.locks import promotion_lock
+    from tasks.registry.promotion_lock import promotion_lock
     from tasks.registry.serving import FreshProcess, serving_check
 
     client = mlflow.MlflowClient(settings.tracking_uri)
@@ -81,7 +81,7 @@ def roll_back(settings, name: str) -> tuple[str, str]:
     """`mlpipe rollback`, under the promotion lock: (from version, to version)."""
     import mlflow
 
-    from tasks.registry.locks import promotion_lock
+    from tasks.registry.promotion_lock import promotion_lock
 
     with promotion_lock(settings, name):
         return rollback(mlflow.MlflowClient(settings.tracking_uri), name)

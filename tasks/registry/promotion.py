@@ -163,7 +163,7 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
     """@challenger, then @champion if the version beats the champion re-scored on the same test rows
     and serves; `processes` are two FreshProcess: the champion's and the version's. A warn-only
     run is neither: it is registered for inspection, and its tags say why."""
-    from tasks.registry.locks import promotion_lock
+    from tasks.registry.promotion_lock import promotion_lock
 
     name, (champion_process, challenger_process) = dataset.name, processes
     test_rows = dataset.frame.iloc[split.test]

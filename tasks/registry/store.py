@@ -76,7 +76,7 @@ def _first_use_lock(database: Path | None):
 
 def check_tracking_store(settings: Settings) -> None:
     """Fail at once, in one line, when the MLflow server is unreachable: before any training."""
-    from tasks.infra.servers import require_server
+    from tasks.infra.local_servers import require_server
 
     uri = settings.tracking_uri
     if uri.startswith(("http://", "https://")):  # a database store reports its errors on first use

@@ -49,7 +49,7 @@ def promotion_gate(
 @task(name="publish_reports", cache_policy=NO_CACHE)
 def publish_reports(registration: Registration, settings: Settings) -> None:
     """The decision, the leaderboard and links into MLflow, as artifacts in the Prefect UI."""
-    from tasks.registry.reports import publish
+    from tasks.registry.leaderboard import publish
 
     publish(registration, settings)
 
@@ -98,7 +98,7 @@ def predict_file_task(
 ) -> dict:
     """Label a file of raw rows with the data set's @champion (or `alias`); the output stays under
     outputs/. `watch_for`: monitoring's, from the same pass (inference.predict_file)."""
-    from tasks.registry.inference import confined_input, confined_output, predict_file
+    from tasks.registry.batch_scoring import confined_input, confined_output, predict_file
 
     settings = get_settings()
     # Before reading anything: the caller may be anyone who reaches the API.

@@ -11,8 +11,8 @@ from pathlib import Path
 from tasks.infra.errors import MlpipeError
 from tasks.infra.files import file_sha256, read_json, write_atomic
 from tasks.infra.runs import run_logger
+from tasks.training.fit_worker import fit_in_worker
 from tasks.training.trainer import FitJob, FitResult, run_trainer
-from tasks.training.workers import fit_in_worker
 
 
 def fit(
@@ -82,7 +82,7 @@ def _machines_lock(job: FitJob, mirror: str | None):
     """Two identical runs at once on two machines share the mirror: with a Prefect server, the
     second waits on a concurrency limit of the folder's, then reads the first's result from the
     mirror. (One limit per candidate folder stays on the server, one row each.)"""
-    from tasks.infra.locks import prefect_lock, shared_prefect_api
+    from tasks.infra.prefect_lock import prefect_lock, shared_prefect_api
 
     if mirror is None or not shared_prefect_api():
         return nullcontext()

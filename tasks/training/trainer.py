@@ -74,7 +74,7 @@ def run_trainer(
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from models.classifier import Classifier
-    from models.data import ArrayDataModule
+    from models.datamodule import ArrayDataModule
     from models.history import EpochProgress, HeldOutProbabilities, MetricHistory, SamplesPerRank, StopAfterEpochs
     from tasks.training.initial import initial_network
 

@@ -30,8 +30,8 @@ def tune_family(
     best trial's settings, or none when they did not beat the defaults on the check rows."""
     from tasks.tuning.report import plot_study, summarize
     from tasks.tuning.study import TuneJob, open_study
+    from tasks.tuning.study_workers import run_workers
     from tasks.tuning.tracking import finish_tuning_run, start_tuning_run
-    from tasks.tuning.workers import run_workers
 
     settings = get_settings()
     job = TuneJob(

@@ -1,11 +1,11 @@
 """Checks of sound clips, from the figures each row keeps of its clip as recorded
-(tasks/data/audio.py): silence, clipping, a sample rate far from the rest, a clip too long.
+(tasks/data/sound_files.py): silence, clipping, a sample rate far from the rest, a clip too long.
 A file that cannot be read, is truncated, is missing or lies outside the data folder never
 becomes a row: reading refuses it, naming the file."""
 
 import numpy as np
 
-from tasks.data.audio import CLIPPED, DURATION, RMS, SOURCE_RATE
+from tasks.data.sound_files import CLIPPED, DURATION, RMS, SOURCE_RATE
 from tasks.infra.validation_params import ChecksParams
 from tasks.types import Dataset
 from tasks.validation.row_checks import CheckResult

@@ -144,7 +144,7 @@ def audio_summary(frame: pd.DataFrame, info: dict) -> pd.DataFrame:
     from models.audio import band_energies
     from models.preprocessing import AUDIO_COLUMN
     from models.waveforms import from_arrays, read_sound, waveform
-    from tasks.data.audio import DURATION, RMS, clip_figures
+    from tasks.data.sound_files import DURATION, RMS, clip_figures
 
     if info["path_column"] in frame.columns:  # absolute paths: a data set's, or a served table's once confined
         clips = [read_sound(path) for path in frame[info["path_column"]]]

@@ -86,7 +86,7 @@ def default_suite(dataset: Dataset):
     import great_expectations as gx
     from great_expectations import expectations as gxe
 
-    from tasks.data.audio import CLIP_COLUMNS, DURATION
+    from tasks.data.sound_files import CLIP_COLUMNS, DURATION
 
     columns = [*dataset.feature_columns, dataset.label_column]
     if dataset.modality == "audio":  # the clips' figures and files; the samples' finiteness is a row check

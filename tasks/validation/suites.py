@@ -41,7 +41,7 @@ def build_suite(dataset: Dataset) -> dict:
             ),
         ]
     elif dataset.modality == "audio":  # bounds on each clip's figures, not on 10,000s of sample columns
-        from tasks.data.audio import CLIP_COLUMNS
+        from tasks.data.sound_files import CLIP_COLUMNS
 
         kept = [c for c in frame.columns if c not in set(dataset.feature_columns)]  # not s0..s{N-1}
         expectations[0] = _expect("table_columns_to_match_set", column_set=kept, exact_match=False)

@@ -209,7 +209,7 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
     process = spawn(Server("prefect", command, f"{url}/health", env), log)
     atexit.register(_drain_then_stop, process)
     os.environ["PREFECT_API_URL"] = url  # for every thread (Prefect's log and event workers) and child
-    os.environ[TEMPORARY_API] = url  # no other machine sees it: tasks/registry/locks.py must not lock through it
+    os.environ[TEMPORARY_API] = url  # no other machine sees it: registry/promotion_lock.py must not lock through it
     refresh_global_settings_context()
     return lambda: wait_until_healthy("Prefect's temporary", f"{url}/health", process, log)
 

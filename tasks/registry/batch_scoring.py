@@ -230,8 +230,8 @@ def _predicted(model, rows: pd.DataFrame, input_path: Path, served: str, before:
 
 
 def _sound_files_resolved(rows: pd.DataFrame, model, input_path: Path) -> pd.DataFrame:
-    """For a model of sound, the rows with their files made absolute (tasks/data/audio.py)."""
-    from tasks.data.audio import with_absolute_files
+    """For a model of sound, the rows with their files made absolute (tasks/data/sound_files.py)."""
+    from tasks.data.sound_files import with_absolute_files
     from tasks.registry.packaging import AUDIO_PATH_COLUMN
 
     column = (model.metadata.metadata or {}).get(AUDIO_PATH_COLUMN)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
-from tasks.infra.locks import prefect_lock, shared_prefect_api
+from tasks.infra.prefect_lock import prefect_lock, shared_prefect_api
 from tasks.infra.settings import Settings
 
 TIMEOUT_SECONDS = 900  # a decision takes seconds (at most two fresh-process predictions of 300 s); longer: stuck

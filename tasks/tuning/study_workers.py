@@ -1,4 +1,4 @@
-"""K processes sharing one study on this machine: `python -m tasks.tuning.workers JOB INDEX`.
+"""K processes sharing one study on this machine: `python -m tasks.tuning.study_workers JOB INDEX`.
 Each samples with its own seed and trains on its share of the cores; the study's storage is
 what they share, as workers on other machines would."""
 
@@ -27,7 +27,7 @@ def run_workers(job: TuneJob, workers: int, folder: Path) -> None:
     try:
         for index, log in enumerate(logs):
             with log.open("w") as out:
-                command = [sys.executable, "-m", "tasks.tuning.workers", str(job_path), str(index)]
+                command = [sys.executable, "-m", "tasks.tuning.study_workers", str(job_path), str(index)]
                 processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
         codes = [process.wait() for process in processes]
     finally:

@@ -2,7 +2,7 @@
 
 Lightning starts one process per device by re-running the command that started it. Re-running
 `mlpipe` (or a Prefect worker) would start a second pipeline, so such a fit runs in a dedicated
-worker, `python -m tasks.training.workers JOB`, which Lightning may re-run safely. Workers never
+worker, `python -m tasks.training.fit_worker JOB`, which Lightning may re-run safely. Workers never
 touch MLflow or Prefect: the pipeline process reads rank zero's checkpoint and history and logs
 them once.
 """
@@ -27,7 +27,7 @@ def fit_in_worker(job: FitJob) -> FitResult:
     with log_path.open("w") as log:
         # A group of its own: Lightning starts the other ranks from it, and they all stop with it.
         worker = subprocess.Popen(
-            [sys.executable, "-m", "tasks.training.workers", str(job_path)],
+            [sys.executable, "-m", "tasks.training.fit_worker", str(job_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -17,7 +17,7 @@ def shared_prefect_api() -> bool:
     """A Prefect server that other machines may use too: PREFECT_API_URL, and not the temporary API."""
     from prefect.settings import PREFECT_API_URL
 
-    from tasks.infra.servers import TEMPORARY_API
+    from tasks.infra.local_servers import TEMPORARY_API
 
     api = PREFECT_API_URL.value()  # the environment or the active Prefect profile, as Prefect reads it
     return bool(api) and api != os.environ.get(TEMPORARY_API)
