@@ -23,7 +23,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not slow and not gpu" --durations=30
+	$(BIN)/pytest -m "not slow" --durations=30
 
 test-slow: setup
 	$(BIN)/pytest -m "slow"

@@ -4,14 +4,14 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-EVAL_STAGES = ("val", "test")
+EVAL_STAGES = ("val",)  # the test rows are scored outside Lightning (tasks/evaluation)
 
 
 class Classifier(L.LightningModule):
     """Loss, metrics and optimiser for any network that maps a batch to class logits.
 
     Logged once per epoch, under the same names for every network: train/loss, train/accuracy,
-    val/loss, val/accuracy, val/f1_macro (and test/*). Lightning's `self.log` costs about a
+    val/loss, val/accuracy, val/f1_macro. Lightning's `self.log` costs about a
     millisecond a call here, as much as a small network's whole training step on a CPU, so steps
     only add to running sums (tensors: no device sync) and each epoch logs its means once.
     """
@@ -101,12 +101,6 @@ class Classifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def configure_optimizers(self):
         hp = self.hparams

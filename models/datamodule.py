@@ -1,3 +1,5 @@
+"""Lightning's data module over in-memory arrays: what every network's fit reads."""
+
 import lightning as L
 import numpy as np
 import torch
@@ -5,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 class ArrayDataModule(L.LightningDataModule):
-    """Train/val/test loaders over in-memory arrays (features already normalised)."""
+    """Training and validation loaders over in-memory arrays (features already normalised)."""
 
     def __init__(
         self,
@@ -13,8 +15,6 @@ class ArrayDataModule(L.LightningDataModule):
         y_train: np.ndarray,
         x_val: np.ndarray,
         y_val: np.ndarray,
-        x_test: np.ndarray | None = None,
-        y_test: np.ndarray | None = None,
         batch_size: int = 64,
         seed: int = 0,
         soft_train: np.ndarray | None = None,  # a teacher's probabilities of the training rows
@@ -24,7 +24,6 @@ class ArrayDataModule(L.LightningDataModule):
         self.seed = seed
         self.train = _tensors(x_train, y_train, soft_train)
         self.val = _tensors(x_val, y_val)
-        self.test = _tensors(x_test, y_test) if x_test is not None else None
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
@@ -32,11 +31,6 @@ class ArrayDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val, batch_size=4 * self.batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        if self.test is None:
-            raise ValueError("this data module has no test split")
-        return DataLoader(self.test, batch_size=4 * self.batch_size)
 
 
 def _tensors(x: np.ndarray, y: np.ndarray, soft: np.ndarray | None = None) -> TensorDataset:

@@ -2,7 +2,6 @@
 project_server.py; `mlpipe up`), and the temporary Prefect API of a run with MLPIPE_PREFECT_SERVER=temporary."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -123,24 +122,12 @@ def launch(servers: list[Server], log_dir: Path) -> list[subprocess.Popen]:
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
-    """SIGTERM to each server's whole process group (the MLflow server runs worker processes)."""
-    for process in processes:
-        _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        _signal_group(process, signal.SIGKILL)  # workers left behind by their parent
+    """Each server stopped with every process it started (the MLflow server runs worker processes)."""
+    from tasks.infra.process_groups import stop_process_trees
 
-
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(process.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
+    stop_process_trees([process.pid for process in processes], grace)
+    for process in processes:
+        process.wait()
 
 
 def wait_until_healthy(name: str, url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:

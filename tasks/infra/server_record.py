@@ -2,8 +2,6 @@
 and what makes a recorded process the server: still running, started when the record says (not a
 process that got its number since), its command the server's, and listening on its port itself."""
 
-import os
-import signal
 from dataclasses import dataclass
 
 from tasks.infra.local_servers import HOST
@@ -67,13 +65,7 @@ def listens(server: ProjectServer) -> bool:
 
 
 def terminate(pid: int, grace: float = 20) -> None:
-    """SIGTERM to the server's process group, SIGKILL after `grace` seconds."""
-    import psutil
+    """The server and every process it started: SIGTERM, SIGKILL after `grace` seconds."""
+    from tasks.infra.process_groups import stop_process_trees
 
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        psutil.Process(pid).wait(timeout=grace)
-    except psutil.TimeoutExpired:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
-        pass  # gone already
+    stop_process_trees([pid], grace)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.files import read_json, write_atomic
+from tasks.infra.process_groups import stop_process_trees
 from tasks.infra.retrying import TransientError
 from tasks.training.trainer import FitJob, FitResult, run_trainer
 
@@ -35,7 +36,8 @@ def fit_in_worker(job: FitJob) -> FitResult:
         try:
             worker.wait()
         except BaseException:  # Ctrl-C, SIGTERM, a task timeout: no rank may train on alone
-            _stop_group(worker)
+            stop_process_trees([worker.pid], grace=10)
+            worker.wait()
             raise
     if worker.returncode != 0 or not result_path.exists():
         lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
@@ -48,25 +50,6 @@ def fit_in_worker(job: FitJob) -> FitResult:
             f"{worker.returncode}: {last} (log: {log_path})"
         )
     return FitResult(**read_json(result_path))
-
-
-def _stop_group(worker: subprocess.Popen, grace: float = 10) -> None:
-    """SIGTERM to the worker's group, then SIGKILL to what is left of it (ranks whose parent has
-    gone): in a `finally`, so that a second Ctrl-C during the grace period cannot skip it."""
-    import os
-    import signal
-
-    try:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    finally:
-        try:
-            os.killpg(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the whole group is gone
-        worker.wait()
 
 
 def _worker_main(job_path: Path) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
+from tasks.infra.process_groups import stop_process_trees
 from tasks.tuning.study import TuneJob
 from tasks.tuning.trial import run_study
 
@@ -30,15 +31,8 @@ def run_workers(job: TuneJob, workers: int, folder: Path) -> None:
                 command = [sys.executable, "-m", "tasks.tuning.study_workers", str(job_path), str(index)]
                 processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
         codes = [process.wait() for process in processes]
-    finally:
-        for process in processes:  # Ctrl-C, a task timeout: no worker tunes on alone
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    finally:  # Ctrl-C, a task timeout: no worker tunes on alone
+        stop_process_trees([process.pid for process in processes if process.poll() is None], grace=30)
         job_path.unlink(missing_ok=True)
     failed = [(index, code) for index, code in enumerate(codes) if code != 0]
     if failed:
