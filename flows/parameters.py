@@ -64,7 +64,7 @@ class FlowParams(BaseModel):
                 have, what = capacity(gpus=name == "devices")
                 if count > have:
                     raise PydanticCustomError(
-                        "machine", f"bad value for {name} ({count}): this machine has {have} {what}"
+                        "machine", f"parameter '{name}': this machine has {have} {what} (got {count})"
                     )
         return self
 
@@ -75,20 +75,15 @@ class FlowParams(BaseModel):
 
     @classmethod
     def checked(cls, **values):
-        """The parameters, or one line naming the bad one (`bad value for max_epochs (0): ...`)."""
+        """The parameters, or one line naming the bad one (`parameter 'max_epochs': ... (got 0)`)."""
         from pydantic import ValidationError
 
-        from tasks.infra.errors import MlpipeError
+        from tasks.infra.errors import one_line
 
         try:
             return cls(**values)
         except ValidationError as error:
-            first = error.errors()[0]
-            if not first["loc"]:  # a check of several fields says it all itself
-                raise MlpipeError(first["msg"]) from None
-            where = ".".join(str(part) for part in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise MlpipeError(f"bad value for {where} ({first.get('input')!r}): {message}") from None
+            raise one_line(error, noun="parameter") from None
 
 
 class PipelineParams(FlowParams):

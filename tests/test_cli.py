@@ -33,17 +33,17 @@ def test_every_command_has_help(command):
     [
         (
             ["run", "--max-epochs", "0"],
-            "error: bad value for max_epochs (0): Input should be greater than or equal to 1",
+            "error: parameter 'max_epochs': Input should be greater than or equal to 1 (got 0)",
         ),
         (
             ["run", "--models", "cnn,svm"],
-            "error: bad value for models.1 ('svm'): Input should be 'cnn', 'rnn', 'transformer', 'pretrained', "
-            "'baseline' or 'rocket'",
+            "error: parameter 'models.1': Input should be 'cnn', 'rnn', 'transformer', 'pretrained', "
+            "'baseline' or 'rocket' (got 'svm')",
         ),
         (["run", "--max-epochs", "many"], "error: Invalid value for '--max-epochs': Input should be a valid integer"),
         (
             ["run", "--dataset", "nope", "--max-epochs", "1"],
-            "error: bad value for dataset ('nope'): unknown data set 'nope': built-in data sets are digits",
+            "error: parameter 'dataset': unknown data set 'nope': built-in data sets are digits",
         ),
         (["compare", "--dataset", "nope"], "error: no runs for data set 'nope'"),
         (["compare", "--format", "xml"], "'xml' is not one of 'table', 'json'"),

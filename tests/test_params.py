@@ -126,9 +126,9 @@ def test_workers_and_devices_are_capped_by_the_machine_that_runs_the_flow(monkey
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert TuneParams.checked(dataset="digits", workers=2).workers == 2
-    with pytest.raises(MlpipeError, match=r"^bad value for workers \(64\): this machine has 2 CPUs$"):
+    with pytest.raises(MlpipeError, match=r"^parameter 'workers': this machine has 2 CPUs \(got 64\)$"):
         TuneParams.checked(dataset="digits", workers=64)
-    with pytest.raises(MlpipeError, match=r"^bad value for devices \(3\): this machine has 2 CPUs$"):
+    with pytest.raises(MlpipeError, match=r"^parameter 'devices': this machine has 2 CPUs \(got 3\)$"):
         PipelineParams.checked(dataset="digits", devices=3)
     # Parallel candidates train on Dask's workers, whose devices are theirs.
     assert PipelineParams.checked(dataset="digits", devices=3, parallel=True).devices == 3

@@ -264,8 +264,8 @@ def test_the_storage_follows_the_tracking_store(tmp_path, monkeypatch, postgres_
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--trials", "0"], "error: bad value for trials (0): Input should be greater than or equal to 1"),
-        (["--models", "baseline"], "error: bad value for models.0 ('baseline'): Input should be 'cnn', 'rnn' or"),
+        (["--trials", "0"], "error: parameter 'trials': Input should be greater than or equal to 1 (got 0)"),
+        (["--models", "baseline"], "error: parameter 'models.0': Input should be 'cnn', 'rnn' or"),
     ],
 )
 def test_bad_tuning_options_are_one_line_errors(workspace, args, message):

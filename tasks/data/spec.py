@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tasks.infra.errors import MlpipeError
+from tasks.infra.errors import MlpipeError, one_line
 from tasks.infra.vocabulary import FORMATS_OF, Format, Modality
 
 # A data set's name names files (data/<name>.yaml), the experiment and the registered model.
@@ -92,10 +92,7 @@ def read_spec(path: Path) -> DatasetSpec:
     try:
         spec = DatasetSpec(**raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "spec"
-        message = first["msg"].removeprefix("Value error, ")
-        raise MlpipeError(f"data set spec {path}: key '{key}': {message}") from None
+        raise one_line(error, f"data set spec {path}") from None
     spec = spec.resolve(path.parent)
     for part in (spec.train, spec.test):
         if part is not None and not part.exists():

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model, field_val
 
 from tasks.infra.base_params import Section as _Section
 from tasks.infra.compression_params import CompressionParams, StudentParams  # noqa: F401 - re-exported
-from tasks.infra.errors import MlpipeError
+from tasks.infra.errors import MlpipeError, one_line
 from tasks.infra.monitoring_params import MonitoringParams, RetrainingParams
 from tasks.infra.pretraining_params import PretrainingParams
 from tasks.infra.settings import CODE_ROOT, Settings
@@ -231,8 +231,4 @@ def raise_as_params_error(where: str):
     try:
         yield
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        got = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {first.get('input')!r})"
-        raise MlpipeError(f"{where}: key '{key}': {message}{got}") from None
+        raise one_line(error, where) from None
