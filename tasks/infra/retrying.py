@@ -1,7 +1,5 @@
 """Which failures a task retries: the ones that may pass on their own, never bad input."""
 
-import sqlite3
-
 from tasks.infra.errors import MlpipeError
 
 
@@ -14,18 +12,20 @@ def is_transient(error: BaseException) -> bool:
         return True
     if isinstance(error, MlpipeError):
         return False  # bad data, bad parameters: the same again would fail the same way
-    if type(error).__name__ == "TaskRunTimeoutError":
+    return transient_failure([kind.__name__ for kind in type(error).__mro__], str(error))
+
+
+def transient_failure(kinds: list[str], message: str) -> bool:
+    """The rule on an error's class names (its own and its bases') and message, so that a process that
+    cannot import mlpipe (registry/serving_worker.py) sends them and its parent applies the same rule."""
+    if "TaskRunTimeoutError" in kinds:
         return False  # the task used up its time budget; another try would too
-    if isinstance(error, ConnectionError | TimeoutError):
-        return True  # a server that is restarting or briefly unreachable
-    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-        return True
-    name = type(error).__name__
-    message = str(error)
-    # MLflow wraps its HTTP client's failures; SQLAlchemy wraps SQLite's lock.
-    return (name == "MlflowException" and ("Max retries exceeded" in message or "Connection" in message)) or (
-        name == "OperationalError" and "database is locked" in message
-    )
+    if {"ConnectionError", "TimeoutError"} & set(kinds):
+        return True  # a server that is restarting or briefly unreachable (requests' ConnectionError too)
+    if "OperationalError" in kinds:  # SQLite's lock, bare or wrapped by SQLAlchemy
+        return "locked" in message
+    # MLflow wraps its HTTP client's failures.
+    return "MlflowException" in kinds and ("Max retries exceeded" in message or "Connection" in message)
 
 
 def retry_if_transient(task, task_run, state) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.infra.errors import MlpipeError
-from tasks.infra.retrying import TransientError
+from tasks.infra.retrying import TransientError, is_transient, transient_failure
 
 WORKER = Path(__file__).with_name("serving_worker.py")
 PROJECT_PACKAGES = ("flows", "tasks", "models")  # importable in the worker from the version's code only
@@ -45,8 +45,6 @@ class FreshProcess:
         reason) when the version cannot serve."""
         import mlflow
         from mlflow.exceptions import MlflowException
-
-        from tasks.infra.retrying import is_transient
 
         # Where the version's files are: a local store's are read as they lie, no registry lookup.
         try:
@@ -79,7 +77,7 @@ class FreshProcess:
         replies = out.strip().splitlines()
         reply = json.loads(replies[-1]) if replies else {"error": (err.strip().splitlines() or ["no output"])[-1]}
         if "error" in reply:
-            error = TransientError if reply.get("transient") else MlpipeError
+            error = TransientError if transient_failure(reply.get("kinds", []), reply["error"]) else MlpipeError
             raise error(f"{name} v{version} in a fresh process: {reply['error']}")
         if rows is not None and len(reply["labels"]) != len(rows):
             count = len(reply["labels"])

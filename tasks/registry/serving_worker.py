@@ -8,7 +8,8 @@ It makes its slow imports first, then answers JSON requests from stdin, one per 
      the version's input example>,
      "packages": ["tasks", "flows", "models"], "check_requirements": true}
 
-and writes one JSON line back: {"labels": [...]} or {"error": "...", "transient": true|false}.
+and writes one JSON line back: {"labels": [...]} or {"error": "...", "kinds": [the error's class names]}
+(the parent decides from them whether another try may pass: tasks/infra/retrying.py).
 """
 
 import ast
@@ -68,20 +69,12 @@ def _normal(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
-def _transient(error: BaseException) -> bool:
-    """A store that may answer next time: the rules of tasks/infra/retrying.py, which this file may not import."""
-    message = str(error)
-    if isinstance(error, ConnectionError | TimeoutError):
-        return True
-    return any(s in message for s in ("Max retries exceeded", "Connection", "database is locked"))
-
-
 def answer(request: dict) -> dict:
     mlflow.set_tracking_uri(request["tracking_uri"])
     try:
         path = Path(mlflow.artifacts.download_artifacts(request["model_uri"]))
     except Exception as error:  # noqa: BLE001 - reported to the parent, which decides
-        return {"error": f"{type(error).__name__}: {error}", "transient": _transient(error)}
+        return {"error": f"{type(error).__name__}: {error}", "kinds": [kind.__name__ for kind in type(error).__mro__]}
     sys.meta_path.insert(0, OnlyTheModelsCode(request.get("packages", []), path / "code"))
     model = mlflow.pyfunc.load_model(str(path))
     if request.get("rows_path"):
@@ -106,7 +99,7 @@ def main() -> None:
             reply = answer(json.loads(line))
         except Exception as error:  # noqa: BLE001 - the parent shows the last line
             traceback.print_exc(file=sys.stderr)
-            reply = {"error": f"{type(error).__name__}: {error}", "transient": False}
+            reply = {"error": f"{type(error).__name__}: {error}"}  # the model's own failure: never transient
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
         return  # one version per process: two versions' code cannot share one interpreter
