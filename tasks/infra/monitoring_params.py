@@ -5,21 +5,19 @@ from typing import Literal
 from pydantic import Field
 
 from tasks.infra.base_params import Section
+from tasks.infra.validation_params import FeatureDriftLimits
 
 DATA_UPDATED = "mlpipe.data.updated"  # `mlpipe data add` made a new version of a data set
 DRIFT_DETECTED = "mlpipe.drift.detected"  # batch inference's monitoring found a batch past its limits
 Event = Literal["mlpipe.data.updated", "mlpipe.drift.detected"]
 
 
-class MonitoringParams(Section):
+class MonitoringParams(FeatureDriftLimits):
     """What batch inference calls drift: a batch's rows against @champion's data, its predicted
     class mix against @champion's predictions of the test rows."""
 
     min_rows: int = Field(200, ge=1)  # a smaller batch is reported, never called drifted: PSI on a few rows is noise
     predicted_shift: float = Field(0.15, ge=0, le=1)  # largest change in a predicted class's share
-    feature_psi: float = Field(0.25, ge=0)  # population stability index of the worst feature
-    text_length_psi: float = Field(0.25, ge=0)
-    oov_rate: float = Field(0.2, ge=0, le=1)  # share of the batch's words the champion's data never had
 
 
 class RetrainingParams(Section):

@@ -21,14 +21,20 @@ class ChecksParams(_Section):
     max_rate_ratio: float = Field(4.0, ge=1)  # audio: a clip recorded at a rate this many times off the data's
 
 
-class DriftParams(_Section):
+class FeatureDriftLimits(_Section):
+    """How far new rows' features may move from the champion's data: training's drift check and
+    batch inference's monitoring (monitoring_params.py) share these limits' meaning and defaults."""
+
+    feature_psi: float = Field(0.25, ge=0)  # population stability index of the worst feature (0.25: major)
+    text_length_psi: float = Field(0.25, ge=0)
+    oov_rate: float = Field(0.2, ge=0, le=1)  # share of the new words that the champion's data never had
+
+
+class DriftParams(FeatureDriftLimits):
     """Drift from the champion's data (tasks/validation/drift.py)."""
 
     action: Literal["fail", "warn"] = "fail"  # fail: drift stops the run like a failed expectation; warn: go on
     label_shift: float = Field(0.1, ge=0, le=1)  # largest change in any class's share of the rows
-    feature_psi: float = Field(0.25, ge=0)  # population stability index of the worst feature (0.25: major)
-    text_length_psi: float = Field(0.25, ge=0)
-    oov_rate: float = Field(0.2, ge=0, le=1)  # share of the new words that the champion's data never had
 
 
 class ValidationParams(_Section):
