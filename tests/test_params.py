@@ -132,3 +132,23 @@ def test_workers_and_devices_are_capped_by_the_machine_that_runs_the_flow(monkey
         PipelineParams.checked(dataset="digits", devices=3)
     # Parallel candidates train on Dask's workers, whose devices are theirs.
     assert PipelineParams.checked(dataset="digits", devices=3, parallel=True).devices == 3
+
+
+def test_data_add_lists_a_data_set_in_params_yaml_keeping_every_comment(tmp_path):
+    """`mlpipe data add` edits params.yaml through ruamel.yaml's round trip: the file stays as written
+    (comments, quotes, nulls) with one line more in `datasets`; a file without the block gets one."""
+    from tasks.data.catalog import _list_in_params
+
+    params = tmp_path / "params.yaml"
+    original = (CODE_ROOT / "params.yaml").read_text()
+    params.write_text(original)
+    _list_in_params(params, "sms", "text")
+    _list_in_params(params, "sms", "text")  # listed once
+    line = "  sms: {modality: text, models: 'cnn,rnn,transformer', backbone: '', init_from: ''}\n"
+    assert params.read_text() == original + line
+    assert yaml.safe_load(params.read_text())["datasets"]["sms"]["backbone"] == ""
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("train:\n  max_epochs: 3  # short\n")
+    _list_in_params(bare, "sms", "text")
+    assert bare.read_text() == "train:\n  max_epochs: 3  # short\ndatasets:\n" + line

@@ -6,7 +6,6 @@ copied), then copied to data/<name>/, described by data/<name>.yaml, tracked by 
 version; the caller prints the git commit that records it.
 """
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +90,9 @@ def add_dataset(
             shutil.copytree(path, staged / key / path.name)
         else:
             shutil.copy2(path, staged / key / path.name)
-            for relative in _listed(loaded, key, path.parent) if loaded.audio and spec["format"] != "audio-folder" else []:
+            for relative in (
+                _listed(loaded, key, path.parent) if loaded.audio and spec["format"] != "audio-folder" else []
+            ):
                 (staged / key / relative).parent.mkdir(parents=True, exist_ok=True)  # where the table says
                 shutil.copy2(path.parent / relative, staged / key / relative)
         spec[key] = f"{name}/{key}/{path.name}"
@@ -119,21 +120,28 @@ def _listed(dataset, key: str, folder: Path) -> list[Path]:
 
 
 def _list_in_params(params_path: Path, name: str, modality: str) -> None:
-    """Add the data set to params.yaml's `datasets` (the stages `dvc repro` runs), keeping the
-    file's comments: one line appended to that block."""
+    """Add the data set to params.yaml's `datasets` (the stages `dvc repro` runs); ruamel.yaml's
+    round trip keeps the file's comments, quotes and layout."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
     if not params_path.exists():
         return
-    text = params_path.read_text()
-    datasets = (yaml.safe_load(text) or {}).get("datasets") or {}
-    if name in datasets:
+    round_trip = YAML()
+    round_trip.preserve_quotes, round_trip.width = True, 4096  # long lines stay one line
+    round_trip.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    params = round_trip.load(params_path.read_text()) or CommentedMap()
+    if params.get("datasets") is None:
+        params["datasets"] = CommentedMap()
+    if name in params["datasets"]:
         return
-    line = f"  {name}: {{modality: {modality}, models: '{','.join(NETWORK_FAMILIES)}', backbone: '', init_from: ''}}\n"
-    text = text if text.endswith("\n") else text + "\n"
-    block = re.search(r"^datasets:[ \t]*(#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)*)", text, re.M)
-    if block is None and "datasets" in (yaml.safe_load(text) or {}):
-        raise MlpipeError(f"{params_path}: write `datasets` as a block to let mlpipe list {name!r} in it")
-    if block is None:
-        text += "datasets:\n" + line
-    else:
-        text = text[: block.end()] + line + text[block.end() :]
-    write_atomic(params_path, text)
+    entry = CommentedMap(modality=modality, models=",".join(NETWORK_FAMILIES), backbone="", init_from="")
+    entry.fa.set_flow_style()  # one line, as the file lists them
+    params["datasets"][name] = entry
+    text = io.StringIO()
+    round_trip.dump(params, text)
+    write_atomic(params_path, text.getvalue())
