@@ -16,6 +16,7 @@ from prefect.utilities.processutils import command_to_string
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from tasks.infra.errors import MlpipeError
+from tasks.infra.prefect_private import FLOW_ENTRYPOINT, fix_command, worker_environment
 
 # No variables, and no other keys: Prefect's server refuses a flow run or deployment that sets
 # any job variable (422), and the worker's configuration takes its defaults.
@@ -92,15 +93,10 @@ class FixedProcessWorker(ProcessWorker):
         if (reason := refusal(flow_run, deployment)) is not None:
             # Raised before the process starts: Prefect marks the run crashed with this message.
             raise MlpipeError(f"mlpipe's worker refused flow run {flow_run.name!r}: {reason}")
-        configuration.command = command_to_string([sys.executable, "-m", "prefect.engine"])
-        configuration._command_configured = True
+        fix_command(configuration, command_to_string([sys.executable, "-m", "prefect.engine"]))
         configuration.working_dir = None
-        configuration.env = {
-            **os.environ,
-            **configuration._base_environment(),
-            **configuration._base_flow_run_environment(flow_run),
-            "PREFECT__FLOW_ENTRYPOINT": deployment.entrypoint,
-        }
+        environment = {**os.environ, **worker_environment(configuration, flow_run)}
+        configuration.env = environment | {FLOW_ENTRYPOINT: deployment.entrypoint}
         # ProcessWorker.run resolves the flow for its hooks with this module-level function.
         prefect.workers.process.load_flow_from_flow_run = _flow_of
         return await super().run(flow_run, configuration, task_status)

@@ -56,7 +56,8 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     started once (~15 s). Flows in this process and `mlpipe` subprocesses both report to it."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.infra.local_servers import drain_prefect_workers, launch, prefect_server, stop
+    from tasks.infra.local_servers import launch, prefect_server, stop
+    from tasks.infra.prefect_private import drain_prefect_workers
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()

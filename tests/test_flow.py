@@ -126,7 +126,7 @@ def _flow_run_logs(flow_run_id) -> list:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
-    from tasks.infra.local_servers import drain_prefect_workers
+    from tasks.infra.prefect_private import drain_prefect_workers
 
     drain_prefect_workers()
     with prefect_client() as client:

@@ -43,7 +43,7 @@ def run_app(app: typer.Typer) -> None:
     except BaseException as error:
         # SIGTERM inside a flow run is Prefect's TerminationSignal; a stop may also come back as
         # Lightning's exit(1) after its own Ctrl-C handling.
-        if type(error).__name__ == "TerminationSignal":
+        if _is_prefect_termination(error):
             _stopped(signal.SIGTERM)
         if _stopped_by is None:
             raise
@@ -189,10 +189,16 @@ def _exit(code: int) -> None:
 
 
 def _is_usage_error(error: Exception) -> bool:
-    """A command-line mistake (unknown option, bad value). Typer vendors click, whose UsageError
-    is not exported there; BadParameter, which is, is its subclass."""
-    usage_error = typer.BadParameter.__mro__[1]
-    return isinstance(error, usage_error)
+    """A command-line mistake (unknown option, bad value): click's UsageError, exit code 2. Typer
+    keeps its copy of click private and exports only the BadParameter subclass: the class is known
+    by what it has."""
+    return getattr(error, "exit_code", None) == 2 and hasattr(error, "format_message")
+
+
+def _is_prefect_termination(error: BaseException) -> bool:
+    """Prefect's TerminationSignal: SIGTERM inside a flow run (raised only where Prefect is loaded)."""
+    exceptions = sys.modules.get("prefect.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.TerminationSignal)
 
 
 def _one_line(error: Exception) -> str:

@@ -1,6 +1,8 @@
-"""The process of the project's Prefect server (tasks/infra/project_server.py): Prefect's API, its
-services and its UI in uvicorn, as `prefect server start` runs them, stopping itself once no call
-has come for `idle_seconds`. Run as `python -m tasks.infra.idle_server PORT IDLE_SECONDS`."""
+"""The process of a Prefect server mlpipe starts: Prefect's API, its services and its UI in uvicorn,
+as `prefect server start` runs them, stopping itself once no call has come for `idle_seconds`.
+Run as `python -m tasks.infra.idle_server PORT IDLE_SECONDS [--ephemeral]`: the project's server
+(tasks/infra/project_server.py), or with --ephemeral and `inf` a run's temporary API
+(local_servers.start_temporary_prefect_api), which has the fewer services of Prefect's own."""
 
 import asyncio
 import logging
@@ -33,11 +35,11 @@ class IdleWatch:
         return 0.0 if self.open else time.monotonic() - self.last
 
 
-def serve(port: int, idle_seconds: float) -> None:
+def serve(port: int, idle_seconds: float, ephemeral: bool = False) -> None:
     import uvicorn
     from prefect.server.api.server import create_app
 
-    watch = IdleWatch(create_app(final=True))
+    watch = IdleWatch(create_app(ephemeral=ephemeral, final=True))
     config = uvicorn.Config(watch, host=HOST, port=port, log_level="warning", timeout_keep_alive=5, lifespan="on")
     server = uvicorn.Server(config)
 
@@ -62,4 +64,4 @@ def serve(port: int, idle_seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), float(sys.argv[2]))
+    serve(int(sys.argv[1]), float(sys.argv[2]), ephemeral="--ephemeral" in sys.argv[3:])

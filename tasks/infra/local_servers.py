@@ -15,6 +15,7 @@ from pathlib import Path
 from tasks.infra.errors import MlpipeError
 from tasks.infra.settings import Settings
 
+SERVER_MODULE = "tasks.infra.idle_server"  # the process of a Prefect server that mlpipe starts
 HOST = "127.0.0.1"
 TEMPORARY_API = "MLPIPE_TEMPORARY_PREFECT_API"  # the API only this process uses: no lock may go through it
 
@@ -176,7 +177,6 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
     (atexit runs handlers in reverse order). Returns a function that waits until the API
     answers; None where a server is configured."""
     import atexit
-    import importlib.util
 
     from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
@@ -184,13 +184,10 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return None
     port = free_port()
-    app_dir = Path(importlib.util.find_spec("prefect").origin).parents[1]
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory"]
-    command += ["prefect.server.api.server:create_app", "--host", HOST, "--port", str(port)]
-    command += ["--log-level", "error", "--lifespan", "on"]
+    # Prefect's app as Prefect starts its own temporary one (ephemeral: fewer services), never idle.
+    command = [sys.executable, "-m", SERVER_MODULE, str(port), "inf", "--ephemeral"]
     url = f"http://{HOST}:{port}/api"
     env = {"PREFECT_UI_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}  # as Prefect starts its own
     env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = f"http://{HOST}:{port}"  # no UI: no browser page may call it
     log = Path(tempfile.mkdtemp(prefix="mlpipe-prefect-")) / "server.log"
     process = spawn(Server("prefect", command, f"{url}/health", env), log)
@@ -201,17 +198,10 @@ def start_temporary_prefect_api() -> Callable[[], None] | None:
     return lambda: wait_until_healthy("Prefect's temporary", f"{url}/health", process, log)
 
 
-def drain_prefect_workers() -> None:
-    """Send what Prefect's log and event workers still hold, while the API is up to take it."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    for worker in (APILogWorker, EventsWorker):
-        worker.drain_all(timeout=10)
-
-
 def _drain_then_stop(process: subprocess.Popen) -> None:
     """At exit: the workers drain, then the server stops. Its keep-alive connections would hold a
     graceful stop for seconds: one second, then it is killed."""
+    from tasks.infra.prefect_private import drain_prefect_workers
+
     drain_prefect_workers()
     stop([process], grace=1)

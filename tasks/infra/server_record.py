@@ -4,11 +4,11 @@ process that got its number since), its command the server's, and listening on i
 
 from dataclasses import dataclass
 
-from tasks.infra.local_servers import HOST
+from tasks.infra.local_servers import HOST, SERVER_MODULE
 from tasks.infra.settings import Settings
 
 RECORD = "server.json"  # in the project's Prefect home: the server's port, process, start time and database
-MODULE = "tasks.infra.idle_server"
+MODULE = SERVER_MODULE
 
 
 @dataclass(frozen=True)

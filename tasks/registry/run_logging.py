@@ -36,7 +36,7 @@ def log_pipeline_run(experiment_id: str, dataset, split, report, candidates, cho
     run_name = tags.get("prefect_flow_run_name")  # the flow run's: the same name in both UIs
     # The pipeline's run begins with its first candidate's training, not when logging begins.
     began = min((m.started_at for m, _ in candidates if m.started_at), default=None)
-    parent_id = _created_run(experiment_id, run_name, {**tags, "mlpipe.role": "pipeline"}, began)
+    parent_id = created_run(experiment_id, run_name, {**tags, "mlpipe.role": "pipeline"}, began)
     with mlflow.start_run(run_id=parent_id) as parent:
         mlflow.set_tags({"validation": validation, "validation.warn_only": str(report.warn_only).lower()})
         mlflow.log_params(
@@ -98,7 +98,7 @@ def log_candidate(model: Candidate, evaluation: Evaluation, choice: Choice, tags
     name = f"{tags.get('dataset', '')}/{model.family}".lstrip("/")
     parent = {"mlflow.parentRunId": mlflow.active_run().info.run_id}
     candidate_tags = {**tags, **parent, "mlpipe.role": "candidate", "family": model.family}
-    run_id = _created_run(experiment_id, name, candidate_tags, model.started_at or None)
+    run_id = created_run(experiment_id, name, candidate_tags, model.started_at or None)
     now = int(time.time() * 1000)
     metrics = [
         Metric(curve_name(k), v, now, epoch["epoch"])
@@ -169,14 +169,17 @@ def version_summary(run) -> str:
     return "\n".join(lines)
 
 
-def _created_run(experiment_id: str, name: str | None, tags: dict, started_at: float | None) -> str:
+def created_run(experiment_id: str, name: str | None, tags: dict, started_at: float | None) -> str:
     """A run that began at `started_at` (Unix time; None: now), with the source and user tags
     `mlflow.start_run` would give it."""
     import mlflow
-    from mlflow.tracking.context.registry import resolve_tags
+
+    from tasks.registry.mlflow_private import run_context_tags
 
     start_time = int(started_at * 1000) if started_at else None
-    run = mlflow.MlflowClient().create_run(experiment_id, start_time=start_time, tags=resolve_tags(tags), run_name=name)
+    run = mlflow.MlflowClient().create_run(
+        experiment_id, start_time=start_time, tags=run_context_tags(tags), run_name=name
+    )
     return run.info.run_id
 
 

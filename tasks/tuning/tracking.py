@@ -5,14 +5,14 @@ compare view shows the search beside the candidates it chose between."""
 import json
 from pathlib import Path
 
-from tasks.registry.run_logging import _created_run, curve_name, rounded
+from tasks.registry.run_logging import created_run, curve_name, rounded
 from tasks.registry.store import connect
 
 
 def start_tuning_run(settings, dataset: str, name: str, tags: dict) -> tuple[str, str]:
     """(experiment id, run id) of a new tuning parent run in the data set's experiment."""
     experiment_id = connect(settings, dataset)
-    return experiment_id, _created_run(experiment_id, name, {**tags, "mlpipe.role": "tuning"}, None)
+    return experiment_id, created_run(experiment_id, name, {**tags, "mlpipe.role": "tuning"}, None)
 
 
 def log_trial(experiment_id: str, parent_id: str, trial, family: str, outcome: dict) -> str:
@@ -30,7 +30,7 @@ def log_trial(experiment_id: str, parent_id: str, trial, family: str, outcome: d
         **({"tuning.defaults": "params.yaml's settings"} if outcome.get("defaults") else {}),
     }
     name = f"{outcome['dataset']}/{family}/trial-{trial.number}"
-    run_id = _created_run(experiment_id, name, tags, outcome.get("started_at"))
+    run_id = created_run(experiment_id, name, tags, outcome.get("started_at"))
     client = mlflow.MlflowClient()
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_params({**outcome.get("run_params", {}), **{f"tuned.{k}": v for k, v in trial.params.items()}})

@@ -4,7 +4,9 @@ mlpipe's own row checks and drift, in one self-contained HTML file.
 GX's page frame loads Bootstrap, Font Awesome, jQuery and Vega from CDNs: offline (and inside
 MLflow's sandboxed artifact view) its status icons are blank. Here GX's sections are rendered into
 a frame of our own, with GX's stylesheet and a few rules for the layout and the status icons, and
-no script: the page shows the same wherever it is opened.
+no script: the page shows the same wherever it is opened. The template names it includes are
+private to GX (no public API renders its sections into another page): pyproject.toml pins GX's minor
+version and tests/test_private_apis.py fails when they change.
 """
 
 from html import escape
