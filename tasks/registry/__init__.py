@@ -1,1 +1,2 @@
-"""The MLflow registry: store access and locks, packaging, serving checks, promotion, reports and use cases."""
+"""The MLflow registry: store access, the promotion lock, packaging, serving checks, the registration
+lifecycle and promotion, the leaderboard and use cases (predict, reproduce, export)."""
