@@ -1,8 +1,31 @@
-"""Where a model came from: the code version that trained it."""
+"""Where a model came from: the code version that trained it, the Prefect flow run, the settings."""
 
 import subprocess
 
+from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import CODE_ROOT
+
+
+def run_lineage(flow_run_id: str, flow_run_name: str) -> dict[str, str]:
+    """The code version and the Prefect flow run that made a model: tags on everything a flow registers."""
+    return {
+        **code_version(),
+        "prefect_flow_run_id": flow_run_id,
+        "prefect_flow_run_name": flow_run_name,
+        "prefect_flow_run_url": flow_run_url(flow_run_id),
+    }
+
+
+def training_lineage(flow_run_id: str, flow_run_name: str, settings: list, tuned: dict) -> dict[str, str]:
+    """A training run's lineage: its code and flow run, a hash of the settings its models depend on,
+    the package versions, and where each family's tuned settings came from (`tuned`: family ->
+    tasks/infra/tuned.py's Tuned; or that tuning kept params.yaml's)."""
+    return {
+        **run_lineage(flow_run_id, flow_run_name),
+        "params_hash": params_hash(*settings),
+        "package_versions": package_versions(),
+        **{f"tuning.{family}": entry.source() for family, entry in tuned.items()},
+    }
 
 
 def code_version() -> dict[str, str]:
