@@ -72,9 +72,19 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
     """RunnerDeployments for `prefect.serve`. Module entrypoints: runs import the installed
     package, whatever the runner's working directory. The training forms say each field's range
     and params.yaml default, and offer the project's data sets."""
+    common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": TAGS}
+    deployments = _scheduled_training(project, schedules, timezone, common) + _on_demand(common)
+    _add_form_hints(deployments, project)
+    deployments.append(
+        batch_inference.to_deployment(name="predict", description="Label a file with a data set's @champion.", **common)
+    )
+    return deployments
+
+
+def _scheduled_training(project: ProjectParams, schedules: dict[str, str], timezone: str, common: dict) -> list:
+    """A training deployment per scheduled data set: on its cron, and on its events."""
     from prefect.schedules import Cron
 
-    common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": TAGS}
     deployments = []
     for dataset, cron in schedules.items():
         try:
@@ -91,32 +101,35 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
                 **common,
             )
         )
-    deployments.append(
+    return deployments
+
+
+def _on_demand(common: dict) -> list:
+    """train, tune, compress and pretrain: no schedule, a form to fill and run."""
+    return [
         training_pipeline.to_deployment(
             name="train", description="Train candidates on any data set: fill the form and press Run.", **common
-        )
-    )
-    deployments.append(
+        ),
         tuning_pipeline.to_deployment(
             name="tune",
             description="Tune network families' settings for a data set with Optuna; later runs train with the best.",
             **common,
-        )
-    )
-    deployments.append(
+        ),
         compression_pipeline.to_deployment(
             name="compress",
             description="Distil, quantize and export @champion; register the fastest non-inferior variant as @compact.",
             **common,
-        )
-    )
-    deployments.append(
+        ),
         pretraining_pipeline.to_deployment(
             name="pretrain",
             description="Pretrain an encoder on a text data set's own texts; register it as <name>-encoder.",
             **common,
-        )
-    )
+        ),
+    ]
+
+
+def _add_form_hints(deployments: list, project: ProjectParams) -> None:
+    """Each form closed to unknown parameters, with each field's range, params.yaml default and the known data sets."""
     known = known_datasets(get_settings())
     for deployment in deployments:
         # The form's schema is a private attribute, which Prefect's own freeze() edits the same
@@ -126,7 +139,3 @@ def build_deployments(project: ProjectParams, schedules: dict[str, str], timezon
         own = PRETRAIN_FROM_PARAMS_YAML if deployment.name == "pretrain" else None
         form_schema(schema.properties, project.model_dump(), known, own)
         deployment._parameter_openapi_schema = schema
-    deployments.append(
-        batch_inference.to_deployment(name="predict", description="Label a file with a data set's @champion.", **common)
-    )
-    return deployments
