@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tasks.evaluation.statistics import MIN_DIFFERING_ROWS, paired_bootstrap, rows_judged
 from tasks.infra.params import PromotionParams
-from tasks.registry.promotion import MIN_DIFFERING_ROWS, paired_bootstrap, rows_judged
 
 
 @dataclass(frozen=True)

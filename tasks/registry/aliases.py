@@ -7,21 +7,23 @@ import json
 from tasks.infra.errors import MlpipeError
 
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
+MARKER_TAG = "promotion"  # lifecycle.DECISION_TAG (this module sits below lifecycle): why a version is champion
 
 
 def move_champion(client, name: str, version: str) -> None:
     """Point @champion at the version, then append it to the recorded history. A crash between the
-    two leaves the alias ahead of the history, which `champion_history` completes. The caller
-    writes the version's `promotion` tag (why)."""
+    two leaves the alias ahead of the history, which `champion_history` completes when read (and
+    tasks/registry/lifecycle.py's `finish_move` writes down). The caller writes the version's
+    `promotion` tag (why)."""
     history = champion_history(client, name)
     if history and history[-1] == str(version):
         return  # champion already
     client.set_registered_model_alias(name, "champion", version)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
-    _drop_stale_compact(client, name, version)
+    drop_stale_compact(client, name, version)
 
 
-def _drop_stale_compact(client, name: str, champion: str) -> None:
+def drop_stale_compact(client, name: str, champion: str) -> None:
     """@compact is a variant judged against one champion (its `compact_of` tag): a new champion
     leaves it without one until `mlpipe compress` runs again."""
     compact = client.get_registered_model(name).aliases.get("compact")
@@ -30,7 +32,8 @@ def _drop_stale_compact(client, name: str, champion: str) -> None:
 
 
 def champion_history(client, name: str) -> list[str]:
-    """The versions that were champion, oldest first, ending with the one @champion points at."""
+    """The versions that were champion, oldest first, ending with the one @champion points at:
+    the recorded history, completed by the alias when a move stopped between the two."""
     model = client.get_registered_model(name)
     history = json.loads(model.tags.get(HISTORY_TAG, "[]"))
     current = model.aliases.get("champion")
@@ -48,9 +51,9 @@ def rollback(client, name: str) -> tuple[str, str]:
     current, previous = history[-1], history[-2]
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
     client.set_registered_model_alias(name, "champion", previous)
-    _drop_stale_compact(client, name, previous)
+    drop_stale_compact(client, name, previous)
     client.set_model_version_tag(name, current, "rolled_back", f"champion until rollback to v{previous}")
-    client.set_model_version_tag(name, previous, "promotion", f"champion again: rollback from v{current}")
+    client.set_model_version_tag(name, previous, MARKER_TAG, f"champion again: rollback from v{current}")
     return current, previous
 
 
@@ -73,7 +76,7 @@ def promote_by_hand(settings, name: str, version: str) -> None:
     with promotion_lock(settings, name):
         move_champion(client, name, version)
         client.set_model_version_tag(
-            name, version, "promotion", f"champion: promoted by hand (mlpipe promote --version {version})"
+            name, version, MARKER_TAG, f"champion: promoted by hand (mlpipe promote --version {version})"
         )
 
 

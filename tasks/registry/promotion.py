@@ -8,17 +8,17 @@ trained past failed validation (--warn-only) is registered for inspection, never
 move is appended to the alias history (tasks/registry/aliases.py).
 """
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from tasks.evaluation.statistics import MIN_DIFFERING_ROWS, paired_bootstrap, rows_judged
 from tasks.infra.errors import MlpipeError, redact
 from tasks.infra.params import PromotionParams
 from tasks.infra.retrying import TransientError, is_transient
-from tasks.registry.aliases import HISTORY_TAG, champion_history, move_champion
-from tasks.registry.run_logging import version_summary
+from tasks.registry import lifecycle
+from tasks.registry.lifecycle import State
 from tasks.registry.serving import FreshProcess, serving_check
 
 
@@ -49,6 +49,16 @@ class Decision:
             }
         return tags
 
+    @classmethod
+    def recorded(cls, tags: dict[str, str], score: float, promoted: bool) -> "Decision":
+        """The decision a version's tags record (the inverse of `tags`); `promoted`: @champion is it."""
+        decision = cls(promoted, tags["promotion"], score, tags.get("promotion.champion_version"))
+        if "promotion.champion_accuracy" in tags:
+            decision.champion_score = float(tags["promotion.champion_accuracy"])
+            decision.delta = score - decision.champion_score
+            decision.interval = (float(tags["promotion.ci_low"]), float(tags["promotion.ci_high"]))
+        return decision
+
     def markdown(self, name: str, version: str) -> str:
         lines = [f"# Promotion of `{name}` v{version}: {'promoted' if self.promote else 'not promoted'}", ""]
         lines += [self.reason, "", "| | value |", "|---|---|", f"| challenger v{version} accuracy | {self.score:.4f} |"]
@@ -60,29 +70,6 @@ class Decision:
                 f"| bootstrap interval of the delta | [{self.interval[0]:+.4f}, {self.interval[1]:+.4f}] |",
             ]
         return "\n".join(lines)
-
-
-# A paired sign test reaches 95 % (two-sided) only when at least 6 rows differ, all one way: on
-# fewer differing rows no interval can tell a gain or a loss from chance, whatever its size.
-MIN_DIFFERING_ROWS = 6
-
-
-def rows_judged(new_correct: np.ndarray, old_correct: np.ndarray) -> tuple[int, str]:
-    """(rows where the two differ, the words that say on how many rows they were judged)."""
-    rows, differ = len(new_correct), int(np.sum(new_correct != old_correct))
-    return differ, f"{rows} rows judged, {differ} where they differ (one row is {1 / rows:.4f})"
-
-
-def paired_bootstrap(
-    new_correct: np.ndarray, old_correct: np.ndarray, samples: int, confidence: float, seed: int
-) -> tuple[float, tuple[float, float]]:
-    """Accuracy delta (new - old) and its bootstrap interval, resampling the same test rows for both."""
-    diff = new_correct.astype(np.float64) - old_correct.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(diff.mean()), (float(low), float(high))
 
 
 def decide(
@@ -160,63 +147,47 @@ def champion_correctness(
 
 
 def decide_promotion(client, settings, dataset, split, version: str, best_eval, policy, warn_only: bool, processes):
-    """@challenger, then @champion if the version beats the champion re-scored on the same test rows
-    and serves; `processes` are two FreshProcess: the champion's and the version's. A warn-only
-    run is neither: it is registered for inspection, and its tags say why."""
+    """The gate, from REGISTERED to DECIDED (tasks/registry/lifecycle.py): @challenger, then
+    @champion if the version beats the champion re-scored on the same test rows and serves;
+    `processes` are two FreshProcess: the champion's and the version's. A warn-only run is neither:
+    it is registered for inspection, and its tags say why."""
     from tasks.registry.promotion_lock import promotion_lock
 
+    name, correct = dataset.name, best_eval.predictions == dataset.class_indices(split.test)
+    if warn_only:
+        return lifecycle.record_decision(client, name, version, decide(correct, None, None, warn_only=True))
+    with promotion_lock(settings, name):
+        client.set_registered_model_alias(name, lifecycle.CHALLENGER, version)
+        state = lifecycle.version_state(client, name, version)  # again: another run may have moved it
+        if state is State.ALIAS_MOVED:
+            reason, previous = lifecycle.finish_move(client, name, version)
+            return Decision(True, reason, float(correct.mean()), previous)
+        if state is State.DECIDED:  # an identical run decided while this one waited for the lock
+            promoted = lifecycle.champion_of(client, name) == version
+            return Decision.recorded(client.get_model_version(name, version).tags, float(correct.mean()), promoted)
+        decision = _judged(client, settings, dataset, split, version, best_eval, policy, processes, correct)
+        return lifecycle.record_decision(client, name, version, decision)
+
+
+def _judged(client, settings, dataset, split, version, best_eval, policy, processes, correct) -> Decision:
+    """The decision on the test rows, the champion re-scored in its fresh process; a promotion
+    stands only when the version then serves in its own, with the labels it was evaluated with."""
     name, (champion_process, challenger_process) = dataset.name, processes
     test_rows = dataset.frame.iloc[split.test]
     features, labels = test_rows[dataset.feature_columns], test_rows[dataset.label_column]
     if dataset.audio:  # the sound files: the champion may read them at another rate or length
         features = test_rows[[dataset.audio["path_column"]]]
-    correct = best_eval.predictions == dataset.class_indices(split.test)
-    if warn_only:
-        decision = decide(correct, None, None, policy, warn_only=True)
-        _record(client, name, version, decision)
+    champion, champion_correct, error = champion_correctness(
+        client, settings.tracking_uri, name, features, labels, champion_process, challenger=version
+    )
+    decision = decide(correct, champion, champion_correct, policy, champion_error=error)
+    if not decision.promote:
         return decision
-    with promotion_lock(settings, name):
-        client.set_registered_model_alias(name, "challenger", version)
-        champion, champion_correct, error = champion_correctness(
-            client, settings.tracking_uri, name, features, labels, champion_process, challenger=version
-        )
-        if champion == version:
-            return _finish_move(client, name, version, float(correct.mean()))
-        decision = decide(correct, champion, champion_correct, policy, warn_only, error)
-        if decision.promote:
-            evaluated = np.asarray(dataset.classes)[best_eval.predictions]
-            try:
-                serving_check(challenger_process, settings.tracking_uri, name, version, features, evaluated)
-            except TransientError:
-                raise
-            except MlpipeError as failed:
-                decision = Decision(False, f"not promoted: {redact(str(failed))}", decision.score, champion)
-        _record(client, name, version, decision, move=decision.promote)
+    evaluated = np.asarray(dataset.classes)[best_eval.predictions]
+    try:
+        serving_check(challenger_process, settings.tracking_uri, name, version, features, evaluated)
+    except TransientError:
+        raise
+    except MlpipeError as failed:
+        return Decision(False, f"not promoted: {redact(str(failed))}", decision.score, champion)
     return decision
-
-
-def _record(client, name: str, version: str, decision: Decision, move: bool = False) -> None:
-    """The decision's tags, then (when `move`) @champion and its history, and last the `promotion`
-    tag: the marker that the decision is complete (an identical run then reuses it)."""
-    tags = decision.tags()
-    reason = tags.pop("promotion")
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    # The registry's page of the version opens on this: the decision, then what the version is.
-    summary = version_summary(client.get_run(client.get_model_version(name, version).run_id))
-    client.update_model_version(name, version, description=f"{decision.markdown(name, version)}\n\n{summary}")
-    if move:
-        move_champion(client, name, version)
-    client.set_model_version_tag(name, version, "promotion", reason)
-
-
-def _finish_move(client, name: str, version: str, score: float) -> Decision:
-    """An earlier attempt recorded the decision's tags, passed the serving check and moved
-    @champion to this version, then stopped before the history or the marker: complete those."""
-    tags = client.get_model_version(name, version).tags
-    history = champion_history(client, name)  # ends with this version: it is the alias's
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
-    previous = tags.get("promotion.champion_version")
-    reason = "champion: " + (f"beat v{previous}" if previous else "first version") + " (recorded by an earlier attempt)"
-    client.set_model_version_tag(name, version, "promotion", reason)
-    return Decision(True, reason, score, previous)

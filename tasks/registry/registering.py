@@ -1,6 +1,7 @@
 """Registering a run's chosen candidate: log the candidates in MLflow, register the chosen one.
 
-A rerun with nothing changed finds the version its candidates made (`candidates_key`) and logs
+The version's state (tasks/registry/lifecycle.py) is derived first, from the version its
+candidates made (`candidates_key`): a rerun with nothing changed finds it DECIDED and logs
 nothing new; a run stopped after the version was registered but before the gate decided (a kill,
 a retry) is finished by the next identical run: the gate decides then.
 """
@@ -10,8 +11,8 @@ from dataclasses import dataclass, field
 from tasks.evaluation.scoring import Evaluation
 from tasks.evaluation.selection import Choice
 from tasks.infra.fingerprints import cached_code_fingerprint, digest
-from tasks.infra.retrying import is_transient
 from tasks.infra.settings import Settings
+from tasks.registry.lifecycle import State, derive, register_version
 from tasks.registry.promotion import Decision
 from tasks.types import Candidate, Dataset, Split
 from tasks.validation.report import ValidationReport
@@ -42,7 +43,7 @@ class Logged:
     candidate_run_ids: dict[str, str]  # family -> run id
     version_tags: dict[str, str]  # for the version `register_chosen` registers
     version: str | None = None  # registered by an earlier attempt with the same candidates
-    decided: bool = False  # ... whose promotion gate has decided too: nothing is left to do
+    state: State = State.NEW  # that version's (tasks/registry/lifecycle.py)
 
 
 def candidates_key(dataset: Dataset, candidates: list[tuple[Candidate, Evaluation]]) -> str:
@@ -50,19 +51,6 @@ def candidates_key(dataset: Dataset, candidates: list[tuple[Candidate, Evaluatio
     # The selection rules too: a change to them may choose another candidate from the same ones.
     trained = sorted((m.family, m.training_key) for m, _ in candidates)
     return digest(dataset.name, dataset.data_hash, trained, cached_code_fingerprint(SELECTION_CODE))
-
-
-def registered_version_of(client, name: str, key: str):
-    """The model version registered from exactly these candidates, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client.search_model_versions(f"name = '{name}' and tags.candidates_key = '{key}'")
-    except MlflowException as error:
-        if is_transient(error):
-            raise  # an unreachable store is not an empty one
-        return None  # no registered model yet
-    return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def log_candidates(
@@ -74,7 +62,8 @@ def log_candidates(
     lineage: dict[str, str],
     settings: Settings,
 ) -> Logged:
-    """A parent run and a child run per candidate; or the runs of the version these candidates made."""
+    """The state of the version these candidates make; when NEW, a parent run and a child run per
+    candidate, else the runs of that version."""
     import mlflow
 
     from tasks.registry.run_logging import log_pipeline_run
@@ -82,9 +71,10 @@ def log_candidates(
 
     experiment_id = connect(settings, dataset.name)
     key = candidates_key(dataset, candidates)
-    if (existing := registered_version_of(mlflow.MlflowClient(), dataset.name, key)) is not None:
-        parent, run_ids, version = _registered_runs(existing)
-        return Logged(parent, run_ids, {}, version, decided="promotion" in existing.tags)
+    standing = derive(mlflow.MlflowClient(), dataset.name, key)
+    if standing.state is not State.NEW:
+        parent, run_ids, version = _registered_runs(standing.version)
+        return Logged(parent, run_ids, {}, version, standing.state)
     tags = {"dataset": dataset.name, "data_hash": dataset.data_hash, **lineage}
     parent, run_ids, version_tags = log_pipeline_run(
         experiment_id, dataset, split, report, candidates, choice, tags, key
@@ -95,19 +85,10 @@ def log_candidates(
 def register_chosen(
     dataset: Dataset, split: Split, candidates: list[tuple[Candidate, Evaluation]], choice: Choice, logged: Logged
 ) -> str:
-    """The chosen candidate as a new version of the data set's registered model (a pyfunc on raw rows)."""
-    import mlflow
-
-    from tasks.registry.packaging import log_and_register
-
-    if logged.version is not None:
-        return logged.version  # an earlier run registered it
-    # A retry: the first attempt may have registered it before failing (a lost reply).
-    earlier = registered_version_of(mlflow.MlflowClient(), dataset.name, logged.version_tags["candidates_key"])
-    if earlier is not None:
-        return str(earlier.version)
+    """NEW -> REGISTERED: the chosen candidate as a new version of the data set's registered model
+    (a pyfunc on raw rows)."""
     model = next(m for m, _ in candidates if m.family == choice.family)
-    return log_and_register(dataset, split, model, logged.candidate_run_ids[model.family], logged.version_tags)
+    return register_version(dataset, split, model, logged.candidate_run_ids[model.family], logged.version_tags)
 
 
 def registration_of(dataset: Dataset, choice: Choice, logged: Logged, version: str, decision: Decision) -> Registration:

@@ -12,13 +12,14 @@ from tasks.infra.params import PromotionParams
 from tasks.infra.retrying import transient_retries
 from tasks.infra.settings import Settings, get_settings
 from tasks.registry import registering
+from tasks.registry.lifecycle import State
 from tasks.registry.promotion import Decision
 from tasks.registry.registering import Registration
 from tasks.types import Candidate, Dataset, Split
 from tasks.validation.report import ValidationReport
 
 # MLflow writes are retried after transient failures only (a server restarting, SQLite's lock);
-# bad input fails at once. The versions found by `candidates_key` keep a retry from registering twice.
+# bad input fails at once. Each transition derives its state first: a retry does not register twice.
 REGISTRY_TASK = {"cache_policy": NO_CACHE, **transient_retries(3)}
 
 
@@ -65,7 +66,8 @@ def register(
     policy: PromotionParams | None = None,
     as_tasks: bool = False,
 ) -> Registration:
-    """Log, register and gate: as Prefect tasks when `as_tasks` (the flow), else as plain calls."""
+    """Derive the state of the version these candidates make, then carry it to DECIDED
+    (tasks/registry/lifecycle.py): as Prefect tasks when `as_tasks` (the flow), else as plain calls."""
     import mlflow
 
     from tasks.registry.card import log_card, model_card
@@ -78,15 +80,18 @@ def register(
     # champion, one checks that the new version serves, each with its own registered code.
     with FreshProcess() as champion_process, FreshProcess() as challenger_process:
         logged = stage(log_candidates)(dataset, split, report, candidates, choice, lineage, settings)
-        if logged.decided:
+        if logged.state is State.DECIDED:  # nothing left to do
             client = mlflow.MlflowClient(settings.tracking_uri)
             return registering.reused(client, dataset.name, client.get_model_version(dataset.name, logged.version))
-        version = stage(register_chosen)(dataset, split, candidates, choice, logged)
+        if logged.state is State.NEW:
+            version = stage(register_chosen)(dataset, split, candidates, choice, logged)
+        else:  # REGISTERED or ALIAS_MOVED: an earlier run registered it, then stopped
+            version = logged.version
         evaluation = next(e for m, e in candidates if m.family == choice.family)
         processes = (champion_process, challenger_process)
         decision = stage(promotion_gate)(
             dataset, split, version, evaluation, policy, report.warn_only, settings, processes
-        )
+        )  # REGISTERED or ALIAS_MOVED -> DECIDED
     card = model_card(dataset, split, candidates, choice, version, decision, lineage)
     log_card(card, logged.candidate_run_ids[choice.family])  # the version's own run, beside its model
     return registering.registration_of(dataset, choice, logged, version, decision)

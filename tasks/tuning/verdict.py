@@ -13,7 +13,7 @@ def verdict(trials: list, confidence: float, samples: int, seed: int) -> dict:
     bootstrap's."""
     from optuna.trial import TrialState
 
-    from tasks.registry.promotion import MIN_DIFFERING_ROWS, paired_bootstrap, rows_judged
+    from tasks.evaluation.statistics import MIN_DIFFERING_ROWS, paired_bootstrap, rows_judged
 
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(finished, key=lambda t: t.value, default=None)
