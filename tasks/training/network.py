@@ -78,58 +78,22 @@ def train(
 ) -> TrainedModel:
     import time
 
-    import torch
-
-    from models.networks import build_network
-    from models.preprocessing import model_inputs
     from tasks.infra.settings import get_settings
-    from tasks.training.features import class_weights
-    from tasks.training.initial import with_lora
     from tasks.training.starting import starting_point
 
     started_at = time.time()
     start = starting_point(dataset, split, config, out_dir, get_settings())
-    info, network_kwargs = start.preprocessing, start.network_kwargs
-    num_classes = len(dataset.classes)
-    y_train = dataset.class_indices(split.train)
-    x_train = model_inputs(dataset.frame.iloc[split.train], info)
-    # A refit has no validation rows (tasks/evaluation/cross_validation.py): empty arrays of the inputs' shape.
-    x_val = model_inputs(dataset.frame.iloc[split.val], info) if len(split.val) else x_train[:0]
-    job = FitJob(
-        config=config,
-        modality=dataset.modality,
-        network_kwargs=network_kwargs,
-        class_weights=class_weights(y_train, num_classes) if config.class_weighting == "sqrt" else None,
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=dataset.class_indices(split.val),
-        out_dir=out_dir,
-        soft_train=soft_train,
-        distillation=distillation or {},
-        init_weights=start.init_weights,
-        lora=start.lora,
-        keep_held_out="fold" in split.seeds,  # cross_validation.make_folds marks its folds
-    )
+    job = _fit_job(dataset, split, config, out_dir, start, soft_train, distillation)
     result = fit(job, on_epoch, callbacks, mirror)
-
-    network = build_network(dataset.modality, config.family, **network_kwargs)
-    if start.lora:
-        network.encoder = with_lora(network.encoder, start.lora)
-    best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
-    # The checkpoint holds the LightningModule's state: the network's weights sit under "network.".
-    weights = {k.removeprefix("network."): v for k, v in best["state_dict"].items() if k.startswith("network.")}
-    network.load_state_dict(weights)
-    if start.lora:  # adapters folded into the weights: the version serves without peft
-        network = network.merge_adapters()
+    network, best_epoch = _best_network(dataset.modality, config, start.network_kwargs, start.lora, result)
     return TrainedModel(
         family=config.family,
         network=network.eval(),
-        network_kwargs=network_kwargs,
-        preprocessing=info,
+        network_kwargs=start.network_kwargs,
+        preprocessing=start.preprocessing,
         config=config,
         checkpoint_path=Path(result.best_model_path),
-        best_epoch=int(best["epoch"]),
+        best_epoch=best_epoch,
         epochs_run=result.epochs_run,
         history=json.loads((out_dir / "history.json").read_text()),
         fit_seconds=result.fit_seconds,
@@ -142,3 +106,53 @@ def train(
         finished_at=time.time(),
         held_out=np.load(out_dir / HELD_OUT, allow_pickle=False) if (out_dir / HELD_OUT).exists() else None,
     )
+
+
+def _fit_job(
+    dataset: Dataset, split: Split, config: TrainConfig, out_dir: Path, start, soft_train, distillation
+) -> FitJob:
+    """The split's rows as the network's inputs, with everything else the fit needs from its starting point."""
+    from models.preprocessing import model_inputs
+    from tasks.training.features import class_weights
+
+    info = start.preprocessing
+    num_classes = len(dataset.classes)
+    y_train = dataset.class_indices(split.train)
+    x_train = model_inputs(dataset.frame.iloc[split.train], info)
+    # A refit has no validation rows (tasks/evaluation/cross_validation.py): empty arrays of the inputs' shape.
+    x_val = model_inputs(dataset.frame.iloc[split.val], info) if len(split.val) else x_train[:0]
+    return FitJob(
+        config=config,
+        modality=dataset.modality,
+        network_kwargs=start.network_kwargs,
+        class_weights=class_weights(y_train, num_classes) if config.class_weighting == "sqrt" else None,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=dataset.class_indices(split.val),
+        out_dir=out_dir,
+        soft_train=soft_train,
+        distillation=distillation or {},
+        init_weights=start.init_weights,
+        lora=start.lora,
+        keep_held_out="fold" in split.seeds,  # cross_validation.make_folds marks its folds
+    )
+
+
+def _best_network(modality: str, config: TrainConfig, network_kwargs: dict, lora: dict | None, result) -> tuple:
+    """(the network with the fit's best weights, the epoch they are from)."""
+    import torch
+
+    from models.networks import build_network
+    from tasks.training.initial import with_lora
+
+    network = build_network(modality, config.family, **network_kwargs)
+    if lora:
+        network.encoder = with_lora(network.encoder, lora)
+    best = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
+    # The checkpoint holds the LightningModule's state: the network's weights sit under "network.".
+    weights = {k.removeprefix("network."): v for k, v in best["state_dict"].items() if k.startswith("network.")}
+    network.load_state_dict(weights)
+    if lora:  # adapters folded into the weights: the version serves without peft
+        network = network.merge_adapters()
+    return network, int(best["epoch"])

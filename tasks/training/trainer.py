@@ -70,17 +70,48 @@ def run_trainer(
 ) -> tuple[FitResult, bool]:
     """The fit and whether this process is rank zero."""
     import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from models.classifier import Classifier
-    from models.datamodule import ArrayDataModule
-    from models.history import EpochProgress, HeldOutProbabilities, MetricHistory, SamplesPerRank, StopAfterEpochs
-    from tasks.training.initial import initial_network
+    from models.history import SamplesPerRank
 
     quiet_lightning()
     config = job.config
     L.seed_everything(config.seed, workers=True, verbose=False)
+    data, module = _data_and_module(job)
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    last = job.out_dir / "last.ckpt"
+    resumed_from_epoch = resumable_epoch(last)
+    resume_from = last if resumed_from_epoch is not None else None
+    best, stopping = _best_and_stopping(config, job.out_dir)
+    samples = SamplesPerRank()
+    trainer = _lightning_trainer(config, job.out_dir, _callbacks(job, best, stopping, samples, on_epoch, callbacks))
+    if resume_from:
+        logging.getLogger("mlpipe.training").warning(
+            "resuming %s from epoch %d (%s)", config.family, resumed_from_epoch, last
+        )
+    started = time.perf_counter()
+    _fit(trainer, module, data, resume_from)
+    result = FitResult(
+        best_model_path=best.best_model_path,
+        epochs_run=trainer.current_epoch,
+        fit_seconds=time.perf_counter() - started,
+        accelerator=type(trainer.accelerator).__name__,
+        world_size=trainer.world_size,
+        resumed_from_epoch=resumed_from_epoch or 0,
+        samples_per_rank=samples.per_rank,
+        best_sha256=file_sha256(best.best_model_path) if trainer.is_global_zero else "",
+    )
+    return result, trainer.is_global_zero
+
+
+def _data_and_module(job: FitJob) -> tuple:
+    """The job's arrays as a data module, and the LightningModule around its starting network."""
+    import torch
+
+    from models.classifier import Classifier
+    from models.datamodule import ArrayDataModule
+    from tasks.training.initial import initial_network
+
+    config = job.config
     data = ArrayDataModule(
         job.x_train,
         job.y_train,
@@ -99,74 +130,77 @@ def run_trainer(
         **config.optimiser,
         **job.distillation,
     )
+    return data, module
 
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    mode = "min" if config.monitor.endswith("loss") else "max"
-    # best.ckpt: the weights that scored best (weights only: half the bytes to write). last.ckpt:
-    # everything, every epoch, where a killed fit resumes. Both written at the end of the training
-    # epoch, once its metrics are logged; no version counter, so a resumed fit overwrites its own.
-    saving = {"dirpath": job.out_dir, "save_on_train_epoch_end": True, "enable_version_counter": False}
-    last = job.out_dir / "last.ckpt"
-    resumed_from_epoch = resumable_epoch(last)
-    resume_from = last if resumed_from_epoch is not None else None
+
+def _saving(out_dir: Path) -> dict:
+    """best.ckpt: the weights that scored best (weights only: half the bytes to write). last.ckpt:
+    everything, every epoch, where a killed fit resumes. Both written at the end of the training
+    epoch, once its metrics are logged; no version counter, so a resumed fit overwrites its own."""
+    return {"dirpath": out_dir, "save_on_train_epoch_end": True, "enable_version_counter": False}
+
+
+def _best_and_stopping(config: TrainConfig, out_dir: Path) -> tuple:
+    """best.ckpt's checkpoint and the callback that ends the fit."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from models.history import StopAfterEpochs
+
     if config.refit_epochs:  # no rows to judge on: the epochs the folds found, the last weights kept
         # "epoch" is among what a checkpoint can monitor: the highest is the last.
-        checkpoint = ModelCheckpoint(filename="best", monitor="epoch", mode="max", save_weights_only=True, **saving)
-        stopping = StopAfterEpochs(config.refit_epochs)
-    else:
-        kept = {"monitor": config.monitor, "mode": mode}
-        checkpoint = ModelCheckpoint(filename="best", save_weights_only=True, **kept, **saving)
-        stopping = EarlyStopping(config.monitor, mode=mode, patience=config.patience)
-    extra, callbacks = (
-        callbacks or [],
-        [
-            MetricHistory(job.out_dir / "history.json"),  # before the checkpoints: last.ckpt holds its epoch
-            checkpoint,
-            ModelCheckpoint(filename="last", **saving),  # no monitor: keeps the newest epoch
-            stopping,
-        ],
-    )
-    if job.keep_held_out:  # before the checkpoints, as the history: last.ckpt holds its epoch
+        best = ModelCheckpoint(filename="best", monitor="epoch", mode="max", save_weights_only=True, **_saving(out_dir))
+        return best, StopAfterEpochs(config.refit_epochs)
+    mode = "min" if config.monitor.endswith("loss") else "max"
+    kept = {"monitor": config.monitor, "mode": mode}
+    best = ModelCheckpoint(filename="best", save_weights_only=True, **kept, **_saving(out_dir))
+    return best, EarlyStopping(config.monitor, mode=mode, patience=config.patience)
+
+
+def _callbacks(job: FitJob, best, stopping, samples, on_epoch, extra: list | None) -> list:
+    """The fit's callbacks in their order: the history (and held-out probabilities) before the
+    checkpoints, as last.ckpt holds their epoch; then the stopping, the samples, the progress, the caller's."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from models.history import EpochProgress, HeldOutProbabilities, MetricHistory
+
+    callbacks = [
+        MetricHistory(job.out_dir / "history.json"),
+        best,
+        ModelCheckpoint(filename="last", **_saving(job.out_dir)),  # no monitor: keeps the newest epoch
+        stopping,
+    ]
+    if job.keep_held_out:
         callbacks.insert(1, HeldOutProbabilities(job.out_dir / HELD_OUT))
-    samples = SamplesPerRank()
     callbacks.append(samples)
     if on_epoch is not None:
         callbacks.append(EpochProgress(on_epoch))
-    callbacks += extra
-    trainer = L.Trainer(
+    return callbacks + (extra or [])
+
+
+def _lightning_trainer(config: TrainConfig, out_dir: Path, callbacks: list):
+    import lightning as L
+
+    return L.Trainer(
         max_epochs=config.max_epochs,
         accumulate_grad_batches=config.accumulate_grad_batches,
         callbacks=callbacks,
         logger=False,
-        default_root_dir=job.out_dir,
+        default_root_dir=out_dir,
         enable_progress_bar=False,  # per step; tasks/training/progress.py shows epochs
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0 if config.refit_epochs else None,
         **trainer_settings(config.devices, config.strategy),
     )
-    if resume_from:
-        logging.getLogger("mlpipe.training").warning(
-            "resuming %s from epoch %d (%s)", config.family, resumed_from_epoch, last
-        )
-    started = time.perf_counter()
+
+
+def _fit(trainer, module, data, resume_from: Path | None) -> None:
     try:  # weights only: a checkpoint pulled from shared storage is data, never code to run
         trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1): the caller should see the Ctrl-C
             raise KeyboardInterrupt from None
         raise
-    result = FitResult(
-        best_model_path=checkpoint.best_model_path,
-        epochs_run=trainer.current_epoch,
-        fit_seconds=time.perf_counter() - started,
-        accelerator=type(trainer.accelerator).__name__,
-        world_size=trainer.world_size,
-        resumed_from_epoch=resumed_from_epoch or 0,
-        samples_per_rank=samples.per_rank,
-        best_sha256=file_sha256(checkpoint.best_model_path) if trainer.is_global_zero else "",
-    )
-    return result, trainer.is_global_zero
 
 
 def resumable_epoch(last: Path) -> int | None:
