@@ -22,6 +22,7 @@ from tasks.data.loading import known_datasets
 from tasks.infra.errors import MlpipeError
 from tasks.infra.events import dataset_resource_id
 from tasks.infra.params import ProjectParams
+from tasks.infra.prefect_private import deployment_schema, set_deployment_schema
 from tasks.infra.runs import artifact_key
 from tasks.infra.settings import get_settings
 
@@ -132,10 +133,8 @@ def _add_form_hints(deployments: list, project: ProjectParams) -> None:
     """Each form closed to unknown parameters, with each field's range, params.yaml default and the known data sets."""
     known = known_datasets(get_settings())
     for deployment in deployments:
-        # The form's schema is a private attribute, which Prefect's own freeze() edits the same
-        # way: there is no public one to add the hints to.
         # Set, not defaulted: Prefect sends the schema with exclude_unset.
-        schema = ClosedParameterSchema(**deployment._parameter_openapi_schema.model_dump(), additionalProperties=False)
+        schema = ClosedParameterSchema(**deployment_schema(deployment).model_dump(), additionalProperties=False)
         own = PRETRAIN_FROM_PARAMS_YAML if deployment.name == "pretrain" else None
         form_schema(schema.properties, project.model_dump(), known, own)
-        deployment._parameter_openapi_schema = schema
+        set_deployment_schema(deployment, schema)
