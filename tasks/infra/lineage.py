@@ -2,6 +2,7 @@
 
 import subprocess
 
+from tasks.infra.fingerprints import digest
 from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import CODE_ROOT
 
@@ -22,7 +23,7 @@ def training_lineage(flow_run_id: str, flow_run_name: str, settings: list, tuned
     tasks/infra/tuned.py's Tuned; or that tuning kept params.yaml's)."""
     return {
         **run_lineage(flow_run_id, flow_run_name),
-        "params_hash": params_hash(*settings),
+        "params_hash": digest(*settings)[:16],  # short: a tag people compare by eye
         "package_versions": package_versions(),
         **{f"tuning.{family}": entry.source() for family, entry in tuned.items()},
     }
@@ -58,12 +59,3 @@ def package_versions() -> str:
         except PackageNotFoundError:
             continue
     return " ".join(found)
-
-
-def params_hash(*sections: object) -> str:
-    """A short hash of the settings a run used (params.yaml sections and the run's own choices)."""
-    import hashlib
-    import json
-
-    text = json.dumps(sections, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
