@@ -35,51 +35,60 @@ def leaderboard(dataset: str, settings: Settings) -> list[dict]:
             experiment_ids=[experiment_id], filter_string=f"tags.`mlpipe.role` = '{role}'", output_format="list"
         )
     ]
-    client = mlflow.MlflowClient()
-    versions, aliases = {}, {}
-    if runs:
-        try:
-            model = client.get_registered_model(dataset)
-        except mlflow.exceptions.MlflowException:
-            model = None  # runs exist but nothing was registered yet
-        if model is not None:
-            versions = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{dataset}'")}
-            for alias, version in model.aliases.items():
-                aliases.setdefault(int(version), []).append(alias)
+    versions, aliases = _registered(dataset) if runs else ({}, {})
     rows = []
     for run in runs:
         version = versions.get(run.info.run_id)
-        # Runs logged before the metric names were unified kept the choosing figure apart.
-        val_accuracy = run.data.metrics.get("selection/val_accuracy", run.data.metrics.get(SELECTED_BY))
-        flags = run.data.tags.get("flags", "none")
-        rows.append(
-            {
-                "run_id": run.info.run_id,
-                "dataset": dataset,
-                "family": run.data.tags.get("family"),
-                "init": run.data.tags.get("init", "scratch"),  # where its weights started
-                "val_accuracy": val_accuracy,  # out-of-fold when chosen by cross-validation
-                "val_accuracy_sd": run.data.metrics.get("val/accuracy_sd"),  # over the folds
-                "selected_by": run.data.tags.get("selected_by", SELECTED_BY) if val_accuracy is not None else None,
-                "selected": run.data.tags.get("selected") == "true",
-                "flags": [] if flags == "none" else flags.split(", "),
-                "test_accuracy": run.data.metrics.get("test/accuracy"),
-                "test_f1_macro": run.data.metrics.get("test/f1_macro"),
-                "registered_version": version,
-                "aliases": sorted(aliases.get(version, [])),
-                "data_hash": run.data.tags.get("data_hash"),
-                "git_sha": run.data.tags.get("git_sha"),
-                "experiment_id": experiment_id,
-                "started": _utc(run.info.start_time),
-                "flow_run": run.data.tags.get("prefect_flow_run_name") or run.data.tags.get("prefect_flow_run_id"),
-                # A compression run's variants (and the champion it re-measured): what each costs on the CPU.
-                "variant": run.data.tags.get("variant"),
-                "variant_of": run.data.tags.get("compact_of"),
-                **{key: run.data.metrics.get(f"compression/{key}") for key in COST_KEYS},
-            }
-        )
+        rows.append(_row(run, dataset, experiment_id, version, sorted(aliases.get(version, []))))
     # Best first by the figure that chooses; the test figure only breaks ties among older runs without one.
     return sorted(rows, key=lambda r: (r["val_accuracy"] or 0.0, r["test_accuracy"] or 0.0), reverse=True)
+
+
+def _registered(dataset: str) -> tuple[dict[str, int], dict[int, list[str]]]:
+    """(run id -> the version registered from it, version -> its aliases); both empty when nothing is registered."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        model = client.get_registered_model(dataset)
+    except mlflow.exceptions.MlflowException:
+        return {}, {}  # runs exist but nothing was registered yet
+    versions = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{dataset}'")}
+    aliases = {}
+    for alias, version in model.aliases.items():
+        aliases.setdefault(int(version), []).append(alias)
+    return versions, aliases
+
+
+def _row(run, dataset: str, experiment_id: str, version: int | None, aliases: list[str]) -> dict:
+    """A run's row of the leaderboard."""
+    # Runs logged before the metric names were unified kept the choosing figure apart.
+    val_accuracy = run.data.metrics.get("selection/val_accuracy", run.data.metrics.get(SELECTED_BY))
+    flags = run.data.tags.get("flags", "none")
+    return {
+        "run_id": run.info.run_id,
+        "dataset": dataset,
+        "family": run.data.tags.get("family"),
+        "init": run.data.tags.get("init", "scratch"),  # where its weights started
+        "val_accuracy": val_accuracy,  # out-of-fold when chosen by cross-validation
+        "val_accuracy_sd": run.data.metrics.get("val/accuracy_sd"),  # over the folds
+        "selected_by": run.data.tags.get("selected_by", SELECTED_BY) if val_accuracy is not None else None,
+        "selected": run.data.tags.get("selected") == "true",
+        "flags": [] if flags == "none" else flags.split(", "),
+        "test_accuracy": run.data.metrics.get("test/accuracy"),
+        "test_f1_macro": run.data.metrics.get("test/f1_macro"),
+        "registered_version": version,
+        "aliases": aliases,
+        "data_hash": run.data.tags.get("data_hash"),
+        "git_sha": run.data.tags.get("git_sha"),
+        "experiment_id": experiment_id,
+        "started": _utc(run.info.start_time),
+        "flow_run": run.data.tags.get("prefect_flow_run_name") or run.data.tags.get("prefect_flow_run_id"),
+        # A compression run's variants (and the champion it re-measured): what each costs on the CPU.
+        "variant": run.data.tags.get("variant"),
+        "variant_of": run.data.tags.get("compact_of"),
+        **{key: run.data.metrics.get(f"compression/{key}") for key in COST_KEYS},
+    }
 
 
 DATA_DOCS = "validation/data_docs.html"  # in a pipeline run (tasks/registry/run_logging.py)
