@@ -88,16 +88,51 @@ def test_a_quantized_lstm_is_saved_as_plain_tensors_and_loaded_as_the_served_mod
         _load(cnn, str(tmp_path / "cnn.pt"))
 
 
-def test_measure_reports_size_latency_and_throughput(trained_cnn, test_inputs):
+def test_measure_reports_size_latency_and_throughput(trained_cnn, test_inputs, tmp_path):
+    import time
+
     inputs = model_inputs(test_inputs, trained_cnn.preprocessing).astype(np.float32)
     parameters = sum(p.numel() for p in trained_cnn.network.parameters())
+    # Sizes on disk: a file's bytes, and a folder's as the sum of its files' (an MLflow model's).
+    torch.save(trained_cnn.network.state_dict(), tmp_path / "cnn.pt")
+    (tmp_path / "model" / "data").mkdir(parents=True)
+    (tmp_path / "model" / "data" / "a.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "model" / "MLmodel").write_bytes(b"y" * 234)
+    assert measure.folder_size(tmp_path / "model") == 1234
+    size = measure.folder_size(tmp_path / "cnn.pt")
+    assert size == len((tmp_path / "cnn.pt").read_bytes()) > 4 * parameters  # float32 weights and more
+    # Every call timed here as well, inside measure's own timing of it.
+    one_row, batches = [], []
 
-    cost = measure.measure(lambda x: _torch_logits(trained_cnn.network, x), inputs, 1234, parameters)
+    def predict(x):
+        started = time.perf_counter()
+        logits = _torch_logits(trained_cnn.network, x)
+        (one_row if len(x) == 1 else batches).append((len(x), time.perf_counter() - started))
+        return logits
 
-    assert cost.size_bytes == 1234 and cost.parameters == parameters
-    assert 0 < cost.p50_ms <= cost.p95_ms and cost.rows_per_second > 0
-    assert set(cost.metrics()) == {
-        f"compression/{k}" for k in ("size_bytes", "parameters", "p50_ms", "p95_ms", "rows_per_second")
+    cost = measure.measure(predict, inputs, size, parameters)
+
+    assert (cost.size_bytes, cost.parameters) == (size, parameters)
+    # Latency: the batch-1 calls after the warm-up, their median and 95th percentile in ms.
+    single = [seconds * 1e3 for _, seconds in one_row[measure.WARMUP :]]
+    assert len(single) == measure.SINGLE_ROWS and {n for n, _ in one_row} == {1}
+    p50, p95 = np.percentile(single, [50, 95])  # each call as timed here: a little less than measure's
+    assert 0 < p50 <= cost.p50_ms + 1e-4 and cost.p50_ms < p50 + 1.0  # (measure rounds to 4 decimals)
+    assert p95 <= cost.p95_ms + 1e-4 and cost.p50_ms <= cost.p95_ms
+    # Throughput: the rows of the batches of 256 done in THROUGHPUT_SECONDS, or a little more.
+    assert {n for n, _ in batches} == {measure.BATCH}
+    done = len(batches) * measure.BATCH
+    longest = max(seconds for _, seconds in batches)
+    assert done / (measure.THROUGHPUT_SECONDS + longest + 0.2) <= cost.rows_per_second <= done
+    # and as many as the time one batch takes here allows, give or take what the loop adds.
+    per_batch = sum(seconds for _, seconds in batches) / len(batches)
+    assert 0.5 * measure.BATCH / per_batch <= cost.rows_per_second <= measure.BATCH / per_batch
+    assert cost.metrics() == {
+        "compression/size_bytes": size,
+        "compression/parameters": parameters,
+        "compression/p50_ms": cost.p50_ms,
+        "compression/p95_ms": cost.p95_ms,
+        "compression/rows_per_second": cost.rows_per_second,
     }
 
 

@@ -117,37 +117,70 @@ def champion(trained_cnn, digits, digits_split, tmp_path_factory):
     return settings, evaluation
 
 
-def test_the_champion_is_rescored_with_its_registered_code_not_the_checkouts(
-    champion, digits, digits_split, monkeypatch
-):
+BLANK_IMAGES = (
+    "return (np.asarray(values, dtype=np.float32) / scale)",  # models/preprocessing.py's images_from_table
+    "return (0 * np.asarray(values, dtype=np.float32))",  # every image blank: one class for all
+)
+
+
+def _blank_images(preprocessing: Path) -> str:
+    """Make the preprocessing.py at this path blank every image; returns its text as it was."""
+    saved = preprocessing.read_text()
+    assert BLANK_IMAGES[0] in saved, f"{preprocessing} no longer reads: {BLANK_IMAGES[0]}"
+    preprocessing.write_text(saved.replace(*BLANK_IMAGES))
+    return saved
+
+
+def test_the_champion_is_rescored_with_its_registered_code_not_the_checkouts(champion, digits, digits_split, tmp_path):
+    import shlex
+    import shutil
+
     settings, evaluation = champion
     client = mlflow.MlflowClient(settings.tracking_uri)
     rows = digits.frame.iloc[digits_split.test]
     features, labels = rows[digits.feature_columns], rows["label"]
-    # The project's preprocessing changes after the champion was registered (here: in this process).
+
+    # The project's preprocessing changes after the champion was registered: in a copy of the
+    # checkout's `models`, first on the path of every Python that FreshProcess starts (ahead of
+    # the editable install), and in this process's imported module.
+    checkout = tmp_path / "checkout"
+    shutil.copytree(CODE_ROOT / "models", checkout / "models", ignore=shutil.ignore_patterns("__pycache__"))
+    _blank_images(checkout / "models" / "preprocessing.py")
+    started = tmp_path / "started"
+    boot = (
+        f"import runpy, sys; sys.path.insert(0, {str(checkout)!r}); "
+        "sys.argv = [a for a in sys.argv[1:] if not a.startswith('-')]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    python = tmp_path / "python"  # the worker's interpreter: the same one, with the changed checkout first
+    python.write_text(f'#!/bin/sh\necho "$@" >> {started}\nexec {sys.executable} -I -c {shlex.quote(boot)} "$@"\n')
+    python.chmod(0o755)
+    probe = tmp_path / "probe.py"
+    probe.write_text("import importlib.util\nprint(importlib.util.find_spec('models').origin)\n")
+    seen = subprocess.run([python, "-I", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert seen.stdout.strip() == str(checkout / "models" / "__init__.py"), seen.stderr  # the changed code is found
+    started.unlink()
     import models.preprocessing
 
-    monkeypatch.setattr(
-        models.preprocessing,
-        "images_from_table",
-        lambda values, shape, scale: np.zeros((len(values), *shape), np.float32),
-    )
-    with FreshProcess() as process:
-        version, correct, error = champion_correctness(
-            client, settings.tracking_uri, "digits", features, labels, process
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            models.preprocessing,
+            "images_from_table",
+            lambda values, shape, scale: np.zeros((len(values), *shape), np.float32),
         )
+        patch.setattr(sys, "executable", str(python))  # FreshProcess starts its worker with sys.executable
+        with FreshProcess() as process:
+            version, correct, error = champion_correctness(
+                client, settings.tracking_uri, "digits", features, labels, process
+            )
+    assert started.read_text().split() == ["-I", str(WORKER)]  # the worker ran beside the changed checkout
     assert (version, error) == ("1", None)
     assert correct.mean() == pytest.approx(evaluation.metrics["test/accuracy"])
 
     # The same change made to the registered copy of the code does reach the re-scoring: it is that code that runs.
     source = Path(client.get_model_version_download_uri("digits", "1").removeprefix("file://"))
     registered = next(source.rglob("models/preprocessing.py"))
-    saved = registered.read_text()
-    registered.write_text(
-        saved.replace(
-            "return (np.asarray(values, dtype=np.float32) / scale)", "return (0 * np.asarray(values, dtype=np.float32))"
-        )
-    )
+    saved = _blank_images(registered)
     try:
         with FreshProcess() as process:
             _, blind, _ = champion_correctness(client, settings.tracking_uri, "digits", features, labels, process)

@@ -84,7 +84,23 @@ def test_the_ensemble_is_chosen_within_one_standard_error_of_the_best_and_not_be
     }
     choice = choose_among(dict(probabilities), y, 2, 0.5, ensemble=True)
     assert choice.members == ["cnn", "rnn", "baseline"] and choice.family == "ensemble"
-    assert choice.scores["ensemble"]["val/accuracy"] == pytest.approx(58 / 60)  # below cnn's 59, within 1 SE
+    # By hand. cnn: row 10 (a 0) called 1; rows 0 and 1 right at 0.55, row 10 at 0.1, 57 rows at 0.9.
+    assert choice.scores["cnn"] == pytest.approx(
+        {
+            "val/accuracy": 59 / 60,
+            "val/f1_macro": (2 * 29 / (2 * 29 + 1) + 2 * 30 / (2 * 30 + 1)) / 2,  # class 0: 1 missed; class 1: 1 extra
+            "val/loss": -(2 * np.log(0.55) + np.log(0.1) + 57 * np.log(0.9)) / 60,
+        }
+    )
+    # The ensemble's true-class probability is the members' mean: (0.55 + 0 + 0.55) / 3 on rows 0
+    # and 1 (both wrong: one missed and one extra per class), (0.1 + 0.9 + 0.9) / 3 on rows 10 and 20.
+    assert choice.scores["ensemble"] == pytest.approx(
+        {
+            "val/accuracy": 58 / 60,  # below cnn's 59, within 1 SE
+            "val/f1_macro": 2 * 29 / (2 * 29 + 1 + 1),
+            "val/loss": -(2 * np.log(1.1 / 3) + 2 * np.log(1.9 / 3) + 56 * np.log(0.9)) / 60,
+        }
+    )
     assert choice.notes[0].startswith("The ensemble (0.9667) is within one standard error of cnn (0.9833)")
     assert choose_among(dict(probabilities), y, 2, 0.5, ensemble=False).family == "cnn"
     wrong = _probabilities(y, dict.fromkeys(range(20), 0.0))  # a third of the rows wrong: far from the best
@@ -97,10 +113,19 @@ def test_a_candidate_below_the_majority_rate_is_flagged():
     assert choice.notes == ["rnn ends below the majority-class rate: validation accuracy 0.2700 < 0.3400"]
 
 
-def test_majority_rate_is_the_validation_share_of_the_most_common_training_class(digits, digits_split):
-    labels = digits.class_indices(digits_split.val)
-    common = np.bincount(digits.class_indices(digits_split.train)).argmax()
-    assert majority_rate(digits, digits_split) == pytest.approx(np.mean(labels == common))
+def test_majority_rate_is_the_validation_share_of_the_most_common_training_class(tmp_path):
+    import pandas as pd
+
+    from tasks.types import Dataset, Split
+
+    labels = ["b", "a", "b", "c", "b", "a", "b", "c", "c", "a"]
+    dataset = Dataset("tiny", "image", pd.DataFrame({"x": range(10), "label": labels}), "label", ["x"], tmp_path, "0")
+    # Training rows 0-4: b three times, a and c once. Validation rows 5-9 (a, b, c, c, a) hold one b:
+    # 1/5. (Their own most common class would give 2/5, the training rows' share of b 3/5.)
+    parts = Split(train=np.arange(5), val=np.arange(5, 10), test=np.array([], int))
+    assert majority_rate(dataset, parts) == pytest.approx(0.2)
+    # The order of the rows does not matter, only which rows are which.
+    assert majority_rate(dataset, Split(np.array([4, 2, 0, 3, 1]), np.array([9, 7, 5, 8, 6]), parts.test)) == 0.2
 
 
 @pytest.mark.parametrize("modality", ["image", "sequence", "text"])
@@ -177,7 +202,12 @@ def test_the_test_rows_never_change_the_choice(digits, digits_split, trained_cnn
     scrambled[digits.label_column] = test_labels
     again = choose_candidate.fn([trained_cnn, baseline], replace(digits, frame=scrambled), digits_split, ensemble=True)
     assert again == choice
-    assert choice.scores["cnn"] == validation_scores(trained_cnn, digits, digits_split)
+    # The figures are the validation rows', by the textbook formulas (numpy only, below).
+    val = digits.frame.iloc[digits_split.val]
+    y = _indices(digits, digits_split.val)
+    assert choice.scores["cnn"] == pytest.approx(_by_hand(trained_cnn.predict_proba(val), y, 10), rel=1e-5)
+    assert choice.scores["baseline"] == pytest.approx(_by_hand(baseline.predict_proba(val), y, 10), rel=1e-5)
+    assert validation_scores(trained_cnn, digits, digits_split) == choice.scores["cnn"]
 
 
 def test_the_ensemble_is_scored_as_the_mean_of_its_members_predictions(digits, digits_split, trained_cnn):
@@ -186,9 +216,36 @@ def test_the_ensemble_is_scored_as_the_mean_of_its_members_predictions(digits, d
     choice = choose_candidate.fn([trained_cnn, strong, other], digits, digits_split, ensemble=True)
 
     assert choice.members == ["baseline", "svc_c1"]  # the one-epoch CNN trails them by far
+    val = digits.frame.iloc[digits_split.val]
+    y = _indices(digits, digits_split.val)
+    mean = (strong.predict_proba(val) + other.predict_proba(val)) / 2  # the two members' probabilities, averaged
+    expected = _by_hand(mean, y, 10)
+    assert choice.scores["ensemble"] == pytest.approx(expected, rel=1e-5)
+    assert expected["val/loss"] != pytest.approx(_by_hand(strong.predict_proba(val), y, 10)["val/loss"], rel=1e-3)
     ensemble = Ensemble([strong, other])  # as the flow registers it
-    assert choice.scores["ensemble"] == pytest.approx(validation_scores(ensemble, digits, digits_split))
+    assert validation_scores(ensemble, digits, digits_split) == pytest.approx(expected, rel=1e-5)
     assert choose_candidate.fn([trained_cnn, strong], digits, digits_split).members == []  # ensemble off
+
+
+def _indices(dataset, positions) -> np.ndarray:
+    """The class index of each row: digits' labels are their own indices, 0 to 9."""
+    assert dataset.classes == list(range(10))
+    return dataset.frame[dataset.label_column].iloc[positions].to_numpy()
+
+
+def _by_hand(probabilities: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Accuracy, macro F1 (2TP / (2TP + FP + FN) per class, 0 for a class never seen nor
+    predicted) and log loss (mean -ln of the true class's probability, each row clipped at
+    1e-7 and summing to one), written out with numpy."""
+    predicted = probabilities.argmax(axis=1)
+    f1 = []
+    for c in range(num_classes):
+        tp = np.sum((predicted == c) & (y == c))
+        wrong = np.sum((predicted == c) != (y == c))  # FP + FN
+        f1.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
+    clipped = np.clip(probabilities, 1e-7, 1.0)
+    true = clipped[np.arange(len(y)), y] / clipped.sum(axis=1)
+    return {"val/accuracy": np.mean(predicted == y), "val/f1_macro": np.mean(f1), "val/loss": -np.mean(np.log(true))}
 
 
 def _perturbed(network):

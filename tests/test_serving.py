@@ -105,13 +105,20 @@ def test_the_predict_deployment_reads_regular_files_under_the_project_only(regis
     assert not (root / "outputs" / "stolen.csv").exists()
 
 
-def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
+def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split, trained_cnn, weak_cnn):
     import time
     import urllib.request
+
+    import numpy as np
 
     from tasks.infra.local_servers import free_port
 
     settings, _ = registered
+    rows = digits.frame.iloc[digits_split.test[:40]]
+    # What the champion (v2, trained_cnn) says in this process; v1 and v3 (weak_cnn) differ on some rows.
+    probabilities = trained_cnn.predict_proba(rows)
+    expected = np.asarray(digits.classes)[probabilities.argmax(axis=1)].tolist()
+    assert expected != np.asarray(digits.classes)[weak_cnn.predict_proba(rows).argmax(axis=1)].tolist()
     port = free_port()
     mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
     # As from an activated venv: the server runs `uvicorn` from PATH.
@@ -123,7 +130,6 @@ def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        rows = digits.frame.iloc[digits_split.test[:5]]
         body = json.dumps({"dataframe_split": rows[digits.feature_columns].to_dict(orient="split")}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
@@ -141,7 +147,9 @@ def test_mlflow_serves_the_champion_over_rest(registered, digits, digits_split):
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert len(predictions) == 5 and {"label", "probability"} <= set(predictions[0])
+    assert len(predictions) == len(rows) and {"label", "probability"} <= set(predictions[0])
+    assert [p["label"] for p in predictions] == expected
+    np.testing.assert_allclose([p["probability"] for p in predictions], probabilities.max(axis=1), rtol=1e-5)
 
 
 def test_a_tampered_classical_member_is_refused_in_one_line_and_never_runs(digits, digits_split, tmp_path, monkeypatch):

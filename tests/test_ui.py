@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, unavailable
 from prefect_runs import artifacts_of, wait_for_deployment
 
 from tasks.infra.settings import CODE_ROOT, Settings
@@ -24,7 +24,7 @@ def chromium_page():
     """A page in headless Chromium. Opened after the test's own setup: Playwright's sync API keeps
     an event loop running in this thread, under which Prefect's calls would turn asynchronous."""
     if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed: `apt-get install chromium` (.ci/run installs it)")
+        unavailable("Chromium is not installed: `apt-get install chromium` (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -34,6 +34,19 @@ def chromium_page():
             yield browser.new_page(viewport={"width": 1400, "height": 1000})
         finally:
             browser.close()
+
+
+def test_a_missing_browser_or_database_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"^Chromium is not installed \(CI=true: .* a failure"):
+        unavailable("Chromium is not installed")
+    for elsewhere in ("", "false"):
+        monkeypatch.setenv("CI", elsewhere)
+        with pytest.raises(pytest.skip.Exception, match="^PostgreSQL is not installed$"):
+            unavailable("PostgreSQL is not installed")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        unavailable("PostgreSQL is not installed")
 
 
 def test_the_prefect_ui_shows_the_training_form(prefect_api):
