@@ -10,7 +10,7 @@ tasks/registry/packaging.py writes them) and is loaded, for measuring, by the se
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -133,48 +133,68 @@ def network_variants(
     import torch
 
     from models.preprocessing import model_inputs
-    from models.quantized import plain_state, quantized, without_transformer_fast_path
-    from tasks.compression import onnx_export
+    from models.quantized import plain_state, quantized
     from tasks.compression.quantize import quantized_onnx
 
     parameters = int(sum(p.numel() for p in network.parameters()))
-    classes = preprocessing["classes"]
+    folders = _VariantFolders(root, family, preprocessing["classes"], parameters)
     base = {"family": family, "network_kwargs": network_kwargs, "preprocessing": preprocessing}
-    made, notes = [], []
-
-    def add(name: str, member: dict, write, how: str) -> None:
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        write(folder / f"member_0.{'onnx' if member['kind'] == 'onnx' else 'pt'}")
-        spec = {"family": family, "classes": classes, "members": [member | {"artifact": "member_0"}]}
-        (folder / "spec.json").write_text(json.dumps(spec))
-        made.append(load_served(name, family, folder, parameters, how))
-
     if with_fp32:
-        add(prefix, {"kind": "network", **base}, lambda p: torch.save(network.state_dict(), p), f"{family}, fp32")
+        fp32 = {"kind": "network", **base}
+        folders.add(prefix, fp32, lambda p: torch.save(network.state_dict(), p), f"{family}, fp32")
     int8 = quantized(network)
-    add(
+    folders.add(
         f"{prefix}-int8",
         {"kind": "network", "quantization": INT8, **base},
         lambda p: torch.save(plain_state(int8), p),  # plain tensors: loaded with weights_only=True
         f"{family}, int8 dynamic quantization of Linear/LSTM/GRU (torch.ao)",
     )
     inputs = model_inputs(check_rows, preprocessing)
-    onnx_folder = root / f"{prefix}-onnx"
     try:
-        exported = onnx_export.export(network, inputs[:1], onnx_folder / "member_0.onnx")
-        with torch.no_grad(), without_transformer_fast_path():
-            reference = network(torch.as_tensor(inputs)).numpy()
-        onnx_export.check_against(reference, onnx_export.session(exported).logits(inputs), f"{prefix} in ONNX")
+        exported = _checked_onnx(network, inputs, root / f"{prefix}-onnx" / "member_0.onnx", prefix)
     except Exception as error:  # noqa: BLE001 - an export that fails or differs leaves only that variant out
-        notes.append(f"{prefix}-onnx left out: {str(error).splitlines()[0][:300]}")
-        logger.warning(notes[-1])
-        return made, notes
-    add(f"{prefix}-onnx", {"kind": "onnx", **base}, lambda p: None, f"{family} in ONNX, fp32 (onnxruntime)")
-    add(
+        note = f"{prefix}-onnx left out: {str(error).splitlines()[0][:300]}"
+        logger.warning(note)
+        return folders.made, [note]
+    folders.add(f"{prefix}-onnx", {"kind": "onnx", **base}, lambda p: None, f"{family} in ONNX, fp32 (onnxruntime)")
+    folders.add(
         f"{prefix}-onnx-int8",
         {"kind": "onnx", **base},
         lambda p: quantized_onnx(exported, p),
         f"{family} in ONNX, int8 dynamic quantization (onnxruntime)",
     )
-    return made, notes
+    return folders.made, []
+
+
+@dataclass
+class _VariantFolders:
+    """The variants of one network, each written as a folder a version is made from and loaded as it serves."""
+
+    root: Path
+    family: str
+    classes: list
+    parameters: int  # the network's, for each of its variants
+    made: list[Served] = field(default_factory=list)
+
+    def add(self, name: str, member: dict, write, how: str) -> None:
+        """`write(path)` writes the member's file (ONNX fp32's is the export's, there already)."""
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        write(folder / f"member_0.{'onnx' if member['kind'] == 'onnx' else 'pt'}")
+        spec = {"family": self.family, "classes": self.classes, "members": [member | {"artifact": "member_0"}]}
+        (folder / "spec.json").write_text(json.dumps(spec))
+        self.made.append(load_served(name, self.family, folder, self.parameters, how))
+
+
+def _checked_onnx(network, inputs: np.ndarray, path: Path, prefix: str) -> Path:
+    """The network exported to ONNX at `path`, checked against its PyTorch logits on `inputs` (raises when not)."""
+    import torch
+
+    from models.quantized import without_transformer_fast_path
+    from tasks.compression import onnx_export
+
+    exported = onnx_export.export(network, inputs[:1], path)
+    with torch.no_grad(), without_transformer_fast_path():
+        reference = network(torch.as_tensor(inputs)).numpy()
+    onnx_export.check_against(reference, onnx_export.session(exported).logits(inputs), f"{prefix} in ONNX")
+    return exported
