@@ -46,6 +46,16 @@ def make_workspace(root: Path) -> Path:
     return root
 
 
+def validate(frame, dataset: str, suite_path: Path, report_path: Path):
+    """A table against one suite file alone (no row checks, no drift), its report written: the
+    validation report a registration needs, made quickly."""
+    from tasks.validation.expectations import load_suite, run_suite
+
+    report = run_suite(frame, load_suite(suite_path), dataset)
+    report.write(report_path)
+    return report
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = make_workspace(tmp_path / "project")
@@ -218,7 +228,6 @@ def registered(trained_cnn, weak_cnn, digits, digits_split, tmp_path_factory):
     from tasks.evaluation.tasks import choose_candidate
     from tasks.infra.settings import CODE_ROOT, Settings
     from tasks.registry.tasks import register
-    from tasks.validation.checking import validate
 
     root = make_workspace(tmp_path_factory.mktemp("registry") / "project")
     settings = Settings(root=root)

@@ -53,7 +53,7 @@ def test_two_machines_promoting_at_once_leave_one_consistent_history(
     champion, the other is judged against the new one."""
     import dataclasses
 
-    from conftest import make_workspace
+    from conftest import make_workspace, validate
     from sqlalchemy.engine import make_url
 
     from tasks.evaluation.scoring import evaluate
@@ -62,7 +62,6 @@ def test_two_machines_promoting_at_once_leave_one_consistent_history(
     from tasks.registry.tasks import register
     from tasks.training.network import train
     from tasks.types import TrainConfig
-    from tasks.validation.checking import validate
 
     if store_kind == "postgresql":
         server = make_url(request.getfixturevalue("postgres_url"))  # a database of its own on the module's server

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import make_workspace
+from conftest import make_workspace, validate
 
 from tasks.evaluation.scoring import evaluate
 from tasks.evaluation.tasks import choose_candidate
@@ -20,7 +20,6 @@ from tasks.infra.settings import CODE_ROOT, Settings
 from tasks.registry.promotion import champion_correctness, decide, paired_bootstrap
 from tasks.registry.serving import WORKER, FreshProcess, serving_check
 from tasks.registry.tasks import register
-from tasks.validation.checking import validate
 
 LINEAGE = {"git_sha": "abc123", "git_dirty": "false", "prefect_flow_run_id": "none"}
 

@@ -25,11 +25,12 @@ NO_PROCESSES = (None, None)  # the gate may neither re-score nor check serving: 
 @pytest.fixture(scope="module")
 def run_inputs(digits, digits_split, tmp_path_factory):
     """What `register` takes, for a baseline: (report, candidates, choice)."""
+    from conftest import validate
+
     from tasks.evaluation.scoring import evaluate
     from tasks.evaluation.tasks import choose_candidate
     from tasks.training.baseline import fit_baseline
     from tasks.types import BaselineConfig
-    from tasks.validation.checking import validate
 
     folder = tmp_path_factory.mktemp("states")
     report = validate(digits.frame, "digits", CODE_ROOT / "expectations" / "digits.json", folder / "validation.json")

@@ -157,7 +157,7 @@ def test_a_tampered_classical_member_is_refused_in_one_line_and_never_runs(digit
     would run code is refused by `mlpipe predict` in one line; the payload never runs."""
     import pickle
 
-    from conftest import LINEAGE, make_workspace
+    from conftest import LINEAGE, make_workspace, validate
 
     from tasks.evaluation.scoring import evaluate
     from tasks.evaluation.tasks import choose_candidate
@@ -165,7 +165,6 @@ def test_a_tampered_classical_member_is_refused_in_one_line_and_never_runs(digit
     from tasks.registry.tasks import register
     from tasks.training.baseline import fit_baseline
     from tasks.types import BaselineConfig
-    from tasks.validation.checking import validate
 
     settings = Settings(root=make_workspace(tmp_path / "project"))
     monkeypatch.setenv("MLPIPE_ROOT", str(settings.root))

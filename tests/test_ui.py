@@ -85,7 +85,7 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
     from flows.training import training_pipeline
     from tasks.data.loading import load
     from tasks.infra.local_servers import launch, mlflow_server, stop
-    from tasks.registry.links import CLASSIC, artifact_url, experiment_url
+    from tasks.registry.links import CLASSIC, artifact_url
 
     port = free_port()
     monkeypatch.setenv("MLPIPE_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
@@ -156,7 +156,7 @@ def test_the_links_mlpipe_stores_open_mlflows_classic_pages_with_the_champion(pr
             expect(page.get_by_text("val/accuracy").first).to_be_visible()
             page.screenshot(path=SCREENSHOTS / "mlflow-compare-candidates.png", full_page=True)
 
-            page.goto(experiment_url(f"http://127.0.0.1:{port}", "1"))  # the runs, their names and data set
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/1?{CLASSIC}")  # the runs, their names and data set
             expect(page.get_by_text("Run Name", exact=True)).to_be_visible(timeout=60_000)
             expect(page.get_by_text(re.compile(r"^digits \([0-9a-f]{12}\)$")).first).to_be_visible()
             expect(page.get_by_text("Observability", exact=True)).to_have_count(0)  # the GenAI view's

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import validate
 
 from tasks.infra.errors import MlpipeError, ValidationFailed
 from tasks.infra.settings import CODE_ROOT
-from tasks.validation.checking import validate
 from tasks.validation.tasks import validate_dataset
 
 SUITE = CODE_ROOT / "expectations" / "digits.json"

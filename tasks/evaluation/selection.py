@@ -101,11 +101,6 @@ def choose_on_validation(models: list, dataset: Dataset, split: Split, ensemble:
     return choose_among(probabilities, y_true, num_classes, majority_rate(dataset, split), ensemble)
 
 
-def validation_scores(model, dataset: Dataset, split: Split) -> dict[str, float]:
-    probabilities = model.predict_proba(dataset.frame.iloc[split.val])
-    return scores_of(probabilities, dataset.class_indices(split.val), len(dataset.classes))
-
-
 def choose_among(
     probabilities: dict[str, np.ndarray], y_true: np.ndarray, num_classes: int, majority: float, ensemble: bool
 ) -> Choice:

@@ -5,10 +5,6 @@ CLASSIC = "workflowType=machine_learning"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # no "which kind?" pop-up
 
 
-def experiment_url(ui: str, experiment_id: str) -> str:
-    return f"{ui}/#/experiments/{experiment_id}?{CLASSIC}"
-
-
 def run_url(ui: str, experiment_id: str, run_id: str) -> str:
     return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC}"
 

@@ -3,8 +3,6 @@ from the champion's data, in one report."""
 
 from pathlib import Path
 
-import pandas as pd
-
 from tasks.infra.params import ValidationParams
 from tasks.infra.settings import Settings
 from tasks.types import Dataset
@@ -12,13 +10,6 @@ from tasks.validation.drift import compare
 from tasks.validation.expectations import default_suite, load_suite, run_suite
 from tasks.validation.report import ValidationReport
 from tasks.validation.row_checks import run_checks
-
-
-def validate(frame: pd.DataFrame, dataset: str, suite_path: Path, report_path: Path) -> ValidationReport:
-    """A table against one suite file, report written: the suite alone, no row checks."""
-    report = run_suite(frame, load_suite(suite_path), dataset)
-    report.write(report_path)
-    return report
 
 
 def check_dataset(
