@@ -28,10 +28,7 @@ def tune_family(
 ) -> dict:
     """A family's study: trials until its budget is spent, then its verdict in params/<name>.yaml: the
     best trial's settings, or none when they did not beat the defaults on the check rows."""
-    from tasks.tuning.report import plot_study, summarize
-    from tasks.tuning.study import TuneJob, open_study
-    from tasks.tuning.study_workers import run_workers
-    from tasks.tuning.tracking import finish_tuning_run, start_tuning_run
+    from tasks.tuning.study import TuneJob
 
     settings = get_settings()
     job = TuneJob(
@@ -49,43 +46,72 @@ def tune_family(
         folds=_folds(dataset, split, project, seed),
     )
     job.rows()  # too few validation rows to halve: one error here, before any run is opened
-    name = run_title(f"{dataset.name}-tune", [family], None)
-    experiment_id, parent_id = start_tuning_run(
-        settings, dataset.name, name, {"dataset": dataset.name, "family": family}
-    )
-    job = replace(job, experiment_id=experiment_id, parent_run_id=parent_id)
+    job = _with_tuning_run(job, settings)
     folder = settings.outputs_dir / dataset.name / "tuning" / job.study_name
     try:
-        open_study(job)  # created here, once: workers starting together would race to create it
-        run_workers(job, workers, folder)
-        study = open_study(job, enqueue=False)
-        summary = summarize(study, job) | {"mlflow_run_id": parent_id, "experiment_id": experiment_id}
-        if summary["value"] is None and summary["counts"]["FAIL"]:
-            raise MlpipeError(f"tuning {family} on {dataset.name}: every trial failed: {_first_failure(study)}")
-        if summary["value"] is not None:
-            best = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()}
-            tuned = Tuned(
-                settings=best if summary["kept"] == "tuned" else {},
-                study=job.study_name,
-                trial=summary["best_trial"],
-                kept=summary["kept"],
-                why=summary["why"],
-                val_accuracy=round(summary["value"], 6),
-                check_accuracy=summary["check"]["tuned"],
-                defaults_check_accuracy=summary["check"]["defaults"],
-                trials=summary["trials_counted"],
-            )
-            summary["written_to"] = str(write_tuned(settings, dataset.name, family, tuned))
-        summary["plots"] = [path.stem for path in plot_study(study, folder / "plots")]
-        finish_tuning_run(parent_id, summary, [folder / "plots" / f"{name}.png" for name in summary["plots"]])
+        summary = _run_study(job, workers, folder, settings)
     except BaseException:
         import mlflow
 
-        mlflow.MlflowClient().set_terminated(parent_id, status="FAILED")  # not left RUNNING in the UI
+        mlflow.MlflowClient().set_terminated(job.parent_run_id, status="FAILED")  # not left RUNNING in the UI
         raise
+    _log_summary(dataset.name, family, summary)
+    return summary
+
+
+def _with_tuning_run(job, settings):
+    """The job with its MLflow parent run, opened now."""
+    from tasks.tuning.tracking import start_tuning_run
+
+    name = run_title(f"{job.dataset.name}-tune", [job.family], None)
+    tags = {"dataset": job.dataset.name, "family": job.family}
+    experiment_id, parent_id = start_tuning_run(settings, job.dataset.name, name, tags)
+    return replace(job, experiment_id=experiment_id, parent_run_id=parent_id)
+
+
+def _run_study(job, workers: int, folder, settings) -> dict:
+    """The study's trials by `workers` processes until its budget is spent; its verdict written to
+    params/<name>.yaml, its plots and summary on its MLflow run."""
+    from tasks.tuning.report import plot_study, summarize
+    from tasks.tuning.study import open_study
+    from tasks.tuning.study_workers import run_workers
+    from tasks.tuning.tracking import finish_tuning_run
+
+    open_study(job)  # created here, once: workers starting together would race to create it
+    run_workers(job, workers, folder)
+    study = open_study(job, enqueue=False)
+    summary = summarize(study, job) | {"mlflow_run_id": job.parent_run_id, "experiment_id": job.experiment_id}
+    if summary["value"] is None and summary["counts"]["FAIL"]:
+        raise MlpipeError(f"tuning {job.family} on {job.dataset.name}: every trial failed: {_first_failure(study)}")
+    if summary["value"] is not None:
+        tuned = _tuned(summary, job.study_name)
+        summary["written_to"] = str(write_tuned(settings, job.dataset.name, job.family, tuned))
+    summary["plots"] = [path.stem for path in plot_study(study, folder / "plots")]
+    finish_tuning_run(job.parent_run_id, summary, [folder / "plots" / f"{name}.png" for name in summary["plots"]])
+    return summary
+
+
+def _tuned(summary: dict, study: str) -> Tuned:
+    """The study's verdict: the best trial's settings (4 significant digits) when they beat the
+    defaults on the check rows, else none."""
+    best = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in summary["settings"].items()}
+    return Tuned(
+        settings=best if summary["kept"] == "tuned" else {},
+        study=study,
+        trial=summary["best_trial"],
+        kept=summary["kept"],
+        why=summary["why"],
+        val_accuracy=round(summary["value"], 6),
+        check_accuracy=summary["check"]["tuned"],
+        defaults_check_accuracy=summary["check"]["defaults"],
+        trials=summary["trials_counted"],
+    )
+
+
+def _log_summary(dataset: str, family: str, summary: dict) -> None:
     run_logger("mlpipe.tuning").info(
         "%s %s: best val/accuracy %s on the search rows (trial %s), %s; kept: %s (%s)",
-        dataset.name,
+        dataset,
         family,
         summary["value"],
         summary["best_trial"],
@@ -93,7 +119,6 @@ def tune_family(
         summary["kept"],
         summary["why"],
     )
-    return summary
 
 
 def _first_failure(study) -> str:
