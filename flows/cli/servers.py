@@ -22,15 +22,12 @@ def up(
 ) -> None:
     """Show the project's Prefect server (started if it is not running) and MLflow's UI on 127.0.0.1 until Ctrl-C."""
     import signal
-    import time
 
-    from tasks.infra.api_auth import AUTH_FILE
     from tasks.infra.errors import MlpipeError
     from tasks.infra.local_servers import HOST, launch, mlflow_server, port_is_free, stop
     from tasks.infra.params import load_params
     from tasks.infra.project_server import ensure, running
     from tasks.infra.settings import get_settings
-    from tasks.registry.links import CLASSIC
 
     settings = get_settings()
     idle_minutes = load_params(settings).server.idle_minutes
@@ -47,28 +44,8 @@ def up(
         typer.echo(f"The project's Prefect server runs on port {prefect.port} already: --prefect-port is not used.")
     processes = launch([mlflow_server(settings, mlflow_port)], log_dir)
     try:  # from here on, a Ctrl-C at any moment (even while printing) stops MLflow
-        typer.echo(f"Prefect UI: {prefect.url}" + (" (the project's server, running already)" if found else ""))
-        typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}/#/experiments?{CLASSIC}")
-        typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
-        typer.echo(f"Prefect's database: {prefect.database}")
-        typer.echo(f"Send runs from elsewhere to this Prefect server: export PREFECT_API_URL={prefect.api_url}")
-        password = settings.prefect_home / AUTH_FILE
-        typer.echo(
-            f"  its API takes calls with the password in {password} only: this project's commands send it; "
-            f'elsewhere export PREFECT_API_AUTH_STRING="$(cat {password})" (the UI asks for it once)'
-        )
-        typer.echo(f"Logs in {log_dir} and {settings.prefect_home}. Ctrl-C stops MLflow; `mlpipe down` stops Prefect.")
-        last_call = time.monotonic()
-        while processes[0].poll() is None and running(settings) == prefect:
-            time.sleep(1)
-            if time.monotonic() - last_call > 60:  # while this runs, the Prefect server is in use
-                last_call = time.monotonic()
-                try:
-                    urllib.request.urlopen(f"{prefect.api_url}/health", timeout=10).close()
-                except OSError:
-                    pass  # stopped meanwhile: the loop's condition sees it
-        gone = "MLflow's server" if processes[0].poll() is not None else "The Prefect server (`mlpipe down`)"
-        typer.echo(f"{gone} stopped.")
+        _show_servers(settings, prefect, bool(found), mlflow_port, log_dir)
+        _wait_while_both_run(settings, prefect, processes[0])
     except KeyboardInterrupt:
         typer.echo("Stopping MLflow's server...")
     finally:
@@ -79,6 +56,45 @@ def up(
         if running(settings) is not None
         else "Stopped."
     )
+
+
+def _show_servers(settings, prefect, found: bool, mlflow_port: int, log_dir) -> None:
+    """Where the UIs are, where the stores and logs are, and how to send runs from elsewhere."""
+    from tasks.infra.api_auth import AUTH_FILE
+    from tasks.infra.local_servers import HOST
+    from tasks.registry.links import CLASSIC
+
+    typer.echo(f"Prefect UI: {prefect.url}" + (" (the project's server, running already)" if found else ""))
+    typer.echo(f"MLflow UI:  http://{HOST}:{mlflow_port}/#/experiments?{CLASSIC}")
+    typer.echo(f"  store: {settings.shown_tracking_uri}; artifacts: {settings.served_artifacts}")
+    typer.echo(f"Prefect's database: {prefect.database}")
+    typer.echo(f"Send runs from elsewhere to this Prefect server: export PREFECT_API_URL={prefect.api_url}")
+    password = settings.prefect_home / AUTH_FILE
+    typer.echo(
+        f"  its API takes calls with the password in {password} only: this project's commands send it; "
+        f'elsewhere export PREFECT_API_AUTH_STRING="$(cat {password})" (the UI asks for it once)'
+    )
+    typer.echo(f"Logs in {log_dir} and {settings.prefect_home}. Ctrl-C stops MLflow; `mlpipe down` stops Prefect.")
+
+
+def _wait_while_both_run(settings, prefect, mlflow) -> None:
+    """Until MLflow's server or the project's Prefect server stops, calling the Prefect server
+    once a minute: while this runs, it is in use."""
+    import time
+
+    from tasks.infra.project_server import running
+
+    last_call = time.monotonic()
+    while mlflow.poll() is None and running(settings) == prefect:
+        time.sleep(1)
+        if time.monotonic() - last_call > 60:  # while this runs, the Prefect server is in use
+            last_call = time.monotonic()
+            try:
+                urllib.request.urlopen(f"{prefect.api_url}/health", timeout=10).close()
+            except OSError:
+                pass  # stopped meanwhile: the loop's condition sees it
+    gone = "MLflow's server" if mlflow.poll() is not None else "The Prefect server (`mlpipe down`)"
+    typer.echo(f"{gone} stopped.")
 
 
 def down() -> None:
