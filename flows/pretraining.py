@@ -11,9 +11,8 @@ from flows.parameters import PretrainParams, flow_parameters
 from flows.run_names import run_namer
 from tasks.data.splitting import test_rows_digest
 from tasks.data.tasks import load_dataset, split_dataset
-from tasks.infra.lineage import code_version
+from tasks.infra.lineage import run_lineage
 from tasks.infra.params import load_params
-from tasks.infra.runs import flow_run_url
 from tasks.infra.settings import get_settings
 from tasks.pretraining import report
 from tasks.pretraining.tasks import gather_corpus, pretrain_encoder, publish_encoder, register_encoder
@@ -50,10 +49,7 @@ def _pretrain(params: PretrainParams) -> dict:
     experiment_id = connect(settings, dataset.name)
     result = pretrain_encoder(corpus, options, seed, folder)
     tags = {
-        **code_version(),
-        "prefect_flow_run_id": flow_run_id,
-        "prefect_flow_run_name": str(runtime.flow_run.name),
-        "prefect_flow_run_url": flow_run_url(flow_run_id),
+        **run_lineage(flow_run_id, str(runtime.flow_run.name)),
         "test_rows": test_rows_digest(dataset, parts),  # the rows it never read: fine-tuning on this data checks them
     }
     registered = register_encoder(experiment_id, dataset, corpus, result, tags)

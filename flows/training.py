@@ -1,7 +1,6 @@
 """The training pipeline: load -> validate -> train candidates -> choose on validation -> test -> register."""
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from prefect import flow, get_run_logger, runtime
 
@@ -22,7 +21,7 @@ from tasks.registry.store import champion_profile, check_tracking_store
 from tasks.registry.tasks import publish_reports, register
 from tasks.training.caching import training_dir, training_key
 from tasks.training.config import classical_configs, network_configs
-from tasks.training.parallel import run_all, torch_threads
+from tasks.training.parallel import CandidateCall, run_all, torch_threads
 from tasks.training.tasks import train_baseline, train_model
 from tasks.types import BaselineConfig
 from tasks.validation.tasks import publish_validation, validate_dataset
@@ -146,15 +145,6 @@ def _publish(registration: Registration, settings) -> None:
         logger.warning(note)
 
 
-@dataclass(frozen=True)
-class CandidateCall:
-    """One candidate to train: its family, the Prefect task that trains it and the task's parameters."""
-
-    family: str
-    task: Callable
-    kwargs: dict
-
-
 class _Trainer:
     """Trains a run's candidates on a split, each a cached Prefect task: one by one, or at once on Dask."""
 
@@ -169,7 +159,7 @@ class _Trainer:
 
     def run(self, calls: list[CandidateCall]) -> list:
         """The calls' results, in their order."""
-        return run_all([(call.task, call.kwargs) for call in calls], self.parallel)
+        return run_all(calls, self.parallel)
 
     def call(self, split, config) -> CandidateCall:
         """The call that trains one candidate on `split`."""

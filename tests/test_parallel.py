@@ -53,7 +53,7 @@ def _task_runs(flow_run_id: str, task_name: str) -> list:
 
 
 def test_an_unreachable_dask_scheduler_is_one_line():
-    from tasks.training.parallel import run_all
+    from tasks.training.parallel import CandidateCall, run_all
 
     with pytest.raises(MlpipeError, match=r"Dask scheduler tcp://127.0.0.1:9 .*parallel.address"):
-        run_all([(print, {})], ParallelParams(enabled=True, address="tcp://127.0.0.1:9"))
+        run_all([CandidateCall("cnn", print, {})], ParallelParams(enabled=True, address="tcp://127.0.0.1:9"))

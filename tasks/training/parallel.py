@@ -5,7 +5,9 @@ torch threads (a CPU kernel's sums depend on how many threads split them), so th
 ones a sequential run gets."""
 
 import logging
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from tasks.infra.errors import MlpipeError
 from tasks.infra.params import ParallelParams
@@ -52,12 +54,20 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def run_all(calls: list[tuple], parallel: ParallelParams | None) -> list:
-    """Each (task, parameters) called: in this process one after the other, or all submitted to
-    a Dask cluster at once. Results in the order given; the first failure raises, as it would
-    sequentially."""
+@dataclass(frozen=True)
+class CandidateCall:
+    """One candidate to train: its family, the Prefect task that trains it and the task's parameters."""
+
+    family: str
+    task: Callable
+    kwargs: dict
+
+
+def run_all(calls: list[CandidateCall], parallel: ParallelParams | None) -> list:
+    """Each call's task run: in this process one after the other, or all submitted to a Dask
+    cluster at once. Results in the order given; the first failure raises, as it would sequentially."""
     if parallel is None:
-        return [task(**parameters) for task, parameters in calls]
+        return [call.task(**call.kwargs) for call in calls]
     with dask_runner(parallel, len(calls)) as runner:
-        futures = [runner.submit(task, parameters) for task, parameters in calls]
+        futures = [runner.submit(call.task, call.kwargs) for call in calls]
         return [future.result() for future in futures]
