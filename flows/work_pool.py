@@ -16,7 +16,7 @@ from prefect.utilities.processutils import command_to_string
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from tasks.infra.errors import MlpipeError
-from tasks.infra.prefect_private import FLOW_ENTRYPOINT, fix_command, worker_environment
+from tasks.infra.prefect_private import FLOW_ENTRYPOINT, fix_command, resolve_hook_flows_with, worker_environment
 
 # No variables, and no other keys: Prefect's server refuses a flow run or deployment that sets
 # any job variable (422), and the worker's configuration takes its defaults.
@@ -87,7 +87,6 @@ class FixedProcessWorker(ProcessWorker):
         return "mlpipe-process"  # its own key in Prefect's registry of worker types; Prefect's stays
 
     async def run(self, flow_run, configuration: ProcessJobConfiguration, task_status=None):
-        import prefect.workers.process
 
         deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
         if (reason := refusal(flow_run, deployment)) is not None:
@@ -97,8 +96,7 @@ class FixedProcessWorker(ProcessWorker):
         configuration.working_dir = None
         environment = {**os.environ, **worker_environment(configuration, flow_run)}
         configuration.env = environment | {FLOW_ENTRYPOINT: deployment.entrypoint}
-        # ProcessWorker.run resolves the flow for its hooks with this module-level function.
-        prefect.workers.process.load_flow_from_flow_run = _flow_of
+        resolve_hook_flows_with(_flow_of)
         return await super().run(flow_run, configuration, task_status)
 
 

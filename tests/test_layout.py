@@ -144,20 +144,26 @@ DEPENDENCIES = ("prefect", "mlflow", "typer", "great_expectations", "lightning")
 
 
 def _private_uses(tree: ast.Module) -> list[str]:
-    """Private attributes (`x._name` on anything but self or cls), imports of private modules or
-    of MLflow's run-context internals, and Prefect's double-underscore settings."""
+    """Private attributes (`x._name` on anything but self or cls), private modules or names imported
+    from a dependency, MLflow's run-context internals, a dependency's module attribute replaced,
+    and Prefect's double-underscore settings."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
-            if node.attr not in PUBLIC_UNDERSCORED and not (
-                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
-            ):
+            own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            if node.attr not in PUBLIC_UNDERSCORED and not own:
                 found.append(ast.unparse(node))
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in DEPENDENCIES:
-            if any(part.startswith("_") for part in node.module.split(".")) or node.module.startswith(
-                "mlflow.tracking.context"
-            ):
-                found.append(f"from {node.module} import ...")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            names = [] if isinstance(node, ast.Import) else [a.name for a in node.names]
+            for module in (m for m in modules if m.split(".")[0] in DEPENDENCIES):
+                parts = module.split(".") + names
+                if any(part.startswith("_") for part in parts) or module.startswith("mlflow.tracking.context"):
+                    found.append(f"import of {module} {names or ''}".strip())
+        elif isinstance(node, ast.Assign | ast.AugAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Attribute) and ast.unparse(target).split(".")[0] in DEPENDENCIES:
+                    found.append(f"{ast.unparse(target)} replaced")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("PREFECT__"):
             found.append(node.value)
     return found

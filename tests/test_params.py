@@ -152,3 +152,12 @@ def test_data_add_lists_a_data_set_in_params_yaml_keeping_every_comment(tmp_path
     bare.write_text("train:\n  max_epochs: 3  # short\n")
     _list_in_params(bare, "sms", "text")
     assert bare.read_text() == "train:\n  max_epochs: 3  # short\ndatasets:\n" + line
+
+    # A section after `datasets`: its heading stays its own, after the new entry (ruamel keeps it
+    # on the block's last entry).
+    first = "datasets:\n  digits: {modality: image}  # built in\n"
+    following = "\n# what the training stage reads\ntrain:\n  max_epochs: 3\n"
+    middle = tmp_path / "middle.yaml"
+    middle.write_text(first + following)
+    _list_in_params(middle, "sms", "text")
+    assert middle.read_text() == first + line + following

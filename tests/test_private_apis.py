@@ -43,6 +43,27 @@ def test_prefect_engine_reads_the_flow_entrypoint_from_the_environment():
     assert prefect_private.FLOW_ENTRYPOINT in sources
 
 
+def test_prefect_process_workers_find_hook_flows_through_the_function_mlpipe_replaces():
+    import prefect.workers.process
+
+    assert "resolve_flow=load_flow_from_flow_run" in inspect.getsource(prefect.workers.process)  # looked up per run
+    original = prefect.workers.process.load_flow_from_flow_run
+    try:
+        prefect_private.resolve_hook_flows_with(print)
+        assert prefect.workers.process.load_flow_from_flow_run is print
+    finally:
+        prefect.workers.process.load_flow_from_flow_run = original
+
+
+def test_prefect_server_pieces_mlpipe_names_are_there():
+    import importlib
+
+    from prefect.server.api.server import create_app
+
+    assert importlib.import_module(prefect_private.LEASE_STORAGE_ON_DISK)
+    assert {"ephemeral", "final"} <= set(inspect.signature(create_app).parameters)  # tasks/infra/idle_server.py
+
+
 def test_prefect_log_and_event_workers_drain():
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker

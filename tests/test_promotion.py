@@ -12,12 +12,13 @@ import pytest
 from conftest import make_workspace, validate
 
 from tasks.evaluation.scoring import evaluate
+from tasks.evaluation.statistics import paired_bootstrap
 from tasks.evaluation.tasks import choose_candidate
 from tasks.infra.errors import MlpipeError
 from tasks.infra.params import PromotionParams
 from tasks.infra.retrying import is_transient
 from tasks.infra.settings import CODE_ROOT, Settings
-from tasks.registry.promotion import champion_correctness, decide, paired_bootstrap
+from tasks.registry.promotion import champion_correctness, decide
 from tasks.registry.serving import WORKER, FreshProcess, serving_check
 from tasks.registry.tasks import register
 
@@ -214,15 +215,6 @@ def test_a_promotion_that_stopped_after_moving_the_alias_is_completed_not_decide
     assert client.get_registered_model("digits").tags[HISTORY_TAG] == '["1"]'
     assert client.get_model_version("digits", "1").tags["promotion"] == decision.reason
     client.set_model_version_tag("digits", "1", "promotion", marker)
-
-
-def test_a_version_already_champion_is_not_rescored_against_itself(champion):
-    """After a crash that moved @champion to the version being decided, the gate only records it."""
-    settings, _ = champion
-    client = mlflow.MlflowClient(settings.tracking_uri)
-    no_process = None  # any attempt to re-score would fail on it
-    found = champion_correctness(client, settings.tracking_uri, "digits", None, None, no_process, challenger="1")
-    assert found == ("1", None, None)
 
 
 def test_the_serving_check_compares_labels_and_proves_the_models_code(champion, digits, digits_split):

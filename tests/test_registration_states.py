@@ -127,6 +127,7 @@ def test_a_gate_that_stopped_before_the_alias_moved_decides_again(digits, digits
     client.set_registered_model_alias("digits", "challenger", version)
     client.set_model_version_tag("digits", version, "promotion.decision", "not promoted")
     client.set_model_version_tag("digits", version, "promotion.challenger_accuracy", "0.100000")
+    client.set_model_version_tag("digits", version, "promotion.champion_accuracy", "0.990000")  # a champion since gone
     assert standing(digits, run_inputs, workspace).state is State.REGISTERED
 
     evaluation = run_inputs[1][0][1]
@@ -137,6 +138,7 @@ def test_a_gate_that_stopped_before_the_alias_moved_decides_again(digits, digits
     tags = client.get_model_version("digits", version).tags
     assert tags["promotion.decision"] == "promoted" and tags[DECISION_TAG] == decision.reason
     assert float(tags["promotion.challenger_accuracy"]) == pytest.approx(evaluation.metrics["test/accuracy"])
+    assert "promotion.champion_accuracy" not in tags  # this decision had no champion to score
     assert standing(digits, run_inputs, workspace).state is State.DECIDED
     assert champion_history(client, "digits") == ["1"]
 

@@ -21,6 +21,7 @@ from tasks.infra.retrying import TransientError, is_transient, transient_failure
         (sqlite3.OperationalError("database is locked"), True),
         (sqlite3.OperationalError("no such table: runs"), False),
         (MlflowException("API request failed: Max retries exceeded with url"), True),
+        (MlflowException("(sqlite3.OperationalError) database is locked"), True),  # MLflow's SQL store
         (MlflowException("RESOURCE_DOES_NOT_EXIST: no model 'digits'"), False),
         (ValueError("could not convert string to float"), False),
     ],

@@ -141,7 +141,33 @@ def _list_in_params(params_path: Path, name: str, modality: str) -> None:
         return
     entry = CommentedMap(modality=modality, models=",".join(NETWORK_FAMILIES), backbone="", init_from="")
     entry.fa.set_flow_style()  # one line, as the file lists them
-    params["datasets"][name] = entry
+    _append_keeping_comments(params["datasets"], name, entry)
     text = io.StringIO()
     round_trip.dump(params, text)
     write_atomic(params_path, text.getvalue())
+
+
+def _append_keeping_comments(mapping, key: str, value) -> None:
+    """mapping[key] = value, at the end. ruamel.yaml keeps the comment lines that follow a block
+    (say, the next section's heading) on its last entry's comment: they stay after the new entry."""
+    import copy
+
+    last = _trailing_comment(mapping)
+    mapping[key] = value
+    if last is not None and "\n" in last.value.rstrip("\n"):
+        own, following = last.value.split("\n", 1)
+        last.value = own + "\n"  # the old last entry keeps its own end-of-line comment
+        moved = copy.copy(last)
+        moved.value = "\n" + following
+        mapping.ca.items[key] = [None, None, moved, None]
+
+
+def _trailing_comment(node):
+    """The comment token after a mapping's last entry (that entry's own, deepest first), or None."""
+    if not isinstance(node, dict) or not node:
+        return None
+    last = list(node)[-1]
+    if (inner := _trailing_comment(node[last])) is not None:
+        return inner
+    item = node.ca.items.get(last) if hasattr(node, "ca") else None
+    return item[2] if item and len(item) > 2 else None

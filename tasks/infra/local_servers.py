@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.infra.errors import MlpipeError
+from tasks.infra.prefect_private import LEASE_STORAGE_ON_DISK
 from tasks.infra.settings import Settings
 
 SERVER_MODULE = "tasks.infra.idle_server"  # the process of a Prefect server that mlpipe starts
@@ -58,7 +59,7 @@ def prefect_server(port: int, home: Path | None = None, auth_string: str | None 
     env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = f"http://{HOST}:{port},http://localhost:{port}"
     # The leases of the locks' slots on disk (PREFECT_HOME), not in memory: a restart forgets no
     # lease, so the slot of a holder that died frees when its lease ends instead of never.
-    env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = "prefect.server.concurrency.lease_storage.filesystem"
+    env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = LEASE_STORAGE_ON_DISK
     if home is not None:
         env["PREFECT_HOME"] = str(home)
     if auth_string is not None:  # the server's own services call its API too

@@ -5,6 +5,9 @@ import no Prefect at import time)."""
 
 # prefect.engine runs the flow this names instead of reading the deployment's entrypoint from the API.
 FLOW_ENTRYPOINT = "PREFECT__FLOW_ENTRYPOINT"
+# PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE is a public setting, but its value names a module of
+# Prefect's server: the leases on disk instead of in memory.
+LEASE_STORAGE_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 def deployment_schema(deployment):
@@ -40,3 +43,12 @@ def drain_prefect_workers(timeout: float = 10) -> None:
 
     for worker in (APILogWorker, EventsWorker):
         worker.drain_all(timeout=timeout)
+
+
+def resolve_hook_flows_with(loader) -> None:
+    """Prefect's process worker finds the flow of a run's crash and cancellation hooks with the
+    module-level `load_flow_from_flow_run`, from the deployment the API describes; no setting
+    replaces it, so mlpipe's worker (flows/work_pool.py) puts its own in its place."""
+    import prefect.workers.process
+
+    prefect.workers.process.load_flow_from_flow_run = loader

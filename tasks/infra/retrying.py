@@ -24,8 +24,9 @@ def transient_failure(kinds: list[str], message: str) -> bool:
         return True  # a server that is restarting or briefly unreachable (requests' ConnectionError too)
     if "OperationalError" in kinds:  # SQLite's lock, bare or wrapped by SQLAlchemy
         return "locked" in message
-    # MLflow wraps its HTTP client's failures.
-    return "MlflowException" in kinds and ("Max retries exceeded" in message or "Connection" in message)
+    # MLflow wraps its HTTP client's failures, and its SQL store SQLite's lock.
+    wrapped = ("Max retries exceeded", "Connection", "database is locked")
+    return "MlflowException" in kinds and any(part in message for part in wrapped)
 
 
 def retry_if_transient(task, task_run, state) -> bool:

@@ -25,7 +25,8 @@ A crash at each step, in order, leaves:
 2. registering, after MLflow registered the version but before the reply (a retry): REGISTERED;
    the retry derives the state again and returns that version instead of a second one.
 3. the gate, after @challenger or some of the decision's tags, before @champion moves:
-   REGISTERED; the next run re-scores the champion, decides again and rewrites every tag.
+   REGISTERED; the next run re-scores the champion, decides again and replaces the decision's tags
+   (one the new decision lacks is deleted).
 4. move_alias, after @champion moved, before the champion history or @compact: ALIAS_MOVED;
    `champion_history` already ends with the version when read, `finish_move` writes it down,
    drops a stale @compact and writes the marker, without re-scoring or a serving check.
@@ -128,10 +129,14 @@ def record_decision(client, name: str, version: str, decision):
     version's description, then @champion, then the marker. `decision`: promotion.Decision."""
     tags = decision.tags()
     reason = tags.pop(DECISION_TAG)
+    registered = client.get_model_version(name, version)
+    for key in registered.tags:  # an earlier attempt's figures this decision has not (say, the champion's)
+        if key.startswith(f"{DECISION_TAG}.") and key not in tags:
+            client.delete_model_version_tag(name, version, key)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     # The registry's page of the version opens on this: the decision, then what the version is.
-    summary = version_summary(client.get_run(client.get_model_version(name, version).run_id))
+    summary = version_summary(client.get_run(registered.run_id))
     client.update_model_version(name, version, description=f"{decision.markdown(name, version)}\n\n{summary}")
     if decision.promote:
         move_alias(client, name, version)

@@ -121,12 +121,11 @@ def champion_correctness(
     frame: pd.DataFrame,
     labels: pd.Series,
     process: "FreshProcess",
-    challenger: str | None = None,
 ) -> tuple[str | None, np.ndarray | None, str | None]:
     """(champion version, which of these rows it classifies right, why it could not be scored):
     the champion re-scored in `process`, a fresh one, with its own registered code. (None, None,
-    None) when there is no champion; no rows when the champion is `challenger` itself. A store
-    that may answer next time raises TransientError."""
+    None) when there is no champion. A store that may answer next time raises TransientError.
+    (A version that is @champion itself is ALIAS_MOVED or DECIDED: never re-scored against itself.)"""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -135,8 +134,6 @@ def champion_correctness(
         if is_transient(error):
             raise  # an unreachable store is not "no champion": the task tries again
         return None, None, None
-    if str(champion.version) == challenger:
-        return challenger, None, None
     try:
         predicted = process.predict(tracking_uri, name, str(champion.version), frame)
     except TransientError:
@@ -157,7 +154,6 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
     if warn_only:
         return lifecycle.record_decision(client, name, version, decide(correct, None, None, warn_only=True))
     with promotion_lock(settings, name):
-        client.set_registered_model_alias(name, lifecycle.CHALLENGER, version)
         state = lifecycle.version_state(client, name, version)  # again: another run may have moved it
         if state is State.ALIAS_MOVED:
             reason, previous = lifecycle.finish_move(client, name, version)
@@ -165,6 +161,7 @@ def decide_promotion(client, settings, dataset, split, version: str, best_eval, 
         if state is State.DECIDED:  # an identical run decided while this one waited for the lock
             promoted = lifecycle.champion_of(client, name) == version
             return Decision.recorded(client.get_model_version(name, version).tags, float(correct.mean()), promoted)
+        client.set_registered_model_alias(name, lifecycle.CHALLENGER, version)
         decision = _judged(client, settings, dataset, split, version, best_eval, policy, processes, correct)
         return lifecycle.record_decision(client, name, version, decision)
 
@@ -178,7 +175,7 @@ def _judged(client, settings, dataset, split, version, best_eval, policy, proces
     if dataset.audio:  # the sound files: the champion may read them at another rate or length
         features = test_rows[[dataset.audio["path_column"]]]
     champion, champion_correct, error = champion_correctness(
-        client, settings.tracking_uri, name, features, labels, champion_process, challenger=version
+        client, settings.tracking_uri, name, features, labels, champion_process
     )
     decision = decide(correct, champion, champion_correct, policy, champion_error=error)
     if not decision.promote:

@@ -102,7 +102,7 @@ def predict_file_task(
     dataset: str, input_path: str, output_path: str, alias: str = "champion", watch_for: Callable | None = None
 ) -> dict:
     """Label a file of raw rows with the data set's @champion (or `alias`); the output stays under
-    outputs/. `watch_for`: monitoring's, from the same pass (inference.predict_file)."""
+    outputs/. `watch_for`: monitoring's, from the same pass (batch_scoring.predict_file)."""
     from tasks.registry.batch_scoring import confined_input, confined_output, predict_file
 
     settings = get_settings()
