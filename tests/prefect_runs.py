@@ -2,6 +2,24 @@
 
 import subprocess
 import time
+from contextlib import contextmanager
+
+import pytest
+
+
+@contextmanager
+def talking_to(api_url: str, auth_string: str | None = None):
+    """This process's Prefect client on `api_url`, whatever server the session's `prefect_api`
+    fixture set: it sets Prefect's settings context as well as the environment, and the context
+    wins over a changed environment variable."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    settings = {PREFECT_API_URL: api_url} | ({PREFECT_API_AUTH_STRING: auth_string} if auth_string else {})
+    with temporary_settings(settings), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_API_URL", api_url)
+        if auth_string:
+            patch.setenv("PREFECT_API_AUTH_STRING", auth_string)
+        yield
 
 
 def prefect_client():

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import mlflow
 import psycopg
-import pytest
 from conftest import make_workspace
 from engines import bucket_objects, new_database
 from mlpipe_up import MLPIPE, Up
+from prefect_runs import talking_to
 
 
 def _command_lines() -> str:
@@ -72,9 +72,7 @@ def test_a_run_against_the_production_profile_keeps_what_matters_in_the_shared_e
         assert runs >= 1
 
         # No password in what Prefect and MLflow keep: artifacts, logs, run params and tags, version tags.
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("PREFECT_API_URL", api)
-            patch.setenv("PREFECT_API_AUTH_STRING", up.auth_string)
+        with talking_to(api, up.auth_string):
             with get_client(sync_client=True) as prefect:
                 artifacts, logs = prefect.read_artifacts(), prefect.read_logs()
         assert artifacts and not [a.key for a in artifacts if secret in str(a.data)]

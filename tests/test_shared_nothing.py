@@ -16,7 +16,7 @@ import pytest
 from conftest import SHARED_DATASETS, make_workspace
 from engines import bucket_objects, new_database
 from mlpipe_up import MLPIPE, Up
-from prefect_runs import prefect_client, wait_for_deployment, wait_for_flow_run
+from prefect_runs import prefect_client, talking_to, wait_for_deployment, wait_for_flow_run
 from test_resume import epochs_done
 
 IDENTITY = ["-c", "user.name=mlpipe tests", "-c", "user.email=tests@mlpipe.invalid"]
@@ -115,9 +115,7 @@ def test_two_workers_in_their_own_clones_share_the_cache_the_checkpoints_and_the
 
         deployed = subprocess.run([MLPIPE, "deploy"], env={**env, "MLPIPE_ROOT": str(first)}, capture_output=True)
         assert deployed.returncode == 0, deployed.stderr[-2000:]
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("PREFECT_API_URL", env["PREFECT_API_URL"])
-            patch.setenv("PREFECT_API_AUTH_STRING", up.auth_string)
+        with talking_to(env["PREFECT_API_URL"], up.auth_string):
             train = wait_for_deployment("training_pipeline/train").id
             workers = [Worker(first, env).start(), Worker(second, env).start()]
 
@@ -155,8 +153,8 @@ def test_two_workers_in_their_own_clones_share_the_cache_the_checkpoints_and_the
             challenger = _trigger(train, "digits", models=["cnn"], max_epochs=3, seed=2)
             _completed(resumed)
             _completed(challenger)
-        with prefect_client() as client:
-            assert not client.read_flow_run(killed).state.is_completed()
+            with prefect_client() as client:
+                assert not client.read_flow_run(killed).state.is_completed()
 
         client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
         experiment = client.get_experiment_by_name("digits").experiment_id
