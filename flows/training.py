@@ -165,10 +165,10 @@ class _Trainer:
         """The call that trains one candidate on `split`."""
         kwargs = {"dataset": self.dataset, "split": split, "config": config}
         if isinstance(config, BaselineConfig):
-            return CandidateCall(config.family, train_baseline.with_options(**self.storage), kwargs)
+            return CandidateCall(train_baseline.with_options(**self.storage), kwargs)
         key = training_key(self.dataset, split, config)
         out_dir = training_dir(self.settings, self.dataset.name, config.family, key)
-        return CandidateCall(config.family, self.network, kwargs | {"out_dir": out_dir, "threads": self.threads})
+        return CandidateCall(self.network, kwargs | {"out_dir": out_dir, "threads": self.threads})
 
 
 def _choose_on_validation(trainer: _Trainer, parts, configs: list, project) -> tuple[list, object]:

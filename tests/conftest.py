@@ -74,7 +74,7 @@ def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     """A real `prefect server start` (API and UI) on a free loopback port and a temporary database,
     started once (~15 s). Flows in this process and `mlpipe` subprocesses both report to it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_runs import talking_to
 
     from tasks.infra.local_servers import launch, prefect_server, stop
     from tasks.infra.prefect_private import drain_prefect_workers
@@ -84,8 +84,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     (process,) = launch([prefect_server(port, home)], home)
     try:
         url = f"http://127.0.0.1:{port}/api"
-        with temporary_settings({PREFECT_API_URL: url}), pytest.MonkeyPatch.context() as patch:
-            patch.setenv("PREFECT_API_URL", url)
+        with talking_to(url):
             yield url
             drain_prefect_workers()  # this process's flow runs still have logs on their way
     finally:

@@ -56,4 +56,4 @@ def test_an_unreachable_dask_scheduler_is_one_line():
     from tasks.training.parallel import CandidateCall, run_all
 
     with pytest.raises(MlpipeError, match=r"Dask scheduler tcp://127.0.0.1:9 .*parallel.address"):
-        run_all([CandidateCall("cnn", print, {})], ParallelParams(enabled=True, address="tcp://127.0.0.1:9"))
+        run_all([CandidateCall(print, {})], ParallelParams(enabled=True, address="tcp://127.0.0.1:9"))

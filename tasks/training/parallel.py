@@ -56,9 +56,8 @@ def torch_threads() -> int:
 
 @dataclass(frozen=True)
 class CandidateCall:
-    """One candidate to train: its family, the Prefect task that trains it and the task's parameters."""
+    """One candidate to train: the Prefect task that trains it and the task's parameters."""
 
-    family: str
     task: Callable
     kwargs: dict
 
