@@ -1,0 +1,208 @@
+"""The documentation's pages as the tests run them: each tutorial and how-to guide is read into its
+steps (the shell blocks to run, the files to write, the output to expect) and followed in order in
+a fresh project, as a reader would.
+
+A page says how long it takes in its front matter (`test: fast`, run by `make test`; `test: slow`,
+by `make test-slow`). In a page:
+
+- a `bash` block runs in a shell whose working directory and exported variables carry over to the
+  next block, like one terminal; it must exit 0;
+- a block titled `Output` right after a `bash` block lists lines its output must hold, in order;
+  `...` in a line matches anything, a line of `...` alone stands for lines left out;
+- a block titled with a file's path (`title="sms.yaml"`) is written to that path before the next step;
+- an HTML comment right before a `bash` block changes how it runs (the reader does not see it):
+  `<!-- docs-test: fails -->` (the block shows an error: it must exit non-zero) or
+  `<!-- docs-test: background until "TEXT" -->` (a command that runs until stopped, such as
+  `mlpipe serve`: started, waited on until its output holds TEXT, stopped when the page ends).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SHELLS = ("bash", "sh", "shell")
+FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)\n(?P=indent)```[ \t]*$", re.M | re.S)
+TITLE = re.compile(r'title="([^"]+)"')
+DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<what>.*?)\s*-->\s*$")
+BACKGROUND = re.compile(r'background until "(?P<ready>[^"]+)"')
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+FILE_TITLE = re.compile(r"^[\w./-]+\.\w+$")
+
+
+@dataclass
+class Step:
+    kind: str  # "run", "write" or "expect"
+    text: str
+    path: str = ""  # the file a "write" step writes
+    fails: bool = False  # a "run" step that must exit non-zero
+    ready: str = ""  # a background "run" step: the output that says it is ready
+    line: int = 0  # where the block starts in the page, for the failure message
+
+
+def front_matter(page: Path) -> dict:
+    text = page.read_text()
+    if not text.startswith("---\n"):
+        return {}
+    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+
+
+def steps_of(page: Path) -> list[Step]:
+    text = page.read_text()
+    steps: list[Step] = []
+    for block in FENCE.finditer(text):
+        lang, attrs = block["lang"], block["attrs"]
+        body = "\n".join(line.removeprefix(block["indent"]) for line in block["body"].splitlines())
+        title = (TITLE.search(attrs) or [None, ""])[1]
+        line = text.count("\n", 0, block.start()) + 1
+        before = text[: block.start()].rstrip().splitlines()
+        directive = DIRECTIVE.search(before[-1]) if before else None
+        if lang in SHELLS:
+            what = directive["what"] if directive else ""
+            ready = BACKGROUND.search(what)
+            steps.append(Step("run", body, fails=what == "fails", ready=ready["ready"] if ready else "", line=line))
+        elif title == "Output":
+            if not steps or steps[-1].kind != "run":
+                raise AssertionError(f"{page.name}:{line}: an Output block must follow a bash block")
+            steps.append(Step("expect", body, line=line))
+        elif FILE_TITLE.match(title):
+            steps.append(Step("write", body + "\n", path=title, line=line))
+    return steps
+
+
+def fresh_project(tmp: Path, shared: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of this checkout's files as a fresh clone has them (a git repository of its own), with
+    ../shared beside it and the test's virtual environment as its .venv; and the environment a
+    newcomer's shell has: no store, server or project of the tests', a home of its own."""
+    code = DOCS.parent
+    project, home = tmp / "mlpipe", tmp / "home"
+    home.mkdir()
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=code, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (code / name).is_file():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(code / name, project / name)
+    (project / ".venv").symlink_to(Path(sys.prefix))
+    (tmp / "shared").symlink_to(shared)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPIPE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    env |= {"HOME": str(home), "GIT_AUTHOR_NAME": "Docs", "GIT_AUTHOR_EMAIL": "docs@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "Docs", "GIT_COMMITTER_EMAIL": "docs@example.com", "CI": "true"}
+    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "COLUMNS": "100"}
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "A fresh clone"]):
+        subprocess.run(command, cwd=project, env=env, check=True)
+    return project, env
+
+
+class Terminal:
+    """One shell session over many blocks: each block runs in its own bash, started in the working
+    directory and with the exported variables the last block left."""
+
+    def __init__(self, project: Path, env: dict[str, str], page: str):
+        self.project, self.cwd, self.env, self.page = project, project, env, page
+        self.state = project.parent / "shell-state"
+        self.background: list[subprocess.Popen] = []
+        self.last_output = ""
+
+    def _script(self, text: str) -> str:
+        save = f'export -p > {self.state}.env; pwd > {self.state}.cwd'
+        return f"set -eo pipefail\n{text}\n{save}\n"
+
+    def run(self, step: Step, timeout: float) -> None:
+        if step.ready:
+            return self._start(step, timeout)
+        done = subprocess.run(
+            ["bash", "-c", self._script(step.text)], cwd=self.cwd, env=self.env, timeout=timeout,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.last_output = clean(done.stdout)
+        where = f"{self.page}:{step.line}: `{step.text.splitlines()[0]}`"
+        if step.fails:
+            assert done.returncode != 0, f"{where} should fail and exited 0:\n{self.last_output[-3000:]}"
+            return
+        assert done.returncode == 0, f"{where} exited {done.returncode}:\n{self.last_output[-3000:]}"
+        self._load_state()
+
+    def _start(self, step: Step, timeout: float) -> None:
+        log = self.state.with_suffix(f".bg{len(self.background)}")
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                ["bash", "-c", f"exec {step.text}"], cwd=self.cwd, env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.background.append(process)
+        deadline = time.monotonic() + timeout
+        while step.ready not in clean(log.read_text()):
+            assert process.poll() is None, f"{self.page}:{step.line}: ended before it said {step.ready!r}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{self.page}:{step.line}: no {step.ready!r} in {timeout} s"
+            time.sleep(1)
+
+    def _load_state(self) -> None:
+        cwd = Path(f"{self.state}.cwd")
+        if cwd.exists():
+            self.cwd = Path(cwd.read_text().strip())
+        exported = Path(f"{self.state}.env")
+        if exported.exists():
+            printed = subprocess.run(
+                ["bash", "-c", f"source {exported}; env -0"], env=self.env, capture_output=True, check=True
+            ).stdout.decode()
+            self.env = dict(item.split("=", 1) for item in printed.split("\0") if "=" in item)
+
+    def write(self, step: Step) -> None:
+        path = self.cwd / step.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(step.text)
+
+    def stop(self) -> None:
+        for process in self.background:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        for process in self.background:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        subprocess.run([".venv/bin/mlpipe", "down"], cwd=self.project, env=self.env, capture_output=True, timeout=120)
+
+
+def clean(output: str) -> str:
+    """What a reader sees: no colour codes, a progress line's last state only."""
+    return "\n".join(line.split("\r")[-1] for line in ANSI.sub("", output).splitlines())
+
+
+def expect(output: str, shown: str, where: str) -> None:
+    """Each shown line appears in the output, in order; `...` matches anything."""
+    lines, at = output.splitlines(), 0
+    for wanted in filter(None, (line.strip() for line in shown.splitlines())):
+        if wanted == "...":
+            continue
+        pattern = re.compile(".*".join(re.escape(part) for part in wanted.split("...")))
+        while at < len(lines) and not pattern.search(lines[at]):
+            at += 1
+        assert at < len(lines), f"{where}: the output has no line like {wanted!r}; it was:\n{output[-3000:]}"
+        at += 1
+
+
+def follow(page: Path, tmp: Path, shared: Path, timeout: float = 900) -> None:
+    """Every step of the page in order, in a fresh project."""
+    project, env = fresh_project(tmp, shared)
+    terminal = Terminal(project, env, page.relative_to(DOCS).as_posix())
+    try:
+        for step in steps_of(page):
+            if step.kind == "run":
+                terminal.run(step, timeout)
+            elif step.kind == "write":
+                terminal.write(step)
+            else:
+                expect(terminal.last_output, step.text, f"{terminal.page}:{step.line}")
+    finally:
+        terminal.stop()
