@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup run test test-slow bench lint clean
+.PHONY: setup run test test-slow docs bench lint clean
 
 setup: $(STAMP)
 
@@ -21,9 +22,14 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/mlpipe run --dataset digits --models cnn
 
-test: setup
+test: docs
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not slow" --durations=30
+
+# The documentation site, from docs/ into site/ (git-ignored); --strict: a broken link or a missing
+# page fails. `.venv/bin/mkdocs serve` shows it at http://127.0.0.1:8000 while you edit.
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
 
 test-slow: setup
 	$(BIN)/pytest -m "slow"
@@ -41,5 +47,5 @@ lint: setup
 
 # Caches and outputs only: the model registry (mlflow/) and the data stay.
 clean:
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs site .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

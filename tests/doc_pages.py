@@ -30,7 +30,9 @@ import yaml
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SHELLS = ("bash", "sh", "shell")
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)\n(?P=indent)```[ \t]*$", re.M | re.S)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)\n(?P=indent)```[ \t]*$", re.M | re.S
+)
 TITLE = re.compile(r'title="([^"]+)"')
 DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<what>.*?)\s*-->\s*$")
 BACKGROUND = re.compile(r'background until "(?P<ready>[^"]+)"')
@@ -114,7 +116,7 @@ class Terminal:
         self.last_output = ""
 
     def _script(self, text: str) -> str:
-        save = f'export -p > {self.state}.env; pwd > {self.state}.cwd'
+        save = f"export -p > {self.state}.env; pwd > {self.state}.cwd"
         return f"set -eo pipefail\n{text}\n{save}\n"
 
     def run(self, step: Step, timeout: float) -> None:
@@ -142,7 +144,9 @@ class Terminal:
         self.background.append(process)
         deadline = time.monotonic() + timeout
         while step.ready not in clean(log.read_text()):
-            assert process.poll() is None, f"{self.page}:{step.line}: ended before it said {step.ready!r}:\n{log.read_text()[-3000:]}"
+            assert process.poll() is None, (
+                f"{self.page}:{step.line}: ended before it said {step.ready!r}:\n{log.read_text()[-3000:]}"
+            )
             assert time.monotonic() < deadline, f"{self.page}:{step.line}: no {step.ready!r} in {timeout} s"
             time.sleep(1)
 

@@ -1,6 +1,7 @@
 """The UIs people use, in headless Chromium (Debian's, driven by Playwright): the deployment's
 parameter form in the Prefect UI and the registered model's @champion in the MLflow UI.
-Screenshots are kept in outputs/screenshots/."""
+Screenshots are written to docs/screenshots/, which the documentation site shows: a UI change shows in
+git and on the site."""
 
 import re
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from prefect_runs import artifacts_of, wait_for_deployment
 from tasks.infra.settings import CODE_ROOT, Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = CODE_ROOT / "outputs" / "screenshots"
+SCREENSHOTS = CODE_ROOT / "docs" / "screenshots"  # the documentation site shows them: taken anew on every run
 # There is no network here: without these flags Chromium keeps trying to reach Google's hosts.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 FORM_FIELDS = ("Dataset", "Models", "Max Epochs", "Batch Size", "Learning Rate", "Seed", "Min Delta", "Devices")

@@ -58,7 +58,9 @@ def params() -> str:
     rows = _rows(ProjectParams, "", shipped, skip={"families"})
     for family_field in FamilyParams.model_fields:
         model = _model_of(FamilyParams.model_fields[family_field].annotation)
-        values = {modality: (shipped["families"].get(modality) or {}).get(family_field) for modality in shipped["families"]}
+        values = {
+            modality: (shipped["families"].get(modality) or {}).get(family_field) for modality in shipped["families"]
+        }
         rows += _rows(model, f"families.<modality>.{family_field}.", _shipped_by_modality(values), skip=set())
     head = "| key | type | range | default | in params.yaml | what it does |\n|---|---|---|---|---|---|"
     return head + "\n" + "\n".join(rows)
@@ -102,7 +104,12 @@ def _rows(model, prefix: str, shipped, skip: set) -> list[str]:
         default = "required" if field.is_required() else f"`{_shown(field.get_default(call_default_factory=True))}`"
         shipped_cell = "" if shipped is None or name not in shipped else f"`{_shown(value)}`"
         what = field.description or comments.get(name, "")
-        cells = [f"`{key}`", _type(field.annotation), _range([*field.metadata, *_nested_metadata(field.annotation)]), default]
+        cells = [
+            f"`{key}`",
+            _type(field.annotation),
+            _range([*field.metadata, *_nested_metadata(field.annotation)]),
+            default,
+        ]
         cells += [shipped_cell] if shipped is not None else []
         rows.append("| " + " | ".join(_cell(c) for c in [*cells, what]) + " |")
     return rows

@@ -5,7 +5,10 @@ AWS's), mlpipe reads it as that tool does and the tool's documentation is the au
 
 # name -> (who defines it, what it does)
 VARIABLES: dict[str, tuple[str, str]] = {
-    "MLPIPE_ROOT": ("mlpipe", "The project folder (a DVC repository) every command works in; default: the working directory."),
+    "MLPIPE_ROOT": (
+        "mlpipe",
+        "The project folder (a DVC repository) every command works in; default: the working directory.",
+    ),
     "MLPIPE_STORAGE_URL": (
         "mlpipe",
         "The team's object storage (any fsspec URL: `s3://bucket/prefix`, `gs://`, `az://`): cached task "
@@ -41,18 +44,33 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Where the `batch_inference/predict` deployment may write its output; default: `outputs/`.",
     ),
     "MLPIPE_INPUT_ROOT": ("mlpipe", "Where the `batch_inference/predict` deployment may read; default: the project."),
-    "MLPIPE_MLFLOW_UI_URL": ("mlpipe", "The MLflow UI the links mlpipe stores point to; default: http://127.0.0.1:5000."),
+    "MLPIPE_MLFLOW_UI_URL": (
+        "mlpipe",
+        "The MLflow UI the links mlpipe stores point to; default: http://127.0.0.1:5000.",
+    ),
     "MLFLOW_TRACKING_URI": (
         "MLflow",
         "The tracking store and registry: `postgresql+psycopg://...` or an MLflow server's URL; default: "
         "`sqlite:///mlflow/mlflow.db` in the project. A password in it is masked wherever mlpipe shows it.",
     ),
-    "MLFLOW_TRACKING_USERNAME": ("MLflow", "Basic auth for an MLflow server (taken from the URI's user info when set there)."),
+    "MLFLOW_TRACKING_USERNAME": (
+        "MLflow",
+        "Basic auth for an MLflow server (taken from the URI's user info when set there).",
+    ),
     "MLFLOW_TRACKING_PASSWORD": ("MLflow", "Basic auth for an MLflow server, with `MLFLOW_TRACKING_USERNAME`."),
-    "PREFECT_API_URL": ("Prefect", "A Prefect server's API (`http://host:4200/api`); set, it replaces the project's server."),
-    "PREFECT_API_AUTH_STRING": ("Prefect", "The password of that server's API (the project's is in `.prefect/api-auth`)."),
+    "PREFECT_API_URL": (
+        "Prefect",
+        "A Prefect server's API (`http://host:4200/api`); set, it replaces the project's server.",
+    ),
+    "PREFECT_API_AUTH_STRING": (
+        "Prefect",
+        "The password of that server's API (the project's is in `.prefect/api-auth`).",
+    ),
     "DVC_STAGE": ("DVC", "Set by `dvc repro` in a stage's command: `mlpipe run` then leaves DVC's lock to DVC."),
-    "NODE_RANK": ("Lightning", "This node's rank in a multi-node DDP fit (with `MASTER_ADDR`, `MASTER_PORT`, `PL_TRAINER_NUM_NODES`)."),
+    "NODE_RANK": (
+        "Lightning",
+        "This node's rank in a multi-node DDP fit (with `MASTER_ADDR`, `MASTER_PORT`, `PL_TRAINER_NUM_NODES`).",
+    ),
     "HF_HUB_OFFLINE": (
         "Hugging Face",
         "`1`: a `--backbone` hub id is read from the local Hugging Face cache only, never downloaded.",
