@@ -52,24 +52,24 @@ def _commands(command, path):
 
 
 def params() -> str:
-    from tasks.infra.params import FamilyParams, ProjectParams
+    from tasks.infra.params import FamilyParams, NetworkParams, ProjectParams
 
-    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
-    rows = _rows(ProjectParams, "", shipped, skip={"families"})
-    for family_field in FamilyParams.model_fields:
-        model = _model_of(FamilyParams.model_fields[family_field].annotation)
-        values = {
-            modality: (shipped["families"].get(modality) or {}).get(family_field) for modality in shipped["families"]
-        }
-        rows += _rows(model, f"families.<modality>.{family_field}.", _shipped_by_modality(values), skip=set())
+    text = (ROOT / "params.yaml").read_text()
+    rows = _rows(ProjectParams, "", yaml.safe_load(text), skip={"families"}, notes=_yaml_comments(text))
     head = "| key | type | range | default | in params.yaml | what it does |\n|---|---|---|---|---|---|"
-    return head + "\n" + "\n".join(rows)
-
-
-def _shipped_by_modality(values: dict) -> dict:
-    """One family's keys across the modalities: `modality: value` for each that sets the key."""
-    keys = {key for section in values.values() if section for key in section}
-    return {key: {m: s[key] for m, s in values.items() if s and key in s} for key in keys}
+    family_rows = _rows(NetworkParams, "families.<modality>.<family>.", None, skip=set())
+    for name in ("baseline", "rocket"):
+        family_rows += _rows(
+            _model_of(FamilyParams.model_fields[name].annotation), f"families.<modality>.{name}.", None, skip=set()
+        )
+    family_head = "| key | type | range | default | what it does |\n|---|---|---|---|---|"
+    return (
+        f"{head}\n" + "\n".join(rows) + "\n\n## Families\n\n"
+        "`<modality>` is `image`, `sequence`, `text` or `audio`; `<family>` is `cnn`, `rnn`, `transformer` "
+        "or `pretrained`. What the shipped file sets for each is in it, below.\n\n"
+        f"{family_head}\n" + "\n".join(family_rows) + "\n\n## The shipped file\n\n"
+        f"```yaml\n{text.rstrip()}\n```\n"
+    )
 
 
 def spec() -> str:
@@ -87,8 +87,28 @@ def environment() -> str:
     return "| variable | whose | what it does |\n|---|---|---|\n" + "\n".join(rows)
 
 
-def _rows(model, prefix: str, shipped, skip: set) -> list[str]:
-    """One row per key of a pydantic model, a section's keys after the section."""
+def _yaml_comments(text: str) -> dict[str, str]:
+    """The comment beside each key of a YAML file, by its dotted path."""
+    from ruamel.yaml import YAML
+
+    def walk(mapping, prefix: str) -> dict[str, str]:
+        found = {}
+        for key, value in mapping.items():
+            tokens = [t for t in mapping.ca.items.get(key) or [] if t is not None and not isinstance(t, list)]
+            notes = [t.value.strip() for t in tokens if t.value.strip().startswith("#")]
+            if notes:
+                found[f"{prefix}{key}"] = notes[0].lstrip("#").strip().splitlines()[0]
+            if hasattr(value, "items"):
+                found |= walk(value, f"{prefix}{key}.")
+        return found
+
+    return walk(YAML().load(text), "")
+
+
+def _rows(model, prefix: str, shipped, skip: set, notes: dict | None = None) -> list[str]:
+    """One row per key of a pydantic model, a section's keys after the section. What a key does: the
+    comment beside it in the model's code, else the one beside it in params.yaml (`notes`)."""
+    notes = notes or {}
     from pydantic import BaseModel
 
     comments = _comments(model)
@@ -99,11 +119,11 @@ def _rows(model, prefix: str, shipped, skip: set) -> list[str]:
         key, value = f"{prefix}{name}", shipped.get(name) if isinstance(shipped, dict) else None
         section = _model_of(field.annotation)
         if section is not None and issubclass(section, BaseModel):
-            rows += _rows(section, f"{key}.", value, skip=set())
+            rows += _rows(section, f"{key}.", value, skip=set(), notes=notes)
             continue
         default = "required" if field.is_required() else f"`{_shown(field.get_default(call_default_factory=True))}`"
         shipped_cell = "" if shipped is None or name not in shipped else f"`{_shown(value)}`"
-        what = field.description or comments.get(name, "")
+        what = field.description or comments.get(name) or notes.get(key, "")
         cells = [
             f"`{key}`",
             _type(field.annotation),

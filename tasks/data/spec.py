@@ -39,13 +39,13 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="Names the experiment, model and suite")
-    modality: Modality
-    format: Format
+    modality: Modality = Field(description="What the samples are; it picks the networks and the readers")
+    format: Format = Field(description="How the files are read (which formats each modality takes: above)")
     train: Path = Field(description="Training file or folder, relative to the spec")
     test: Path | None = Field(None, description="Test file or folder; else a stratified test_fraction")
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    label_column: str = "label"
-    text_column: str | None = None
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows held out as test rows when there is no test file")
+    label_column: str = Field("label", description="The column of the labels")
+    text_column: str | None = Field(None, description="Text: the column of the texts")
     image_shape: tuple[int, int, int] | None = Field(None, description="(C, H, W) of an image table or npz")
     image_size: tuple[int, int] | None = Field(None, description="(H, W) to resize an image folder to")
     pixel_scale: float | None = Field(None, gt=0, description="Raw pixel value that maps to 1.0")
@@ -57,7 +57,7 @@ class DatasetSpec(BaseModel):
     clip_align: Literal["start", "center"] = Field(
         "start", description="Audio: pad or crop the end (start) or both ends evenly (center)"
     )
-    description: str = ""
+    description: str = Field("", description="Free text: where the data comes from")
     card: CardSpec = Field(default_factory=CardSpec)
 
     @model_validator(mode="after")

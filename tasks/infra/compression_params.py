@@ -13,7 +13,7 @@ class StudentParams(Section):
 
     model_config = ConfigDict(extra="allow")  # the family's own keys: channels, embed_dim, max_epochs, ...
 
-    family: NetworkFamily = "cnn"
+    family: NetworkFamily = "cnn"  # the student's network family
 
     def settings(self) -> dict:
         return dict(self.model_extra or {})

@@ -51,8 +51,8 @@ class TrainerKeys(_Section):
 class TrainParams(TrainerKeys):
     """The `train` section: every run needs the first three."""
 
-    max_epochs: Epochs
-    batch_size: BatchSize
+    max_epochs: Epochs  # most epochs per candidate; early stopping may end sooner
+    batch_size: BatchSize  # samples per training batch
     patience: int = Field(ge=1)
     min_steps: int = Field(0, ge=0, le=1_000_000)  # optimiser steps a network takes at least (config.py)
     timeout_minutes: float = Field(240, gt=0)  # for every candidate of a run
@@ -129,8 +129,8 @@ class PromotionParams(_Section):
 
     min_delta: MinDelta = 0.0  # the gain's interval must clear this to promote
     bootstrap_samples: int = Field(1000, ge=100)
-    confidence: float = Field(0.95, gt=0, lt=1)
-    seed: Seed = 0
+    confidence: float = Field(0.95, gt=0, lt=1)  # of the paired bootstrap interval of the gain
+    seed: Seed = 0  # the bootstrap's draws
 
 
 class ParallelParams(_Section):
@@ -153,13 +153,13 @@ class SelectionParams(_Section):
     ensemble: bool = True  # so does the mean of the candidates close to the best
     rocket: bool = True  # in a sequence run, so does MiniRocket (families.sequence.rocket)
     cv_below: int = Field(100, ge=0)  # fewer validation rows than this: choose by k-fold cross-validation
-    folds: int = Field(5, ge=2, le=20)
+    folds: int = Field(5, ge=2, le=20)  # stratified folds of the training and validation rows
 
 
 class DatasetEntry(_Section):
     """A data set `dvc repro` trains (dvc.yaml's foreach)."""
 
-    modality: Modality
+    modality: Modality  # image, sequence, text or audio
     models: str  # comma-separated families, as `mlpipe run --models` takes them
     backbone: str = ""  # the pretrained family's (--backbone); "": params.yaml's families.<modality>.pretrained
     init_from: str = ""  # --init-from: models:/<name>/<version> (an alias moves without rerunning the stage)

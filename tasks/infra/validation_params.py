@@ -26,7 +26,7 @@ class FeatureDriftLimits(_Section):
     batch inference's monitoring (monitoring_params.py) share these limits' meaning and defaults."""
 
     feature_psi: float = Field(0.25, ge=0)  # population stability index of the worst feature (0.25: major)
-    text_length_psi: float = Field(0.25, ge=0)
+    text_length_psi: float = Field(0.25, ge=0)  # population stability index of the texts' lengths
     oov_rate: float = Field(0.2, ge=0, le=1)  # share of the new words that the champion's data never had
 
 
