@@ -290,3 +290,53 @@ def test_a_run_killed_after_registering_is_finished_by_the_next_identical_run(pr
 
     again = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1)
     assert again.reused and again.version == "1"  # nothing left to finish
+
+
+CONTRACTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "contracts.md"
+
+
+def _documented_names(heading: str) -> list[str]:
+    """The names in backticks in the first column of the tables under `## heading` of the contracts page."""
+    section = CONTRACTS_PAGE.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    return [name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])]
+
+
+def _undocumented(names, heading: str) -> set[str]:
+    """The names no entry under `heading` covers; `epoch/<name>` covers every `epoch/...`."""
+    patterns = [
+        re.compile("".join(".+" if part.startswith("<") else re.escape(part) for part in re.split(r"(<[^>]+>)", d)))
+        for d in _documented_names(heading)
+    ]
+    return {name for name in names if not any(p.fullmatch(name) for p in patterns)}
+
+
+def _ours(tags) -> set[str]:
+    return {tag for tag in tags if not tag.startswith("mlflow.")}  # MLflow's own tags are not mlpipe's contract
+
+
+def test_the_names_a_run_leaves_in_mlflow_are_those_the_contracts_page_documents(prefect_api, workspace):
+    from tasks.registry.leaderboard import leaderboard
+
+    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1, seed=3)
+    settings = Settings(root=workspace)
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    version = client.get_model_version("digits", registration.version)
+    candidates = [client.get_run(run_id).data for run_id in registration.candidate_run_ids.values()]  # cnn, baseline
+    parent = client.get_run(registration.parent_run_id).data
+
+    assert _undocumented(version.tags, "Tags of a registered version") == set()
+    assert any(name.startswith("epoch/") for c in candidates for name in c.metrics)  # the cnn's curves
+    for candidate in candidates:
+        assert _undocumented(candidate.metrics, "Metrics of a candidate run") == set()
+        assert _undocumented(_ours(candidate.tags), "Tags of a candidate run") == set()
+    assert _undocumented(parent.metrics, "Metrics of a candidate run") == set()  # the chosen one's, same names
+    assert {"selected_family", "selected_by"} <= set(parent.tags)
+    assert _undocumented(_ours(parent.tags), "Tags of a pipeline run") == set()
+    roles = {parent.tags["mlpipe.role"], *(c.tags["mlpipe.role"] for c in candidates)}
+    assert _undocumented(roles, "Where the names live") == set()
+    model = client.get_registered_model("digits")
+    assert model.aliases and _undocumented(model.aliases, "Aliases") == set()
+    assert _undocumented(model.tags, "Registered-model tags") == set()
+    fields = {key for row in leaderboard("digits", settings) for key in row}  # `mlpipe compare --format json`
+    assert fields and _undocumented(fields, "`mlpipe compare --format json` fields") == set()
