@@ -28,7 +28,8 @@ from pathlib import Path
 
 import yaml
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+CODE = Path(__file__).resolve().parents[1]
+DOCS = CODE / "docs"
 SHELLS = ("bash", "sh", "shell")
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)\n(?P=indent)```[ \t]*$", re.M | re.S
@@ -84,7 +85,7 @@ def fresh_project(tmp: Path, shared: Path) -> tuple[Path, dict[str, str]]:
     """A copy of this checkout's files as a fresh clone has them (a git repository of its own), with
     ../shared beside it and the test's virtual environment as its .venv; and the environment a
     newcomer's shell has: no store, server or project of the tests', a home of its own."""
-    code = DOCS.parent
+    code = CODE
     project, home = tmp / "mlpipe", tmp / "home"
     home.mkdir()
     listed = subprocess.run(
@@ -199,7 +200,7 @@ def expect(output: str, shown: str, where: str) -> None:
 def follow(page: Path, tmp: Path, shared: Path, timeout: float = 900) -> None:
     """Every step of the page in order, in a fresh project."""
     project, env = fresh_project(tmp, shared)
-    terminal = Terminal(project, env, page.relative_to(DOCS).as_posix())
+    terminal = Terminal(project, env, page.relative_to(DOCS).as_posix() if page.is_relative_to(DOCS) else page.name)
     try:
         for step in steps_of(page):
             if step.kind == "run":
