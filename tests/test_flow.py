@@ -98,6 +98,7 @@ def test_the_pipeline_validates_trains_evaluates_and_registers(prefect_api, work
     assert parent_run.info.start_time <= cnn.start_time < cnn.end_time <= parent_run.info.end_time
     (logged,) = parent_run.inputs.dataset_inputs
     assert (logged.dataset.name, logged.dataset.digest) == ("digits", version.tags["data_hash"][:12])
+    _assert_the_contracts_page_documents_every_name(registration, settings)
 
 
 def test_reports_that_cannot_be_published_do_not_undo_a_registered_decision(prefect_api, workspace, monkeypatch):
@@ -315,11 +316,10 @@ def _ours(tags) -> set[str]:
     return {tag for tag in tags if not tag.startswith("mlflow.")}  # MLflow's own tags are not mlpipe's contract
 
 
-def test_the_names_a_run_leaves_in_mlflow_are_those_the_contracts_page_documents(prefect_api, workspace):
+def _assert_the_contracts_page_documents_every_name(registration, settings: Settings) -> None:
+    """The names a run leaves in MLflow are those docs/reference/contracts.md documents."""
     from tasks.registry.leaderboard import leaderboard
 
-    registration = training_pipeline(dataset="digits", models=["cnn"], max_epochs=1, seed=3)
-    settings = Settings(root=workspace)
     client = mlflow.MlflowClient(settings.tracking_uri)
     version = client.get_model_version("digits", registration.version)
     candidates = [client.get_run(run_id).data for run_id in registration.candidate_run_ids.values()]  # cnn, baseline
