@@ -147,7 +147,10 @@ def log_model_files(
     pretrained = any(m["family"] == PRETRAINED for m in members)
     rocket = any(m["family"] == ROCKET for m in members)
     audio = dataset.modality == "audio"
-    signature = infer_signature(example, output)
+    # Integers declared 64-bit: a CSV of pixel values reads as int64, which MLflow refuses for the
+    # int32 schema an image folder's uint8 pixels would give.
+    wide = {c: "int64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])}
+    signature = infer_signature(example.astype(wide), output)
     if audio:
         # Sound is served as files (the path column) or arrays of samples (an `audio` column), not as
         # the sample columns it was trained on: no input schema, and two clips as arrays for an example.
