@@ -72,7 +72,7 @@ def _show_servers(settings, prefect, found: bool, mlflow_port: int, log_dir) -> 
     password = settings.prefect_home / AUTH_FILE
     typer.echo(
         f"  its API takes calls with the password in {password} only: this project's commands send it; "
-        f'elsewhere export PREFECT_API_AUTH_STRING="$(cat {password})" (the UI asks for it once)'
+        f'elsewhere export PREFECT_API_AUTH_STRING="mlpipe:$(cat {password})" (the UI asks for it once)'
     )
     typer.echo(f"Logs in {log_dir} and {settings.prefect_home}. Ctrl-C stops MLflow; `mlpipe down` stops Prefect.")
 
