@@ -117,7 +117,7 @@ class Terminal:
         self.last_output = ""
 
     def _script(self, text: str) -> str:
-        save = f"export -p > {self.state}.env; pwd > {self.state}.cwd"
+        save = f"env -0 > {self.state}.env; pwd > {self.state}.cwd"
         return f"set -eo pipefail\n{text}\n{save}\n"
 
     def run(self, step: Step, timeout: float) -> None:
@@ -152,15 +152,13 @@ class Terminal:
             time.sleep(1)
 
     def _load_state(self) -> None:
-        cwd = Path(f"{self.state}.cwd")
-        if cwd.exists():
-            self.cwd = Path(cwd.read_text().strip())
-        exported = Path(f"{self.state}.env")
-        if exported.exists():
-            printed = subprocess.run(
-                ["bash", "-c", f"source {exported}; env -0"], env=self.env, capture_output=True, check=True
-            ).stdout.decode()
-            self.env = dict(item.split("=", 1) for item in printed.split("\0") if "=" in item)
+        """The next block starts where this one ended: its folder and its exported variables, those it
+        unset gone."""
+        self.cwd = Path(Path(f"{self.state}.cwd").read_text().strip())
+        exported = Path(f"{self.state}.env").read_bytes().decode()
+        self.env = dict(item.split("=", 1) for item in exported.split("\0") if "=" in item)
+        for shell_own in ("SHLVL", "_", "PWD", "OLDPWD"):
+            self.env.pop(shell_own, None)
 
     def write(self, step: Step) -> None:
         path = self.cwd / step.path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATASETS, free_port
-from doc_pages import DOCS, follow, front_matter, steps_of
+from doc_pages import DOCS, Step, Terminal, expect, follow, front_matter, steps_of
 
 from tasks.infra.environment import VARIABLES
 
@@ -47,6 +47,21 @@ def test_the_page_reader_finds_commands_files_and_output(tmp_path):
         ("run", "", False, ""),
     ]
     assert steps[-1].text == "echo indented"
+
+
+def test_a_page_terminal_carries_the_folder_and_variables_and_checks_output(tmp_path):
+    (tmp_path / "sub").mkdir()
+    terminal = Terminal(tmp_path, {"PATH": os.environ["PATH"], "GONE": "1"}, "page.md")
+    terminal.run(Step("run", "cd sub\nexport KEPT=yes\nunset GONE"), timeout=30)
+    terminal.run(Step("run", 'echo "$KEPT ${GONE:-unset} $(basename $PWD)"'), timeout=30)
+    assert terminal.last_output.strip() == "yes unset sub"
+    with pytest.raises(AssertionError, match="no line like 'no'"):
+        expect(terminal.last_output, "no", "page.md:1")
+    with pytest.raises(AssertionError, match="exited 3"):
+        terminal.run(Step("run", "exit 3"), timeout=30)
+    terminal.run(Step("run", "exit 3", fails=True), timeout=30)
+    with pytest.raises(AssertionError, match="should fail"):
+        terminal.run(Step("run", "true", fails=True), timeout=30)
 
 
 @pytest.mark.parametrize(
