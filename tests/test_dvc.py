@@ -222,3 +222,27 @@ def test_a_file_changed_on_the_remote_is_refused_not_checked_out(tmp_path, monke
     with pytest.raises(MlpipeError, match=r"^dvc pull in .* failed: Checkout failed for following targets"):
         pull(root)
     assert not (root / "data" / "rows" / "train.csv").exists()
+
+
+def test_data_pull_in_a_fresh_clone_brings_the_data_sets_back_and_names_the_stage_outputs_it_lacks(
+    tmp_path, monkeypatch
+):
+    """A clone's remote holds the data sets pushed to it, not what a stage of dvc.yaml made elsewhere
+    (the built-in data, a model of `dvc repro`): those are named, made again by a run."""
+    from tasks.data.versioning import pull, push
+
+    monkeypatch.setenv("MLPIPE_DVC_REMOTE", str(tmp_path / "remote"))
+    root = make_workspace(tmp_path / "project")
+    (root / "data" / "rows").mkdir(parents=True)
+    (root / "data" / "rows" / "train.csv").write_text("x,label\n1,a\n")
+    run(str(BIN / "dvc"), "add", "-q", "data/rows", cwd=root, env={**os.environ})
+    push(root)
+    (root / "dvc.yaml").write_text("stages:\n  made:\n    cmd: echo made > made.txt\n    outs: [made.txt]\n")
+    run(str(BIN / "dvc"), "repro", "-q", cwd=root, env={**os.environ})  # made.txt is in no remote
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "data and a stage", cwd=root)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+
+    assert pull(clone) == ["made.txt"]
+    assert (clone / "data" / "rows" / "train.csv").read_text() == "x,label\n1,a\n"

@@ -110,8 +110,10 @@ def data_pull() -> None:
     from tasks.infra.settings import get_settings
 
     root = get_settings().root
-    pull(root)
+    missing = pull(root)
     typer.echo(f"Pulled from {ensure_remote(root)}.")
+    if missing:
+        typer.echo(f"Not in the remote, made again by `dvc repro` or a run: {', '.join(missing)}")
 
 
 def validate(

@@ -128,10 +128,11 @@ def push(root: Path, targets: list[Path] | None = None) -> int:
         return repo.push(targets=[str(t) for t in targets] if targets else None)
 
 
-def pull(root: Path, targets: list[Path] | None = None) -> None:
+def pull(root: Path, targets: list[Path] | None = None) -> list[str]:
     """Fetch from the default remote and check out into the workspace. DVC hashes what it
     downloads (the remote's `verify`, set in .dvc/config.local): a file changed on the shared
-    remote is refused, never checked out as the version its hash names."""
+    remote is refused, never checked out as the version its hash names. Returns the stage outputs
+    the remote lacks (made again by `dvc repro`)."""
     from dvc.exceptions import DvcException
 
     ensure_remote(root)
@@ -145,9 +146,23 @@ def pull(root: Path, targets: list[Path] | None = None) -> None:
                 local.setdefault("remote", {}).setdefault(name, {})["verify"] = True
     with open_repo(root) as repo, dvc_lock(root):
         try:
-            repo.pull(targets=[str(t) for t in targets] if targets else None)
+            if targets:
+                repo.pull(targets=[str(t) for t in targets])
+                return []
+            # What a stage of dvc.yaml made (the built-in data, a model `dvc repro` trained) may be in
+            # no remote a clone has: `dvc repro` or a run makes it again. A data set must come back.
+            repo.pull(allow_missing=True)
         except DvcException as error:
             raise MlpipeError(f"dvc pull in {root} failed: {' '.join(str(error).split())}") from None
+        missing = [
+            (stage.is_data_source, str(out)) for stage in repo.index.stages for out in stage.outs if not out.exists
+        ]
+    if data_sets := [path for is_data, path in missing if is_data]:
+        raise MlpipeError(
+            f"dvc pull in {root} failed: Checkout failed for following targets: {', '.join(data_sets)} "
+            "(not in the remote, or changed there)"
+        )
+    return [path for is_data, path in missing if not is_data]
 
 
 def restore(root: Path, data_hash: str, folder: Path) -> Path:
