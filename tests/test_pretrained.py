@@ -186,6 +186,10 @@ BAD_BACKBONES = {
         lambda tmp: "no-such-org/no-such-model",
         "backbone 'no-such-org/no-such-model' is not a folder and not in the Hugging Face cache (HF_HUB_OFFLINE=1)",
     ),
+    "a path that is no folder": (
+        lambda tmp: str(tmp / "no-such-folder"),
+        "no such folder (a Hugging Face layout: config.json, weights, tokenizer)",
+    ),
     "a folder without a tokenizer": (
         lambda tmp: str(_without_tokenizer(tmp / "bert")),
         "no tokenizer in",

@@ -41,6 +41,10 @@ def locate(source: str, modality: str, settings: Settings, test_rows: tuple[str,
         backbone = _registered(source, settings, test_rows)  # its origin names the version's run
     elif Path(source).expanduser().is_dir():
         backbone = Backbone(source, Path(source).expanduser().resolve(), {"backbone": source})
+    elif source.startswith((".", "/", "~")):  # a path, not a hub id: no hub to point at
+        raise MlpipeError(
+            f"backbone {source!r}: no such folder (a Hugging Face layout: config.json, weights, tokenizer)"
+        )
     else:
         folder = _from_hub_cache(source)  # a snapshot's folder is named by its commit
         backbone = Backbone(source, folder, {"backbone": source, "revision": folder.name})
