@@ -112,7 +112,7 @@ def test_the_site_builds_with_generated_reference(built_site):
     cli = (built_site / "reference" / "cli" / "index.html").read_text()
     assert "mlpipe data add" in cli and "--max-epochs" in cli
     params = (built_site / "reference" / "params" / "index.html").read_text()
-    assert "promotion.min_delta" in params and "families.&lt;modality&gt;.cnn.learning_rate" in params
+    assert "promotion.min_delta" in params and "families.&lt;modality&gt;.&lt;family&gt;.learning_rate" in params
     assert "MLPIPE_STORAGE_URL" in (built_site / "reference" / "environment" / "index.html").read_text()
 
 
@@ -132,7 +132,7 @@ def test_the_built_site_shows_its_headings_and_pictures(built_site):
                         break
                     except Exception:  # the server is still starting
                         page.wait_for_timeout(200)
-                assert page.locator("h1").first.inner_text().strip() == heading
+                assert page.locator("h1").first.inner_text().strip().rstrip("¶") == heading
                 images = page.locator("article img")
                 assert images.count() >= 1, f"{path} shows no picture"
                 for i in range(images.count()):
