@@ -73,8 +73,8 @@ def steps_of(page: Path) -> list[Step]:
             ready = BACKGROUND.search(what)
             steps.append(Step("run", body, fails=what == "fails", ready=ready["ready"] if ready else "", line=line))
         elif title == "Output":
-            if not steps or steps[-1].kind != "run":
-                raise AssertionError(f"{page.name}:{line}: an Output block must follow a bash block")
+            if not steps or steps[-1].kind != "run" or steps[-1].ready:
+                raise AssertionError(f"{page.name}:{line}: an Output block must follow a bash block that ends")
             steps.append(Step("expect", body, line=line))
         elif FILE_TITLE.match(title):
             steps.append(Step("write", body + "\n", path=title, line=line))
@@ -88,9 +88,7 @@ def fresh_project(tmp: Path, shared: Path) -> tuple[Path, dict[str, str]]:
     code = CODE
     project, home = tmp / "mlpipe", tmp / "home"
     home.mkdir()
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=code, capture_output=True, check=True
-    ).stdout.decode()
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=code, capture_output=True, check=True).stdout.decode()
     for name in filter(None, listed.split("\0")):
         if (code / name).is_file():
             (project / name).parent.mkdir(parents=True, exist_ok=True)
@@ -123,23 +121,29 @@ class Terminal:
     def run(self, step: Step, timeout: float) -> None:
         if step.ready:
             return self._start(step, timeout)
-        done = subprocess.run(
-            ["bash", "-c", self._script(step.text)], cwd=self.cwd, env=self.env, timeout=timeout,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.last_output = clean(done.stdout)
         where = f"{self.page}:{step.line}: `{step.text.splitlines()[0]}`"
+        process = subprocess.Popen(
+            ["bash", "-c", self._script(step.text)], cwd=self.cwd, env=self.env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the block and everything it started
+            output, _ = process.communicate()
+            raise AssertionError(f"{where} still ran after {timeout} s:\n{clean(output)[-3000:]}") from None
+        self.last_output = clean(output)
         if step.fails:
-            assert done.returncode != 0, f"{where} should fail and exited 0:\n{self.last_output[-3000:]}"
+            assert process.returncode != 0, f"{where} should fail and exited 0:\n{self.last_output[-3000:]}"
             return
-        assert done.returncode == 0, f"{where} exited {done.returncode}:\n{self.last_output[-3000:]}"
+        assert process.returncode == 0, f"{where} exited {process.returncode}:\n{self.last_output[-3000:]}"
         self._load_state()
 
     def _start(self, step: Step, timeout: float) -> None:
         log = self.state.with_suffix(f".bg{len(self.background)}")
         with log.open("w") as out:
             process = subprocess.Popen(
-                ["bash", "-c", f"exec {step.text}"], cwd=self.cwd, env=self.env, stdout=out,
+                ["bash", "-c", step.text], cwd=self.cwd, env=self.env, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.background.append(process)
@@ -174,7 +178,9 @@ class Terminal:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        subprocess.run([".venv/bin/mlpipe", "down"], cwd=self.project, env=self.env, capture_output=True, timeout=120)
+        for record in self.project.parent.glob("*/.prefect/server.json"):  # the project's, and a clone's
+            folder = record.parents[1]
+            subprocess.run([".venv/bin/mlpipe", "down"], cwd=folder, env=self.env, capture_output=True, timeout=120)
 
 
 def clean(output: str) -> str:

@@ -143,7 +143,8 @@ def _model_of(annotation):
 
 
 def _comments(model) -> dict[str, str]:
-    """The comment on each field's line in the model's code (and its bases')."""
+    """The comment on each field's line in the model's code (and its bases'), else the comment lines
+    right above it."""
     found = {}
     for cls in reversed(model.__mro__):
         if not hasattr(cls, "model_fields") or cls.__module__.startswith("pydantic"):
@@ -152,9 +153,14 @@ def _comments(model) -> dict[str, str]:
             source = inspect.getsource(cls)
         except (OSError, TypeError):
             continue
+        above: list[str] = []
         for line in source.splitlines():
-            if (match := FIELD_LINE.match(line)) and match[2]:
-                found[match[1]] = match[2]
+            if line.strip().startswith("#"):
+                above.append(line.strip().lstrip("#").strip())
+                continue
+            if (match := FIELD_LINE.match(line)) and (match[2] or above):
+                found[match[1]] = match[2] or " ".join(above)
+            above = []
     return found
 
 

@@ -64,7 +64,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "PREFECT_API_AUTH_STRING": (
         "Prefect",
-        "The password of that server's API (the project's is in `.prefect/api-auth`).",
+        "The password of that server's API (the project's: `mlpipe:` and the content of `.prefect/api-auth`).",
     ),
     "DVC_STAGE": ("DVC", "Set by `dvc repro` in a stage's command: `mlpipe run` then leaves DVC's lock to DVC."),
     "NODE_RANK": (

@@ -40,11 +40,11 @@ class SplitParams(_Section):
 class TrainerKeys(_Section):
     """What the `train` section sets and a family may override; unset: TrainConfig's default."""
 
-    max_epochs: Epochs | None = None
-    batch_size: BatchSize | None = None
-    patience: int | None = Field(None, ge=1)
-    monitor: Monitor | None = None
-    class_weighting: ClassWeighting | None = None
+    max_epochs: Epochs | None = None  # most epochs of this family's candidates
+    batch_size: BatchSize | None = None  # samples per training batch
+    patience: int | None = Field(None, ge=1)  # epochs without a better monitored value before stopping
+    monitor: Monitor | None = None  # picks the checkpoint and stops early
+    class_weighting: ClassWeighting | None = None  # sqrt: square-rooted inverse class frequency in the loss
     accumulate_grad_batches: int | None = Field(None, ge=1, le=1024)  # batches per optimiser step
 
 
@@ -61,9 +61,9 @@ class TrainParams(TrainerKeys):
 class OptimiserKeys(_Section):
     """Unset: the defaults of models.classifier.Classifier."""
 
-    learning_rate: LearningRate | None = None
-    weight_decay: float | None = Field(None, ge=0)
-    schedule: Schedule | None = None
+    learning_rate: LearningRate | None = None  # the schedule's peak
+    weight_decay: float | None = Field(None, ge=0)  # AdamW's
+    schedule: Schedule | None = None  # one_cycle, or linear warm-up then linear decay
     warmup_fraction: float | None = Field(None, ge=0, lt=1)  # the linear schedule's warm-up, of all steps
     layer_decay: float | None = Field(None, gt=0, le=1)  # a pretrained backbone's: each block's rate below the next
 
@@ -71,9 +71,9 @@ class OptimiserKeys(_Section):
 class TokenizerKeys(_Section):
     """Text only; unset: the defaults of tasks.training.features.train_tokenizer."""
 
-    vocab_size: int | None = Field(None, ge=10)
-    max_length: int | None = Field(None, ge=1)
-    lowercase: bool | None = None
+    vocab_size: int | None = Field(None, ge=10)  # WordPiece tokens learned from the training split
+    max_length: int | None = Field(None, ge=1)  # tokens per text, longer cut; unset: 99th percentile of training texts
+    lowercase: bool | None = None  # fold case before tokenizing
 
 
 class NetworkParams(TrainerKeys, OptimiserKeys, TokenizerKeys):
