@@ -27,6 +27,11 @@ def test_every_tutorial_and_guide_says_how_long_its_commands_take():
     assert GUIDES, "no tutorials or how-to guides found"
     unmarked = [page.name for page in GUIDES if _speed(page) not in ("fast", "slow")]
     assert not unmarked, f"pages without `test: fast` or `test: slow` in their front matter: {unmarked}"
+    # A block runs under pipefail: `cmd | head` fails it (exit 141) whenever head leaves before cmd ends.
+    early = [
+        f"{p.name}: {line}" for p in GUIDES for s in steps_of(p) if s.kind == "run" for line in s.text.splitlines()
+    ]
+    assert not [line for line in early if re.search(r"\| *(head|grep -m|grep -q)\b", line)], "pipe into head"
 
 
 def test_the_page_reader_finds_commands_files_and_output(tmp_path):
