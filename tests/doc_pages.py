@@ -83,25 +83,31 @@ def steps_of(page: Path) -> list[Step]:
 
 def fresh_project(tmp: Path, shared: Path) -> tuple[Path, dict[str, str]]:
     """A copy of this checkout's files as a fresh clone has them (a git repository of its own), with
-    ../shared beside it and the test's virtual environment as its .venv; and the environment a
-    newcomer's shell has: no store, server or project of the tests', a home of its own."""
-    code = CODE
+    ../shared beside it and the test's virtual environment as its .venv; and a newcomer's
+    environment with a home of its own."""
     project, home = tmp / "mlpipe", tmp / "home"
     home.mkdir()
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=code, capture_output=True, check=True).stdout.decode()
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=CODE, capture_output=True, check=True).stdout.decode()
     for name in filter(None, listed.split("\0")):
-        if (code / name).is_file():
+        if (CODE / name).is_file():
             (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(code / name, project / name)
+            shutil.copy2(CODE / name, project / name)
     (project / ".venv").symlink_to(Path(sys.prefix))
     (tmp / "shared").symlink_to(shared)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPIPE_", "PREFECT_", "MLFLOW_", "AWS_"))}
-    env |= {"HOME": str(home), "GIT_AUTHOR_NAME": "Docs", "GIT_AUTHOR_EMAIL": "docs@example.com"}
-    env |= {"GIT_COMMITTER_NAME": "Docs", "GIT_COMMITTER_EMAIL": "docs@example.com", "CI": "true"}
-    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "COLUMNS": "100"}
+    env = newcomer_environment(home)
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "A fresh clone"]):
         subprocess.run(command, cwd=project, env=env, check=True)
     return project, env
+
+
+def newcomer_environment(home: Path | None = None) -> dict[str, str]:
+    """The environment a newcomer's shell has: no store, server or project of the tests', no
+    network for Hugging Face, and `home` for HOME where given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPIPE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    env |= {"HOME": str(home)} if home else {}
+    env |= {"GIT_AUTHOR_NAME": "Docs", "GIT_AUTHOR_EMAIL": "docs@example.com", "CI": "true", "COLUMNS": "100"}
+    env |= {"GIT_COMMITTER_NAME": "Docs", "GIT_COMMITTER_EMAIL": "docs@example.com"}
+    return env | {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1"}
 
 
 class Terminal:
