@@ -170,6 +170,15 @@ class Terminal:
         for shell_own in ("SHLVL", "_", "PWD", "OLDPWD"):
             self.env.pop(shell_own, None)
 
+    def take(self, step: Step, timeout: float) -> None:
+        """One step of a page: run a block, write a file, or check the last block's output."""
+        if step.kind == "run":
+            self.run(step, timeout)
+        elif step.kind == "write":
+            self.write(step)
+        else:
+            expect(self.last_output, step.text, f"{self.page}:{step.line}")
+
     def write(self, step: Step) -> None:
         path = self.cwd / step.path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,11 +222,6 @@ def follow(page: Path, tmp: Path, shared: Path, timeout: float = 900) -> None:
     terminal = Terminal(project, env, page.relative_to(DOCS).as_posix() if page.is_relative_to(DOCS) else page.name)
     try:
         for step in steps_of(page):
-            if step.kind == "run":
-                terminal.run(step, timeout)
-            elif step.kind == "write":
-                terminal.write(step)
-            else:
-                expect(terminal.last_output, step.text, f"{terminal.page}:{step.line}")
+            terminal.take(step, timeout)
     finally:
         terminal.stop()

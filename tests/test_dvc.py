@@ -203,10 +203,9 @@ def test_a_run_waits_for_a_dvc_lock_held_by_another_process(env, workspace):
     assert "Registered model 'digits' version 1" in out
 
 
-def test_a_file_changed_on_the_remote_is_refused_not_checked_out(tmp_path, monkeypatch):
-    """Whoever can write the shared remote cannot swap a data version's content: DVC hashes what it pulls."""
-    from tasks.data.versioning import pull, push
-    from tasks.infra.errors import MlpipeError
+def _pushed_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace with one data set, data/rows, tracked by DVC and pushed to the test's remote."""
+    from tasks.data.versioning import push
 
     monkeypatch.setenv("MLPIPE_DVC_REMOTE", str(tmp_path / "remote"))
     root = make_workspace(tmp_path / "project")
@@ -214,6 +213,15 @@ def test_a_file_changed_on_the_remote_is_refused_not_checked_out(tmp_path, monke
     (root / "data" / "rows" / "train.csv").write_text("x,label\n1,a\n")
     run(str(BIN / "dvc"), "add", "-q", "data/rows", cwd=root, env={**os.environ})
     push(root)
+    return root
+
+
+def test_a_file_changed_on_the_remote_is_refused_not_checked_out(tmp_path, monkeypatch):
+    """Whoever can write the shared remote cannot swap a data version's content: DVC hashes what it pulls."""
+    from tasks.data.versioning import pull
+    from tasks.infra.errors import MlpipeError
+
+    root = _pushed_rows(tmp_path, monkeypatch)
     (stored,) = [p for p in (tmp_path / "remote").rglob("*") if p.is_file() and not p.name.endswith(".dir")]
     stored.chmod(0o644)
     stored.write_text("x,label\n1,forged\n")
@@ -229,14 +237,9 @@ def test_data_pull_in_a_fresh_clone_brings_the_data_sets_back_and_names_the_stag
 ):
     """A clone's remote holds the data sets pushed to it, not what a stage of dvc.yaml made elsewhere
     (the built-in data, a model of `dvc repro`): those are named, made again by a run."""
-    from tasks.data.versioning import pull, push
+    from tasks.data.versioning import pull
 
-    monkeypatch.setenv("MLPIPE_DVC_REMOTE", str(tmp_path / "remote"))
-    root = make_workspace(tmp_path / "project")
-    (root / "data" / "rows").mkdir(parents=True)
-    (root / "data" / "rows" / "train.csv").write_text("x,label\n1,a\n")
-    run(str(BIN / "dvc"), "add", "-q", "data/rows", cwd=root, env={**os.environ})
-    push(root)
+    root = _pushed_rows(tmp_path, monkeypatch)
     (root / "dvc.yaml").write_text("stages:\n  made:\n    cmd: echo made > made.txt\n    outs: [made.txt]\n")
     run(str(BIN / "dvc"), "repro", "-q", cwd=root, env={**os.environ})  # made.txt is in no remote
     git("add", "-A", cwd=root)
