@@ -60,7 +60,7 @@ def up(
 
 def _show_servers(settings, prefect, found: bool, mlflow_port: int, log_dir) -> None:
     """Where the UIs are, where the stores and logs are, and how to send runs from elsewhere."""
-    from tasks.infra.api_auth import AUTH_FILE
+    from tasks.infra.api_auth import AUTH_FILE, AUTH_USER
     from tasks.infra.local_servers import HOST
     from tasks.registry.links import CLASSIC
 
@@ -72,7 +72,7 @@ def _show_servers(settings, prefect, found: bool, mlflow_port: int, log_dir) -> 
     password = settings.prefect_home / AUTH_FILE
     typer.echo(
         f"  its API takes calls with the password in {password} only: this project's commands send it; "
-        f'elsewhere export PREFECT_API_AUTH_STRING="mlpipe:$(cat {password})" (the UI asks for it once)'
+        f'elsewhere export PREFECT_API_AUTH_STRING="{AUTH_USER}:$(cat {password})" (the UI asks for it once)'
     )
     typer.echo(f"Logs in {log_dir} and {settings.prefect_home}. Ctrl-C stops MLflow; `mlpipe down` stops Prefect.")
 

@@ -5,6 +5,7 @@ kept in its git-ignored Prefect home, sent by the project's own commands to the 
 from tasks.infra.settings import Settings
 
 AUTH_FILE = "api-auth"  # in the project's Prefect home: its Prefect server's API password
+AUTH_USER = "mlpipe"  # basic auth's user: the auth string is `<user>:<the file's content>`
 
 
 def api_auth_string(settings: Settings) -> str:
@@ -12,4 +13,4 @@ def api_auth_string(settings: Settings) -> str:
     project's git-ignored Prefect home with mode 0600. Clients send it as PREFECT_API_AUTH_STRING."""
     from tasks.infra.files import secret_file
 
-    return f"mlpipe:{secret_file(settings.prefect_home / AUTH_FILE).decode()}"
+    return f"{AUTH_USER}:{secret_file(settings.prefect_home / AUTH_FILE).decode()}"
